@@ -1,0 +1,47 @@
+//! `safeguard-bench`: measures the real components and prints one
+//! `name: value` line per figure, for scripts to read.
+//!
+//! Machines here are shared and noisy, so every figure that has a goal is a
+//! ratio against a baseline measured in the same run.
+
+mod log;
+mod report;
+
+use std::process::ExitCode;
+
+const USAGE: &str = "usage: safeguard-bench log [--quick]
+
+  log      append throughput and latency, replay speed and size on disk of
+           the event log, beside bare sled doing the same work
+  --quick  smaller counts: the same lines in under a minute";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let quick = args.iter().any(|arg| arg == "--quick");
+    let commands: Vec<&str> = args
+        .iter()
+        .map(String::as_str)
+        .filter(|arg| !arg.starts_with("--"))
+        .collect();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("safeguard-bench: cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = match commands.as_slice() {
+        ["log"] => runtime.block_on(log::run(log::Scale::new(quick))),
+        _ => {
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("safeguard-bench: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,19 @@
+//! Compiles `proto/` into Rust with protox (pure Rust), so a fresh machine
+//! needs no system `protoc`.
+
+use std::path::PathBuf;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let proto_root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+    let files = [
+        "safeguard/common/v1/common.proto",
+        "safeguard/events/v1/envelope.proto",
+    ];
+    println!("cargo:rerun-if-changed={}", proto_root.display());
+    let descriptors = protox::compile(files, [&proto_root])?;
+    tonic_prost_build::configure()
+        .build_server(true)
+        .build_client(true)
+        .compile_fds(descriptors)?;
+    Ok(())
+}

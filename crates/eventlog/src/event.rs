@@ -1,0 +1,150 @@
+//! What callers hand to the log and what it hands back: event ids, new
+//! events, expected versions and append outcomes.
+
+use std::fmt;
+use std::ops::Range;
+use std::time::SystemTime;
+
+use contract::events::v1::{Actor, EventEnvelope};
+
+/// A unique, time-ordered event id: a UUID version 7. It is also the
+/// idempotency key of the event, for ever.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct EventId([u8; 16]);
+
+impl EventId {
+    /// A fresh id: milliseconds since the Unix epoch, then random bits.
+    pub fn new() -> Self {
+        EventId(*uuid::Uuid::now_v7().as_bytes())
+    }
+
+    pub const fn from_bytes(bytes: [u8; 16]) -> Self {
+        EventId(bytes)
+    }
+
+    /// Reads an id from the 16 bytes of an envelope's `event_id`.
+    pub fn from_slice(bytes: &[u8]) -> Option<Self> {
+        Some(EventId(bytes.try_into().ok()?))
+    }
+
+    pub const fn as_bytes(&self) -> &[u8; 16] {
+        &self.0
+    }
+}
+
+impl Default for EventId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Display for EventId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        uuid::Uuid::from_bytes(self.0).hyphenated().fmt(f)
+    }
+}
+
+impl fmt::Debug for EventId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "EventId({self})")
+    }
+}
+
+/// An event to append. The log adds the stream, both positions and the
+/// recorded-at time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEvent {
+    pub event_id: EventId,
+    pub occurred_at: SystemTime,
+    pub correlation_id: Vec<u8>,
+    pub causation_id: Vec<u8>,
+    pub actor: Option<Actor>,
+    /// Fully-qualified protobuf name of the payload message.
+    pub content_type: String,
+    pub content_version: u32,
+    pub payload: Vec<u8>,
+}
+
+impl NewEvent {
+    /// An event with a fresh id, occurring now, at content version 1, with
+    /// no correlation, causation or actor.
+    pub fn new(content_type: impl Into<String>, payload: impl Into<Vec<u8>>) -> Self {
+        NewEvent {
+            event_id: EventId::new(),
+            occurred_at: SystemTime::now(),
+            correlation_id: Vec::new(),
+            causation_id: Vec::new(),
+            actor: None,
+            content_type: content_type.into(),
+            content_version: 1,
+            payload: payload.into(),
+        }
+    }
+
+    pub(crate) fn into_envelope(
+        self,
+        stream_id: String,
+        stream_version: u64,
+        global_position: u64,
+        recorded_at: prost_types::Timestamp,
+    ) -> EventEnvelope {
+        EventEnvelope {
+            event_id: self.event_id.as_bytes().to_vec(),
+            stream_id,
+            stream_version,
+            global_position,
+            occurred_at: Some(self.occurred_at.into()),
+            recorded_at: Some(recorded_at),
+            correlation_id: self.correlation_id,
+            causation_id: self.causation_id,
+            actor: self.actor,
+            content_type: self.content_type,
+            content_version: self.content_version,
+            payload: self.payload,
+        }
+    }
+}
+
+/// What the caller believes about the stream it appends to: the optimistic
+/// concurrency check that keeps two writers from deciding on stale state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExpectedVersion {
+    /// Append whatever the stream holds.
+    Any,
+    /// The stream must have no events yet.
+    NoStream,
+    /// The stream's last event must be at exactly this version.
+    Exact(u64),
+}
+
+impl ExpectedVersion {
+    pub(crate) fn admits(self, actual: Option<u64>) -> bool {
+        match self {
+            ExpectedVersion::Any => true,
+            ExpectedVersion::NoStream => actual.is_none(),
+            ExpectedVersion::Exact(version) => actual == Some(version),
+        }
+    }
+}
+
+impl fmt::Display for ExpectedVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExpectedVersion::Any => f.write_str("any version"),
+            ExpectedVersion::NoStream => f.write_str("no stream"),
+            ExpectedVersion::Exact(version) => write!(f, "version {version}"),
+        }
+    }
+}
+
+/// Where an append's events stand: contiguous in the log and in the stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendOutcome {
+    /// Global positions of the batch's events, in the order given.
+    pub positions: Range<u64>,
+    /// Stream versions of the batch's events, in the order given.
+    pub stream_versions: Range<u64>,
+    /// True when every event id had been written before: nothing was
+    /// written now and these are the original positions.
+    pub deduplicated: bool,
+}
