@@ -66,15 +66,14 @@ impl Subscription {
             };
             match live.recv().await {
                 Ok(group) => {
-                    let mut expected = from;
-                    for event in group.iter().filter(|event| event.position() >= from) {
+                    let fresh = group.iter().filter(|event| event.position() >= from);
+                    for (expected, event) in (from..).zip(fresh) {
                         if event.position() != expected {
                             // A gap: what is missing is on disk; read it there.
                             self.ready.clear();
                             break;
                         }
                         self.ready.push_back(event.clone());
-                        expected += 1;
                     }
                 }
                 Err(RecvError::Lagged(_)) => self.live = None,

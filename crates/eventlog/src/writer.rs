@@ -423,13 +423,14 @@ impl Syncer {
     fn sync(&mut self, groups: Vec<Group>) {
         let writes: usize = groups.iter().map(|group| group.writes).sum();
         let mut failure = self.core.failure();
-        if failure.is_none() && writes > 0 {
-            if let Err(error) = self.make_durable() {
-                let message = format!("write failed, reopen the log: {error}");
-                tracing::error!(%error, "event log sync failed; refusing further writes");
-                self.core.fail(&message);
-                failure = Some(message);
-            }
+        if failure.is_none()
+            && writes > 0
+            && let Err(error) = self.make_durable()
+        {
+            let message = format!("write failed, reopen the log: {error}");
+            tracing::error!(%error, "event log sync failed; refusing further writes");
+            self.core.fail(&message);
+            failure = Some(message);
         }
         for group in groups {
             let Group {
@@ -464,10 +465,10 @@ impl Syncer {
                 let _ = reply.send(Ok(()));
             }
         }
-        if self.last_anchor_write.elapsed() >= ANCHOR_INTERVAL {
-            if let Err(error) = self.write_anchor() {
-                tracing::warn!(%error, "could not write the anchor");
-            }
+        if self.last_anchor_write.elapsed() >= ANCHOR_INTERVAL
+            && let Err(error) = self.write_anchor()
+        {
+            tracing::warn!(%error, "could not write the anchor");
         }
     }
 

@@ -89,9 +89,9 @@ impl Model {
     fn version(&self, stream: usize) -> Option<u64> {
         self.events
             .iter()
-            .filter(|(_, s, _)| *s == stream)
+            .rev()
+            .find(|(_, s, _)| *s == stream)
             .map(|(_, _, version)| *version)
-            .last()
     }
 
     fn append(
