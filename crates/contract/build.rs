@@ -8,6 +8,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let files = [
         "safeguard/common/v1/common.proto",
         "safeguard/events/v1/envelope.proto",
+        "safeguard/referral/v1/referral.proto",
+        "safeguard/conference/v1/conference.proto",
+        "safeguard/registry/v1/registry.proto",
+        "safeguard/notification/v1/notification.proto",
     ];
     println!("cargo:rerun-if-changed={}", proto_root.display());
     let descriptors = protox::compile(files, [&proto_root])?;
