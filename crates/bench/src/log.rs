@@ -124,8 +124,7 @@ async fn raw_sled_appends(
 ) -> Result<f64, Error> {
     type Write = (Vec<(Vec<u8>, Vec<u8>)>, oneshot::Sender<()>);
     let dir = tempfile::tempdir()?;
-    let db = sled::Config::new()
-        .path(dir.path())
+    let db = eventlog::record::sled_config(dir.path())
         .cache_capacity(CACHE_BYTES)
         .open()?;
     let file = File::options().write(true).open(dir.path().join("db"))?;
@@ -222,7 +221,7 @@ async fn log_record_len() -> Result<usize, Error> {
             .await?;
         log.close().await?;
     }
-    let db = sled::open(dir.path())?;
+    let db = eventlog::record::sled_config(dir.path()).open()?;
     let record = db
         .get(eventlog::record::record_key(0))?
         .ok_or("the sample record is missing")?;
@@ -258,8 +257,7 @@ async fn replay(events: usize) -> Result<(), Error> {
         log.close().await?;
         drop(log);
 
-        let db = sled::Config::new()
-            .path(dir.path())
+        let db = eventlog::record::sled_config(dir.path())
             .cache_capacity(CACHE_BYTES)
             .open()?;
         scan_rate = scan_rate.max(best_of_two(|| raw_scan(&db, events))?);

@@ -81,6 +81,18 @@ impl NewEvent {
         }
     }
 
+    /// Roughly the bytes the event takes in its record (an upper bound).
+    pub(crate) fn encoded_len(&self) -> usize {
+        use prost::Message;
+        const FIXED: usize = 128; // ids, positions, times, tags
+        FIXED
+            + self.payload.len()
+            + self.content_type.len()
+            + self.correlation_id.len()
+            + self.causation_id.len()
+            + self.actor.as_ref().map_or(0, Message::encoded_len)
+    }
+
     pub(crate) fn into_envelope(
         self,
         stream_id: String,

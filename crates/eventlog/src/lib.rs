@@ -44,6 +44,13 @@ use crate::writer::{Request, Writer};
 pub const MAX_STREAM_ID_LEN: usize = 256;
 /// Longest cursor name, in bytes.
 pub const MAX_CURSOR_NAME_LEN: usize = 256;
+/// The largest event the log accepts, in bytes.
+///
+/// sled writes any page larger than a quarter of a segment to a separate
+/// blob file that it never fsyncs, so no page may grow that large: a leaf
+/// holds at most 17 entries, and with the log's 8 MiB segments
+/// ([`record::sled_config`]) 17 events of this size stay well under it.
+pub const MAX_EVENT_BYTES: usize = 64 * 1024;
 
 /// How to open a log. The defaults suit a service; tests shrink the buffers.
 #[derive(Debug, Clone)]
@@ -56,8 +63,9 @@ pub struct Options {
     pub max_group_events: usize,
     /// Largest batch one append may carry.
     pub max_batch_events: usize,
-    /// Largest payload of one event, in bytes.
-    pub max_payload_bytes: usize,
+    /// Largest event, in bytes: its payload with its ids, content type and
+    /// actor. At most [`MAX_EVENT_BYTES`].
+    pub max_event_bytes: usize,
     /// How many committed groups are kept for live subscribers; one that
     /// falls further behind reads from disk instead.
     pub live_buffer_groups: usize,
@@ -70,7 +78,7 @@ impl Options {
             cache_capacity_bytes: 256 * 1024 * 1024,
             max_group_events: 4096,
             max_batch_events: 1000,
-            max_payload_bytes: 1024 * 1024,
+            max_event_bytes: MAX_EVENT_BYTES,
             live_buffer_groups: 1024,
         }
     }
@@ -84,7 +92,7 @@ pub struct EventLog {
     core: Arc<Core>,
     requests: mpsc::Sender<Request>,
     limits: Limits,
-    writer: Arc<Mutex<Option<JoinHandle<()>>>>,
+    writer: Arc<Mutex<Option<JoinHandle<Result<()>>>>>,
 }
 
 /// What readers share with the writer thread.
@@ -114,14 +122,19 @@ impl EventLog {
     /// must not hand out those positions again.
     pub fn open(options: Options) -> Result<Self> {
         if options.max_group_events == 0 || options.max_batch_events == 0 {
-            return Err(Error::InvalidArgument {
-                field: "options",
-                reason: "group and batch limits must be positive".into(),
-            });
+            return Err(invalid(
+                "options",
+                "group and batch limits must be positive",
+            ));
+        }
+        if options.max_event_bytes > MAX_EVENT_BYTES {
+            return Err(invalid(
+                "options",
+                &format!("max_event_bytes is at most {MAX_EVENT_BYTES}"),
+            ));
         }
         std::fs::create_dir_all(&options.path)?;
-        let db = sled::Config::new()
-            .path(&options.path)
+        let db = record::sled_config(&options.path)
             .cache_capacity(options.cache_capacity_bytes)
             .open()?;
         check_format(&db)?;
@@ -135,6 +148,19 @@ impl EventLog {
             .read(true)
             .write(true)
             .open(options.path.join("db"))?;
+        // What a crashed process left in the page cache reads back as if it
+        // were on disk: make it so before anyone reads it or a retry is
+        // answered from it, and anchor it.
+        db.flush()?;
+        db_file.sync_data()?;
+        File::open(&options.path)?.sync_all()?;
+        anchor::write(
+            &options.path,
+            anchor::Anchor {
+                records: next_position,
+                last_hash,
+            },
+        )?;
 
         let (live, _) = broadcast::channel(options.live_buffer_groups.max(1));
         let core = Arc::new(Core {
@@ -272,7 +298,7 @@ impl EventLog {
             tokio::task::spawn_blocking(move || thread.join())
                 .await
                 .map_err(|error| Error::Storage(error.to_string()))?
-                .map_err(|_| Error::Storage("the writer thread panicked".into()))?;
+                .map_err(|_| Error::Storage("the event log stager panicked".into()))??;
         }
         closed
     }
@@ -287,14 +313,14 @@ impl EventLog {
 #[derive(Debug, Clone, Copy)]
 struct Limits {
     max_batch_events: usize,
-    max_payload_bytes: usize,
+    max_event_bytes: usize,
 }
 
 impl From<&Options> for Limits {
     fn from(options: &Options) -> Self {
         Limits {
             max_batch_events: options.max_batch_events,
-            max_payload_bytes: options.max_payload_bytes,
+            max_event_bytes: options.max_event_bytes,
         }
     }
 }
@@ -326,13 +352,13 @@ impl Limits {
             if event.content_type.is_empty() {
                 return Err(invalid("content_type", "must not be empty"));
             }
-            if event.payload.len() > self.max_payload_bytes {
+            let size = event.encoded_len();
+            if size > self.max_event_bytes {
                 return Err(invalid(
                     "payload",
                     &format!(
-                        "{} bytes, at most {} allowed",
-                        event.payload.len(),
-                        self.max_payload_bytes
+                        "the event is {size} bytes, at most {} allowed",
+                        self.max_event_bytes
                     ),
                 ));
             }
@@ -411,15 +437,24 @@ impl Core {
         if from >= end {
             return Ok(Vec::new());
         }
-        let mut events = Vec::with_capacity((end - from) as usize);
-        for entry in self
+        let mut events = Vec::with_capacity(((end - from) as usize).min(4096));
+        let mut expected = from;
+        let records = self
             .db
-            .range(record::record_key(from)..record::record_key(end))
-        {
+            .range(record::record_key(from)..record::record_key(end));
+        for entry in records {
             let (key, value) = entry?;
             let position = record::position_of_record_key(&key)
                 .ok_or_else(|| Error::Storage("record key of the wrong length".into()))?;
+            // Positions below the durable head have no gaps: a hole is damage.
+            if position != expected {
+                return Err(record::corrupt(expected, "record is missing"));
+            }
             events.push(RecordedEvent::new(position, value)?);
+            expected += 1;
+        }
+        if expected != end {
+            return Err(record::corrupt(expected, "record is missing"));
         }
         Ok(events)
     }

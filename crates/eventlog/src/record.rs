@@ -41,6 +41,16 @@ pub const ID_PREFIX: u8 = b'i';
 pub const CURSOR_PREFIX: u8 = b'c';
 pub const FORMAT_META_KEY: &[u8] = b"mformat";
 
+/// The sled settings a log's files are written with. Anything that opens
+/// them directly (tools, tests, benchmarks) must use these: sled refuses
+/// files written with another segment size.
+pub fn sled_config(path: &std::path::Path) -> sled::Config {
+    sled::Config::new().path(path).segment_size(SEGMENT_BYTES)
+}
+
+/// sled's segment size (a power of two); see `MAX_EVENT_BYTES`.
+const SEGMENT_BYTES: usize = 8 * 1024 * 1024;
+
 pub fn record_key(position: u64) -> [u8; 9] {
     let mut key = [RECORD_PREFIX; 9];
     key[1..].copy_from_slice(&position.to_be_bytes());

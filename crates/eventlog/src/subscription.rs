@@ -25,6 +25,7 @@ pub struct Subscription {
     next_position: u64,
     ready: VecDeque<RecordedEvent>,
     live: Option<broadcast::Receiver<LiveGroup>>,
+    fell_behind: u64,
 }
 
 impl Subscription {
@@ -34,12 +35,19 @@ impl Subscription {
             next_position: from_position,
             ready: VecDeque::new(),
             live: None,
+            fell_behind: 0,
         }
     }
 
     /// The position of the next event this subscription will yield.
     pub fn position(&self) -> u64 {
         self.next_position
+    }
+
+    /// How many times this subscription fell further behind the live buffer
+    /// than it holds, and went back to reading from disk.
+    pub fn times_fell_behind(&self) -> u64 {
+        self.fell_behind
     }
 
     /// The next event, waiting for one to be appended if need be. Fails with
@@ -76,7 +84,10 @@ impl Subscription {
                         self.ready.push_back(event.clone());
                     }
                 }
-                Err(RecvError::Lagged(_)) => self.live = None,
+                Err(RecvError::Lagged(_)) => {
+                    self.fell_behind += 1;
+                    self.live = None;
+                }
                 Err(RecvError::Closed) => {
                     // The writer is gone: drain the disk, then report closed.
                     self.live = None;

@@ -69,11 +69,12 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    /// Starts both threads; the handle returned ends when both have.
+    /// Starts both threads; the handle returned ends when both have, with an
+    /// error if either panicked.
     pub(crate) fn spawn(
         self,
         receiver: mpsc::Receiver<Request>,
-    ) -> Result<std::thread::JoinHandle<()>> {
+    ) -> Result<std::thread::JoinHandle<Result<()>>> {
         let (applied, to_sync) = std_mpsc::sync_channel(GROUPS_IN_FLIGHT);
         let syncer = Syncer {
             core: self.core.clone(),
@@ -98,9 +99,9 @@ impl Writer {
             .name("eventlog-stager".into())
             .spawn(move || {
                 stager.run(receiver, applied);
-                if syncer.join().is_err() {
-                    tracing::error!("the event log syncer panicked");
-                }
+                syncer
+                    .join()
+                    .map_err(|_| Error::Storage("the event log syncer panicked".into()))
             })?)
     }
 }
@@ -198,6 +199,10 @@ impl Stager {
                 position,
                 reply,
             } => {
+                if let Some(failure) = self.core.failure() {
+                    let _ = reply.send(Err(Error::Storage(failure)));
+                    return 0;
+                }
                 group
                     .batch
                     .insert(record::cursor_key(&name), &record::encode_u64(position));
@@ -398,7 +403,19 @@ struct Syncer {
 impl Syncer {
     fn run(mut self, applied: std_mpsc::Receiver<Group>) {
         let mut closers = Vec::new();
-        while let Ok(first) = applied.recv() {
+        loop {
+            let first = match applied.recv_timeout(ANCHOR_INTERVAL) {
+                Ok(group) => group,
+                // Idle: anchor what the last burst acknowledged now, not at
+                // the next append, which may be hours away.
+                Err(std_mpsc::RecvTimeoutError::Timeout) => {
+                    if let Err(error) = self.write_anchor() {
+                        tracing::warn!(%error, "could not write the anchor");
+                    }
+                    continue;
+                }
+                Err(std_mpsc::RecvTimeoutError::Disconnected) => break,
+            };
             let mut groups = vec![first];
             groups.extend(applied.try_iter());
             for group in &mut groups {

@@ -268,3 +268,112 @@ async fn a_closed_log_refuses_writes_but_still_reads() {
     assert!(matches!(error, Error::Closed));
     assert_eq!(labels(&other.read_all(0, 10).expect("read")), ["kept"]);
 }
+
+/// Requests that arrive together are decided in one group: the same batch
+/// sent twenty times at once is written once, and twenty writers expecting
+/// an empty stream have exactly one winner.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_duplicates_and_races_are_decided_once() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let log = open(dir.path());
+    let ids = [EventId::new(), EventId::new(), EventId::new()];
+    let mut retries = Vec::new();
+    for _ in 0..20 {
+        let log = log.clone();
+        retries.push(tokio::spawn(async move {
+            let batch = ids.iter().map(|id| event_with_id(*id, "same")).collect();
+            log.append("retried", ExpectedVersion::Any, batch).await
+        }));
+    }
+    let mut racers = Vec::new();
+    for racer in 0..20 {
+        let log = log.clone();
+        racers.push(tokio::spawn(async move {
+            log.append(
+                "raced",
+                ExpectedVersion::NoStream,
+                events(&[&racer.to_string()]),
+            )
+            .await
+        }));
+    }
+    let mut outcomes = Vec::new();
+    for retry in retries {
+        outcomes.push(retry.await.expect("task").expect("append"));
+    }
+    let first = outcomes
+        .iter()
+        .find(|outcome| !outcome.deduplicated)
+        .expect("one write");
+    assert_eq!(
+        outcomes
+            .iter()
+            .filter(|outcome| !outcome.deduplicated)
+            .count(),
+        1
+    );
+    assert!(
+        outcomes
+            .iter()
+            .all(|outcome| outcome.positions == first.positions)
+    );
+    let mut winners = 0;
+    for racer in racers {
+        match racer.await.expect("task") {
+            Ok(outcome) => {
+                winners += 1;
+                assert_eq!(outcome.stream_versions, 0..1);
+            }
+            Err(Error::WrongExpectedVersion {
+                actual: Some(0), ..
+            }) => {}
+            Err(other) => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!(winners, 1);
+    assert_eq!(log.head(), 4);
+    assert_eq!(log.verify().expect("verify").records, 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_passes_while_appends_are_in_flight() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let log = open(dir.path());
+    let writer = {
+        let log = log.clone();
+        tokio::spawn(async move {
+            for index in 0..400 {
+                let stream = format!("s{}", index % 7);
+                log.append(&stream, ExpectedVersion::Any, events(&["x", "y"]))
+                    .await
+                    .expect("append");
+            }
+        })
+    };
+    let mut checks = 0;
+    while !writer.is_finished() {
+        let report = log.verify().expect("a healthy log verifies");
+        assert!(report.records <= log.head());
+        checks += 1;
+        tokio::task::yield_now().await;
+    }
+    writer.await.expect("writer");
+    assert!(checks > 1);
+    assert_eq!(log.verify().expect("verify").records, 800);
+}
+
+#[tokio::test]
+async fn options_beyond_what_sled_can_make_durable_are_refused() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let options = eventlog::Options {
+        max_event_bytes: eventlog::MAX_EVENT_BYTES + 1,
+        ..eventlog::Options::new(dir.path())
+    };
+    assert!(matches!(
+        eventlog::EventLog::open(options),
+        Err(Error::InvalidArgument {
+            field: "options",
+            ..
+        })
+    ));
+}

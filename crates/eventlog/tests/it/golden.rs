@@ -115,7 +115,7 @@ fn describe(event: &EventEnvelope) -> Value {
 }
 
 fn dump(path: &Path) -> Value {
-    let db = sled::open(path).expect("open sled");
+    let db = record::sled_config(path).open().expect("open sled");
     let pairs: Vec<Value> = db
         .iter()
         .map(|entry| {
@@ -128,7 +128,7 @@ fn dump(path: &Path) -> Value {
 
 /// Loads a golden tree into a fresh sled directory.
 fn load(golden: &Value, path: &Path) {
-    let db = sled::open(path).expect("open sled");
+    let db = record::sled_config(path).open().expect("open sled");
     for pair in golden["tree"].as_array().expect("tree") {
         db.insert(
             unhex(pair[0].as_str().expect("key")),

@@ -68,7 +68,13 @@ async fn a_slow_subscriber_falls_back_to_disk_and_misses_nothing() {
         .await
         .expect("append");
     assert_eq!(take(&mut subscription, 1).await, [0]);
-    // Now live; 200 groups pass while it does not read, 100 times its buffer.
+    // Caught up and waiting on the live buffer of 2 groups...
+    assert!(
+        timeout(Duration::from_millis(50), subscription.next())
+            .await
+            .is_err()
+    );
+    // ...while 200 groups pass without it reading: 100 times its buffer.
     for index in 1..=200 {
         log.append("s", ExpectedVersion::Any, vec![event(&index.to_string())])
             .await
@@ -78,6 +84,18 @@ async fn a_slow_subscriber_falls_back_to_disk_and_misses_nothing() {
         take(&mut subscription, 200).await,
         (1..=200).collect::<Vec<_>>()
     );
+    // Waiting again, it finds it lost its place in the buffer, rejoins, and
+    // the next event still arrives exactly once.
+    assert!(
+        timeout(Duration::from_millis(50), subscription.next())
+            .await
+            .is_err()
+    );
+    assert_eq!(subscription.times_fell_behind(), 1);
+    log.append("s", ExpectedVersion::Any, events(&["201"]))
+        .await
+        .expect("append");
+    assert_eq!(take(&mut subscription, 1).await, [201]);
 }
 
 #[tokio::test]
@@ -102,7 +120,17 @@ async fn concurrent_appends_form_one_order_that_every_subscriber_sees() {
     const BATCHES: usize = 40;
     let dir = tempfile::tempdir().expect("temp dir");
     let log = open(dir.path());
-    let early = log.subscribe(0);
+    let total: usize = (0..TASKS)
+        .flat_map(|task| (0..BATCHES).map(move |batch| 1 + (task + batch) % 3))
+        .sum();
+    // Subscribers that read while the appends run: they switch between
+    // disk and live many times over.
+    let following: Vec<_> = (0..3)
+        .map(|_| {
+            let mut subscription = log.subscribe(0);
+            tokio::spawn(async move { take(&mut subscription, total).await })
+        })
+        .collect();
     let mut tasks = Vec::new();
     for task in 0..TASKS {
         let log = log.clone();
@@ -131,13 +159,11 @@ async fn concurrent_appends_form_one_order_that_every_subscriber_sees() {
             acknowledged
         }));
     }
-    let middle = log.subscribe(0);
     let mut acknowledged = Vec::new();
     for task in tasks {
         acknowledged.extend(task.await.expect("task"));
     }
-    let late = log.subscribe(0);
-    let total: usize = acknowledged.iter().map(|(_, labels)| labels.len()).sum();
+    let mut late = log.subscribe(0);
     assert_eq!(log.head(), total as u64);
 
     let all = decoded(&log.read_all(0, total + 10).expect("read all"));
@@ -162,8 +188,9 @@ async fn concurrent_appends_form_one_order_that_every_subscriber_sees() {
         *next += 1;
     }
     let expected: Vec<u64> = (0..total as u64).collect();
-    for mut subscription in [early, middle, late] {
-        assert_eq!(take(&mut subscription, total).await, expected);
+    for subscriber in following {
+        assert_eq!(subscriber.await.expect("subscriber"), expected);
     }
+    assert_eq!(take(&mut late, total).await, expected);
     assert_eq!(log.verify().expect("verify").records, total as u64);
 }
