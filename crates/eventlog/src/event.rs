@@ -18,6 +18,26 @@ impl EventId {
         EventId(*uuid::Uuid::now_v7().as_bytes())
     }
 
+    /// The id of the `index`-th event that `purpose` derives from `source`:
+    /// the same inputs always give the same id, so a consumer that handles
+    /// a redelivered event appends nothing new (the log deduplicates). It
+    /// keeps the source's millisecond timestamp, so it stays time-ordered,
+    /// and is marked as a version 7 UUID.
+    pub fn derived(source: EventId, purpose: &str, index: u32) -> Self {
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::new()
+            .chain_update(source.0)
+            .chain_update(purpose.as_bytes())
+            .chain_update(index.to_be_bytes())
+            .finalize();
+        let mut bytes = [0_u8; 16];
+        bytes[..6].copy_from_slice(&source.0[..6]);
+        bytes[6..].copy_from_slice(&digest[..10]);
+        bytes[6] = 0x70 | (bytes[6] & 0x0f);
+        bytes[8] = 0x80 | (bytes[8] & 0x3f);
+        EventId(bytes)
+    }
+
     pub const fn from_bytes(bytes: [u8; 16]) -> Self {
         EventId(bytes)
     }
@@ -29,6 +49,23 @@ impl EventId {
 
     pub const fn as_bytes(&self) -> &[u8; 16] {
         &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn derived_ids_are_deterministic_distinct_and_keep_the_source_time() {
+        let source = EventId::new();
+        let id = EventId::derived(source, "registry:plan-started", 0);
+        assert_eq!(id, EventId::derived(source, "registry:plan-started", 0));
+        assert_ne!(id, EventId::derived(source, "registry:plan-started", 1));
+        assert_ne!(id, EventId::derived(source, "notification", 0));
+        assert_eq!(id.as_bytes()[..6], source.as_bytes()[..6]);
+        let uuid = uuid::Uuid::from_bytes(*id.as_bytes());
+        assert_eq!(uuid.get_version_num(), 7);
     }
 }
 
