@@ -1,0 +1,101 @@
+//! Referral intake: the MASH front door over gRPC.
+//!
+//! A referral arrives (`SubmitReferral`, idempotent by the client's key), is
+//! decided within a working day (`RecordDecision`), may lead to strategy
+//! discussions and a section 47 enquiry, and ends with or without a request
+//! for an initial conference. Every fact is an event in this service's own
+//! log (stream `referral-<id>`), published on the bus as producer
+//! [`LOG`]; the state it answers from is a projection of that log.
+
+mod convert;
+mod projection;
+mod service;
+
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+
+use domain::calendar::Calendar;
+use eventlog::EventLog;
+use service_core::Watermark;
+
+pub use crate::service::ReferralIntake;
+
+/// This service's name on the bus and in consistency tokens.
+pub const LOG: &str = "referral-intake";
+
+/// The content types of this service's events: their protobuf names.
+pub mod content {
+    pub const SUBMITTED: &str = "safeguard.referral.v1.ReferralSubmitted";
+    pub const DECIDED: &str = "safeguard.referral.v1.ReferralDecided";
+    pub const STRATEGY: &str = "safeguard.referral.v1.StrategyDiscussionHeld";
+    pub const SECTION_47: &str = "safeguard.referral.v1.Section47Concluded";
+}
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Where this service's log lives; no other service reads it.
+    pub data_dir: PathBuf,
+    pub calendar: Calendar,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot open the referral log: {0}")]
+    Log(#[from] eventlog::Error),
+    #[error("cannot rebuild referrals from the log: {0}")]
+    Projection(String),
+    #[error(transparent)]
+    Bus(#[from] bus::Error),
+}
+
+/// Opens the service: its log, the projection rebuilt from it, a task that
+/// keeps the projection current, and its registration as a producer.
+pub async fn open(options: Options, bus: &bus::Bus) -> Result<ReferralIntake, Error> {
+    let log = EventLog::open(eventlog::Options::new(&options.data_dir))?;
+    bus.register_producer(LOG, log.clone())?;
+    let projection = Arc::new(RwLock::new(projection::Projection::default()));
+    let watermark = Watermark::new(LOG);
+    // Rebuild before serving, so nothing is answered from half a history.
+    let mut subscription = log.subscribe(0);
+    while subscription.position() < log.head() {
+        let event = subscription.next().await?;
+        let mut state = projection
+            .write()
+            .map_err(|_| Error::Projection("poisoned".into()))?;
+        state.apply(&event).map_err(Error::Projection)?;
+    }
+    watermark.advance_to(subscription.position());
+    tokio::spawn(follow(subscription, projection.clone(), watermark.clone()));
+    Ok(ReferralIntake::new(
+        log,
+        projection,
+        watermark,
+        options.calendar,
+    ))
+}
+
+/// Applies the log's events to the projection as they become durable.
+async fn follow(
+    mut subscription: eventlog::Subscription,
+    projection: Arc<RwLock<projection::Projection>>,
+    watermark: Watermark,
+) {
+    loop {
+        let event = match subscription.next().await {
+            Ok(event) => event,
+            Err(eventlog::Error::Closed) => return,
+            Err(error) => {
+                tracing::error!(%error, "referral projection stopped");
+                return;
+            }
+        };
+        let applied = match projection.write() {
+            Ok(mut state) => state.apply(&event),
+            Err(_) => return,
+        };
+        if let Err(error) = applied {
+            tracing::error!(%error, position = event.position(), "referral projection cannot apply an event");
+        }
+        watermark.advance_to(event.position() + 1);
+    }
+}

@@ -1,0 +1,489 @@
+//! The `ReferralIntake` gRPC service: validate, decide with the domain,
+//! append, answer with a consistency token.
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use contract::common::v1::{AbuseCategory, ConsistencyToken};
+use contract::referral::v1 as wire;
+use contract::referral::v1::referral_intake_server::{self, ReferralIntakeServer};
+use domain::calendar::Calendar;
+use domain::clocks;
+use eventlog::{EventId, EventLog, ExpectedVersion, NewEvent};
+use prost::Message;
+use service_core::reject::{denied, from_domain, from_log, invalid, not_found};
+use service_core::validate::{self, Caller};
+use service_core::{Watermark, consistency};
+use tonic::{Request, Response, Status};
+
+use crate::projection::{self, Projection, Tracked};
+use crate::{content, convert};
+
+/// The service; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct ReferralIntake {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    log: EventLog,
+    projection: Arc<RwLock<Projection>>,
+    watermark: Watermark,
+    calendar: Calendar,
+}
+
+impl ReferralIntake {
+    pub(crate) fn new(
+        log: EventLog,
+        projection: Arc<RwLock<Projection>>,
+        watermark: Watermark,
+        calendar: Calendar,
+    ) -> Self {
+        ReferralIntake {
+            inner: Arc::new(Inner {
+                log,
+                projection,
+                watermark,
+                calendar,
+            }),
+        }
+    }
+
+    pub fn into_server(self) -> ReferralIntakeServer<Self> {
+        ReferralIntakeServer::new(self)
+    }
+
+    pub fn log(&self) -> &EventLog {
+        &self.inner.log
+    }
+
+    fn read(&self) -> Result<std::sync::RwLockReadGuard<'_, Projection>, Status> {
+        self.inner
+            .projection
+            .read()
+            .map_err(|_| Status::internal("referral state unavailable"))
+    }
+
+    /// Waits until the projection reflects everything in the log, so a
+    /// command is decided on the latest state.
+    async fn catch_up(&self) -> Result<(), Status> {
+        let token = self.inner.watermark.token(self.inner.log.head());
+        self.inner
+            .watermark
+            .wait_for(Some(&token), consistency::DEFAULT_WAIT)
+            .await
+    }
+
+    fn tracked(&self, referral_id: &str) -> Result<Tracked, Status> {
+        self.read()?
+            .referrals
+            .get(referral_id)
+            .cloned()
+            .ok_or_else(|| not_found("referral", referral_id))
+    }
+
+    async fn append(
+        &self,
+        referral_id: &str,
+        expected: ExpectedVersion,
+        event: NewEvent,
+    ) -> Result<ConsistencyToken, Status> {
+        let outcome = self
+            .inner
+            .log
+            .append(&format!("referral-{referral_id}"), expected, vec![event])
+            .await
+            .map_err(from_log)?;
+        Ok(self.inner.watermark.token(outcome.positions.end))
+    }
+
+    fn is_overdue(&self, view: &wire::Referral, today: domain::date::Date) -> bool {
+        view.status == i32::from(wire::ReferralStatus::AwaitingDecision)
+            && validate::optional_date("decision_due", view.decision_due.as_ref())
+                .ok()
+                .flatten()
+                .is_some_and(|due| today > due)
+    }
+}
+
+fn event(content_type: &str, payload: &impl Message, caller: &Caller) -> NewEvent {
+    NewEvent {
+        actor: Some(contract::events::v1::Actor {
+            kind: Some(contract::events::v1::actor::Kind::Person(caller.to_wire())),
+        }),
+        ..NewEvent::new(content_type, payload.encode_to_vec())
+    }
+}
+
+/// Decisions about a referral are the local authority's.
+fn require_local_authority(caller: &Caller) -> Result<(), Status> {
+    if caller.is_local_authority() {
+        Ok(())
+    } else {
+        Err(denied(format!(
+            "caller.role: {} may not record this; local authority social care roles only",
+            caller.role.as_str_name()
+        )))
+    }
+}
+
+fn validate_child(
+    child: Option<&wire::Child>,
+    today: domain::date::Date,
+) -> Result<wire::Child, Status> {
+    let child = child.ok_or_else(|| invalid("child", "is required"))?;
+    let nhs = validate::optional_nhs_number("child.nhs_number", child.nhs_number.as_ref())?;
+    let mother =
+        validate::optional_nhs_number("child.mother_nhs_number", child.mother_nhs_number.as_ref())?;
+    let born = validate::optional_date("child.date_of_birth", child.date_of_birth.as_ref())?;
+    let expected = validate::optional_date(
+        "child.expected_date_of_delivery",
+        child.expected_date_of_delivery.as_ref(),
+    )?;
+    match (born, expected) {
+        (None, None) => {
+            return Err(invalid(
+                "child.date_of_birth",
+                "a date of birth, or for an unborn child an expected date of delivery, is required",
+            ));
+        }
+        (Some(born), _) if born > today => {
+            return Err(invalid("child.date_of_birth", "is in the future"));
+        }
+        (None, Some(_)) if mother.is_none() => {
+            return Err(invalid(
+                "child.mother_nhs_number",
+                "is required for an unborn child",
+            ));
+        }
+        _ => {}
+    }
+    if child.given_name.trim().is_empty()
+        && child.family_name.trim().is_empty()
+        && nhs.is_none()
+        && mother.is_none()
+    {
+        return Err(invalid("child", "needs a name or an NHS number"));
+    }
+    Ok(wire::Child {
+        nhs_number: nhs.map(|number| contract::common::v1::NhsNumber {
+            value: number.to_string(),
+        }),
+        mother_nhs_number: mother.map(|number| contract::common::v1::NhsNumber {
+            value: number.to_string(),
+        }),
+        given_name: child.given_name.trim().to_owned(),
+        family_name: child.family_name.trim().to_owned(),
+        ..child.clone()
+    })
+}
+
+fn validate_police(assessment: Option<&wire::PoliceRiskAssessment>) -> Result<(), Status> {
+    let Some(assessment) = assessment else {
+        return Ok(());
+    };
+    validate::known_enum::<wire::RiskRating>(
+        "police_risk_assessment.overall_rating",
+        assessment.overall_rating,
+    )?;
+    validate::known_enum::<wire::PoliceReportKind>("police_risk_assessment.kind", assessment.kind)?;
+    for group in &assessment.groups {
+        validate::known_enum::<wire::RiskSubject>(
+            "police_risk_assessment.groups.subject",
+            group.subject,
+        )?;
+    }
+    Ok(())
+}
+
+fn validate_consent(consent: Option<&wire::Consent>) -> Result<(), Status> {
+    let consent = consent.ok_or_else(|| invalid("consent", "is required"))?;
+    let status = validate::known_enum::<wire::ConsentStatus>("consent.status", consent.status)?;
+    if status == wire::ConsentStatus::NotSought && consent.reason.trim().is_empty() {
+        return Err(invalid(
+            "consent.reason",
+            "is required when consent was not sought",
+        ));
+    }
+    Ok(())
+}
+
+/// A referral id from the idempotency key and the referring organisation:
+/// a retry of the same submission gets the same id (and event id).
+fn referral_id_for(organisation: &str, key: &str) -> EventId {
+    EventId::derived(
+        EventId::from_bytes([0; 16]),
+        &format!("referral:{organisation}:{key}"),
+        0,
+    )
+}
+
+#[tonic::async_trait]
+impl referral_intake_server::ReferralIntake for ReferralIntake {
+    async fn submit_referral(
+        &self,
+        request: Request<wire::SubmitReferralRequest>,
+    ) -> Result<Response<wire::SubmitReferralResponse>, Status> {
+        let request = request.into_inner();
+        let caller = validate::caller(request.caller.as_ref())?;
+        let key = validate::required_text("idempotency_key", &request.idempotency_key)?;
+        let received_at = validate::timestamp_or_now("received_at", request.received_at.as_ref())?;
+        let received_on = validate::date_of(&received_at);
+        let referrer = request
+            .referrer
+            .as_ref()
+            .ok_or_else(|| invalid("referrer", "is required"))?;
+        let referrer_organisation =
+            validate::organisation("referrer.organisation", referrer.organisation.as_ref())?;
+        let child = validate_child(request.child.as_ref(), validate::today())?;
+        let concerns = validate::required_text("concerns", &request.concerns)?;
+        validate::known_enum::<AbuseCategory>("category_of_concern", request.category_of_concern)?;
+        validate_police(request.police_risk_assessment.as_ref())?;
+        validate_consent(request.consent.as_ref())?;
+        let local_authority =
+            validate::organisation("local_authority", request.local_authority.as_ref())?;
+
+        let id = referral_id_for(caller.organisation.as_str(), &key);
+        let referral_id = id.to_string();
+        let decision_due = clocks::referral_decision_due(&self.inner.calendar, received_on);
+        let submitted = wire::ReferralSubmitted {
+            referral_id: referral_id.clone(),
+            idempotency_key: key,
+            referrer: Some(wire::Referrer {
+                organisation: Some(referrer_organisation),
+                person: referrer.person.clone(),
+            }),
+            child: Some(child),
+            concerns,
+            category_of_concern: request.category_of_concern,
+            police_risk_assessment: request.police_risk_assessment,
+            consent: request.consent,
+            local_authority: Some(local_authority),
+            received_at: Some(received_at),
+            decision_due: Some(validate::to_wire_date(decision_due)),
+        };
+        let mut new = event(content::SUBMITTED, &submitted, &caller);
+        new.event_id = id;
+        new.correlation_id = id.as_bytes().to_vec();
+        // A retry carries the same event id: the log answers it with the
+        // original positions and writes nothing.
+        let token = self.append(&referral_id, ExpectedVersion::Any, new).await?;
+        let decision_due = self
+            .read()?
+            .referrals
+            .get(&referral_id)
+            .and_then(|tracked| tracked.view.decision_due)
+            .unwrap_or_else(|| validate::to_wire_date(decision_due));
+        Ok(Response::new(wire::SubmitReferralResponse {
+            referral_id,
+            decision_due: Some(decision_due),
+            token: Some(token),
+        }))
+    }
+
+    async fn record_decision(
+        &self,
+        request: Request<wire::RecordDecisionRequest>,
+    ) -> Result<Response<wire::RecordDecisionResponse>, Status> {
+        let request = request.into_inner();
+        let caller = validate::caller(request.caller.as_ref())?;
+        require_local_authority(&caller)?;
+        validate::known_enum::<wire::RagRating>("rag_rating", request.rag_rating)?;
+        validate::known_enum::<wire::ReferralOutcome>("outcome", request.outcome)?;
+        let outcome = convert::outcome_to_domain(request.outcome)
+            .ok_or_else(|| invalid("outcome", "is required"))?;
+        let rationale = validate::required_text("rationale", &request.rationale)?;
+        let decided_at = validate::timestamp_or_now("decided_at", request.decided_at.as_ref())?;
+        self.catch_up().await?;
+        let mut tracked = self.tracked(&request.referral_id)?;
+        tracked
+            .aggregate
+            .decide(outcome, validate::date_of(&decided_at))
+            .map_err(from_domain)?;
+        let decided = wire::ReferralDecided {
+            referral_id: request.referral_id.clone(),
+            rag_rating: request.rag_rating,
+            outcome: request.outcome,
+            rationale,
+            decided_at: Some(decided_at),
+            decided_by: Some(caller.to_wire()),
+            referrer: tracked.view.referrer.clone(),
+            child: tracked.view.child.clone(),
+            local_authority: tracked.view.local_authority.clone(),
+            assessment_due: Some(validate::to_wire_date(
+                tracked.aggregate.assessment_due(&self.inner.calendar),
+            )),
+        };
+        let token = self
+            .append(
+                &request.referral_id,
+                ExpectedVersion::Exact(tracked.version),
+                event(content::DECIDED, &decided, &caller),
+            )
+            .await?;
+        projection::apply_decided(&mut tracked, &decided).map_err(Status::internal)?;
+        Ok(Response::new(wire::RecordDecisionResponse {
+            referral: Some(tracked.view),
+            token: Some(token),
+        }))
+    }
+
+    async fn record_strategy_discussion(
+        &self,
+        request: Request<wire::RecordStrategyDiscussionRequest>,
+    ) -> Result<Response<wire::RecordStrategyDiscussionResponse>, Status> {
+        let request = request.into_inner();
+        let caller = validate::caller(request.caller.as_ref())?;
+        require_local_authority(&caller)?;
+        let held_on = validate::date("held_on", request.held_on.as_ref())?;
+        if held_on > validate::today() {
+            return Err(invalid("held_on", "is in the future"));
+        }
+        let agencies = request
+            .agencies_present
+            .iter()
+            .map(|agency| validate::organisation("agencies_present", Some(agency)))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.catch_up().await?;
+        let mut tracked = self.tracked(&request.referral_id)?;
+        tracked
+            .aggregate
+            .hold_strategy_discussion(held_on, request.section_47_enquiry)
+            .map_err(from_domain)?;
+        let latest = tracked
+            .aggregate
+            .strategy_discussions
+            .iter()
+            .copied()
+            .chain([held_on])
+            .max()
+            .unwrap_or(held_on);
+        let held = wire::StrategyDiscussionHeld {
+            referral_id: request.referral_id.clone(),
+            discussion: Some(wire::StrategyDiscussion {
+                held_on: request.held_on,
+                agencies_present: agencies,
+                section_47_enquiry: request.section_47_enquiry,
+            }),
+            notes: request.notes.trim().to_owned(),
+            icpc_due: Some(validate::to_wire_date(clocks::icpc_due(
+                &self.inner.calendar,
+                latest,
+            ))),
+            child: tracked.view.child.clone(),
+            local_authority: tracked.view.local_authority.clone(),
+        };
+        let token = self
+            .append(
+                &request.referral_id,
+                ExpectedVersion::Exact(tracked.version),
+                event(content::STRATEGY, &held, &caller),
+            )
+            .await?;
+        projection::apply_strategy(&mut tracked, &held).map_err(Status::internal)?;
+        Ok(Response::new(wire::RecordStrategyDiscussionResponse {
+            referral: Some(tracked.view),
+            token: Some(token),
+        }))
+    }
+
+    async fn record_section47_outcome(
+        &self,
+        request: Request<wire::RecordSection47OutcomeRequest>,
+    ) -> Result<Response<wire::RecordSection47OutcomeResponse>, Status> {
+        let request = request.into_inner();
+        let caller = validate::caller(request.caller.as_ref())?;
+        require_local_authority(&caller)?;
+        let concluded_on = validate::date("concluded_on", request.concluded_on.as_ref())?;
+        let rationale = validate::required_text("rationale", &request.rationale)?;
+        self.catch_up().await?;
+        let mut tracked = self.tracked(&request.referral_id)?;
+        tracked
+            .aggregate
+            .conclude_section_47(concluded_on, request.conference_needed)
+            .map_err(from_domain)?;
+        let concluded = wire::Section47Concluded {
+            referral_id: request.referral_id.clone(),
+            concluded_on: request.concluded_on,
+            conference_needed: request.conference_needed,
+            rationale,
+            icpc_due: tracked.view.icpc_due,
+            child: tracked.view.child.clone(),
+            local_authority: tracked.view.local_authority.clone(),
+            referrer: tracked.view.referrer.clone(),
+        };
+        let token = self
+            .append(
+                &request.referral_id,
+                ExpectedVersion::Exact(tracked.version),
+                event(content::SECTION_47, &concluded, &caller),
+            )
+            .await?;
+        projection::apply_section_47(&mut tracked, &concluded).map_err(Status::internal)?;
+        Ok(Response::new(wire::RecordSection47OutcomeResponse {
+            referral: Some(tracked.view),
+            token: Some(token),
+        }))
+    }
+
+    async fn get_referral(
+        &self,
+        request: Request<wire::GetReferralRequest>,
+    ) -> Result<Response<wire::GetReferralResponse>, Status> {
+        let request = request.into_inner();
+        validate::caller(request.caller.as_ref())?;
+        self.inner
+            .watermark
+            .wait_for(request.min_token.as_ref(), consistency::DEFAULT_WAIT)
+            .await?;
+        let mut view = self.tracked(&request.referral_id)?.view;
+        view.decision_overdue = self.is_overdue(&view, validate::today());
+        Ok(Response::new(wire::GetReferralResponse {
+            referral: Some(view),
+        }))
+    }
+
+    async fn list_awaiting_decision(
+        &self,
+        request: Request<wire::ListAwaitingDecisionRequest>,
+    ) -> Result<Response<wire::ListAwaitingDecisionResponse>, Status> {
+        let request = request.into_inner();
+        let caller = validate::caller(request.caller.as_ref())?;
+        require_local_authority(&caller)?;
+        let local_authority = domain::OdsCode::parse(&request.local_authority_ods_code)
+            .map_err(|error| invalid("local_authority_ods_code", error))?;
+        let today = validate::optional_date("as_of", request.as_of.as_ref())?
+            .unwrap_or_else(validate::today);
+        self.inner
+            .watermark
+            .wait_for(request.min_token.as_ref(), Duration::from_secs(5))
+            .await?;
+        let mut referrals: Vec<wire::Referral> = self
+            .read()?
+            .referrals
+            .values()
+            .filter(|tracked| {
+                tracked.view.status == i32::from(wire::ReferralStatus::AwaitingDecision)
+                    && tracked
+                        .view
+                        .local_authority
+                        .as_ref()
+                        .is_some_and(|la| la.ods_code == local_authority.as_str())
+            })
+            .map(|tracked| tracked.view.clone())
+            .collect();
+        for view in &mut referrals {
+            view.decision_overdue = self.is_overdue(view, today);
+        }
+        referrals.sort_by(|a, b| {
+            let due = |view: &wire::Referral| view.decision_due.map(|d| (d.year, d.month, d.day));
+            due(a)
+                .cmp(&due(b))
+                .then_with(|| a.referral_id.cmp(&b.referral_id))
+        });
+        Ok(Response::new(wire::ListAwaitingDecisionResponse {
+            referrals,
+        }))
+    }
+}

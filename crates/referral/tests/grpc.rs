@@ -1,0 +1,456 @@
+//! The referral intake over real gRPC: the service on port 0 with its log in
+//! a temp directory, spoken to only through its client.
+
+use std::path::Path;
+use std::time::Duration;
+
+use contract::common::v1::{
+    AbuseCategory, CallerIdentity, CareSetting, ContactDetails, Date, NhsNumber, Organisation,
+    OrganisationKind, Role,
+};
+use contract::referral::v1::referral_intake_client::ReferralIntakeClient;
+use contract::referral::v1::*;
+use tokio::sync::oneshot;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::Code;
+use tonic::transport::Channel;
+
+struct App {
+    client: ReferralIntakeClient<Channel>,
+    stop: oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<()>,
+    log: eventlog::EventLog,
+}
+
+async fn spawn(dir: &Path) -> App {
+    let bus = bus::Bus::in_process();
+    let options = referral::Options {
+        data_dir: dir.to_path_buf(),
+        calendar: domain::calendar::Calendar::england_and_wales(),
+    };
+    // A previous instance may still be letting go of the files.
+    let mut service = None;
+    for _ in 0..100 {
+        match referral::open(options.clone(), &bus).await {
+            Ok(opened) => {
+                service = Some(opened);
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+    let service = service.expect("the service opens");
+    let log = service.log().clone();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let address = listener.local_addr().expect("address");
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        tonic::transport::Server::builder()
+            .add_service(service.into_server())
+            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
+                let _ = stopped.await;
+            })
+            .await
+            .expect("serve");
+    });
+    let client = ReferralIntakeClient::connect(format!("http://{address}"))
+        .await
+        .expect("connect");
+    App {
+        client,
+        stop,
+        server,
+        log,
+    }
+}
+
+impl App {
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        self.server.await.expect("server");
+        self.log.close().await.expect("close");
+    }
+}
+
+fn organisation(ods: &str, name: &str, kind: OrganisationKind) -> Organisation {
+    Organisation {
+        ods_code: ods.into(),
+        name: name.into(),
+        kind: kind.into(),
+    }
+}
+
+fn council() -> Organisation {
+    organisation(
+        "E09000999",
+        "London Borough of Northgate",
+        OrganisationKind::LocalAuthority,
+    )
+}
+
+fn teacher() -> CallerIdentity {
+    CallerIdentity {
+        organisation: Some(organisation(
+            "S999001",
+            "Northgate Primary School",
+            OrganisationKind::School,
+        )),
+        user_id: "dsl-0001".into(),
+        display_name: "Test Teacher".into(),
+        role: Role::DesignatedSafeguardingLead.into(),
+        care_setting: CareSetting::Education.into(),
+    }
+}
+
+fn mash_officer() -> CallerIdentity {
+    CallerIdentity {
+        organisation: Some(council()),
+        user_id: "mash-0001".into(),
+        display_name: "Test Officer".into(),
+        role: Role::MashOfficer.into(),
+        care_setting: CareSetting::SocialCare.into(),
+    }
+}
+
+fn referral(key: &str) -> SubmitReferralRequest {
+    SubmitReferralRequest {
+        caller: Some(teacher()),
+        idempotency_key: key.into(),
+        referrer: Some(Referrer {
+            organisation: teacher().organisation,
+            person: Some(ContactDetails {
+                name: "Test Teacher".into(),
+                phone: "01632 960001".into(),
+                email: "dsl@example.invalid".into(),
+            }),
+        }),
+        child: Some(Child {
+            nhs_number: Some(NhsNumber {
+                value: "9990000018".into(),
+            }),
+            given_name: "Alex".into(),
+            family_name: "Testchild".into(),
+            date_of_birth: Some(Date {
+                year: 2019,
+                month: 4,
+                day: 2,
+            }),
+            postcode: "ZZ99 3AA".into(),
+            ..Child::default()
+        }),
+        concerns: "bruising noticed on arm; child withdrawn".into(),
+        category_of_concern: AbuseCategory::Physical.into(),
+        consent: Some(Consent {
+            status: ConsentStatus::Given.into(),
+            reason: String::new(),
+        }),
+        local_authority: Some(council()),
+        // Friday 19 December 2025, 09:30: decision due Monday 22 December.
+        received_at: Some(prost_types::Timestamp {
+            seconds: 1_766_136_600,
+            nanos: 0,
+        }),
+        ..SubmitReferralRequest::default()
+    }
+}
+
+fn date(year: i32, month: i32, day: i32) -> Option<Date> {
+    Some(Date { year, month, day })
+}
+
+#[tokio::test]
+async fn a_referral_goes_from_the_front_door_to_a_conference_request_and_survives_a_restart() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut app = spawn(dir.path()).await;
+
+    let submitted = app
+        .client
+        .submit_referral(referral("school-2026-0001"))
+        .await
+        .expect("submit")
+        .into_inner();
+    assert_eq!(submitted.decision_due, date(2025, 12, 22));
+    // A retry is answered from the first submission.
+    let retried = app
+        .client
+        .submit_referral(referral("school-2026-0001"))
+        .await
+        .expect("retry")
+        .into_inner();
+    assert_eq!(retried.referral_id, submitted.referral_id);
+    assert_eq!(retried.token, submitted.token);
+
+    let awaiting = app
+        .client
+        .list_awaiting_decision(ListAwaitingDecisionRequest {
+            caller: Some(mash_officer()),
+            local_authority_ods_code: "E09000999".into(),
+            as_of: date(2025, 12, 23),
+            min_token: submitted.token.clone(),
+        })
+        .await
+        .expect("list")
+        .into_inner();
+    assert_eq!(awaiting.referrals.len(), 1);
+    assert!(
+        awaiting.referrals[0].decision_overdue,
+        "due the 22nd, asked on the 23rd"
+    );
+
+    let decided = app
+        .client
+        .record_decision(RecordDecisionRequest {
+            caller: Some(mash_officer()),
+            referral_id: submitted.referral_id.clone(),
+            rag_rating: RagRating::Red.into(),
+            outcome: ReferralOutcome::StrategyDiscussion.into(),
+            rationale: "injury unexplained; police and health to be consulted".into(),
+            decided_at: Some(prost_types::Timestamp {
+                seconds: 1_766_397_600,
+                nanos: 0,
+            }),
+        })
+        .await
+        .expect("decide")
+        .into_inner();
+    let view = decided.referral.expect("referral");
+    assert_eq!(view.status(), ReferralStatus::InStrategy);
+    // 45 working days after Friday 19 December 2025.
+    assert_eq!(view.assessment_due, date(2026, 2, 25));
+
+    let strategy = app
+        .client
+        .record_strategy_discussion(RecordStrategyDiscussionRequest {
+            caller: Some(mash_officer()),
+            referral_id: submitted.referral_id.clone(),
+            held_on: date(2026, 1, 6),
+            agencies_present: vec![council()],
+            section_47_enquiry: true,
+            notes: String::new(),
+        })
+        .await
+        .expect("strategy")
+        .into_inner();
+    assert_eq!(
+        strategy.referral.expect("referral").icpc_due,
+        date(2026, 1, 27)
+    );
+
+    let concluded = app
+        .client
+        .record_section47_outcome(RecordSection47OutcomeRequest {
+            caller: Some(mash_officer()),
+            referral_id: submitted.referral_id.clone(),
+            concluded_on: date(2026, 1, 9),
+            conference_needed: true,
+            rationale: "risk of significant harm".into(),
+        })
+        .await
+        .expect("conclude")
+        .into_inner();
+    let before = app
+        .client
+        .get_referral(GetReferralRequest {
+            caller: Some(mash_officer()),
+            referral_id: submitted.referral_id.clone(),
+            min_token: concluded.token.clone(),
+        })
+        .await
+        .expect("get")
+        .into_inner()
+        .referral
+        .expect("referral");
+    assert_eq!(before.status(), ReferralStatus::ConferenceRequested);
+    assert_eq!(app.log.head(), 4);
+
+    // Restart on the same directory: the state is rebuilt from the log.
+    app.stop().await;
+    let mut app = spawn(dir.path()).await;
+    let after = app
+        .client
+        .get_referral(GetReferralRequest {
+            caller: Some(mash_officer()),
+            referral_id: submitted.referral_id.clone(),
+            min_token: concluded.token,
+        })
+        .await
+        .expect("get after restart")
+        .into_inner()
+        .referral
+        .expect("referral");
+    assert_eq!(after, before);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn bad_input_is_refused_precisely_and_changes_nothing() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut app = spawn(dir.path()).await;
+    let submitted = app
+        .client
+        .submit_referral(referral("school-2026-0002"))
+        .await
+        .expect("submit")
+        .into_inner();
+    let head = app.log.head();
+
+    let mut submissions: Vec<(&str, SubmitReferralRequest, Code, &str)> = Vec::new();
+    let mut case = |name, edit: &dyn Fn(&mut SubmitReferralRequest), code, field| {
+        let mut request = referral(name);
+        edit(&mut request);
+        submissions.push((name, request, code, field));
+    };
+    case(
+        "no caller",
+        &|r| r.caller = None,
+        Code::InvalidArgument,
+        "caller",
+    );
+    case(
+        "bad role",
+        &|r| r.caller.as_mut().expect("caller").role = 999,
+        Code::InvalidArgument,
+        "caller.role",
+    );
+    case(
+        "no key",
+        &|r| r.idempotency_key = " ".into(),
+        Code::InvalidArgument,
+        "idempotency_key",
+    );
+    case(
+        "check digit",
+        &|r| {
+            r.child.as_mut().expect("child").nhs_number = Some(NhsNumber {
+                value: "9990000019".into(),
+            })
+        },
+        Code::InvalidArgument,
+        "child.nhs_number",
+    );
+    case(
+        "future birth",
+        &|r| r.child.as_mut().expect("child").date_of_birth = date(2099, 1, 1),
+        Code::InvalidArgument,
+        "child.date_of_birth",
+    );
+    case(
+        "no such day",
+        &|r| r.child.as_mut().expect("child").date_of_birth = date(2021, 2, 29),
+        Code::InvalidArgument,
+        "child.date_of_birth",
+    );
+    case(
+        "no category",
+        &|r| r.category_of_concern = 0,
+        Code::InvalidArgument,
+        "category_of_concern",
+    );
+    case(
+        "unknown category",
+        &|r| r.category_of_concern = 42,
+        Code::InvalidArgument,
+        "category_of_concern",
+    );
+    case(
+        "consent not sought without reason",
+        &|r| {
+            r.consent = Some(Consent {
+                status: ConsentStatus::NotSought.into(),
+                reason: String::new(),
+            })
+        },
+        Code::InvalidArgument,
+        "consent.reason",
+    );
+    case(
+        "no council",
+        &|r| r.local_authority = None,
+        Code::InvalidArgument,
+        "local_authority",
+    );
+    case(
+        "bad ods",
+        &|r| r.local_authority.as_mut().expect("la").ods_code = "E-9".into(),
+        Code::InvalidArgument,
+        "local_authority.ods_code",
+    );
+    case(
+        "no concerns",
+        &|r| r.concerns = String::new(),
+        Code::InvalidArgument,
+        "concerns",
+    );
+    for (name, request, code, field) in submissions {
+        let status = app.client.submit_referral(request).await.expect_err(name);
+        assert_eq!(status.code(), code, "{name}: {}", status.message());
+        assert!(
+            status.message().starts_with(field),
+            "{name}: {}",
+            status.message()
+        );
+    }
+
+    let decision = |caller: CallerIdentity, id: &str| RecordDecisionRequest {
+        caller: Some(caller),
+        referral_id: id.into(),
+        rag_rating: RagRating::Green.into(),
+        outcome: ReferralOutcome::EarlyHelp.into(),
+        rationale: "family support".into(),
+        decided_at: None,
+    };
+    let status = app
+        .client
+        .record_decision(decision(teacher(), &submitted.referral_id))
+        .await
+        .expect_err("a school cannot decide");
+    assert_eq!(
+        status.code(),
+        Code::PermissionDenied,
+        "{}",
+        status.message()
+    );
+    let status = app
+        .client
+        .record_decision(decision(mash_officer(), "no-such-referral"))
+        .await
+        .expect_err("unknown");
+    assert_eq!(status.code(), Code::NotFound, "{}", status.message());
+    let status = app
+        .client
+        .record_strategy_discussion(RecordStrategyDiscussionRequest {
+            caller: Some(mash_officer()),
+            referral_id: submitted.referral_id.clone(),
+            held_on: date(2025, 12, 22),
+            ..RecordStrategyDiscussionRequest::default()
+        })
+        .await
+        .expect_err("no decision yet");
+    assert_eq!(
+        status.code(),
+        Code::FailedPrecondition,
+        "{}",
+        status.message()
+    );
+    assert_eq!(app.log.head(), head, "nothing was written");
+
+    app.client
+        .record_decision(decision(mash_officer(), &submitted.referral_id))
+        .await
+        .expect("decide");
+    let status = app
+        .client
+        .record_decision(decision(mash_officer(), &submitted.referral_id))
+        .await
+        .expect_err("decided twice");
+    assert_eq!(
+        status.code(),
+        Code::FailedPrecondition,
+        "{}",
+        status.message()
+    );
+    assert_eq!(app.log.head(), head + 1);
+    app.stop().await;
+}

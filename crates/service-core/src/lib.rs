@@ -1,0 +1,12 @@
+//! What every safeguard gRPC service shares, so each is consistent at its
+//! boundary: validating wire types into domain types (`validate`), mapping
+//! every failure to a precise gRPC status naming the field (`reject`), and
+//! letting reads wait for the writes they must reflect (`consistency`).
+
+pub mod consistency;
+pub mod reject;
+pub mod validate;
+
+pub use crate::consistency::Watermark;
+pub use crate::reject::{Rejection, from_domain, from_log};
+pub use crate::validate::Caller;

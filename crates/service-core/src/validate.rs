@@ -1,0 +1,215 @@
+//! From wire types to domain types, at the boundary: each function takes the
+//! name of the field it checks, so a refusal says exactly what was wrong.
+
+use std::time::SystemTime;
+
+use contract::common::v1 as wire;
+use domain::date::Date;
+use domain::{NhsNumber, OdsCode};
+use tonic::Status;
+
+use crate::reject::invalid;
+
+/// The person making a call, checked: every read and write is attributed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub organisation: OdsCode,
+    pub organisation_name: String,
+    pub organisation_kind: wire::OrganisationKind,
+    pub user_id: String,
+    pub display_name: String,
+    pub role: wire::Role,
+    pub care_setting: wire::CareSetting,
+}
+
+impl Caller {
+    /// Local authority children's social care roles: they own plans and see
+    /// case detail.
+    pub fn is_local_authority(&self) -> bool {
+        matches!(
+            self.role,
+            wire::Role::SocialWorker
+                | wire::Role::TeamManager
+                | wire::Role::MashOfficer
+                | wire::Role::ConferenceChair
+        )
+    }
+
+    /// Back to the wire, for the actor of the events it causes.
+    pub fn to_wire(&self) -> wire::CallerIdentity {
+        wire::CallerIdentity {
+            organisation: Some(wire::Organisation {
+                ods_code: self.organisation.to_string(),
+                name: self.organisation_name.clone(),
+                kind: self.organisation_kind.into(),
+            }),
+            user_id: self.user_id.clone(),
+            display_name: self.display_name.clone(),
+            role: self.role.into(),
+            care_setting: self.care_setting.into(),
+        }
+    }
+}
+
+/// The caller identity every request carries.
+pub fn caller(identity: Option<&wire::CallerIdentity>) -> Result<Caller, Status> {
+    let identity = identity.ok_or_else(|| invalid("caller", "is required"))?;
+    let organisation = identity
+        .organisation
+        .as_ref()
+        .ok_or_else(|| invalid("caller.organisation", "is required"))?;
+    let ods = OdsCode::parse(&organisation.ods_code)
+        .map_err(|error| invalid("caller.organisation.ods_code", error))?;
+    let user_id = required_text("caller.user_id", &identity.user_id)?;
+    let role = known_enum::<wire::Role>("caller.role", identity.role)?;
+    let care_setting = wire::CareSetting::try_from(identity.care_setting).map_err(|_| {
+        invalid(
+            "caller.care_setting",
+            format!("unknown value {}", identity.care_setting),
+        )
+    })?;
+    Ok(Caller {
+        organisation: ods,
+        organisation_name: organisation.name.trim().to_owned(),
+        organisation_kind: wire::OrganisationKind::try_from(organisation.kind)
+            .unwrap_or(wire::OrganisationKind::Unspecified),
+        user_id,
+        display_name: identity.display_name.trim().to_owned(),
+        role,
+        care_setting,
+    })
+}
+
+/// A protobuf enum value that is known and not `_UNSPECIFIED`.
+pub fn known_enum<E>(field: &str, value: i32) -> Result<E, Status>
+where
+    E: TryFrom<i32> + Default + PartialEq,
+{
+    match E::try_from(value) {
+        Ok(known) if known != E::default() => Ok(known),
+        Ok(_) => Err(invalid(field, "is required")),
+        Err(_) => Err(invalid(field, format!("unknown value {value}"))),
+    }
+}
+
+pub fn required_text(field: &str, value: &str) -> Result<String, Status> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Err(invalid(field, "is required"));
+    }
+    if value.len() > 10_000 {
+        return Err(invalid(field, "is longer than 10000 bytes"));
+    }
+    Ok(value.to_owned())
+}
+
+pub fn nhs_number(field: &str, number: Option<&wire::NhsNumber>) -> Result<NhsNumber, Status> {
+    let number = number.ok_or_else(|| invalid(field, "is required"))?;
+    NhsNumber::parse(&number.value).map_err(|error| invalid(field, error))
+}
+
+/// An NHS number that may be absent (not known), but is valid if given.
+pub fn optional_nhs_number(
+    field: &str,
+    number: Option<&wire::NhsNumber>,
+) -> Result<Option<NhsNumber>, Status> {
+    match number {
+        Some(number) if !number.value.trim().is_empty() => {
+            nhs_number(field, Some(number)).map(Some)
+        }
+        _ => Ok(None),
+    }
+}
+
+pub fn date(field: &str, date: Option<&wire::Date>) -> Result<Date, Status> {
+    let date = date.ok_or_else(|| invalid(field, "is required"))?;
+    let (month, day) = (u32::try_from(date.month), u32::try_from(date.day));
+    let (Ok(month), Ok(day)) = (month, day) else {
+        return Err(invalid(field, "month and day must be positive"));
+    };
+    Date::from_ymd(date.year, month, day).map_err(|error| invalid(field, error))
+}
+
+pub fn optional_date(field: &str, value: Option<&wire::Date>) -> Result<Option<Date>, Status> {
+    match value {
+        Some(value) if *value != wire::Date::default() => date(field, Some(value)).map(Some),
+        _ => Ok(None),
+    }
+}
+
+pub fn to_wire_date(date: Date) -> wire::Date {
+    wire::Date {
+        year: date.year(),
+        month: date.month() as i32,
+        day: date.day() as i32,
+    }
+}
+
+/// An organisation with a valid ODS code.
+pub fn organisation(
+    field: &str,
+    value: Option<&wire::Organisation>,
+) -> Result<wire::Organisation, Status> {
+    let value = value.ok_or_else(|| invalid(field, "is required"))?;
+    let ods = OdsCode::parse(&value.ods_code)
+        .map_err(|error| invalid(&format!("{field}.ods_code"), error))?;
+    Ok(wire::Organisation {
+        ods_code: ods.to_string(),
+        name: value.name.trim().to_owned(),
+        kind: value.kind,
+    })
+}
+
+/// A point in time, or now; never before 1900 or far in the future.
+pub fn timestamp_or_now(
+    field: &str,
+    value: Option<&prost_types::Timestamp>,
+) -> Result<prost_types::Timestamp, Status> {
+    match value {
+        None => Ok(SystemTime::now().into()),
+        Some(stamp) => {
+            if !(-2_208_988_800..=7_258_118_400).contains(&stamp.seconds)
+                || !(0..1_000_000_000).contains(&stamp.nanos)
+            {
+                return Err(invalid(field, "is not a plausible time"));
+            }
+            Ok(*stamp)
+        }
+    }
+}
+
+/// The calendar date (UK civil time is close enough to UTC for due dates:
+/// at most an hour apart, and statutory clocks count whole days).
+pub fn date_of(stamp: &prost_types::Timestamp) -> Date {
+    let epoch = Date::from_ymd(1970, 1, 1).unwrap_or(Date::MIN);
+    epoch.add_days(stamp.seconds.div_euclid(86_400))
+}
+
+/// Today's date, from the wall clock.
+pub fn today() -> Date {
+    date_of(&SystemTime::now().into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_fall_on_their_utc_date() {
+        let stamp = |seconds| prost_types::Timestamp { seconds, nanos: 0 };
+        assert_eq!(date_of(&stamp(0)).to_string(), "1970-01-01");
+        assert_eq!(date_of(&stamp(1_798_761_599)).to_string(), "2026-12-31");
+        assert_eq!(date_of(&stamp(1_798_761_600)).to_string(), "2027-01-01");
+        assert_eq!(date_of(&stamp(-1)).to_string(), "1969-12-31");
+    }
+
+    #[test]
+    fn enums_must_be_known_and_specified() {
+        assert!(known_enum::<wire::Role>("caller.role", 0).is_err());
+        assert!(known_enum::<wire::Role>("caller.role", 999).is_err());
+        assert_eq!(
+            known_enum::<wire::Role>("caller.role", 1).ok(),
+            Some(wire::Role::SocialWorker)
+        );
+    }
+}
