@@ -15,9 +15,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     ];
     println!("cargo:rerun-if-changed={}", proto_root.display());
     let descriptors = protox::compile(files, [&proto_root])?;
+    // Every message knows its protobuf name (`prost::Name`): an event's
+    // content type is the full name of its payload message.
+    let mut config = tonic_prost_build::Config::new();
+    config.enable_type_names();
     tonic_prost_build::configure()
         .build_server(true)
         .build_client(true)
-        .compile_fds(descriptors)?;
+        .compile_fds_with_config(descriptors, config)?;
     Ok(())
 }

@@ -21,14 +21,29 @@ use service_core::Watermark;
 pub use crate::service::ReferralIntake;
 
 /// This service's name on the bus and in consistency tokens.
-pub const LOG: &str = "referral-intake";
+pub const LOG: &str = contract::producers::REFERRAL_INTAKE;
 
-/// The content types of this service's events: their protobuf names.
+/// The content types of this service's events: their protobuf names, as
+/// constants so they can be matched on.
 pub mod content {
     pub const SUBMITTED: &str = "safeguard.referral.v1.ReferralSubmitted";
     pub const DECIDED: &str = "safeguard.referral.v1.ReferralDecided";
     pub const STRATEGY: &str = "safeguard.referral.v1.StrategyDiscussionHeld";
     pub const SECTION_47: &str = "safeguard.referral.v1.Section47Concluded";
+
+    #[cfg(test)]
+    mod tests {
+        use contract::referral::v1 as wire;
+        use prost::Name;
+
+        #[test]
+        fn content_types_are_the_payloads_protobuf_names() {
+            assert_eq!(super::SUBMITTED, wire::ReferralSubmitted::full_name());
+            assert_eq!(super::DECIDED, wire::ReferralDecided::full_name());
+            assert_eq!(super::STRATEGY, wire::StrategyDiscussionHeld::full_name());
+            assert_eq!(super::SECTION_47, wire::Section47Concluded::full_name());
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
