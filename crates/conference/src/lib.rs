@@ -1,0 +1,92 @@
+//! The conference scheduler: child protection conferences from their
+//! statutory due date to their outcome, over gRPC.
+//!
+//! Conferences are created by request, and by two rules that follow events
+//! on the bus: a section 47 enquiry that concludes a conference is needed
+//! requests an initial conference due 15 working days after the latest
+//! strategy discussion; an outcome that starts or continues a plan requests
+//! the next review (3 months after the initial conference, then 6 months
+//! after each review). Every fact is an event in this service's own log
+//! (stream `conference-<id>`), published as producer [`LOG`].
+
+mod convert;
+mod projection;
+mod rules;
+mod service;
+
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+
+use domain::calendar::Calendar;
+use domain::conference::QuorumRule;
+use eventlog::EventLog;
+use service_core::Watermark;
+
+pub use crate::service::ConferenceScheduler;
+
+pub const LOG: &str = contract::producers::CONFERENCE_SCHEDULER;
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub data_dir: PathBuf,
+    pub calendar: Calendar,
+    pub quorum: QuorumRule,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot open the conference log: {0}")]
+    Log(#[from] eventlog::Error),
+    #[error("cannot rebuild conferences from the log: {0}")]
+    Projection(String),
+    #[error(transparent)]
+    Bus(#[from] bus::Error),
+}
+
+/// Opens the service: its log, the projection rebuilt from it and kept
+/// current, its rules following the bus, and its registration as a producer.
+pub async fn open(options: Options, bus: &bus::Bus) -> Result<ConferenceScheduler, Error> {
+    let log = EventLog::open(eventlog::Options::new(&options.data_dir))?;
+    bus.register_producer(LOG, log.clone())?;
+    let projection = Arc::new(RwLock::new(projection::Projection::default()));
+    let watermark = Watermark::new(LOG);
+    let mut subscription = log.subscribe(0);
+    while subscription.position() < log.head() {
+        let event = subscription.next().await?;
+        let mut state = projection
+            .write()
+            .map_err(|_| Error::Projection("poisoned".into()))?;
+        state.apply(&event).map_err(Error::Projection)?;
+    }
+    watermark.advance_to(subscription.position());
+    tokio::spawn(follow(subscription, projection.clone(), watermark.clone()));
+    let service =
+        ConferenceScheduler::new(log, projection, watermark, options.calendar, options.quorum);
+    tokio::spawn(rules::run(service.clone(), bus.clone()));
+    Ok(service)
+}
+
+async fn follow(
+    mut subscription: eventlog::Subscription,
+    projection: Arc<RwLock<projection::Projection>>,
+    watermark: Watermark,
+) {
+    loop {
+        let event = match subscription.next().await {
+            Ok(event) => event,
+            Err(eventlog::Error::Closed) => return,
+            Err(error) => {
+                tracing::error!(%error, "conference projection stopped");
+                return;
+            }
+        };
+        let applied = match projection.write() {
+            Ok(mut state) => state.apply(&event),
+            Err(_) => return,
+        };
+        if let Err(error) = applied {
+            tracing::error!(%error, position = event.position(), "conference projection cannot apply an event");
+        }
+        watermark.advance_to(event.position() + 1);
+    }
+}

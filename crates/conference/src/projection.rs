@@ -1,0 +1,273 @@
+//! The scheduler's view of its own log: every conference's state (domain
+//! aggregate, wire view, invitees' details) rebuilt from the log at start
+//! and kept current by following it.
+
+use std::collections::{BTreeMap, HashMap};
+
+use contract::conference::v1 as wire;
+use domain::conference::{Conference, Event, InviteeKey};
+use eventlog::RecordedEvent;
+use prost::{Message, Name};
+use service_core::validate;
+
+use crate::convert;
+
+#[derive(Debug, Clone)]
+pub struct Tracked {
+    pub aggregate: Conference,
+    pub view: wire::Conference,
+    /// What is known of each invitee beyond its key (name, contact).
+    pub details: BTreeMap<InviteeKey, wire::Invitee>,
+    pub version: u64,
+}
+
+impl Tracked {
+    /// The wire view with invitees as the aggregate now has them.
+    pub fn refreshed_view(&self) -> wire::Conference {
+        let mut view = self.view.clone();
+        view.invitees = self
+            .aggregate
+            .invitees
+            .iter()
+            .map(|(key, state)| {
+                let mut invitee = convert::invitee_view(key, self.details.get(key));
+                invitee.response = state.response.map_or(0, |response| {
+                    i32::from(match response {
+                        domain::codes::InviteResponse::Attending => wire::InviteResponse::Attending,
+                        domain::codes::InviteResponse::SendingReport => {
+                            wire::InviteResponse::SendingReport
+                        }
+                        domain::codes::InviteResponse::Declined => wire::InviteResponse::Declined,
+                    })
+                });
+                invitee.report_received = state.report_received;
+                invitee.attended = state.attended;
+                invitee
+            })
+            .collect();
+        view
+    }
+}
+
+/// How an event changes the wire view, beside what it does to the aggregate.
+type ViewEdit = Box<dyn FnOnce(&mut Tracked)>;
+
+#[derive(Debug, Default)]
+pub struct Projection {
+    pub conferences: HashMap<String, Tracked>,
+}
+
+fn decode<M: Message + Default>(payload: &[u8], position: u64) -> Result<M, String> {
+    M::decode(payload).map_err(|error| format!("position {position}: {error}"))
+}
+
+fn keys(
+    field: &str,
+    invitees: &[wire::Invitee],
+) -> Result<Vec<(InviteeKey, wire::Invitee)>, String> {
+    invitees
+        .iter()
+        .map(|invitee| {
+            convert::invitee_key(field, invitee)
+                .map(|key| (key, invitee.clone()))
+                .map_err(|status| status.message().to_owned())
+        })
+        .collect()
+}
+
+fn date(
+    field: &str,
+    value: Option<&contract::common::v1::Date>,
+) -> Result<domain::date::Date, String> {
+    validate::date(field, value).map_err(|status| status.message().to_owned())
+}
+
+impl Projection {
+    pub fn apply(&mut self, event: &RecordedEvent) -> Result<(), String> {
+        let envelope = event.envelope().map_err(|error| error.to_string())?;
+        let (content, payload, position) = (
+            envelope.content_type.as_str(),
+            envelope.payload.as_slice(),
+            event.position(),
+        );
+        if content == wire::ConferenceRequested::full_name() {
+            let requested: wire::ConferenceRequested = decode(payload, position)?;
+            let invitees = keys("invitees", &requested.invitees)?;
+            let due = date("due", requested.due.as_ref())?;
+            let kind =
+                convert::kind(requested.kind).map_err(|status| status.message().to_owned())?;
+            let aggregate = Conference::from_events(&[Event::Requested {
+                kind,
+                due,
+                invitees: invitees.iter().map(|(key, _)| key.clone()).collect(),
+            }])
+            .ok_or("a request makes a conference")?;
+            let view = wire::Conference {
+                conference_id: requested.conference_id.clone(),
+                kind: requested.kind,
+                status: wire::ConferenceStatus::Requested.into(),
+                child_nhs_number: requested.child_nhs_number,
+                child_name: requested.child_name,
+                local_authority: requested.local_authority,
+                due: requested.due,
+                referral_id: requested.referral_id,
+                plan_id: requested.plan_id,
+                ..wire::Conference::default()
+            };
+            self.conferences.insert(
+                requested.conference_id,
+                Tracked {
+                    aggregate,
+                    view,
+                    details: invitees.into_iter().collect(),
+                    version: envelope.stream_version,
+                },
+            );
+            return Ok(());
+        }
+        let (conference_id, domain_event, edit): (String, Event, ViewEdit) = if content
+            == wire::ConferenceScheduled::full_name()
+        {
+            let scheduled: wire::ConferenceScheduled = decode(payload, position)?;
+            let on = scheduled
+                .scheduled_for
+                .as_ref()
+                .map(validate::date_of)
+                .ok_or("no time")?;
+            (
+                scheduled.conference_id.clone(),
+                Event::Scheduled { on },
+                Box::new(move |tracked| {
+                    tracked.view.status = wire::ConferenceStatus::Scheduled.into();
+                    tracked.view.scheduled_for = scheduled.scheduled_for;
+                    tracked.view.venue = scheduled.venue;
+                }),
+            )
+        } else if content == wire::ConferenceRearranged::full_name() {
+            let moved: wire::ConferenceRearranged = decode(payload, position)?;
+            let on = moved
+                .scheduled_for
+                .as_ref()
+                .map(validate::date_of)
+                .ok_or("no time")?;
+            (
+                moved.conference_id.clone(),
+                Event::Rearranged {
+                    on,
+                    reason: moved.reason.clone(),
+                },
+                Box::new(move |tracked| {
+                    tracked.view.status = wire::ConferenceStatus::Scheduled.into();
+                    tracked.view.scheduled_for = moved.scheduled_for;
+                    tracked.view.venue = moved.venue;
+                    tracked
+                        .view
+                        .history
+                        .push(format!("rearranged: {}", moved.reason));
+                }),
+            )
+        } else if content == wire::ConferenceCancelled::full_name() {
+            let cancelled: wire::ConferenceCancelled = decode(payload, position)?;
+            (
+                cancelled.conference_id.clone(),
+                Event::Cancelled {
+                    reason: cancelled.reason.clone(),
+                },
+                Box::new(move |tracked| {
+                    tracked.view.status = wire::ConferenceStatus::Cancelled.into();
+                    tracked.view.scheduled_for = None;
+                    tracked
+                        .view
+                        .history
+                        .push(format!("cancelled: {}", cancelled.reason));
+                }),
+            )
+        } else if content == wire::InvitationsUpdated::full_name() {
+            let updated: wire::InvitationsUpdated = decode(payload, position)?;
+            let added = keys("added", &updated.added)?;
+            let removed = keys("removed", &updated.removed)?;
+            (
+                updated.conference_id.clone(),
+                Event::InvitationsUpdated {
+                    added: added.iter().map(|(key, _)| key.clone()).collect(),
+                    removed: removed.iter().map(|(key, _)| key.clone()).collect(),
+                },
+                Box::new(move |tracked| {
+                    for (key, _) in &removed {
+                        tracked.details.remove(key);
+                    }
+                    tracked.details.extend(added);
+                }),
+            )
+        } else if content == wire::InviteReplied::full_name() {
+            let replied: wire::InviteReplied = decode(payload, position)?;
+            let invitee = convert::key("invitee", replied.role, &replied.organisation_ods_code)
+                .map_err(|status| status.message().to_owned())?;
+            let response = convert::response(replied.response)
+                .map_err(|status| status.message().to_owned())?;
+            (
+                replied.conference_id,
+                Event::InviteReplied { invitee, response },
+                Box::new(|_| {}),
+            )
+        } else if content == wire::ReportReceived::full_name() {
+            let received: wire::ReportReceived = decode(payload, position)?;
+            let invitee = convert::key("invitee", received.role, &received.organisation_ods_code)
+                .map_err(|status| status.message().to_owned())?;
+            (
+                received.conference_id,
+                Event::ReportReceived { invitee },
+                Box::new(|_| {}),
+            )
+        } else if content == wire::AttendanceRecorded::full_name() {
+            let attended: wire::AttendanceRecorded = decode(payload, position)?;
+            let held_on = date("held_on", attended.held_on.as_ref())?;
+            let present = keys("present", &attended.present)?;
+            (
+                attended.conference_id.clone(),
+                Event::AttendanceRecorded {
+                    held_on,
+                    present: present.into_iter().map(|(key, _)| key).collect(),
+                },
+                Box::new(move |tracked| {
+                    tracked.view.held_on = attended.held_on;
+                    tracked.view.status = wire::ConferenceStatus::Held.into();
+                }),
+            )
+        } else if content == wire::ConferenceOutcomeRecorded::full_name() {
+            let recorded: wire::ConferenceOutcomeRecorded = decode(payload, position)?;
+            let outcome = convert::outcome(recorded.outcome.as_ref())
+                .map_err(|status| status.message().to_owned())?;
+            let override_reason = recorded
+                .outcome
+                .as_ref()
+                .map(|outcome| outcome.quorum_override_reason.clone())
+                .filter(|reason| !reason.is_empty());
+            (
+                recorded.conference_id.clone(),
+                Event::OutcomeRecorded {
+                    outcome,
+                    quorate: recorded.quorate,
+                    override_reason,
+                },
+                Box::new(move |tracked| {
+                    tracked.view.outcome = recorded.outcome;
+                    if !recorded.plan_id.is_empty() {
+                        tracked.view.plan_id = recorded.plan_id;
+                    }
+                }),
+            )
+        } else {
+            tracing::warn!(content_type = content, "skipping an event of unknown type");
+            return Ok(());
+        };
+        let tracked = self
+            .conferences
+            .get_mut(&conference_id)
+            .ok_or_else(|| format!("event for unknown conference {conference_id}"))?;
+        tracked.aggregate.apply(&domain_event);
+        edit(tracked);
+        tracked.version = envelope.stream_version;
+        Ok(())
+    }
+}

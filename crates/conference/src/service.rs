@@ -1,0 +1,576 @@
+//! The `ConferenceScheduler` gRPC service: validate, decide with the domain,
+//! append, and answer from the projection once it reflects the write.
+
+use std::sync::{Arc, RwLock};
+
+use contract::common::v1::ConsistencyToken;
+use contract::conference::v1 as wire;
+use contract::conference::v1::conference_scheduler_server::{self, ConferenceSchedulerServer};
+use domain::calendar::Calendar;
+use domain::clocks;
+use domain::codes::ConferenceKind;
+use domain::conference::{InviteeRole, QuorumRule};
+use eventlog::{EventId, EventLog, ExpectedVersion, NewEvent};
+use prost::{Message, Name};
+use service_core::reject::{denied, from_domain, from_log, invalid, not_found};
+use service_core::validate::{self, Caller};
+use service_core::{Watermark, consistency};
+use tonic::{Request, Response, Status};
+
+use crate::convert;
+use crate::projection::{Projection, Tracked};
+
+#[derive(Debug, Clone)]
+pub struct ConferenceScheduler {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    log: EventLog,
+    projection: Arc<RwLock<Projection>>,
+    watermark: Watermark,
+    calendar: Calendar,
+    quorum: QuorumRule,
+}
+
+/// Who acts: a person through the API, or the scheduler itself on a rule.
+pub(crate) enum Acting<'a> {
+    Person(&'a Caller),
+    System,
+}
+
+pub(crate) fn new_event<M: Message + Name>(payload: &M, acting: Acting<'_>) -> NewEvent {
+    use contract::events::v1::{Actor, actor::Kind};
+    let kind = match acting {
+        Acting::Person(caller) => Kind::Person(caller.to_wire()),
+        Acting::System => Kind::System(crate::LOG.to_owned()),
+    };
+    NewEvent {
+        actor: Some(Actor { kind: Some(kind) }),
+        ..NewEvent::new(M::full_name(), payload.encode_to_vec())
+    }
+}
+
+fn require_local_authority(caller: &Caller) -> Result<(), Status> {
+    if caller.is_local_authority() {
+        Ok(())
+    } else {
+        Err(denied(format!(
+            "caller.role: {} may not change a conference; local authority social care roles only",
+            caller.role.as_str_name()
+        )))
+    }
+}
+
+/// The invitees a new conference starts with: one per default role, social
+/// care filled in by the local authority, agencies to be named by editing.
+pub(crate) fn default_invitees(
+    kind: ConferenceKind,
+    local_authority: &contract::common::v1::Organisation,
+) -> Vec<wire::Invitee> {
+    InviteeRole::default_invitees(kind)
+        .iter()
+        .filter(|role| !role.is_agency() || **role == InviteeRole::SocialCare)
+        .map(|role| wire::Invitee {
+            role: convert::role_to_wire(*role).into(),
+            organisation: (*role == InviteeRole::SocialCare).then(|| local_authority.clone()),
+            ..wire::Invitee::default()
+        })
+        .collect()
+}
+
+impl ConferenceScheduler {
+    pub(crate) fn new(
+        log: EventLog,
+        projection: Arc<RwLock<Projection>>,
+        watermark: Watermark,
+        calendar: Calendar,
+        quorum: QuorumRule,
+    ) -> Self {
+        ConferenceScheduler {
+            inner: Arc::new(Inner {
+                log,
+                projection,
+                watermark,
+                calendar,
+                quorum,
+            }),
+        }
+    }
+
+    pub fn into_server(self) -> ConferenceSchedulerServer<Self> {
+        ConferenceSchedulerServer::new(self)
+    }
+
+    pub fn log(&self) -> &EventLog {
+        &self.inner.log
+    }
+
+    pub(crate) fn calendar(&self) -> &Calendar {
+        &self.inner.calendar
+    }
+
+    async fn catch_up(&self) -> Result<(), Status> {
+        let token = self.inner.watermark.token(self.inner.log.head());
+        self.inner
+            .watermark
+            .wait_for(Some(&token), consistency::DEFAULT_WAIT)
+            .await
+    }
+
+    fn tracked(&self, conference_id: &str) -> Result<Tracked, Status> {
+        self.inner
+            .projection
+            .read()
+            .map_err(|_| Status::internal("conference state unavailable"))?
+            .conferences
+            .get(conference_id)
+            .cloned()
+            .ok_or_else(|| not_found("conference", conference_id))
+    }
+
+    pub(crate) async fn append(
+        &self,
+        conference_id: &str,
+        expected: ExpectedVersion,
+        event: NewEvent,
+    ) -> Result<ConsistencyToken, Status> {
+        let outcome = self
+            .inner
+            .log
+            .append(
+                &format!("conference-{conference_id}"),
+                expected,
+                vec![event],
+            )
+            .await
+            .map_err(from_log)?;
+        Ok(self.inner.watermark.token(outcome.positions.end))
+    }
+
+    /// The conference as the projection has it once it reflects `token`.
+    async fn answer(
+        &self,
+        conference_id: &str,
+        token: ConsistencyToken,
+        today: domain::date::Date,
+    ) -> Result<Response<wire::ConferenceResponse>, Status> {
+        self.inner
+            .watermark
+            .wait_for(Some(&token), consistency::DEFAULT_WAIT)
+            .await?;
+        let conference = self.view(conference_id, today)?;
+        Ok(Response::new(wire::ConferenceResponse {
+            conference: Some(conference),
+            token: Some(token),
+        }))
+    }
+
+    fn view(
+        &self,
+        conference_id: &str,
+        today: domain::date::Date,
+    ) -> Result<wire::Conference, Status> {
+        let tracked = self.tracked(conference_id)?;
+        let mut view = tracked.refreshed_view();
+        view.overdue = tracked.aggregate.is_overdue(today);
+        Ok(view)
+    }
+
+    /// Creates a conference with its statutory due date, once: `id` is
+    /// derived by the caller so a retry (or a redelivered trigger) finds it.
+    pub(crate) async fn request(
+        &self,
+        id: EventId,
+        requested: wire::ConferenceRequested,
+        acting: Acting<'_>,
+    ) -> Result<ConsistencyToken, Status> {
+        let mut event = new_event(&requested, acting);
+        event.event_id = id;
+        self.append(&requested.conference_id, ExpectedVersion::Any, event)
+            .await
+    }
+
+    /// Validates a command on a conference, decides it with the domain, and
+    /// appends the resulting event.
+    async fn change<M: Message + Name>(
+        &self,
+        caller: &Caller,
+        conference_id: &str,
+        decide: impl FnOnce(&Tracked) -> Result<M, Status>,
+    ) -> Result<Response<wire::ConferenceResponse>, Status> {
+        require_local_authority(caller)?;
+        self.catch_up().await?;
+        let tracked = self.tracked(conference_id)?;
+        let payload = decide(&tracked)?;
+        let token = self
+            .append(
+                conference_id,
+                ExpectedVersion::Exact(tracked.version),
+                new_event(&payload, Acting::Person(caller)),
+            )
+            .await?;
+        self.answer(conference_id, token, validate::today()).await
+    }
+}
+
+fn time(
+    field: &str,
+    value: Option<&prost_types::Timestamp>,
+) -> Result<prost_types::Timestamp, Status> {
+    let value = value.ok_or_else(|| invalid(field, "is required"))?;
+    validate::timestamp_or_now(field, Some(value))
+}
+
+#[tonic::async_trait]
+impl conference_scheduler_server::ConferenceScheduler for ConferenceScheduler {
+    async fn create_conference(
+        &self,
+        request: Request<wire::CreateConferenceRequest>,
+    ) -> Result<Response<wire::ConferenceResponse>, Status> {
+        let request = request.into_inner();
+        let caller = validate::caller(request.caller.as_ref())?;
+        require_local_authority(&caller)?;
+        let kind = convert::kind(request.kind)?;
+        let child = validate::nhs_number("child_nhs_number", request.child_nhs_number.as_ref())?;
+        let local_authority =
+            validate::organisation("local_authority", request.local_authority.as_ref())?;
+        let clock_starts = validate::date("clock_starts", request.clock_starts.as_ref())?;
+        let key = validate::required_text("idempotency_key", &request.idempotency_key)?;
+        let due = match kind {
+            ConferenceKind::Initial | ConferenceKind::TransferIn => {
+                clocks::icpc_due(self.calendar(), clock_starts)
+            }
+            ConferenceKind::Review => clocks::first_review_due(clock_starts),
+        };
+        let id = EventId::derived(
+            EventId::from_bytes([0; 16]),
+            &format!("conference:{}:{key}", caller.organisation),
+            0,
+        );
+        let conference_id = id.to_string();
+        let requested = wire::ConferenceRequested {
+            conference_id: conference_id.clone(),
+            kind: request.kind,
+            child_nhs_number: Some(contract::common::v1::NhsNumber {
+                value: child.to_string(),
+            }),
+            child_name: request.child_name.trim().to_owned(),
+            invitees: default_invitees(kind, &local_authority),
+            local_authority: Some(local_authority),
+            clock_starts: request.clock_starts,
+            due: Some(validate::to_wire_date(due)),
+            referral_id: request.referral_id,
+            plan_id: request.plan_id,
+        };
+        let token = self.request(id, requested, Acting::Person(&caller)).await?;
+        self.answer(&conference_id, token, validate::today()).await
+    }
+
+    async fn schedule_conference(
+        &self,
+        request: Request<wire::ScheduleConferenceRequest>,
+    ) -> Result<Response<wire::ConferenceResponse>, Status> {
+        let request = request.into_inner();
+        let caller = validate::caller(request.caller.as_ref())?;
+        let at = time("scheduled_for", request.scheduled_for.as_ref())?;
+        self.change(&caller, &request.conference_id, |tracked| {
+            tracked
+                .aggregate
+                .schedule(validate::date_of(&at))
+                .map_err(from_domain)?;
+            Ok(wire::ConferenceScheduled {
+                conference_id: request.conference_id.clone(),
+                scheduled_for: Some(at),
+                venue: request.venue.trim().to_owned(),
+                invitees: tracked.refreshed_view().invitees,
+                child_nhs_number: tracked.view.child_nhs_number.clone(),
+                local_authority: tracked.view.local_authority.clone(),
+                kind: tracked.view.kind,
+            })
+        })
+        .await
+    }
+
+    async fn rearrange_conference(
+        &self,
+        request: Request<wire::RearrangeConferenceRequest>,
+    ) -> Result<Response<wire::ConferenceResponse>, Status> {
+        let request = request.into_inner();
+        let caller = validate::caller(request.caller.as_ref())?;
+        let at = time("scheduled_for", request.scheduled_for.as_ref())?;
+        self.change(&caller, &request.conference_id, |tracked| {
+            let domain::conference::Event::Rearranged { reason, .. } = tracked
+                .aggregate
+                .rearrange(validate::date_of(&at), &request.reason)
+                .map_err(from_domain)?
+            else {
+                return Err(Status::internal("rearranging gave another event"));
+            };
+            Ok(wire::ConferenceRearranged {
+                conference_id: request.conference_id.clone(),
+                scheduled_for: Some(at),
+                venue: request.venue.trim().to_owned(),
+                reason,
+            })
+        })
+        .await
+    }
+
+    async fn cancel_conference(
+        &self,
+        request: Request<wire::CancelConferenceRequest>,
+    ) -> Result<Response<wire::ConferenceResponse>, Status> {
+        let request = request.into_inner();
+        let caller = validate::caller(request.caller.as_ref())?;
+        self.change(&caller, &request.conference_id, |tracked| {
+            tracked
+                .aggregate
+                .cancel(&request.reason)
+                .map_err(from_domain)?;
+            Ok(wire::ConferenceCancelled {
+                conference_id: request.conference_id.clone(),
+                reason: request.reason.trim().to_owned(),
+            })
+        })
+        .await
+    }
+
+    async fn update_invitations(
+        &self,
+        request: Request<wire::UpdateInvitationsRequest>,
+    ) -> Result<Response<wire::ConferenceResponse>, Status> {
+        let request = request.into_inner();
+        let caller = validate::caller(request.caller.as_ref())?;
+        let mut added = Vec::new();
+        for invitee in &request.add {
+            let key = convert::invitee_key("add", invitee)?;
+            let organisation = match &invitee.organisation {
+                Some(organisation) => Some(validate::organisation(
+                    "add.organisation",
+                    Some(organisation),
+                )?),
+                None => None,
+            };
+            added.push((
+                key,
+                wire::Invitee {
+                    organisation,
+                    ..invitee.clone()
+                },
+            ));
+        }
+        let removed = request
+            .remove
+            .iter()
+            .map(|invitee| convert::invitee_key("remove", invitee))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.change(&caller, &request.conference_id, |tracked| {
+            tracked
+                .aggregate
+                .update_invitations(
+                    added.iter().map(|(key, _)| key.clone()).collect(),
+                    removed.clone(),
+                )
+                .map_err(from_domain)?;
+            Ok(wire::InvitationsUpdated {
+                conference_id: request.conference_id.clone(),
+                added: added.iter().map(|(_, invitee)| invitee.clone()).collect(),
+                removed: request.remove.clone(),
+            })
+        })
+        .await
+    }
+
+    async fn record_invite_reply(
+        &self,
+        request: Request<wire::RecordInviteReplyRequest>,
+    ) -> Result<Response<wire::ConferenceResponse>, Status> {
+        let request = request.into_inner();
+        let caller = validate::caller(request.caller.as_ref())?;
+        let key = convert::key("invitee", request.role, &request.organisation_ods_code)?;
+        let response = convert::response(request.response)?;
+        self.change(&caller, &request.conference_id, |tracked| {
+            tracked
+                .aggregate
+                .reply(key.clone(), response)
+                .map_err(from_domain)?;
+            Ok(wire::InviteReplied {
+                conference_id: request.conference_id.clone(),
+                role: request.role,
+                organisation_ods_code: key
+                    .organisation
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .unwrap_or_default(),
+                response: request.response,
+            })
+        })
+        .await
+    }
+
+    async fn record_report_received(
+        &self,
+        request: Request<wire::RecordReportReceivedRequest>,
+    ) -> Result<Response<wire::ConferenceResponse>, Status> {
+        let request = request.into_inner();
+        let caller = validate::caller(request.caller.as_ref())?;
+        let key = convert::key("invitee", request.role, &request.organisation_ods_code)?;
+        self.change(&caller, &request.conference_id, |tracked| {
+            tracked
+                .aggregate
+                .receive_report(key.clone())
+                .map_err(from_domain)?;
+            Ok(wire::ReportReceived {
+                conference_id: request.conference_id.clone(),
+                role: request.role,
+                organisation_ods_code: key
+                    .organisation
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .unwrap_or_default(),
+            })
+        })
+        .await
+    }
+
+    async fn record_attendance(
+        &self,
+        request: Request<wire::RecordAttendanceRequest>,
+    ) -> Result<Response<wire::ConferenceResponse>, Status> {
+        let request = request.into_inner();
+        let caller = validate::caller(request.caller.as_ref())?;
+        let held_on = validate::date("held_on", request.held_on.as_ref())?;
+        if held_on > validate::today() {
+            return Err(invalid("held_on", "is in the future"));
+        }
+        let present = request
+            .present
+            .iter()
+            .map(|invitee| convert::invitee_key("present", invitee))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.change(&caller, &request.conference_id, |tracked| {
+            tracked
+                .aggregate
+                .record_attendance(held_on, present.clone())
+                .map_err(from_domain)?;
+            Ok(wire::AttendanceRecorded {
+                conference_id: request.conference_id.clone(),
+                held_on: request.held_on,
+                present: request.present.clone(),
+            })
+        })
+        .await
+    }
+
+    async fn record_outcome(
+        &self,
+        request: Request<wire::RecordOutcomeRequest>,
+    ) -> Result<Response<wire::ConferenceResponse>, Status> {
+        let request = request.into_inner();
+        let caller = validate::caller(request.caller.as_ref())?;
+        let outcome = convert::outcome(request.outcome.as_ref())?;
+        let override_reason = request
+            .outcome
+            .as_ref()
+            .map(|outcome| outcome.quorum_override_reason.as_str());
+        let quorum = self.inner.quorum;
+        self.change(&caller, &request.conference_id, |tracked| {
+            let decided = tracked
+                .aggregate
+                .record_outcome(outcome.clone(), quorum, override_reason)
+                .map_err(from_domain)?;
+            let domain::conference::Event::OutcomeRecorded { quorate, .. } = decided else {
+                return Err(Status::internal("recording an outcome gave another event"));
+            };
+            let starts_plan = matches!(
+                outcome,
+                domain::conference::Outcome::Initial { plan: Some(_) }
+            );
+            let plan_id = if starts_plan {
+                EventId::new().to_string()
+            } else {
+                tracked.view.plan_id.clone()
+            };
+            let view = tracked.refreshed_view();
+            Ok(wire::ConferenceOutcomeRecorded {
+                conference_id: request.conference_id.clone(),
+                kind: tracked.view.kind,
+                outcome: request.outcome.clone(),
+                held_on: tracked.view.held_on,
+                child_nhs_number: tracked.view.child_nhs_number.clone(),
+                child_name: tracked.view.child_name.clone(),
+                local_authority: tracked.view.local_authority.clone(),
+                plan_id,
+                invitees: view.invitees,
+                quorate,
+            })
+        })
+        .await
+    }
+
+    async fn get_conference(
+        &self,
+        request: Request<wire::GetConferenceRequest>,
+    ) -> Result<Response<wire::ConferenceResponse>, Status> {
+        let request = request.into_inner();
+        validate::caller(request.caller.as_ref())?;
+        self.inner
+            .watermark
+            .wait_for(request.min_token.as_ref(), consistency::DEFAULT_WAIT)
+            .await?;
+        Ok(Response::new(wire::ConferenceResponse {
+            conference: Some(self.view(&request.conference_id, validate::today())?),
+            token: None,
+        }))
+    }
+
+    async fn list_conferences(
+        &self,
+        request: Request<wire::ListConferencesRequest>,
+    ) -> Result<Response<wire::ListConferencesResponse>, Status> {
+        let request = request.into_inner();
+        validate::caller(request.caller.as_ref())?;
+        let local_authority = domain::OdsCode::parse(&request.local_authority_ods_code)
+            .map_err(|error| invalid("local_authority_ods_code", error))?;
+        let today = validate::optional_date("as_of", request.as_of.as_ref())?
+            .unwrap_or_else(validate::today);
+        self.inner
+            .watermark
+            .wait_for(request.min_token.as_ref(), consistency::DEFAULT_WAIT)
+            .await?;
+        let projection = self
+            .inner
+            .projection
+            .read()
+            .map_err(|_| Status::internal("conference state unavailable"))?;
+        let mut conferences: Vec<wire::Conference> = projection
+            .conferences
+            .values()
+            .filter(|tracked| {
+                !matches!(
+                    tracked.aggregate.status,
+                    domain::conference::Status::Held { .. } | domain::conference::Status::Decided
+                ) && tracked
+                    .view
+                    .local_authority
+                    .as_ref()
+                    .is_some_and(|la| la.ods_code == local_authority.as_str())
+                    && (!request.overdue_only || tracked.aggregate.is_overdue(today))
+            })
+            .map(|tracked| {
+                let mut view = tracked.refreshed_view();
+                view.overdue = tracked.aggregate.is_overdue(today);
+                view
+            })
+            .collect();
+        conferences.sort_by_key(|view| {
+            (
+                view.due.map(|due| (due.year, due.month, due.day)),
+                view.conference_id.clone(),
+            )
+        });
+        Ok(Response::new(wire::ListConferencesResponse { conferences }))
+    }
+}

@@ -1,0 +1,419 @@
+//! The conference scheduler over real gRPC, beside the referral intake on
+//! the in-process bus: a section 47 enquiry requests the initial conference
+//! by itself; the conference runs to a plan, and the first review is
+//! requested on the statutory timetable.
+
+use std::path::Path;
+use std::time::Duration;
+
+use contract::common::v1::{
+    AbuseCategory, CallerIdentity, CareSetting, Date, NhsNumber, Organisation, OrganisationKind,
+    Role,
+};
+use contract::conference::v1::conference_scheduler_client::ConferenceSchedulerClient;
+use contract::conference::v1::*;
+use contract::referral::v1 as referral;
+use contract::referral::v1::referral_intake_client::ReferralIntakeClient;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::Code;
+use tonic::transport::Channel;
+
+struct Backbone {
+    referrals: ReferralIntakeClient<Channel>,
+    conferences: ConferenceSchedulerClient<Channel>,
+}
+
+async fn spawn(dir: &Path) -> Backbone {
+    let bus = bus::Bus::in_process();
+    let calendar = domain::calendar::Calendar::england_and_wales();
+    let referrals = ::referral::Options {
+        data_dir: dir.join("referral-intake"),
+        calendar: calendar.clone(),
+    };
+    let referrals = ::referral::open(referrals, &bus)
+        .await
+        .expect("referral intake");
+    let conferences = conference::Options {
+        data_dir: dir.join("conference-scheduler"),
+        calendar,
+        quorum: domain::conference::QuorumRule::default(),
+    };
+    let conferences = conference::open(conferences, &bus)
+        .await
+        .expect("scheduler");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let address = listener.local_addr().expect("address");
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(referrals.into_server())
+            .add_service(conferences.into_server())
+            .serve_with_incoming(TcpListenerStream::new(listener)),
+    );
+    let url = format!("http://{address}");
+    Backbone {
+        referrals: ReferralIntakeClient::connect(url.clone())
+            .await
+            .expect("connect"),
+        conferences: ConferenceSchedulerClient::connect(url)
+            .await
+            .expect("connect"),
+    }
+}
+
+fn organisation(ods: &str, kind: OrganisationKind) -> Organisation {
+    Organisation {
+        ods_code: ods.into(),
+        name: format!("Test organisation {ods}"),
+        kind: kind.into(),
+    }
+}
+
+fn council() -> Organisation {
+    organisation("E09000999", OrganisationKind::LocalAuthority)
+}
+
+fn chair() -> CallerIdentity {
+    CallerIdentity {
+        organisation: Some(council()),
+        user_id: "chair-0001".into(),
+        display_name: "Test Chair".into(),
+        role: Role::ConferenceChair.into(),
+        care_setting: CareSetting::SocialCare.into(),
+    }
+}
+
+fn date(year: i32, month: i32, day: i32) -> Option<Date> {
+    Some(Date { year, month, day })
+}
+
+fn invitee(role: InviteeRole, ods: &str, kind: OrganisationKind) -> Invitee {
+    Invitee {
+        role: role.into(),
+        organisation: Some(organisation(ods, kind)),
+        ..Invitee::default()
+    }
+}
+
+/// A referral taken to a section 47 enquiry that needs a conference.
+async fn refer_to_conference(backbone: &mut Backbone) -> String {
+    let submitted = backbone
+        .referrals
+        .submit_referral(referral::SubmitReferralRequest {
+            caller: Some(chair()),
+            idempotency_key: "case-0001".into(),
+            referrer: Some(referral::Referrer {
+                organisation: Some(organisation("S999001", OrganisationKind::School)),
+                person: None,
+            }),
+            child: Some(referral::Child {
+                nhs_number: Some(NhsNumber {
+                    value: "9990000018".into(),
+                }),
+                given_name: "Alex".into(),
+                family_name: "Testchild".into(),
+                date_of_birth: date(2019, 4, 2),
+                ..referral::Child::default()
+            }),
+            concerns: "unexplained bruising".into(),
+            category_of_concern: AbuseCategory::Physical.into(),
+            consent: Some(referral::Consent {
+                status: referral::ConsentStatus::Given.into(),
+                reason: String::new(),
+            }),
+            local_authority: Some(council()),
+            received_at: Some(prost_types::Timestamp {
+                seconds: 1_766_136_600,
+                nanos: 0,
+            }),
+            ..referral::SubmitReferralRequest::default()
+        })
+        .await
+        .expect("submit")
+        .into_inner();
+    let id = submitted.referral_id;
+    backbone
+        .referrals
+        .record_decision(referral::RecordDecisionRequest {
+            caller: Some(chair()),
+            referral_id: id.clone(),
+            rag_rating: referral::RagRating::Red.into(),
+            outcome: referral::ReferralOutcome::StrategyDiscussion.into(),
+            rationale: "significant harm suspected".into(),
+            decided_at: Some(prost_types::Timestamp {
+                seconds: 1_766_397_600,
+                nanos: 0,
+            }),
+        })
+        .await
+        .expect("decide");
+    backbone
+        .referrals
+        .record_strategy_discussion(referral::RecordStrategyDiscussionRequest {
+            caller: Some(chair()),
+            referral_id: id.clone(),
+            held_on: date(2026, 1, 6),
+            agencies_present: vec![council()],
+            section_47_enquiry: true,
+            notes: String::new(),
+        })
+        .await
+        .expect("strategy");
+    backbone
+        .referrals
+        .record_section47_outcome(referral::RecordSection47OutcomeRequest {
+            caller: Some(chair()),
+            referral_id: id.clone(),
+            concluded_on: date(2026, 1, 9),
+            conference_needed: true,
+            rationale: "risk of significant harm".into(),
+        })
+        .await
+        .expect("conclude");
+    id
+}
+
+/// Waits for the scheduler's rules to have requested what it lists.
+async fn conferences(backbone: &mut Backbone, count: usize) -> Vec<Conference> {
+    for _ in 0..200 {
+        let listed = backbone
+            .conferences
+            .list_conferences(ListConferencesRequest {
+                caller: Some(chair()),
+                local_authority_ods_code: "E09000999".into(),
+                as_of: date(2026, 1, 12),
+                ..ListConferencesRequest::default()
+            })
+            .await
+            .expect("list")
+            .into_inner()
+            .conferences;
+        if listed.len() >= count {
+            return listed;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the scheduler did not request {count} conference(s)");
+}
+
+#[tokio::test]
+async fn a_section_47_enquiry_leads_to_a_conference_a_plan_and_a_review() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut backbone = spawn(dir.path()).await;
+    let referral_id = refer_to_conference(&mut backbone).await;
+
+    let icpc = conferences(&mut backbone, 1).await.remove(0);
+    assert_eq!(icpc.kind(), ConferenceKind::Initial);
+    assert_eq!(icpc.referral_id, referral_id);
+    // 15 working days after the strategy discussion of Tuesday 6 January 2026.
+    assert_eq!(icpc.due, date(2026, 1, 27));
+    assert_eq!(
+        icpc.child_nhs_number.as_ref().map(|n| n.value.as_str()),
+        Some("9990000018")
+    );
+    let id = icpc.conference_id.clone();
+
+    let police = invitee(InviteeRole::Police, "P99001", OrganisationKind::Police);
+    let gp = invitee(InviteeRole::Gp, "Y99001", OrganisationKind::GpPractice);
+    let school = invitee(InviteeRole::School, "S999001", OrganisationKind::School);
+    let social_care = invitee(
+        InviteeRole::SocialCare,
+        "E09000999",
+        OrganisationKind::LocalAuthority,
+    );
+    let updated = backbone
+        .conferences
+        .update_invitations(UpdateInvitationsRequest {
+            caller: Some(chair()),
+            conference_id: id.clone(),
+            add: vec![police.clone(), gp.clone(), school.clone()],
+            remove: vec![],
+        })
+        .await
+        .expect("invite")
+        .into_inner();
+    assert_eq!(
+        updated.conference.expect("conference").invitees.len(),
+        5,
+        "parent, social care and three agencies"
+    );
+
+    // An outcome before the conference is held is refused.
+    let plan = Outcome {
+        kind: Some(outcome::Kind::Initial(InitialOutcome {
+            plan: true,
+            category: AbuseCategory::Physical.into(),
+        })),
+        quorum_override_reason: String::new(),
+    };
+    let status = backbone
+        .conferences
+        .record_outcome(RecordOutcomeRequest {
+            caller: Some(chair()),
+            conference_id: id.clone(),
+            outcome: Some(plan.clone()),
+        })
+        .await
+        .expect_err("not held");
+    assert_eq!(
+        status.code(),
+        Code::FailedPrecondition,
+        "{}",
+        status.message()
+    );
+
+    backbone
+        .conferences
+        .schedule_conference(ScheduleConferenceRequest {
+            caller: Some(chair()),
+            conference_id: id.clone(),
+            scheduled_for: Some(prost_types::Timestamp {
+                seconds: 1_768_900_000,
+                nanos: 0,
+            }),
+            venue: "Civic Centre, room 2".into(),
+        })
+        .await
+        .expect("schedule");
+    backbone
+        .conferences
+        .record_invite_reply(RecordInviteReplyRequest {
+            caller: Some(chair()),
+            conference_id: id.clone(),
+            role: InviteeRole::Gp.into(),
+            organisation_ods_code: "Y99001".into(),
+            response: InviteResponse::SendingReport.into(),
+        })
+        .await
+        .expect("reply");
+    backbone
+        .conferences
+        .record_report_received(RecordReportReceivedRequest {
+            caller: Some(chair()),
+            conference_id: id.clone(),
+            role: InviteeRole::Gp.into(),
+            organisation_ods_code: "Y99001".into(),
+        })
+        .await
+        .expect("report");
+    // Social care and the police only: not quorate by the default rule.
+    backbone
+        .conferences
+        .record_attendance(RecordAttendanceRequest {
+            caller: Some(chair()),
+            conference_id: id.clone(),
+            present: vec![social_care.clone(), police.clone()],
+            held_on: date(2026, 1, 20),
+        })
+        .await
+        .expect("attendance");
+    let status = backbone
+        .conferences
+        .record_outcome(RecordOutcomeRequest {
+            caller: Some(chair()),
+            conference_id: id.clone(),
+            outcome: Some(plan.clone()),
+        })
+        .await
+        .expect_err("inquorate");
+    assert_eq!(
+        status.code(),
+        Code::FailedPrecondition,
+        "{}",
+        status.message()
+    );
+    backbone
+        .conferences
+        .record_attendance(RecordAttendanceRequest {
+            caller: Some(chair()),
+            conference_id: id.clone(),
+            present: vec![social_care, police, school],
+            held_on: date(2026, 1, 20),
+        })
+        .await
+        .expect("attendance corrected");
+    let decided = backbone
+        .conferences
+        .record_outcome(RecordOutcomeRequest {
+            caller: Some(chair()),
+            conference_id: id.clone(),
+            outcome: Some(plan),
+        })
+        .await
+        .expect("outcome")
+        .into_inner()
+        .conference
+        .expect("conference");
+    assert!(!decided.plan_id.is_empty());
+    let gp_view = decided
+        .invitees
+        .iter()
+        .find(|invitee| invitee.role() == InviteeRole::Gp)
+        .expect("gp");
+    assert!(gp_view.report_received && !gp_view.attended);
+
+    // The first review is requested by itself, 3 months after the ICPC.
+    let review = conferences(&mut backbone, 1)
+        .await
+        .into_iter()
+        .find(|conference| conference.kind() == ConferenceKind::Review)
+        .expect("review requested");
+    assert_eq!(review.due, date(2026, 4, 20));
+    assert_eq!(review.plan_id, decided.plan_id);
+}
+
+#[tokio::test]
+async fn only_the_local_authority_changes_conferences_and_unknown_ones_are_not_found() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut backbone = spawn(dir.path()).await;
+    let mut nurse = chair();
+    nurse.organisation = Some(organisation("RXX01", OrganisationKind::NhsTrust));
+    nurse.role = Role::UnscheduledCareClinician.into();
+    let status = backbone
+        .conferences
+        .cancel_conference(CancelConferenceRequest {
+            caller: Some(nurse),
+            conference_id: "anything".into(),
+            reason: "x".into(),
+        })
+        .await
+        .expect_err("not entitled");
+    assert_eq!(
+        status.code(),
+        Code::PermissionDenied,
+        "{}",
+        status.message()
+    );
+    let status = backbone
+        .conferences
+        .cancel_conference(CancelConferenceRequest {
+            caller: Some(chair()),
+            conference_id: "no-such-conference".into(),
+            reason: "x".into(),
+        })
+        .await
+        .expect_err("unknown");
+    assert_eq!(status.code(), Code::NotFound, "{}", status.message());
+    let status = backbone
+        .conferences
+        .create_conference(CreateConferenceRequest {
+            caller: Some(chair()),
+            kind: ConferenceKind::TransferIn.into(),
+            child_nhs_number: Some(NhsNumber {
+                value: "9990000019".into(),
+            }),
+            local_authority: Some(council()),
+            clock_starts: date(2026, 1, 5),
+            idempotency_key: "t-1".into(),
+            ..CreateConferenceRequest::default()
+        })
+        .await
+        .expect_err("bad nhs number");
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(
+        status.message().starts_with("child_nhs_number"),
+        "{}",
+        status.message()
+    );
+}
