@@ -1,0 +1,253 @@
+//! Each child's chronology: every event about them, from every service, in
+//! one readable list, so a case review never again lacks one.
+
+use std::collections::HashMap;
+
+use contract::conference::v1 as conference;
+use contract::events::v1::{EventEnvelope, actor};
+use contract::referral::v1 as referral;
+use contract::registry::v1 as wire;
+use domain::NhsNumber;
+use prost::{Message, Name};
+
+#[derive(Debug, Default)]
+pub struct Chronology {
+    entries: HashMap<NhsNumber, Vec<wire::ChronologyEntry>>,
+    /// Conference events name the conference, not the child.
+    conference_children: HashMap<String, NhsNumber>,
+}
+
+fn child_of(number: Option<&contract::common::v1::NhsNumber>) -> Option<NhsNumber> {
+    NhsNumber::parse(&number?.value).ok()
+}
+
+fn referral_child(child: Option<&referral::Child>) -> Option<NhsNumber> {
+    let child = child?;
+    child_of(child.nhs_number.as_ref()).or_else(|| child_of(child.mother_nhs_number.as_ref()))
+}
+
+fn date(value: Option<&contract::common::v1::Date>) -> String {
+    value.map_or_else(
+        || "no date".to_owned(),
+        |d| format!("{:04}-{:02}-{:02}", d.year, d.month, d.day),
+    )
+}
+
+fn category(value: i32) -> String {
+    contract::common::v1::AbuseCategory::try_from(value)
+        .map(|category| {
+            category
+                .as_str_name()
+                .trim_start_matches("ABUSE_CATEGORY_")
+                .to_lowercase()
+        })
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+impl Chronology {
+    /// Records the event if it is about a child; returns whether it was.
+    pub fn add(&mut self, log: &str, position: u64, envelope: &EventEnvelope) -> bool {
+        let Some((child, summary)) = self.describe(envelope) else {
+            return false;
+        };
+        let actor = match envelope
+            .actor
+            .as_ref()
+            .and_then(|actor| actor.kind.as_ref())
+        {
+            Some(actor::Kind::Person(person)) => {
+                let organisation = person
+                    .organisation
+                    .as_ref()
+                    .map(|o| o.name.as_str())
+                    .unwrap_or_default();
+                format!("{} ({organisation})", person.display_name)
+            }
+            Some(actor::Kind::System(system)) => system.clone(),
+            None => String::new(),
+        };
+        self.entries
+            .entry(child)
+            .or_default()
+            .push(wire::ChronologyEntry {
+                occurred_at: envelope.occurred_at,
+                recorded_at: envelope.recorded_at,
+                log: log.to_owned(),
+                position,
+                content_type: envelope.content_type.clone(),
+                summary,
+                actor,
+            });
+        true
+    }
+
+    /// A child's entries in the order things happened.
+    pub fn of(&self, child: &NhsNumber) -> Vec<wire::ChronologyEntry> {
+        let mut entries = self.entries.get(child).cloned().unwrap_or_default();
+        entries.sort_by_key(|entry| {
+            let at = entry.occurred_at.unwrap_or_default();
+            (at.seconds, at.nanos, entry.log.clone(), entry.position)
+        });
+        entries
+    }
+
+    fn describe(&mut self, envelope: &EventEnvelope) -> Option<(NhsNumber, String)> {
+        let payload = envelope.payload.as_slice();
+        let content = envelope.content_type.as_str();
+        if content == referral::ReferralSubmitted::full_name() {
+            let event = referral::ReferralSubmitted::decode(payload).ok()?;
+            let from = event.referrer.as_ref()?.organisation.as_ref()?.name.clone();
+            return Some((
+                referral_child(event.child.as_ref())?,
+                format!(
+                    "referral received from {from}: {}",
+                    category(event.category_of_concern)
+                ),
+            ));
+        }
+        if content == referral::ReferralDecided::full_name() {
+            let event = referral::ReferralDecided::decode(payload).ok()?;
+            let outcome = referral::ReferralOutcome::try_from(event.outcome).ok()?;
+            return Some((
+                referral_child(event.child.as_ref())?,
+                format!(
+                    "MASH decision: {} ({})",
+                    outcome
+                        .as_str_name()
+                        .trim_start_matches("REFERRAL_OUTCOME_")
+                        .to_lowercase()
+                        .replace('_', " "),
+                    referral::RagRating::try_from(event.rag_rating)
+                        .map_or("unrated", |rag| rag.as_str_name())
+                        .trim_start_matches("RAG_RATING_")
+                        .to_lowercase()
+                ),
+            ));
+        }
+        if content == referral::StrategyDiscussionHeld::full_name() {
+            let event = referral::StrategyDiscussionHeld::decode(payload).ok()?;
+            let discussion = event.discussion.unwrap_or_default();
+            return Some((
+                referral_child(event.child.as_ref())?,
+                format!(
+                    "strategy discussion held on {}; section 47 enquiry: {}",
+                    date(discussion.held_on.as_ref()),
+                    if discussion.section_47_enquiry {
+                        "yes"
+                    } else {
+                        "no"
+                    }
+                ),
+            ));
+        }
+        if content == referral::Section47Concluded::full_name() {
+            let event = referral::Section47Concluded::decode(payload).ok()?;
+            return Some((
+                referral_child(event.child.as_ref())?,
+                format!(
+                    "section 47 enquiry concluded: {}",
+                    if event.conference_needed {
+                        "conference needed"
+                    } else {
+                        "no conference"
+                    }
+                ),
+            ));
+        }
+        if content == conference::ConferenceRequested::full_name() {
+            let event = conference::ConferenceRequested::decode(payload).ok()?;
+            let child = child_of(event.child_nhs_number.as_ref())?;
+            self.conference_children
+                .insert(event.conference_id.clone(), child);
+            let kind = conference::ConferenceKind::try_from(event.kind)
+                .map_or("conference", |kind| kind.as_str_name());
+            return Some((
+                child,
+                format!(
+                    "{} requested, due {}",
+                    kind.trim_start_matches("CONFERENCE_KIND_")
+                        .to_lowercase()
+                        .replace('_', " ")
+                        + " conference",
+                    date(event.due.as_ref())
+                ),
+            ));
+        }
+        if content == conference::ConferenceScheduled::full_name() {
+            let event = conference::ConferenceScheduled::decode(payload).ok()?;
+            return Some((
+                *self.conference_children.get(&event.conference_id)?,
+                format!("conference scheduled at {}", event.venue),
+            ));
+        }
+        if content == conference::ConferenceRearranged::full_name() {
+            let event = conference::ConferenceRearranged::decode(payload).ok()?;
+            return Some((
+                *self.conference_children.get(&event.conference_id)?,
+                format!("conference rearranged: {}", event.reason),
+            ));
+        }
+        if content == conference::ConferenceCancelled::full_name() {
+            let event = conference::ConferenceCancelled::decode(payload).ok()?;
+            return Some((
+                *self.conference_children.get(&event.conference_id)?,
+                format!("conference cancelled: {}", event.reason),
+            ));
+        }
+        if content == conference::ConferenceOutcomeRecorded::full_name() {
+            let event = conference::ConferenceOutcomeRecorded::decode(payload).ok()?;
+            let outcome = match event.outcome.as_ref()?.kind.as_ref()? {
+                conference::outcome::Kind::Initial(initial) if initial.plan => {
+                    format!("child protection plan ({})", category(initial.category))
+                }
+                conference::outcome::Kind::Initial(_) => "no plan".to_owned(),
+                conference::outcome::Kind::Review(review) => match review.decision.as_ref()? {
+                    conference::review_outcome::Decision::ContinuePlan(_) => {
+                        "plan continues".to_owned()
+                    }
+                    conference::review_outcome::Decision::ChangeCategory(value) => {
+                        format!("plan continues as {}", category(*value))
+                    }
+                    conference::review_outcome::Decision::EndReason(reason) => {
+                        format!("plan ends: {reason}")
+                    }
+                },
+            };
+            return Some((
+                child_of(event.child_nhs_number.as_ref())?,
+                format!(
+                    "conference held on {}: {outcome}",
+                    date(event.held_on.as_ref())
+                ),
+            ));
+        }
+        if content == wire::PlanStarted::full_name() {
+            let event = wire::PlanStarted::decode(payload).ok()?;
+            return Some((
+                child_of(event.child_nhs_number.as_ref())?,
+                format!("plan started on {}", date(event.start_date.as_ref())),
+            ));
+        }
+        if content == wire::PlanEnded::full_name() {
+            let event = wire::PlanEnded::decode(payload).ok()?;
+            return Some((
+                child_of(event.child_nhs_number.as_ref())?,
+                format!("plan ended on {}", date(event.end_date.as_ref())),
+            ));
+        }
+        if content == wire::ChildLookedUp::full_name() {
+            let event = wire::ChildLookedUp::decode(payload).ok()?;
+            let caller = event.caller.unwrap_or_default();
+            let organisation = caller.organisation.map(|o| o.name).unwrap_or_default();
+            return Some((
+                child_of(event.nhs_number.as_ref())?,
+                format!(
+                    "record viewed by {organisation}{}: {}",
+                    if event.silent { " (silent)" } else { "" },
+                    event.purpose
+                ),
+            ));
+        }
+        None
+    }
+}

@@ -1,0 +1,166 @@
+//! The registry's rule: conference outcomes become plan events. It keeps its
+//! place in a durable cursor and derives each plan event's id from the
+//! outcome that caused it, so a redelivered outcome changes nothing.
+
+use contract::common::v1::Organisation;
+use contract::conference::v1 as conference;
+use contract::registry::v1 as wire;
+use eventlog::{EventId, ExpectedVersion, NewEvent};
+use prost::{Message, Name};
+
+use crate::service::PlanRegistry;
+
+const PRODUCER: &str = contract::producers::CONFERENCE_SCHEDULER;
+
+pub async fn run(service: PlanRegistry, bus: bus::Bus) {
+    let cursor = format!("rule:{PRODUCER}");
+    let from = match service.log().cursor(&cursor) {
+        Ok(position) => position.unwrap_or(0),
+        Err(error) => {
+            tracing::error!(%error, "cannot read the rule's cursor");
+            return;
+        }
+    };
+    let mut subscription = match bus.subscribe(PRODUCER, from).await {
+        Ok(subscription) => subscription,
+        Err(error) => {
+            tracing::error!(%error, "cannot follow the scheduler");
+            return;
+        }
+    };
+    loop {
+        let delivery = match subscription.next().await {
+            Ok(delivery) => delivery,
+            Err(bus::Error::Closed) => return,
+            Err(error) => {
+                tracing::error!(%error, "plan rule stopped");
+                return;
+            }
+        };
+        let Ok(envelope) = delivery.event.envelope() else {
+            tracing::error!(
+                position = delivery.event.position(),
+                "undecodable scheduler event"
+            );
+            return;
+        };
+        if let Some((stream, event)) = plan_event(&envelope) {
+            loop {
+                match service
+                    .log()
+                    .append(&stream, ExpectedVersion::Any, vec![event.clone()])
+                    .await
+                {
+                    Ok(_) => break,
+                    Err(eventlog::Error::Closed) => return,
+                    Err(error) => {
+                        tracing::warn!(%error, "plan rule could not append; retrying");
+                        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                    }
+                }
+            }
+        }
+        if service
+            .log()
+            .set_cursor(&cursor, delivery.event.position() + 1)
+            .await
+            .is_err()
+        {
+            return;
+        }
+    }
+}
+
+fn system_event<M: Message + Name>(
+    source: &contract::events::v1::EventEnvelope,
+    payload: &M,
+) -> Option<NewEvent> {
+    let source_id = EventId::from_slice(&source.event_id)?;
+    Some(NewEvent {
+        event_id: EventId::derived(source_id, "registry:plan", 0),
+        occurred_at: source
+            .occurred_at
+            .and_then(|at| std::time::SystemTime::try_from(at).ok())
+            .unwrap_or_else(std::time::SystemTime::now),
+        correlation_id: source.correlation_id.clone(),
+        causation_id: source.event_id.clone(),
+        actor: Some(contract::events::v1::Actor {
+            kind: Some(contract::events::v1::actor::Kind::System(
+                crate::LOG.to_owned(),
+            )),
+        }),
+        ..NewEvent::new(M::full_name(), payload.encode_to_vec())
+    })
+}
+
+/// The care team: every organisation invited to the child's conference.
+fn care_team(invitees: &[conference::Invitee]) -> Vec<Organisation> {
+    let mut team: Vec<Organisation> = Vec::new();
+    for organisation in invitees
+        .iter()
+        .filter_map(|invitee| invitee.organisation.clone())
+    {
+        if !team
+            .iter()
+            .any(|known| known.ods_code == organisation.ods_code)
+        {
+            team.push(organisation);
+        }
+    }
+    team
+}
+
+fn plan_event(envelope: &contract::events::v1::EventEnvelope) -> Option<(String, NewEvent)> {
+    if envelope.content_type != conference::ConferenceOutcomeRecorded::full_name() {
+        return None;
+    }
+    let recorded =
+        conference::ConferenceOutcomeRecorded::decode(envelope.payload.as_slice()).ok()?;
+    if recorded.plan_id.is_empty() {
+        return None;
+    }
+    let stream = format!("plan-{}", recorded.plan_id);
+    let event = match recorded.outcome.as_ref()?.kind.as_ref()? {
+        conference::outcome::Kind::Initial(initial) if initial.plan => system_event(
+            envelope,
+            &wire::PlanStarted {
+                plan_id: recorded.plan_id.clone(),
+                r#type: wire::PlanType::ChildProtection.into(),
+                child_nhs_number: recorded.child_nhs_number.clone(),
+                category: initial.category,
+                start_date: recorded.held_on,
+                local_authority: recorded.local_authority.clone(),
+                lead_social_worker: None,
+                expected_date_of_delivery: None,
+                conference_id: recorded.conference_id.clone(),
+                care_team: care_team(&recorded.invitees),
+            },
+        )?,
+        conference::outcome::Kind::Initial(_) => return None,
+        conference::outcome::Kind::Review(review) => match review.decision.as_ref()? {
+            conference::review_outcome::Decision::ContinuePlan(_) => return None,
+            conference::review_outcome::Decision::ChangeCategory(category) => system_event(
+                envelope,
+                &wire::PlanCategoryChanged {
+                    plan_id: recorded.plan_id.clone(),
+                    category: *category,
+                    changed_on: recorded.held_on,
+                    conference_id: recorded.conference_id.clone(),
+                },
+            )?,
+            conference::review_outcome::Decision::EndReason(reason) => system_event(
+                envelope,
+                &wire::PlanEnded {
+                    plan_id: recorded.plan_id.clone(),
+                    end_date: recorded.held_on,
+                    reason: wire::PlanEndReason::Other.into(),
+                    detail: reason.clone(),
+                    child_nhs_number: recorded.child_nhs_number.clone(),
+                    local_authority: recorded.local_authority.clone(),
+                    care_team: care_team(&recorded.invitees),
+                },
+            )?,
+        },
+    };
+    Some((stream, event))
+}

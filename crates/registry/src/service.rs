@@ -1,0 +1,528 @@
+//! The `PlanRegistry` gRPC service.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use contract::common::v1::{ConsistencyToken, Organisation, Role};
+use contract::registry::v1 as wire;
+use contract::registry::v1::plan_registry_server::{self, PlanRegistryServer};
+use domain::NhsNumber;
+use domain::codes::PlanType;
+use domain::plan::Plan;
+use eventlog::{EventId, EventLog, ExpectedVersion, NewEvent};
+use prost::{Message, Name};
+use service_core::reject::{denied, from_domain, from_log, invalid, not_found};
+use service_core::validate::{self, Caller};
+use service_core::{Watermark, consistency};
+use tonic::{Request, Response, Status};
+
+use crate::Shared;
+use crate::projection::{self, PlanRecord};
+
+#[derive(Debug, Clone)]
+pub struct PlanRegistry {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    log: EventLog,
+    projection: Shared,
+    watermark: Watermark,
+    /// How far the chronology has read each other producer.
+    sources: HashMap<&'static str, Watermark>,
+    visibility_months: u32,
+}
+
+/// Who may see the category of a plan: those who act on it. An emergency
+/// department needs to know there is a plan and whom to call, not why.
+fn may_see_category(caller: &Caller) -> bool {
+    caller.is_local_authority()
+        || matches!(
+            caller.role,
+            Role::PoliceOfficer
+                | Role::GeneralPractitioner
+                | Role::Paediatrician
+                | Role::NamedSafeguardingProfessional
+        )
+}
+
+/// Who may look a child up at all: professionals, not the public or the
+/// people who run the service.
+fn may_look_up(caller: &Caller) -> bool {
+    !matches!(
+        caller.role,
+        Role::MemberOfPublic | Role::Operator | Role::Unspecified
+    )
+}
+
+fn require_local_authority(caller: &Caller) -> Result<(), Status> {
+    if caller.is_local_authority() {
+        Ok(())
+    } else {
+        Err(denied(format!(
+            "caller.role: {} may not record plans; local authority social care roles only",
+            caller.role.as_str_name()
+        )))
+    }
+}
+
+fn new_event<M: Message + Name>(payload: &M, caller: &Caller) -> NewEvent {
+    NewEvent {
+        actor: Some(contract::events::v1::Actor {
+            kind: Some(contract::events::v1::actor::Kind::Person(caller.to_wire())),
+        }),
+        ..NewEvent::new(M::full_name(), payload.encode_to_vec())
+    }
+}
+
+fn wire_nhs(number: NhsNumber) -> Option<contract::common::v1::NhsNumber> {
+    Some(contract::common::v1::NhsNumber {
+        value: number.to_string(),
+    })
+}
+
+impl PlanRegistry {
+    pub(crate) fn new(
+        log: EventLog,
+        projection: Shared,
+        watermark: Watermark,
+        sources: HashMap<&'static str, Watermark>,
+        visibility_months: u32,
+    ) -> Self {
+        PlanRegistry {
+            inner: Arc::new(Inner {
+                log,
+                projection,
+                watermark,
+                sources,
+                visibility_months,
+            }),
+        }
+    }
+
+    pub fn into_server(self) -> PlanRegistryServer<Self> {
+        PlanRegistryServer::new(self)
+    }
+
+    pub fn log(&self) -> &EventLog {
+        &self.inner.log
+    }
+
+    fn read(&self) -> Result<std::sync::RwLockReadGuard<'_, projection::Projection>, Status> {
+        self.inner
+            .projection
+            .read()
+            .map_err(|_| Status::internal("registry state unavailable"))
+    }
+
+    async fn append<M: Message + Name>(
+        &self,
+        stream: String,
+        expected: ExpectedVersion,
+        payload: &M,
+        caller: &Caller,
+    ) -> Result<ConsistencyToken, Status> {
+        let outcome = self
+            .inner
+            .log
+            .append(&stream, expected, vec![new_event(payload, caller)])
+            .await
+            .map_err(from_log)?;
+        let token = self.inner.watermark.token(outcome.positions.end);
+        self.inner
+            .watermark
+            .wait_for(Some(&token), consistency::DEFAULT_WAIT)
+            .await?;
+        Ok(token)
+    }
+
+    async fn catch_up(&self) -> Result<(), Status> {
+        let token = self.inner.watermark.token(self.inner.log.head());
+        self.inner
+            .watermark
+            .wait_for(Some(&token), consistency::DEFAULT_WAIT)
+            .await
+    }
+
+    fn plan_view(
+        &self,
+        record: &PlanRecord,
+        caller: &Caller,
+        state: &projection::Projection,
+    ) -> wire::Plan {
+        let mut view = record.view.clone();
+        view.owner = Some(state.owner(&record.local_authority));
+        if !may_see_category(caller) {
+            view.category = 0;
+        }
+        if let Some((end_date, _)) = record.aggregate.end {
+            view.visible_until = Some(validate::to_wire_date(
+                end_date.add_months(self.inner.visibility_months),
+            ));
+        }
+        if let Some(baby) = record.aggregate.baby {
+            view.child_nhs_number = wire_nhs(baby);
+        }
+        view
+    }
+
+    async fn start_plan(
+        &self,
+        caller: &Caller,
+        started: wire::PlanStarted,
+    ) -> Result<Response<wire::PlanResponse>, Status> {
+        let plan_id = started.plan_id.clone();
+        let token = self
+            .append(
+                format!("plan-{plan_id}"),
+                ExpectedVersion::NoStream,
+                &started,
+                caller,
+            )
+            .await?;
+        self.plan_response(&plan_id, caller, token)
+    }
+
+    fn plan_response(
+        &self,
+        plan_id: &str,
+        caller: &Caller,
+        token: ConsistencyToken,
+    ) -> Result<Response<wire::PlanResponse>, Status> {
+        let state = self.read()?;
+        let record = state
+            .plans
+            .get(plan_id)
+            .ok_or_else(|| not_found("plan", plan_id))?;
+        Ok(Response::new(wire::PlanResponse {
+            plan: Some(self.plan_view(record, caller, &state)),
+            token: Some(token),
+        }))
+    }
+
+    fn record(&self, plan_id: &str) -> Result<PlanRecord, Status> {
+        self.read()?
+            .plans
+            .get(plan_id)
+            .cloned()
+            .ok_or_else(|| not_found("plan", plan_id))
+    }
+}
+
+/// Checks a new plan with the domain and builds its first event.
+fn started(
+    plan_type: PlanType,
+    wire_type: wire::PlanType,
+    child: NhsNumber,
+    category: i32,
+    start: Option<&contract::common::v1::Date>,
+    local_authority: Option<&Organisation>,
+    lead_social_worker: Option<contract::common::v1::ContactDetails>,
+) -> Result<wire::PlanStarted, Status> {
+    let start_date = validate::date("start_date", start)?;
+    let local_authority = validate::organisation("local_authority", local_authority)?;
+    let domain_category = if category == 0 {
+        None
+    } else {
+        Some(
+            projection::category(category)
+                .ok_or_else(|| invalid("category", format!("unknown value {category}")))?,
+        )
+    };
+    Plan::start(plan_type, child, domain_category, start_date).map_err(from_domain)?;
+    Ok(wire::PlanStarted {
+        plan_id: EventId::new().to_string(),
+        r#type: wire_type.into(),
+        child_nhs_number: wire_nhs(child),
+        category,
+        start_date: Some(validate::to_wire_date(start_date)),
+        local_authority: Some(local_authority),
+        lead_social_worker,
+        ..wire::PlanStarted::default()
+    })
+}
+
+#[tonic::async_trait]
+impl plan_registry_server::PlanRegistry for PlanRegistry {
+    async fn lookup_child(
+        &self,
+        request: Request<wire::LookupChildRequest>,
+    ) -> Result<Response<wire::LookupChildResponse>, Status> {
+        let request = request.into_inner();
+        let caller = validate::caller(request.caller.as_ref())?;
+        if !may_look_up(&caller) {
+            return Err(denied(format!(
+                "caller.role: {} may not look children up",
+                caller.role.as_str_name()
+            )));
+        }
+        let child = validate::nhs_number("nhs_number", request.nhs_number.as_ref())?;
+        let purpose = validate::required_text("purpose", &request.purpose)?;
+        let as_of = validate::optional_date("as_of", request.as_of.as_ref())?;
+        self.inner
+            .watermark
+            .wait_for(request.min_token.as_ref(), consistency::DEFAULT_WAIT)
+            .await?;
+        let today = validate::today();
+        let (plans, owners) = {
+            let state = self.read()?;
+            let mut plans = Vec::new();
+            let mut owners: Vec<Organisation> = Vec::new();
+            for record in state.plans_of(&child) {
+                let shown = match as_of {
+                    Some(date) => record.aggregate.in_force_on(date),
+                    None => record
+                        .aggregate
+                        .shown_on(today, self.inner.visibility_months),
+                };
+                if !shown {
+                    continue;
+                }
+                if !owners
+                    .iter()
+                    .any(|owner| owner.ods_code == record.local_authority.ods_code)
+                {
+                    owners.push(record.local_authority.clone());
+                }
+                plans.push(self.plan_view(record, &caller, &state));
+            }
+            (plans, owners)
+        };
+        // Every lookup is itself an event; the notification service tells
+        // the owners unless it is silent.
+        let looked_up = wire::ChildLookedUp {
+            nhs_number: wire_nhs(child),
+            caller: Some(caller.to_wire()),
+            purpose,
+            silent: request.silent,
+            owners,
+            as_of: as_of.map(validate::to_wire_date),
+        };
+        let token = self
+            .append(
+                format!("child-{child}"),
+                ExpectedVersion::Any,
+                &looked_up,
+                &caller,
+            )
+            .await?;
+        let recent_accesses = self
+            .read()?
+            .accesses
+            .get(&child)
+            .map(|accesses| accesses.iter().cloned().collect())
+            .unwrap_or_default();
+        Ok(Response::new(wire::LookupChildResponse {
+            nhs_number: wire_nhs(child),
+            plans,
+            recent_accesses,
+            token: Some(token),
+        }))
+    }
+
+    async fn child_chronology(
+        &self,
+        request: Request<wire::ChildChronologyRequest>,
+    ) -> Result<Response<wire::ChildChronologyResponse>, Status> {
+        let request = request.into_inner();
+        let caller = validate::caller(request.caller.as_ref())?;
+        if !caller.is_local_authority() {
+            return Err(denied(format!(
+                "caller.role: {} may not read a chronology; local authority social care roles only",
+                caller.role.as_str_name()
+            )));
+        }
+        let child = validate::nhs_number("nhs_number", request.nhs_number.as_ref())?;
+        self.inner
+            .watermark
+            .wait_for(request.min_token.as_ref(), consistency::DEFAULT_WAIT)
+            .await?;
+        for watermark in self.inner.sources.values() {
+            watermark
+                .wait_for(request.min_token.as_ref(), consistency::DEFAULT_WAIT)
+                .await?;
+        }
+        let entries = self.read()?.chronology.of(&child);
+        Ok(Response::new(wire::ChildChronologyResponse { entries }))
+    }
+
+    async fn record_transfer_in(
+        &self,
+        request: Request<wire::RecordTransferInRequest>,
+    ) -> Result<Response<wire::PlanResponse>, Status> {
+        let request = request.into_inner();
+        let caller = validate::caller(request.caller.as_ref())?;
+        require_local_authority(&caller)?;
+        let child = validate::nhs_number("child_nhs_number", request.child_nhs_number.as_ref())?;
+        validate::organisation(
+            "previous_local_authority",
+            request.previous_local_authority.as_ref(),
+        )?;
+        let started = started(
+            PlanType::ChildProtection,
+            wire::PlanType::ChildProtection,
+            child,
+            request.category,
+            request.start_date.as_ref(),
+            request.local_authority.as_ref(),
+            request.lead_social_worker,
+        )?;
+        self.start_plan(&caller, started).await
+    }
+
+    async fn record_looked_after(
+        &self,
+        request: Request<wire::RecordLookedAfterRequest>,
+    ) -> Result<Response<wire::PlanResponse>, Status> {
+        let request = request.into_inner();
+        let caller = validate::caller(request.caller.as_ref())?;
+        require_local_authority(&caller)?;
+        let child = validate::nhs_number("child_nhs_number", request.child_nhs_number.as_ref())?;
+        let started = started(
+            PlanType::LookedAfter,
+            wire::PlanType::LookedAfter,
+            child,
+            0,
+            request.start_date.as_ref(),
+            request.local_authority.as_ref(),
+            request.lead_social_worker,
+        )?;
+        self.start_plan(&caller, started).await
+    }
+
+    async fn record_unborn_plan(
+        &self,
+        request: Request<wire::RecordUnbornPlanRequest>,
+    ) -> Result<Response<wire::PlanResponse>, Status> {
+        let request = request.into_inner();
+        let caller = validate::caller(request.caller.as_ref())?;
+        require_local_authority(&caller)?;
+        let mother = validate::nhs_number("mother_nhs_number", request.mother_nhs_number.as_ref())?;
+        let expected = validate::date(
+            "expected_date_of_delivery",
+            request.expected_date_of_delivery.as_ref(),
+        )?;
+        let mut started = started(
+            PlanType::Unborn,
+            wire::PlanType::Unborn,
+            mother,
+            request.category,
+            request.start_date.as_ref(),
+            request.local_authority.as_ref(),
+            request.lead_social_worker,
+        )?;
+        started.expected_date_of_delivery = Some(validate::to_wire_date(expected));
+        self.start_plan(&caller, started).await
+    }
+
+    async fn link_birth(
+        &self,
+        request: Request<wire::LinkBirthRequest>,
+    ) -> Result<Response<wire::PlanResponse>, Status> {
+        let request = request.into_inner();
+        let caller = validate::caller(request.caller.as_ref())?;
+        require_local_authority(&caller)?;
+        let baby = validate::nhs_number("baby_nhs_number", request.baby_nhs_number.as_ref())?;
+        let born_on = validate::date("born_on", request.born_on.as_ref())?;
+        self.catch_up().await?;
+        let record = self.record(&request.plan_id)?;
+        record
+            .aggregate
+            .link_birth(baby, born_on)
+            .map_err(from_domain)?;
+        let linked = wire::BirthLinked {
+            plan_id: request.plan_id.clone(),
+            mother_nhs_number: wire_nhs(record.aggregate.nhs_number),
+            baby_nhs_number: wire_nhs(baby),
+            born_on: request.born_on,
+        };
+        let token = self
+            .append(
+                format!("plan-{}", request.plan_id),
+                ExpectedVersion::Exact(record.version),
+                &linked,
+                &caller,
+            )
+            .await?;
+        self.plan_response(&request.plan_id, &caller, token)
+    }
+
+    async fn end_plan(
+        &self,
+        request: Request<wire::EndPlanRequest>,
+    ) -> Result<Response<wire::PlanResponse>, Status> {
+        let request = request.into_inner();
+        let caller = validate::caller(request.caller.as_ref())?;
+        require_local_authority(&caller)?;
+        let end_date = validate::date("end_date", request.end_date.as_ref())?;
+        validate::known_enum::<wire::PlanEndReason>("reason", request.reason)?;
+        self.catch_up().await?;
+        let record = self.record(&request.plan_id)?;
+        record
+            .aggregate
+            .end(end_date, projection::end_reason(request.reason))
+            .map_err(from_domain)?;
+        let ended = wire::PlanEnded {
+            plan_id: request.plan_id.clone(),
+            end_date: request.end_date,
+            reason: request.reason,
+            detail: String::new(),
+            child_nhs_number: record.view.child_nhs_number.clone(),
+            local_authority: Some(record.local_authority.clone()),
+            care_team: record.care_team.clone(),
+        };
+        let token = self
+            .append(
+                format!("plan-{}", request.plan_id),
+                ExpectedVersion::Exact(record.version),
+                &ended,
+                &caller,
+            )
+            .await?;
+        self.plan_response(&request.plan_id, &caller, token)
+    }
+
+    async fn set_local_authority_contacts(
+        &self,
+        request: Request<wire::SetLocalAuthorityContactsRequest>,
+    ) -> Result<Response<wire::SetLocalAuthorityContactsResponse>, Status> {
+        let request = request.into_inner();
+        let caller = validate::caller(request.caller.as_ref())?;
+        require_local_authority(&caller)?;
+        let contacts = request
+            .contacts
+            .ok_or_else(|| invalid("contacts", "is required"))?;
+        let local_authority = validate::organisation(
+            "contacts.local_authority",
+            contacts.local_authority.as_ref(),
+        )?;
+        if local_authority.ods_code != caller.organisation.as_str() {
+            return Err(denied(
+                "contacts.local_authority: a local authority sets only its own contact numbers",
+            ));
+        }
+        let office =
+            validate::required_text("contacts.office_hours_phone", &contacts.office_hours_phone)?;
+        let out_of_hours =
+            validate::required_text("contacts.out_of_hours_phone", &contacts.out_of_hours_phone)?;
+        let set = wire::LocalAuthorityContactsSet {
+            contacts: Some(wire::LocalAuthorityContacts {
+                local_authority: Some(local_authority.clone()),
+                office_hours_phone: office,
+                out_of_hours_phone: out_of_hours,
+            }),
+        };
+        let token = self
+            .append(
+                format!("la-{}", local_authority.ods_code),
+                ExpectedVersion::Any,
+                &set,
+                &caller,
+            )
+            .await?;
+        Ok(Response::new(wire::SetLocalAuthorityContactsResponse {
+            token: Some(token),
+        }))
+    }
+}
