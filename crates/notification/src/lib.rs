@@ -1,0 +1,214 @@
+//! Notification: what partners are told. Rules follow every service's
+//! events on the bus and raise notifications (a referral's outcome to the
+//! referrer, invitations to invitees, plan started or ended to the child's
+//! care team, record accesses to the owning local authority, missed
+//! statutory deadlines to the local authority) as events in this service's
+//! own log (stream `recipient-<ods>`). Partners subscribe over a
+//! server-streaming RPC with a filter and a resume point, receive each
+//! notification at least once and in order, and acknowledge what they have
+//! handled; acknowledgements are events too, so a partner's place survives
+//! restarts of either side.
+
+mod derive;
+mod service;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use contract::notification::v1 as wire;
+use eventlog::{EventId, EventLog, ExpectedVersion, NewEvent};
+use prost::{Message, Name};
+use service_core::Watermark;
+
+pub use crate::service::Notification;
+
+pub const LOG: &str = contract::producers::NOTIFICATION;
+
+/// The producers whose events raise notifications.
+const SOURCES: [&str; 3] = [
+    contract::producers::REFERRAL_INTAKE,
+    contract::producers::CONFERENCE_SCHEDULER,
+    contract::producers::PLAN_REGISTRY,
+];
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub data_dir: PathBuf,
+    /// How often missed deadlines are looked for.
+    pub deadline_check: Duration,
+}
+
+impl Options {
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Options {
+            data_dir: data_dir.into(),
+            deadline_check: Duration::from_secs(60),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot open the notification log: {0}")]
+    Log(#[from] eventlog::Error),
+    #[error(transparent)]
+    Bus(#[from] bus::Error),
+}
+
+/// Acknowledged sequence by (recipient ODS code, subscriber name).
+pub(crate) type Acks = Arc<RwLock<HashMap<(String, String), u64>>>;
+
+pub async fn open(options: Options, bus: &bus::Bus) -> Result<Notification, Error> {
+    let log = EventLog::open(eventlog::Options::new(&options.data_dir))?;
+    bus.register_producer(LOG, log.clone())?;
+    let acks: Acks = Arc::default();
+    let watermark = Watermark::new(LOG);
+    let mut subscription = log.subscribe(0);
+    while subscription.position() < log.head() {
+        let event = subscription.next().await?;
+        apply_ack(&acks, &event);
+    }
+    watermark.advance_to(subscription.position());
+    tokio::spawn(follow_acks(subscription, acks.clone(), watermark.clone()));
+    let memory = Arc::new(Mutex::new(derive::Memory::default()));
+    for producer in SOURCES {
+        tokio::spawn(follow_source(
+            log.clone(),
+            bus.clone(),
+            producer,
+            memory.clone(),
+        ));
+    }
+    tokio::spawn(check_deadlines(log.clone(), memory, options.deadline_check));
+    Ok(Notification::new(log, acks, watermark))
+}
+
+fn apply_ack(acks: &Acks, event: &eventlog::RecordedEvent) {
+    let Ok(envelope) = event.envelope() else {
+        return;
+    };
+    if envelope.content_type != wire::SubscriberAcknowledged::full_name() {
+        return;
+    }
+    let Ok(ack) = wire::SubscriberAcknowledged::decode(envelope.payload.as_slice()) else {
+        return;
+    };
+    if let Ok(mut acks) = acks.write() {
+        let place = acks
+            .entry((ack.recipient_ods_code, ack.subscriber))
+            .or_default();
+        *place = (*place).max(ack.sequence);
+    }
+}
+
+async fn follow_acks(mut subscription: eventlog::Subscription, acks: Acks, watermark: Watermark) {
+    while let Ok(event) = subscription.next().await {
+        apply_ack(&acks, &event);
+        watermark.advance_to(event.position() + 1);
+    }
+}
+
+async fn raise(
+    log: &EventLog,
+    id: EventId,
+    source: &[u8],
+    notification: &wire::NotificationRaised,
+) -> bool {
+    let recipient = notification
+        .recipient
+        .as_ref()
+        .map(|r| r.ods_code.clone())
+        .unwrap_or_default();
+    let event = NewEvent {
+        event_id: id,
+        causation_id: source.to_vec(),
+        actor: Some(contract::events::v1::Actor {
+            kind: Some(contract::events::v1::actor::Kind::System(LOG.to_owned())),
+        }),
+        ..NewEvent::new(
+            wire::NotificationRaised::full_name(),
+            notification.encode_to_vec(),
+        )
+    };
+    loop {
+        match log
+            .append(
+                &format!("recipient-{recipient}"),
+                ExpectedVersion::Any,
+                vec![event.clone()],
+            )
+            .await
+        {
+            Ok(_) => return true,
+            Err(eventlog::Error::Closed) => return false,
+            Err(error) => {
+                tracing::warn!(%error, "could not raise a notification; retrying");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+}
+
+/// Reads a producer from its first event, so what the rules remember
+/// (invitees, open deadlines) is whole, but raises only from its cursor on;
+/// the derived ids make anything raised twice harmless anyway.
+async fn follow_source(
+    log: EventLog,
+    bus: bus::Bus,
+    producer: &'static str,
+    memory: Arc<Mutex<derive::Memory>>,
+) {
+    let cursor = format!("rule:{producer}");
+    let Ok(raised_up_to) = log.cursor(&cursor).map(Option::unwrap_or_default) else {
+        return;
+    };
+    let Ok(mut subscription) = bus.subscribe(producer, 0).await else {
+        return;
+    };
+    while let Ok(delivery) = subscription.next().await {
+        let position = delivery.event.position();
+        let Ok(envelope) = delivery.event.envelope() else {
+            return;
+        };
+        let notifications = match memory.lock() {
+            Ok(mut memory) => memory.derive(producer, position, &envelope),
+            Err(_) => return,
+        };
+        if position < raised_up_to {
+            continue;
+        }
+        let Some(source) = EventId::from_slice(&envelope.event_id) else {
+            return;
+        };
+        for (index, notification) in notifications.iter().enumerate() {
+            let id = EventId::derived(source, "notification", index as u32);
+            if !raise(&log, id, &envelope.event_id, notification).await {
+                return;
+            }
+        }
+        if log.set_cursor(&cursor, position + 1).await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn check_deadlines(log: EventLog, memory: Arc<Mutex<derive::Memory>>, every: Duration) {
+    loop {
+        let missed = match memory.lock() {
+            Ok(mut memory) => memory.missed(service_core::validate::today()),
+            Err(_) => return,
+        };
+        for deadline in missed {
+            let Some(source) = EventId::from_slice(&deadline.source_event) else {
+                continue;
+            };
+            let id = EventId::derived(source, "deadline-missed", 0);
+            if !raise(&log, id, &deadline.source_event, &deadline.notification).await {
+                return;
+            }
+        }
+        tokio::time::sleep(every).await;
+    }
+}

@@ -1,0 +1,192 @@
+//! The `Notification` gRPC service: a filtered, resumable stream of a
+//! recipient's notifications, and acknowledgements.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use contract::notification::v1 as wire;
+use contract::notification::v1::notification_server::{self, NotificationServer};
+use eventlog::{EventLog, ExpectedVersion, NewEvent};
+use prost::{Message, Name};
+use service_core::reject::{denied, from_log, invalid};
+use service_core::validate::{self, Caller};
+use service_core::{Watermark, consistency};
+use tokio_stream::Stream;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+
+use crate::Acks;
+
+#[derive(Debug, Clone)]
+pub struct Notification {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    log: EventLog,
+    acks: Acks,
+    watermark: Watermark,
+}
+
+/// A partner reads and acknowledges only its own organisation's
+/// notifications.
+fn recipient(caller: &Caller, ods: &str) -> Result<String, Status> {
+    let ods = domain::OdsCode::parse(ods).map_err(|error| invalid("recipient_ods_code", error))?;
+    if ods != caller.organisation {
+        return Err(denied(
+            "recipient_ods_code: an organisation receives only its own notifications",
+        ));
+    }
+    Ok(ods.to_string())
+}
+
+impl Notification {
+    pub(crate) fn new(log: EventLog, acks: Acks, watermark: Watermark) -> Self {
+        Notification {
+            inner: Arc::new(Inner {
+                log,
+                acks,
+                watermark,
+            }),
+        }
+    }
+
+    pub fn into_server(self) -> NotificationServer<Self> {
+        NotificationServer::new(self)
+    }
+
+    pub fn log(&self) -> &EventLog {
+        &self.inner.log
+    }
+}
+
+type NotificationStream =
+    Pin<Box<dyn Stream<Item = Result<wire::NotificationMessage, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl notification_server::Notification for Notification {
+    type SubscribeStream = NotificationStream;
+
+    async fn subscribe(
+        &self,
+        request: Request<wire::SubscribeRequest>,
+    ) -> Result<Response<Self::SubscribeStream>, Status> {
+        let request = request.into_inner();
+        let caller = validate::caller(request.caller.as_ref())?;
+        let recipient = recipient(&caller, &request.recipient_ods_code)?;
+        let subscriber = validate::required_text("subscriber", &request.subscriber)?;
+        let kinds = request
+            .kinds
+            .iter()
+            .map(|kind| {
+                validate::known_enum::<wire::NotificationKind>("kinds", *kind).map(i32::from)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let child =
+            validate::optional_nhs_number("child_nhs_number", request.child_nhs_number.as_ref())?
+                .map(|n| n.to_string());
+        let after = if request.after_sequence > 0 {
+            Some(request.after_sequence)
+        } else {
+            self.inner
+                .acks
+                .read()
+                .map_err(|_| Status::internal("acknowledgements unavailable"))?
+                .get(&(recipient.clone(), subscriber))
+                .copied()
+        };
+        let mut events = self
+            .inner
+            .log
+            .subscribe(after.map_or(0, |sequence| sequence + 1));
+        let (sender, receiver) = tokio::sync::mpsc::channel(256);
+        tokio::spawn(async move {
+            loop {
+                let event = match events.next().await {
+                    Ok(event) => event,
+                    Err(_) => return,
+                };
+                let Ok(envelope) = event.envelope() else {
+                    continue;
+                };
+                if envelope.content_type != wire::NotificationRaised::full_name() {
+                    continue;
+                }
+                let Ok(raised) = wire::NotificationRaised::decode(envelope.payload.as_slice())
+                else {
+                    continue;
+                };
+                let to = raised
+                    .recipient
+                    .as_ref()
+                    .map(|r| r.ods_code.as_str())
+                    .unwrap_or_default();
+                let about = raised.child_nhs_number.as_ref().map(|n| n.value.as_str());
+                if to != recipient
+                    || (!kinds.is_empty() && !kinds.contains(&raised.kind))
+                    || child.as_deref().is_some_and(|child| about != Some(child))
+                {
+                    continue;
+                }
+                let message = wire::NotificationMessage {
+                    sequence: event.position(),
+                    kind: raised.kind,
+                    recipient: raised.recipient,
+                    child_nhs_number: raised.child_nhs_number,
+                    occurred_at: raised.occurred_at,
+                    summary: raised.summary,
+                    source: raised.source,
+                    details: raised.details,
+                };
+                if sender.send(Ok(message)).await.is_err() {
+                    return; // the subscriber went away
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
+    }
+
+    async fn acknowledge(
+        &self,
+        request: Request<wire::AcknowledgeRequest>,
+    ) -> Result<Response<wire::AcknowledgeResponse>, Status> {
+        let request = request.into_inner();
+        let caller = validate::caller(request.caller.as_ref())?;
+        let recipient = recipient(&caller, &request.recipient_ods_code)?;
+        let subscriber = validate::required_text("subscriber", &request.subscriber)?;
+        if request.sequence >= self.inner.log.head() {
+            return Err(invalid("sequence", "is beyond the last notification"));
+        }
+        let ack = wire::SubscriberAcknowledged {
+            subscriber: subscriber.clone(),
+            recipient_ods_code: recipient.clone(),
+            sequence: request.sequence,
+        };
+        let event = NewEvent {
+            actor: Some(contract::events::v1::Actor {
+                kind: Some(contract::events::v1::actor::Kind::Person(caller.to_wire())),
+            }),
+            ..NewEvent::new(
+                wire::SubscriberAcknowledged::full_name(),
+                ack.encode_to_vec(),
+            )
+        };
+        let outcome = self
+            .inner
+            .log
+            .append(
+                &format!("ack-{recipient}-{subscriber}"),
+                ExpectedVersion::Any,
+                vec![event],
+            )
+            .await
+            .map_err(from_log)?;
+        let token = self.inner.watermark.token(outcome.positions.end);
+        self.inner
+            .watermark
+            .wait_for(Some(&token), consistency::DEFAULT_WAIT)
+            .await?;
+        Ok(Response::new(wire::AcknowledgeResponse {}))
+    }
+}

@@ -1,0 +1,549 @@
+//! Notifications over real gRPC, with all four services on the in-process
+//! bus: each partner is told what concerns it, at least once, in order, and
+//! resumes after what it acknowledged.
+
+use std::path::Path;
+use std::time::Duration;
+
+use contract::common::v1::{
+    AbuseCategory, CallerIdentity, CareSetting, Date, NhsNumber, Organisation, OrganisationKind,
+    Role,
+};
+use contract::conference::v1::conference_scheduler_client::ConferenceSchedulerClient;
+use contract::conference::v1::*;
+use contract::notification::v1 as note;
+use contract::notification::v1::notification_client::NotificationClient;
+use contract::referral::v1 as referral;
+use contract::referral::v1::referral_intake_client::ReferralIntakeClient;
+use contract::registry::v1 as registry_wire;
+use contract::registry::v1::plan_registry_client::PlanRegistryClient;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::Code;
+use tonic::transport::Channel;
+
+struct Backbone {
+    referrals: ReferralIntakeClient<Channel>,
+    conferences: ConferenceSchedulerClient<Channel>,
+    registry: PlanRegistryClient<Channel>,
+    notifications: NotificationClient<Channel>,
+}
+
+async fn spawn(dir: &Path) -> Backbone {
+    let bus = bus::Bus::in_process();
+    let calendar = domain::calendar::Calendar::england_and_wales();
+    let referrals = ::referral::Options {
+        data_dir: dir.join("referral-intake"),
+        calendar: calendar.clone(),
+    };
+    let referrals = ::referral::open(referrals, &bus)
+        .await
+        .expect("referral intake");
+    let conferences = conference::Options {
+        data_dir: dir.join("conference-scheduler"),
+        calendar,
+        quorum: domain::conference::QuorumRule::default(),
+    };
+    let conferences = conference::open(conferences, &bus)
+        .await
+        .expect("scheduler");
+    let registry = registry::open(
+        registry::Options {
+            data_dir: dir.join("plan-registry"),
+            visibility_months: 12,
+        },
+        &bus,
+    )
+    .await
+    .expect("registry");
+    let notifications = notification::open(
+        notification::Options {
+            deadline_check: Duration::from_millis(100),
+            ..notification::Options::new(dir.join("notification"))
+        },
+        &bus,
+    )
+    .await
+    .expect("notification");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let address = listener.local_addr().expect("address");
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(referrals.into_server())
+            .add_service(conferences.into_server())
+            .add_service(registry.into_server())
+            .add_service(notifications.into_server())
+            .serve_with_incoming(TcpListenerStream::new(listener)),
+    );
+    let url = format!("http://{address}");
+    Backbone {
+        referrals: ReferralIntakeClient::connect(url.clone())
+            .await
+            .expect("connect"),
+        conferences: ConferenceSchedulerClient::connect(url.clone())
+            .await
+            .expect("connect"),
+        registry: PlanRegistryClient::connect(url.clone())
+            .await
+            .expect("connect"),
+        notifications: NotificationClient::connect(url).await.expect("connect"),
+    }
+}
+
+fn organisation(ods: &str, kind: OrganisationKind) -> Organisation {
+    Organisation {
+        ods_code: ods.into(),
+        name: format!("Test organisation {ods}"),
+        kind: kind.into(),
+    }
+}
+
+fn council() -> Organisation {
+    organisation("E09000999", OrganisationKind::LocalAuthority)
+}
+
+fn chair() -> CallerIdentity {
+    CallerIdentity {
+        organisation: Some(council()),
+        user_id: "chair-0001".into(),
+        display_name: "Test Chair".into(),
+        role: Role::ConferenceChair.into(),
+        care_setting: CareSetting::SocialCare.into(),
+    }
+}
+
+fn date(year: i32, month: i32, day: i32) -> Option<Date> {
+    Some(Date { year, month, day })
+}
+
+fn invitee(role: InviteeRole, ods: &str, kind: OrganisationKind) -> Invitee {
+    Invitee {
+        role: role.into(),
+        organisation: Some(organisation(ods, kind)),
+        ..Invitee::default()
+    }
+}
+
+/// A referral taken to a section 47 enquiry that needs a conference.
+async fn refer_to_conference(backbone: &mut Backbone) -> String {
+    let submitted = backbone
+        .referrals
+        .submit_referral(referral::SubmitReferralRequest {
+            caller: Some(chair()),
+            idempotency_key: "case-0001".into(),
+            referrer: Some(referral::Referrer {
+                organisation: Some(organisation("S999001", OrganisationKind::School)),
+                person: None,
+            }),
+            child: Some(referral::Child {
+                nhs_number: Some(NhsNumber {
+                    value: "9990000018".into(),
+                }),
+                given_name: "Alex".into(),
+                family_name: "Testchild".into(),
+                date_of_birth: date(2019, 4, 2),
+                ..referral::Child::default()
+            }),
+            concerns: "unexplained bruising".into(),
+            category_of_concern: AbuseCategory::Physical.into(),
+            consent: Some(referral::Consent {
+                status: referral::ConsentStatus::Given.into(),
+                reason: String::new(),
+            }),
+            local_authority: Some(council()),
+            received_at: Some(prost_types::Timestamp {
+                seconds: 1_766_136_600,
+                nanos: 0,
+            }),
+            ..referral::SubmitReferralRequest::default()
+        })
+        .await
+        .expect("submit")
+        .into_inner();
+    let id = submitted.referral_id;
+    backbone
+        .referrals
+        .record_decision(referral::RecordDecisionRequest {
+            caller: Some(chair()),
+            referral_id: id.clone(),
+            rag_rating: referral::RagRating::Red.into(),
+            outcome: referral::ReferralOutcome::StrategyDiscussion.into(),
+            rationale: "significant harm suspected".into(),
+            decided_at: Some(prost_types::Timestamp {
+                seconds: 1_766_397_600,
+                nanos: 0,
+            }),
+        })
+        .await
+        .expect("decide");
+    backbone
+        .referrals
+        .record_strategy_discussion(referral::RecordStrategyDiscussionRequest {
+            caller: Some(chair()),
+            referral_id: id.clone(),
+            held_on: date(2026, 1, 6),
+            agencies_present: vec![council()],
+            section_47_enquiry: true,
+            notes: String::new(),
+        })
+        .await
+        .expect("strategy");
+    backbone
+        .referrals
+        .record_section47_outcome(referral::RecordSection47OutcomeRequest {
+            caller: Some(chair()),
+            referral_id: id.clone(),
+            concluded_on: date(2026, 1, 9),
+            conference_needed: true,
+            rationale: "risk of significant harm".into(),
+        })
+        .await
+        .expect("conclude");
+    id
+}
+
+/// Waits for the scheduler's rules to have requested what it lists.
+async fn conferences(backbone: &mut Backbone, count: usize) -> Vec<Conference> {
+    for _ in 0..200 {
+        let listed = backbone
+            .conferences
+            .list_conferences(ListConferencesRequest {
+                caller: Some(chair()),
+                local_authority_ods_code: "E09000999".into(),
+                as_of: date(2026, 1, 12),
+                ..ListConferencesRequest::default()
+            })
+            .await
+            .expect("list")
+            .into_inner()
+            .conferences;
+        if listed.len() >= count {
+            return listed;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the scheduler did not request {count} conference(s)");
+}
+
+fn nurse() -> CallerIdentity {
+    CallerIdentity {
+        organisation: Some(organisation("RXX01", OrganisationKind::NhsTrust)),
+        user_id: "nurse-0001".into(),
+        display_name: "Test Nurse".into(),
+        role: Role::UnscheduledCareClinician.into(),
+        care_setting: CareSetting::EmergencyDepartment.into(),
+    }
+}
+
+fn child() -> Option<NhsNumber> {
+    Some(NhsNumber {
+        value: "9990000018".into(),
+    })
+}
+
+/// Runs the initial conference to a plan (physical abuse).
+async fn make_plan(backbone: &mut Backbone) -> Conference {
+    refer_to_conference(backbone).await;
+    let id = conferences(backbone, 1).await.remove(0).conference_id;
+    let present = vec![
+        invitee(
+            InviteeRole::SocialCare,
+            "E09000999",
+            OrganisationKind::LocalAuthority,
+        ),
+        invitee(InviteeRole::Police, "P99001", OrganisationKind::Police),
+        invitee(InviteeRole::Gp, "Y99001", OrganisationKind::GpPractice),
+    ];
+    backbone
+        .conferences
+        .update_invitations(UpdateInvitationsRequest {
+            caller: Some(chair()),
+            conference_id: id.clone(),
+            add: present[1..].to_vec(),
+            remove: vec![],
+        })
+        .await
+        .expect("invite");
+    backbone
+        .conferences
+        .schedule_conference(ScheduleConferenceRequest {
+            caller: Some(chair()),
+            conference_id: id.clone(),
+            scheduled_for: Some(prost_types::Timestamp {
+                seconds: 1_768_900_000,
+                nanos: 0,
+            }),
+            venue: "Civic Centre".into(),
+        })
+        .await
+        .expect("schedule");
+    backbone
+        .conferences
+        .record_attendance(RecordAttendanceRequest {
+            caller: Some(chair()),
+            conference_id: id.clone(),
+            present,
+            held_on: date(2026, 1, 20),
+        })
+        .await
+        .expect("attendance");
+    backbone
+        .conferences
+        .record_outcome(RecordOutcomeRequest {
+            caller: Some(chair()),
+            conference_id: id,
+            outcome: Some(Outcome {
+                kind: Some(outcome::Kind::Initial(InitialOutcome {
+                    plan: true,
+                    category: AbuseCategory::Physical.into(),
+                })),
+                quorum_override_reason: String::new(),
+            }),
+        })
+        .await
+        .expect("outcome")
+        .into_inner()
+        .conference
+        .expect("conference")
+}
+
+async fn lookup(
+    backbone: &mut Backbone,
+    caller: CallerIdentity,
+    silent: bool,
+) -> registry_wire::LookupChildResponse {
+    // The plan arrives from the scheduler through the bus: wait for it.
+    for _ in 0..200 {
+        let found = backbone
+            .registry
+            .lookup_child(registry_wire::LookupChildRequest {
+                caller: Some(caller.clone()),
+                nhs_number: child(),
+                purpose: "unscheduled care attendance".into(),
+                silent,
+                ..registry_wire::LookupChildRequest::default()
+            })
+            .await
+            .expect("lookup")
+            .into_inner();
+        if !found.plans.is_empty() {
+            return found;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the plan never reached the registry");
+}
+
+/// Someone at `ods` in a role, for subscribing to its notifications.
+fn member_of(ods: &str, kind: OrganisationKind, role: Role) -> CallerIdentity {
+    CallerIdentity {
+        organisation: Some(organisation(ods, kind)),
+        user_id: format!("{ods}-inbox"),
+        display_name: "Test Inbox".into(),
+        role: role.into(),
+        care_setting: CareSetting::Other.into(),
+    }
+}
+
+/// The next `count` notifications for `caller`'s organisation.
+async fn receive(
+    backbone: &mut Backbone,
+    caller: CallerIdentity,
+    kinds: &[note::NotificationKind],
+    after: u64,
+    count: usize,
+) -> Vec<note::NotificationMessage> {
+    let ods = caller
+        .organisation
+        .as_ref()
+        .expect("organisation")
+        .ods_code
+        .clone();
+    let mut stream = backbone
+        .notifications
+        .subscribe(note::SubscribeRequest {
+            caller: Some(caller),
+            subscriber: "inbox".into(),
+            recipient_ods_code: ods,
+            kinds: kinds.iter().map(|kind| i32::from(*kind)).collect(),
+            child_nhs_number: None,
+            after_sequence: after,
+        })
+        .await
+        .expect("subscribe")
+        .into_inner();
+    let mut received = Vec::new();
+    while received.len() < count {
+        let message = tokio::time::timeout(Duration::from_secs(10), stream.message())
+            .await
+            .expect("a notification arrives in time")
+            .expect("stream")
+            .expect("not ended");
+        received.push(message);
+    }
+    received
+}
+
+#[tokio::test]
+async fn each_partner_is_told_what_concerns_it() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut backbone = spawn(dir.path()).await;
+    make_plan(&mut backbone).await;
+
+    // The school that referred is told the outcome.
+    let school = member_of(
+        "S999001",
+        OrganisationKind::School,
+        Role::DesignatedSafeguardingLead,
+    );
+    let outcome = receive(
+        &mut backbone,
+        school,
+        &[note::NotificationKind::ReferralOutcome],
+        0,
+        1,
+    )
+    .await;
+    assert!(
+        outcome[0].summary.contains("strategy discussion"),
+        "{}",
+        outcome[0].summary
+    );
+
+    // The GP practice, invited, is told the plan started.
+    let gp = member_of(
+        "Y99001",
+        OrganisationKind::GpPractice,
+        Role::GeneralPractitioner,
+    );
+    let started = receive(
+        &mut backbone,
+        gp.clone(),
+        &[note::NotificationKind::PlanStarted],
+        0,
+        1,
+    )
+    .await;
+    assert_eq!(started[0].child_nhs_number, child());
+
+    // An A&E lookup is reported to the council; a silent one is not.
+    let council_inbox = member_of(
+        "E09000999",
+        OrganisationKind::LocalAuthority,
+        Role::TeamManager,
+    );
+    let mut silent_nurse = nurse();
+    silent_nurse.display_name = "Silent Nurse".into();
+    lookup(&mut backbone, silent_nurse, true).await;
+    lookup(&mut backbone, nurse(), false).await;
+    let accesses = receive(
+        &mut backbone,
+        council_inbox.clone(),
+        &[note::NotificationKind::Access],
+        0,
+        1,
+    )
+    .await;
+    assert!(
+        accesses[0].summary.contains("viewed by"),
+        "{}",
+        accesses[0].summary
+    );
+    assert_eq!(
+        accesses[0].details.get("setting").map(String::as_str),
+        Some("emergency department")
+    );
+
+    // Acknowledge, then resume: only later notifications arrive.
+    backbone
+        .notifications
+        .acknowledge(note::AcknowledgeRequest {
+            caller: Some(council_inbox.clone()),
+            subscriber: "inbox".into(),
+            recipient_ods_code: "E09000999".into(),
+            sequence: accesses[0].sequence,
+        })
+        .await
+        .expect("acknowledge");
+    lookup(&mut backbone, nurse(), false).await;
+    let next = receive(
+        &mut backbone,
+        council_inbox,
+        &[note::NotificationKind::Access],
+        0,
+        1,
+    )
+    .await;
+    assert!(
+        next[0].sequence > accesses[0].sequence,
+        "resumed after the acknowledged one"
+    );
+
+    // Nobody reads another organisation's notifications.
+    let status = backbone
+        .notifications
+        .subscribe(note::SubscribeRequest {
+            caller: Some(gp),
+            subscriber: "inbox".into(),
+            recipient_ods_code: "E09000999".into(),
+            ..note::SubscribeRequest::default()
+        })
+        .await
+        .expect_err("not its own");
+    assert_eq!(status.code(), Code::PermissionDenied);
+}
+
+#[tokio::test]
+async fn a_missed_decision_deadline_is_reported_to_the_council() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut backbone = spawn(dir.path()).await;
+    // Received in December 2025 and never decided: long overdue.
+    backbone
+        .referrals
+        .submit_referral(referral::SubmitReferralRequest {
+            caller: Some(chair()),
+            idempotency_key: "late-0001".into(),
+            referrer: Some(referral::Referrer {
+                organisation: Some(organisation("S999001", OrganisationKind::School)),
+                person: None,
+            }),
+            child: Some(referral::Child {
+                nhs_number: child(),
+                date_of_birth: date(2019, 4, 2),
+                ..referral::Child::default()
+            }),
+            concerns: "neglect".into(),
+            category_of_concern: AbuseCategory::Neglect.into(),
+            consent: Some(referral::Consent {
+                status: referral::ConsentStatus::Given.into(),
+                reason: String::new(),
+            }),
+            local_authority: Some(council()),
+            received_at: Some(prost_types::Timestamp {
+                seconds: 1_766_136_600,
+                nanos: 0,
+            }),
+            ..referral::SubmitReferralRequest::default()
+        })
+        .await
+        .expect("submit");
+    let council_inbox = member_of(
+        "E09000999",
+        OrganisationKind::LocalAuthority,
+        Role::TeamManager,
+    );
+    let missed = receive(
+        &mut backbone,
+        council_inbox,
+        &[note::NotificationKind::DeadlineMissed],
+        0,
+        1,
+    )
+    .await;
+    assert!(
+        missed[0].summary.contains("2025-12-22"),
+        "{}",
+        missed[0].summary
+    );
+}
