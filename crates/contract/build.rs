@@ -15,6 +15,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     ];
     println!("cargo:rerun-if-changed={}", proto_root.display());
     let descriptors = protox::compile(files, [&proto_root])?;
+    // Kept for gRPC reflection, so tools like grpcurl can explore the API.
+    let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
+    std::fs::write(
+        out_dir.join("safeguard_descriptor.bin"),
+        prost::Message::encode_to_vec(&descriptors),
+    )?;
     // Every message knows its protobuf name (`prost::Name`): an event's
     // content type is the full name of its payload message.
     let mut config = tonic_prost_build::Config::new();

@@ -14,6 +14,11 @@ pub mod producers {
     pub const NOTIFICATION: &str = "notification";
 }
 
+/// Every message and service of the contract, as a serialized
+/// `FileDescriptorSet`: served by gRPC reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/safeguard_descriptor.bin"));
+
 /// The content type of an event whose payload is `M`: its full protobuf name.
 pub fn content_type<M: prost::Name>() -> String {
     M::full_name()

@@ -195,7 +195,18 @@ async fn follow_source(
 }
 
 async fn check_deadlines(log: EventLog, memory: Arc<Mutex<derive::Memory>>, every: Duration) {
+    // Following the log's head tells this task when the log closes, so it
+    // lets go of it at once instead of at its next check.
+    let mut closing = log.subscribe(log.head());
+    let mut ticks = tokio::time::interval(every);
     loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            next = closing.next() => match next {
+                Ok(_) => continue,
+                Err(_) => return,
+            },
+        }
         let missed = match memory.lock() {
             Ok(mut memory) => memory.missed(service_core::validate::today()),
             Err(_) => return,
@@ -209,6 +220,5 @@ async fn check_deadlines(log: EventLog, memory: Arc<Mutex<derive::Memory>>, ever
                 return;
             }
         }
-        tokio::time::sleep(every).await;
     }
 }

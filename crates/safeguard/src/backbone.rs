@@ -1,0 +1,237 @@
+//! The whole backbone in one process: four services on one gRPC port (with
+//! health checking and reflection), each with its own log under the data
+//! directory, joined by the in-process bus.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use domain::calendar::Calendar;
+use domain::conference::QuorumRule;
+use domain::date::Date;
+use serde::Deserialize;
+use tokio::sync::oneshot;
+use tokio_stream::wrappers::TcpListenerStream;
+
+/// Everything an operator can set. Read from a JSON file, then overridden by
+/// flags and environment variables.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    /// How long ended plans stay visible to lookups.
+    pub visibility_months: u32,
+    /// The quorum rule: social care present, and at least this many other
+    /// agencies.
+    pub quorum_social_care_required: bool,
+    pub quorum_min_other_agencies: usize,
+    /// One-off bank holidays announced after this release (YYYY-MM-DD).
+    pub extra_bank_holidays: Vec<String>,
+    /// Bank holidays moved away from their usual date (YYYY-MM-DD).
+    pub removed_bank_holidays: Vec<String>,
+    /// How often missed deadlines are looked for, in seconds.
+    pub deadline_check_seconds: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("./safeguard-data"),
+            listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            visibility_months: 12,
+            quorum_social_care_required: true,
+            quorum_min_other_agencies: 2,
+            extra_bank_holidays: Vec::new(),
+            removed_bank_holidays: Vec::new(),
+            deadline_check_seconds: 60,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("config: {0}")]
+    Config(String),
+    #[error("referral intake: {0}")]
+    Referral(#[from] referral::Error),
+    #[error("conference scheduler: {0}")]
+    Conference(#[from] conference::Error),
+    #[error("plan registry: {0}")]
+    Registry(#[from] registry::Error),
+    #[error("notification: {0}")]
+    Notification(#[from] notification::Error),
+    #[error("cannot listen on {address}: {error}")]
+    Listen {
+        address: SocketAddr,
+        error: std::io::Error,
+    },
+    #[error("reflection: {0}")]
+    Reflection(String),
+    #[error("server: {0}")]
+    Serve(String),
+}
+
+impl Config {
+    /// Reads a JSON config file.
+    pub fn from_file(path: &std::path::Path) -> Result<Self, Error> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|error| Error::Config(format!("{}: {error}", path.display())))?;
+        serde_json::from_str(&text)
+            .map_err(|error| Error::Config(format!("{}: {error}", path.display())))
+    }
+
+    fn calendar(&self) -> Result<Calendar, Error> {
+        let dates = |field: &str, values: &[String]| {
+            values
+                .iter()
+                .map(|value| {
+                    Date::parse(value).map_err(|error| Error::Config(format!("{field}: {error}")))
+                })
+                .collect::<Result<Vec<_>, _>>()
+        };
+        Ok(Calendar::england_and_wales().with_adjustments(
+            dates("extra_bank_holidays", &self.extra_bank_holidays)?,
+            dates("removed_bank_holidays", &self.removed_bank_holidays)?,
+        ))
+    }
+}
+
+/// A running backbone.
+#[derive(Debug)]
+pub struct Running {
+    pub address: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    server: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
+    logs: Vec<eventlog::EventLog>,
+}
+
+impl Running {
+    /// Stops serving, lets requests in flight finish, and closes every log.
+    pub async fn stop(mut self) -> Result<(), Error> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let served = self
+            .server
+            .await
+            .map_err(|error| Error::Serve(error.to_string()))?;
+        for log in &self.logs {
+            if let Err(error) = log.close().await {
+                tracing::error!(%error, "closing a log");
+            }
+        }
+        served.map_err(|error| Error::Serve(error.to_string()))
+    }
+}
+
+/// Opens every service and starts serving. If anything fails, what was
+/// already opened is closed again, so a retry finds its files free.
+pub async fn start(config: &Config) -> Result<Running, Error> {
+    let mut opened = Vec::new();
+    let started = start_services(config, &mut opened).await;
+    if started.is_err() {
+        for log in opened {
+            let _ = log.close().await;
+        }
+    }
+    started
+}
+
+async fn start_services(
+    config: &Config,
+    opened: &mut Vec<eventlog::EventLog>,
+) -> Result<Running, Error> {
+    let calendar = config.calendar()?;
+    let bus = bus::Bus::in_process();
+    let dir = &config.data_dir;
+    let referrals = referral::open(
+        referral::Options {
+            data_dir: dir.join("referral-intake"),
+            calendar: calendar.clone(),
+        },
+        &bus,
+    )
+    .await?;
+    opened.push(referrals.log().clone());
+    let conferences = conference::open(
+        conference::Options {
+            data_dir: dir.join("conference-scheduler"),
+            calendar,
+            quorum: QuorumRule {
+                social_care_required: config.quorum_social_care_required,
+                min_other_agencies: config.quorum_min_other_agencies,
+            },
+        },
+        &bus,
+    )
+    .await?;
+    opened.push(conferences.log().clone());
+    let registry = registry::open(
+        registry::Options {
+            data_dir: dir.join("plan-registry"),
+            visibility_months: config.visibility_months,
+        },
+        &bus,
+    )
+    .await?;
+    opened.push(registry.log().clone());
+    let notifications = notification::open(
+        notification::Options {
+            deadline_check: Duration::from_secs(config.deadline_check_seconds.max(1)),
+            ..notification::Options::new(dir.join("notification"))
+        },
+        &bus,
+    )
+    .await?;
+    opened.push(notifications.log().clone());
+    let logs = opened.clone();
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_serving::<contract::referral::v1::referral_intake_server::ReferralIntakeServer<
+            referral::ReferralIntake,
+        >>()
+        .await;
+    health.set_serving::<contract::conference::v1::conference_scheduler_server::ConferenceSchedulerServer<conference::ConferenceScheduler>>().await;
+    health.set_serving::<contract::registry::v1::plan_registry_server::PlanRegistryServer<registry::PlanRegistry>>().await;
+    health
+        .set_serving::<contract::notification::v1::notification_server::NotificationServer<
+            notification::Notification,
+        >>()
+        .await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(contract::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|error| Error::Reflection(error.to_string()))?;
+
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|error| Error::Listen {
+            address: config.listen,
+            error,
+        })?;
+    let address = listener.local_addr().map_err(|error| Error::Listen {
+        address: config.listen,
+        error,
+    })?;
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(health_service)
+            .add_service(reflection)
+            .add_service(referrals.into_server())
+            .add_service(conferences.into_server())
+            .add_service(registry.into_server())
+            .add_service(notifications.into_server())
+            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
+                let _ = stopped.await;
+            }),
+    );
+    Ok(Running {
+        address,
+        stop: Some(stop),
+        server,
+        logs,
+    })
+}

@@ -1,0 +1,73 @@
+//! Client plumbing: the caller identity sent with each request, and
+//! printing any response as JSON through the contract's descriptors.
+
+use contract::common::v1::{CallerIdentity, CareSetting, Organisation, OrganisationKind, Role};
+use prost::{Message, Name};
+use prost_reflect::{DescriptorPool, DynamicMessage};
+
+/// Who the command acts as. Taken from flags or the environment; an
+/// organisation's identity provider sets these in a real deployment.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Identity {
+    /// The caller's organisation ODS code.
+    #[arg(long = "as-org", env = "SAFEGUARD_ORG", default_value = "E09000999")]
+    pub organisation: String,
+    #[arg(long = "as-org-name", env = "SAFEGUARD_ORG_NAME", default_value = "")]
+    pub organisation_name: String,
+    #[arg(long = "as-user", env = "SAFEGUARD_USER", default_value = "cli-user")]
+    pub user: String,
+    /// A role from the contract, e.g. SOCIAL_WORKER, UNSCHEDULED_CARE_CLINICIAN.
+    #[arg(
+        long = "as-role",
+        env = "SAFEGUARD_ROLE",
+        default_value = "SOCIAL_WORKER"
+    )]
+    pub role: String,
+    /// A care setting from the contract, e.g. EMERGENCY_DEPARTMENT.
+    #[arg(
+        long = "as-setting",
+        env = "SAFEGUARD_SETTING",
+        default_value = "SOCIAL_CARE"
+    )]
+    pub setting: String,
+}
+
+impl Identity {
+    pub fn caller(&self) -> Result<CallerIdentity, String> {
+        let role = Role::from_str_name(&format!("ROLE_{}", self.role.to_uppercase()))
+            .ok_or_else(|| format!("--as-role: unknown role {}", self.role))?;
+        let setting =
+            CareSetting::from_str_name(&format!("CARE_SETTING_{}", self.setting.to_uppercase()))
+                .ok_or_else(|| format!("--as-setting: unknown care setting {}", self.setting))?;
+        Ok(CallerIdentity {
+            organisation: Some(Organisation {
+                ods_code: self.organisation.clone(),
+                name: self.organisation_name.clone(),
+                kind: OrganisationKind::Unspecified.into(),
+            }),
+            user_id: self.user.clone(),
+            display_name: self.user.clone(),
+            role: role.into(),
+            care_setting: setting.into(),
+        })
+    }
+}
+
+/// Any message of the contract as one JSON document (protobuf JSON mapping).
+pub fn to_json<M: Message + Name>(message: &M) -> Result<String, String> {
+    let pool =
+        DescriptorPool::decode(contract::FILE_DESCRIPTOR_SET).map_err(|error| error.to_string())?;
+    let descriptor = pool
+        .get_message_by_name(&M::full_name())
+        .ok_or_else(|| format!("{} is not in the contract", M::full_name()))?;
+    let dynamic = DynamicMessage::decode(descriptor, message.encode_to_vec().as_slice())
+        .map_err(|error| error.to_string())?;
+    serde_json::to_string(&dynamic).map_err(|error| error.to_string())
+}
+
+pub fn show_date(date: Option<&contract::common::v1::Date>) -> String {
+    date.map_or_else(
+        || "-".into(),
+        |d| format!("{:04}-{:02}-{:02}", d.year, d.month, d.day),
+    )
+}

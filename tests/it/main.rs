@@ -1,0 +1,44 @@
+//! Black-box tests of the whole backbone: `spawn_backbone` starts it as
+//! `safeguard up` does, on port 0 over a temp directory, and the tests speak
+//! to it over gRPC only.
+
+mod restart;
+mod scenario;
+
+use std::path::Path;
+use std::time::Duration;
+
+use safeguard::backbone::{self, Config, Running};
+
+#[derive(Debug)]
+pub struct Backbone {
+    pub url: String,
+    pub running: Running,
+}
+
+/// Starts the backbone on a free port with its data under `dir`. Retries
+/// while a previous backbone on the same directory lets go of its files.
+pub async fn spawn_backbone(dir: &Path) -> Backbone {
+    let config = Config {
+        data_dir: dir.to_path_buf(),
+        listen: ([127, 0, 0, 1], 0).into(),
+        deadline_check_seconds: 1,
+        ..Config::default()
+    };
+    let mut last = None;
+    for _ in 0..100 {
+        match backbone::start(&config).await {
+            Ok(running) => {
+                return Backbone {
+                    url: format!("http://{}", running.address),
+                    running,
+                };
+            }
+            Err(error) => {
+                last = Some(error);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+    panic!("the backbone did not start: {last:?}");
+}

@@ -1,0 +1,97 @@
+//! The whole case of `safeguard demo`, asserted step by step.
+
+use contract::notification::v1::NotificationKind;
+use contract::registry::v1::PlanType;
+use domain::calendar::Calendar;
+use domain::clocks;
+use domain::date::Date;
+
+use crate::spawn_backbone;
+
+fn date(wire: Option<contract::common::v1::Date>) -> Date {
+    let wire = wire.expect("a date");
+    Date::from_ymd(wire.year, wire.month as u32, wire.day as u32).expect("valid")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_case_runs_end_to_end() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let backbone = spawn_backbone(dir.path()).await;
+    let report = safeguard::demo::run(&backbone.url, true)
+        .await
+        .expect("the demo runs");
+    let calendar = Calendar::england_and_wales();
+
+    // Due dates follow the statutory clocks.
+    let received = Date::parse(&report.received_on).expect("date");
+    assert_eq!(
+        date(report.decision_due),
+        clocks::referral_decision_due(&calendar, received)
+    );
+    let strategy = Date::parse(&report.strategy_held_on).expect("date");
+    assert_eq!(date(report.icpc_due), clocks::icpc_due(&calendar, strategy));
+
+    // The conference made a plan, and A&E sees it with whom to call, but
+    // not its category.
+    assert!(!report.plan_id.is_empty());
+    assert_eq!(report.lookup.plans.len(), 1);
+    let plan = &report.lookup.plans[0];
+    assert_eq!(plan.plan_id, report.plan_id);
+    assert_eq!(plan.r#type(), PlanType::ChildProtection);
+    assert_eq!(plan.category, 0);
+    let owner = plan.owner.clone().expect("owner");
+    assert_eq!(owner.out_of_hours_phone, "01632 960999");
+    assert_eq!(
+        report.lookup.recent_accesses[0].purpose,
+        "unscheduled care attendance"
+    );
+
+    // The council, the GP and the referrer are told.
+    assert_eq!(report.council_told.kind(), NotificationKind::Access);
+    assert_eq!(
+        report
+            .council_told
+            .details
+            .get("setting")
+            .map(String::as_str),
+        Some("emergency department")
+    );
+    assert_eq!(report.gp_told.kind(), NotificationKind::PlanStarted);
+    assert_eq!(
+        report.referrer_told.kind(),
+        NotificationKind::ReferralOutcome
+    );
+    for told in [&report.council_told, &report.gp_told, &report.referrer_told] {
+        assert_eq!(
+            told.child_nhs_number.as_ref().map(|n| n.value.as_str()),
+            Some(report.child.as_str())
+        );
+    }
+
+    // The chronology tells the story in order.
+    let story: Vec<&str> = report
+        .chronology
+        .iter()
+        .map(|entry| entry.summary.as_str())
+        .collect();
+    let expected = [
+        "referral received",
+        "MASH decision",
+        "strategy discussion held",
+        "section 47 enquiry concluded",
+        "initial conference requested",
+        "conference scheduled",
+        "conference held",
+        "plan started",
+        "record viewed",
+    ];
+    let mut from = 0;
+    for step in expected {
+        let found = story[from..]
+            .iter()
+            .position(|summary| summary.contains(step))
+            .unwrap_or_else(|| panic!("{step} missing after entry {from} of {story:#?}"));
+        from += found + 1;
+    }
+    backbone.running.stop().await.expect("stop");
+}

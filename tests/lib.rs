@@ -1,0 +1,1 @@
+//! Nothing but the black-box tests in `it/`.
