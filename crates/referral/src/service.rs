@@ -264,6 +264,7 @@ impl referral_intake_server::ReferralIntake for ReferralIntake {
             decision_due: Some(validate::to_wire_date(decision_due)),
         };
         let mut new = event(content::SUBMITTED, &submitted, &caller);
+        new.occurred_at = validate::system_time(&received_at);
         new.event_id = id;
         new.correlation_id = id.as_bytes().to_vec();
         // A retry carries the same event id: the log answers it with the
@@ -319,7 +320,10 @@ impl referral_intake_server::ReferralIntake for ReferralIntake {
             .append(
                 &request.referral_id,
                 ExpectedVersion::Exact(tracked.version),
-                event(content::DECIDED, &decided, &caller),
+                NewEvent {
+                    occurred_at: validate::system_time(&decided_at),
+                    ..event(content::DECIDED, &decided, &caller)
+                },
             )
             .await?;
         projection::apply_decided(&mut tracked, &decided).map_err(Status::internal)?;
@@ -378,7 +382,10 @@ impl referral_intake_server::ReferralIntake for ReferralIntake {
             .append(
                 &request.referral_id,
                 ExpectedVersion::Exact(tracked.version),
-                event(content::STRATEGY, &held, &caller),
+                NewEvent {
+                    occurred_at: validate::noon_of(held_on),
+                    ..event(content::STRATEGY, &held, &caller)
+                },
             )
             .await?;
         projection::apply_strategy(&mut tracked, &held).map_err(Status::internal)?;
@@ -417,7 +424,10 @@ impl referral_intake_server::ReferralIntake for ReferralIntake {
             .append(
                 &request.referral_id,
                 ExpectedVersion::Exact(tracked.version),
-                event(content::SECTION_47, &concluded, &caller),
+                NewEvent {
+                    occurred_at: validate::noon_of(concluded_on),
+                    ..event(content::SECTION_47, &concluded, &caller)
+                },
             )
             .await?;
         projection::apply_section_47(&mut tracked, &concluded).map_err(Status::internal)?;

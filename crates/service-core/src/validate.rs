@@ -185,6 +185,23 @@ pub fn date_of(stamp: &prost_types::Timestamp) -> Date {
     epoch.add_days(stamp.seconds.div_euclid(86_400))
 }
 
+/// When a thing that happened on `date` is placed in time, for an event's
+/// occurred-at: noon UTC, so it falls on that date in UK time all year.
+pub fn noon_of(date: Date) -> SystemTime {
+    let epoch = Date::from_ymd(1970, 1, 1).unwrap_or(Date::MIN);
+    let seconds = epoch.days_until(date) * 86_400 + 43_200;
+    if seconds >= 0 {
+        SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(seconds as u64)
+    } else {
+        SystemTime::UNIX_EPOCH - std::time::Duration::from_secs(seconds.unsigned_abs())
+    }
+}
+
+/// A timestamp as a `SystemTime`, for an event's occurred-at.
+pub fn system_time(stamp: &prost_types::Timestamp) -> SystemTime {
+    SystemTime::try_from(*stamp).unwrap_or_else(|_| SystemTime::now())
+}
+
 /// Today's date, from the wall clock.
 pub fn today() -> Date {
     date_of(&SystemTime::now().into())
