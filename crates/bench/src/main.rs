@@ -5,14 +5,18 @@
 //! ratio against a baseline measured in the same run.
 
 mod log;
+mod lookup;
 mod report;
 
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: safeguard-bench log [--quick]
+const USAGE: &str = "usage: safeguard-bench log|lookup [--quick]
 
   log      append throughput and latency, replay speed and size on disk of
            the event log, beside bare sled doing the same work
+  lookup   plan lookups over gRPC by 64 clients against a registry of
+           100,000 children, beside a no-op RPC on the same server; the
+           registry's rebuild speed and memory
   --quick  smaller counts: the same lines in under a minute";
 
 fn main() -> ExitCode {
@@ -32,6 +36,7 @@ fn main() -> ExitCode {
     };
     let result = match commands.as_slice() {
         ["log"] => runtime.block_on(log::run(log::Scale::new(quick))),
+        ["lookup"] => runtime.block_on(lookup::run(lookup::Scale::new(quick))),
         _ => {
             eprintln!("{USAGE}");
             return ExitCode::from(2);

@@ -1,0 +1,283 @@
+//! `safeguard-bench lookup`: the emergency department's question against a
+//! registry of 100,000 children, over real gRPC, beside the transport's own
+//! ceiling (a no-op RPC, gRPC health `Check`, on the same server with the
+//! same clients); and how fast and how big the registry's projection is
+//! when rebuilt from a log of 1,000,000 events.
+
+use std::time::{Duration, Instant};
+
+use contract::common::v1::{
+    AbuseCategory, CallerIdentity, CareSetting, Date, NhsNumber as WireNhs, Organisation,
+    OrganisationKind, Role,
+};
+use contract::registry::v1 as wire;
+use contract::registry::v1::plan_registry_client::PlanRegistryClient;
+use domain::NhsNumber;
+use eventlog::{EventLog, ExpectedVersion, NewEvent};
+use prost::{Message, Name};
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::Channel;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_client::HealthClient;
+
+use crate::report::{figure, per_second, percentile_ms};
+
+pub type Error = Box<dyn std::error::Error + Send + Sync>;
+
+const CLIENTS: usize = 64;
+const CONNECTIONS: usize = 8;
+
+#[derive(Debug, Clone, Copy)]
+pub struct Scale {
+    children: usize,
+    /// Events in the registry's log in all: one plan per child, the rest
+    /// earlier lookups.
+    events: usize,
+    measure_for: Duration,
+}
+
+impl Scale {
+    pub fn new(quick: bool) -> Self {
+        if quick {
+            Scale {
+                children: 10_000,
+                events: 100_000,
+                measure_for: Duration::from_secs(2),
+            }
+        } else {
+            Scale {
+                children: 100_000,
+                events: 1_000_000,
+                measure_for: Duration::from_secs(5),
+            }
+        }
+    }
+}
+
+fn council() -> Organisation {
+    Organisation {
+        ods_code: "E09000999".into(),
+        name: "London Borough of Northgate (bench)".into(),
+        kind: OrganisationKind::LocalAuthority.into(),
+    }
+}
+
+fn nurse() -> CallerIdentity {
+    CallerIdentity {
+        organisation: Some(Organisation {
+            ods_code: "RXX01".into(),
+            name: "Northgate General Hospital (bench)".into(),
+            kind: OrganisationKind::NhsTrust.into(),
+        }),
+        user_id: "bench-nurse".into(),
+        display_name: "Bench Nurse".into(),
+        role: Role::UnscheduledCareClinician.into(),
+        care_setting: CareSetting::EmergencyDepartment.into(),
+    }
+}
+
+fn child(serial: usize) -> WireNhs {
+    WireNhs {
+        value: NhsNumber::test_number(serial as u32).to_string(),
+    }
+}
+
+fn event<M: Message + Name>(payload: &M) -> NewEvent {
+    NewEvent::new(M::full_name(), payload.encode_to_vec())
+}
+
+/// Writes the registry's log through the log's own API: a plan per child,
+/// then earlier lookups until the log holds `scale.events` events.
+async fn fill(log: &EventLog, scale: Scale) -> Result<(), Error> {
+    let writers = 16;
+    let mut tasks = Vec::new();
+    for writer in 0..writers {
+        let log = log.clone();
+        tasks.push(tokio::spawn(async move {
+            for serial in (writer..scale.children).step_by(writers) {
+                let started = wire::PlanStarted {
+                    plan_id: format!("bench-plan-{serial}"),
+                    r#type: wire::PlanType::ChildProtection.into(),
+                    child_nhs_number: Some(child(serial)),
+                    category: AbuseCategory::Neglect.into(),
+                    start_date: Some(Date {
+                        year: 2026,
+                        month: 1,
+                        day: 5,
+                    }),
+                    local_authority: Some(council()),
+                    ..wire::PlanStarted::default()
+                };
+                log.append(
+                    &format!("plan-bench-plan-{serial}"),
+                    ExpectedVersion::NoStream,
+                    vec![event(&started)],
+                )
+                .await?;
+                let lookups = (scale.events - scale.children) / scale.children;
+                if lookups > 0 {
+                    let looked = wire::ChildLookedUp {
+                        nhs_number: Some(child(serial)),
+                        caller: Some(nurse()),
+                        purpose: "unscheduled care attendance".into(),
+                        silent: false,
+                        owners: vec![council()],
+                        as_of: None,
+                    };
+                    let batch = (0..lookups).map(|_| event(&looked)).collect();
+                    log.append(
+                        &format!("child-{}", child(serial).value),
+                        ExpectedVersion::Any,
+                        batch,
+                    )
+                    .await?;
+                }
+            }
+            Ok::<_, eventlog::Error>(())
+        }));
+    }
+    for task in tasks {
+        task.await??;
+    }
+    Ok(())
+}
+
+fn rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|value| {
+            value
+                .trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<f64>()
+                .ok()
+        })
+        .map_or(0.0, |kib| kib / 1024.0)
+}
+
+pub async fn run(scale: Scale) -> Result<(), Error> {
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("plan-registry");
+    {
+        let log = EventLog::open(eventlog::Options::new(&data))?;
+        fill(&log, scale).await?;
+        let events = log.head() as usize;
+        log.close().await?;
+        if events < scale.events - scale.children {
+            return Err(format!(
+                "the log holds {events} events, expected about {}",
+                scale.events
+            )
+            .into());
+        }
+    }
+
+    // Rebuild: open the registry on the filled log.
+    let before = rss_mib();
+    let bus = bus::Bus::in_process();
+    let started = Instant::now();
+    let registry = registry::open(
+        registry::Options {
+            data_dir: data,
+            visibility_months: 12,
+        },
+        &bus,
+    )
+    .await?;
+    let rebuilt = started.elapsed();
+    let head = registry.log().head() as usize;
+    figure("registry_rebuild_events_per_s", per_second(head, rebuilt));
+    figure(
+        "registry_rss_mib_per_100k_children",
+        ((rss_mib() - before) * 100_000.0 / scale.children as f64).round(),
+    );
+
+    let (_health, health_service) = tonic_health::server::health_reporter();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let address = listener.local_addr()?;
+    let log = registry.log().clone();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(health_service)
+            .add_service(registry.into_server())
+            .serve_with_incoming(TcpListenerStream::new(listener)),
+    );
+    let url = format!("http://{address}");
+    let mut channels = Vec::new();
+    for _ in 0..CONNECTIONS {
+        channels.push(Channel::from_shared(url.clone())?.connect().await?);
+    }
+
+    // The transport's ceiling first, then lookups, the same clients each.
+    let (noop, _) = drive(&channels, scale, |channel, _| async move {
+        HealthClient::new(channel)
+            .check(HealthCheckRequest {
+                service: String::new(),
+            })
+            .await
+            .map(|_| ())
+    })
+    .await?;
+    let children = scale.children;
+    let (lookups, mut latencies) = drive(&channels, scale, move |channel, n| async move {
+        let response = PlanRegistryClient::new(channel)
+            .lookup_child(wire::LookupChildRequest {
+                caller: Some(nurse()),
+                nhs_number: Some(child(n % children)),
+                purpose: "unscheduled care attendance".into(),
+                ..wire::LookupChildRequest::default()
+            })
+            .await?;
+        if response.get_ref().plans.is_empty() {
+            return Err(tonic::Status::internal(
+                "a child with a plan was found without one",
+            ));
+        }
+        Ok(())
+    })
+    .await?;
+    figure("lookup_per_s", lookups);
+    figure("lookup_p99_ms", percentile_ms(&mut latencies, 99.0));
+    figure("noop_grpc_per_s", noop);
+    figure("lookup_vs_noop_ratio", lookups / noop);
+    log.close().await?;
+    Ok(())
+}
+
+/// `CLIENTS` tasks calling `call` back to back for `scale.measure_for`;
+/// returns calls per second and every call's latency.
+async fn drive<F, Fut>(
+    channels: &[Channel],
+    scale: Scale,
+    call: F,
+) -> Result<(f64, Vec<Duration>), Error>
+where
+    F: Fn(Channel, usize) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = Result<(), tonic::Status>> + Send,
+{
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for client in 0..CLIENTS {
+        let channel = channels[client % channels.len()].clone();
+        let call = call.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut n = client * 7919;
+            while started.elapsed() < scale.measure_for {
+                let sent = Instant::now();
+                call(channel.clone(), n).await?;
+                latencies.push(sent.elapsed());
+                n += CLIENTS;
+            }
+            Ok::<_, tonic::Status>(latencies)
+        }));
+    }
+    let mut latencies = Vec::new();
+    for task in tasks {
+        latencies.extend(task.await??);
+    }
+    Ok((per_second(latencies.len(), started.elapsed()), latencies))
+}
