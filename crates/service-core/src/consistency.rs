@@ -6,7 +6,10 @@
 use std::time::Duration;
 
 use contract::common::v1::{ConsistencyToken, LogPosition};
-use tokio::sync::watch;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::oneshot;
 use tonic::Status;
 
 /// How long a read waits for its projection before answering UNAVAILABLE.
@@ -14,17 +17,27 @@ pub const DEFAULT_WAIT: Duration = Duration::from_secs(5);
 
 /// How far one projection has applied one log: every position below the
 /// mark. Cheap to clone; the projection's task advances it.
+///
+/// Waiters are kept by the position they wait for, and an advance wakes only
+/// those it satisfies: with many readers waiting on a busy log, waking every
+/// waiter on every event would cost more than the reads themselves.
 #[derive(Debug, Clone)]
 pub struct Watermark {
     log: &'static str,
-    applied: watch::Sender<u64>,
+    state: Arc<Mutex<State>>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    applied: u64,
+    waiting: BTreeMap<u64, Vec<oneshot::Sender<()>>>,
 }
 
 impl Watermark {
     pub fn new(log: &'static str) -> Self {
         Watermark {
             log,
-            applied: watch::Sender::new(0),
+            state: Arc::default(),
         }
     }
 
@@ -33,17 +46,23 @@ impl Watermark {
     }
 
     pub fn advance_to(&self, next_position: u64) {
-        self.applied.send_if_modified(|applied| {
-            let moved = next_position > *applied;
-            if moved {
-                *applied = next_position;
-            }
-            moved
-        });
+        let Ok(mut state) = self.state.lock() else {
+            return;
+        };
+        if next_position <= state.applied {
+            return;
+        }
+        state.applied = next_position;
+        let still_waiting = state.waiting.split_off(&(next_position + 1));
+        let satisfied = std::mem::replace(&mut state.waiting, still_waiting);
+        drop(state);
+        for waiter in satisfied.into_values().flatten() {
+            let _ = waiter.send(());
+        }
     }
 
     pub fn applied(&self) -> u64 {
-        *self.applied.borrow()
+        self.state.lock().map_or(0, |state| state.applied)
     }
 
     /// Waits until every position the token names for this log is applied.
@@ -62,11 +81,20 @@ impl Watermark {
         else {
             return Ok(());
         };
-        let mut applied = self.applied.subscribe();
-        let reached =
-            tokio::time::timeout(within, applied.wait_for(|applied| *applied >= wanted)).await;
-        match reached {
-            Ok(Ok(_)) => Ok(()),
+        let reached = {
+            let mut state = self
+                .state
+                .lock()
+                .map_err(|_| Status::internal("watermark poisoned"))?;
+            if state.applied >= wanted {
+                return Ok(());
+            }
+            let (sender, receiver) = oneshot::channel();
+            state.waiting.entry(wanted).or_default().push(sender);
+            receiver
+        };
+        match tokio::time::timeout(within, reached).await {
+            Ok(Ok(())) => Ok(()),
             _ => Err(Status::unavailable(format!(
                 "{} has not yet applied position {wanted} (at {}); retry shortly",
                 self.log,
@@ -83,5 +111,41 @@ impl Watermark {
                 position: next_position,
             }],
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token(position: u64) -> ConsistencyToken {
+        Watermark::new("log").token(position)
+    }
+
+    #[tokio::test]
+    async fn readers_wait_for_the_positions_they_name_and_no_longer() {
+        let mark = Watermark::new("log");
+        let waiting = {
+            let mark = mark.clone();
+            tokio::spawn(
+                async move { mark.wait_for(Some(&token(5)), Duration::from_secs(5)).await },
+            )
+        };
+        tokio::task::yield_now().await;
+        mark.advance_to(4);
+        assert!(!waiting.is_finished());
+        mark.advance_to(5);
+        assert!(waiting.await.expect("task").is_ok());
+        // Already applied: no wait; another log's position: not ours.
+        assert!(mark.wait_for(Some(&token(3)), Duration::ZERO).await.is_ok());
+        let other = Watermark::new("other").token(99);
+        assert!(mark.wait_for(Some(&other), Duration::ZERO).await.is_ok());
+        let late = mark
+            .wait_for(Some(&token(6)), Duration::from_millis(10))
+            .await;
+        assert_eq!(
+            late.expect_err("times out").code(),
+            tonic::Code::Unavailable
+        );
     }
 }
