@@ -95,3 +95,43 @@ async fn the_demo_case_runs_end_to_end() {
     }
     backbone.running.stop().await.expect("stop");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn any_rpc_can_be_called_with_json_from_the_command_line() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let backbone = spawn_backbone(dir.path()).await;
+    let report = safeguard::demo::run(&backbone.url, true)
+        .await
+        .expect("demo");
+    let request = format!(
+        r#"{{"caller": {{"organisation": {{"odsCode": "RXX01"}}, "userId": "nurse-1", "role": "ROLE_UNSCHEDULED_CARE_CLINICIAN", "careSetting": "CARE_SETTING_EMERGENCY_DEPARTMENT"}},
+            "nhsNumber": {{"value": "{}"}}, "purpose": "json check", "silent": true}}"#,
+        report.child
+    );
+    let response = safeguard::client::call(
+        &backbone.url,
+        "safeguard.registry.v1.PlanRegistry/LookupChild",
+        &request,
+    )
+    .await
+    .expect("call");
+    assert!(response.contains(&report.plan_id), "{response}");
+    assert!(response.contains("01632 960999"), "{response}");
+    let refused = safeguard::client::call(
+        &backbone.url,
+        "safeguard.registry.v1.PlanRegistry/LookupChild",
+        r#"{"purpose": "x"}"#,
+    )
+    .await
+    .expect_err("no caller");
+    assert!(refused.starts_with("InvalidArgument: caller"), "{refused}");
+    let unknown = safeguard::client::call(
+        &backbone.url,
+        "safeguard.registry.v1.PlanRegistry/Nothing",
+        "{}",
+    )
+    .await
+    .expect_err("no such method");
+    assert!(unknown.contains("has no method"), "{unknown}");
+    backbone.running.stop().await.expect("stop");
+}

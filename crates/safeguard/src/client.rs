@@ -71,3 +71,99 @@ pub fn show_date(date: Option<&contract::common::v1::Date>) -> String {
         |d| format!("{:04}-{:02}-{:02}", d.year, d.month, d.day),
     )
 }
+
+/// Calls any RPC of the contract by name with a JSON request, and returns
+/// the response as JSON: every RPC is reachable from the command line, in
+/// the protobuf JSON mapping, without a subcommand of its own.
+pub async fn call(server: &str, method: &str, request: &str) -> Result<String, String> {
+    let pool =
+        DescriptorPool::decode(contract::FILE_DESCRIPTOR_SET).map_err(|error| error.to_string())?;
+    let (service_name, method_name) = method
+        .rsplit_once(['/', '.'])
+        .ok_or_else(|| format!("{method}: name a method as <package>.<Service>/<Method>"))?;
+    let service = pool.get_service_by_name(service_name).ok_or_else(|| {
+        format!("no service {service_name}; e.g. safeguard.registry.v1.PlanRegistry")
+    })?;
+    let method = service
+        .methods()
+        .find(|candidate| candidate.name() == method_name)
+        .ok_or_else(|| format!("{service_name} has no method {method_name}"))?;
+    if method.is_server_streaming() || method.is_client_streaming() {
+        return Err(format!(
+            "{method_name} streams: use a subcommand such as subscribe"
+        ));
+    }
+    let mut deserializer = serde_json::Deserializer::from_str(request);
+    let message = DynamicMessage::deserialize(method.input(), &mut deserializer)
+        .map_err(|error| format!("request: {error}"))?;
+    let channel = tonic::transport::Channel::from_shared(server.to_owned())
+        .map_err(|error| error.to_string())?
+        .connect()
+        .await
+        .map_err(|error| format!("{server}: {error}"))?;
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.map_err(|error| error.to_string())?;
+    let path = tonic::codegen::http::uri::PathAndQuery::try_from(format!(
+        "/{}/{}",
+        service.full_name(),
+        method.name()
+    ))
+    .map_err(|error| error.to_string())?;
+    let response = grpc
+        .unary(
+            tonic::Request::new(bytes::Bytes::from(message.encode_to_vec())),
+            path,
+            RawCodec,
+        )
+        .await
+        .map_err(|status| format!("{:?}: {}", status.code(), status.message()))?;
+    let decoded = DynamicMessage::decode(method.output(), response.into_inner())
+        .map_err(|error| error.to_string())?;
+    serde_json::to_string(&decoded).map_err(|error| error.to_string())
+}
+
+/// Passes already-encoded protobuf bytes through tonic unchanged.
+#[derive(Debug, Clone, Copy, Default)]
+struct RawCodec;
+
+impl tonic::codec::Codec for RawCodec {
+    type Encode = bytes::Bytes;
+    type Decode = bytes::Bytes;
+    type Encoder = RawCodec;
+    type Decoder = RawCodec;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        RawCodec
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        RawCodec
+    }
+}
+
+impl tonic::codec::Encoder for RawCodec {
+    type Item = bytes::Bytes;
+    type Error = tonic::Status;
+
+    fn encode(
+        &mut self,
+        item: Self::Item,
+        buffer: &mut tonic::codec::EncodeBuf<'_>,
+    ) -> Result<(), Self::Error> {
+        bytes::BufMut::put(buffer, item);
+        Ok(())
+    }
+}
+
+impl tonic::codec::Decoder for RawCodec {
+    type Item = bytes::Bytes;
+    type Error = tonic::Status;
+
+    fn decode(
+        &mut self,
+        buffer: &mut tonic::codec::DecodeBuf<'_>,
+    ) -> Result<Option<Self::Item>, Self::Error> {
+        let length = bytes::Buf::remaining(buffer);
+        Ok(Some(bytes::Buf::copy_to_bytes(buffer, length)))
+    }
+}

@@ -67,6 +67,21 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// Calls any RPC with a JSON request and prints the JSON response, e.g.
+    /// `safeguard call safeguard.referral.v1.ReferralIntake/GetReferral
+    /// '{"caller": {...}, "referralId": "..."}'`.
+    Call {
+        /// `<package>.<Service>/<Method>`.
+        method: String,
+        /// The request in the protobuf JSON mapping.
+        request: String,
+        #[arg(
+            long,
+            env = "SAFEGUARD_SERVER",
+            default_value = "http://127.0.0.1:50051"
+        )]
+        server: String,
+    },
     /// Streams the notifications of the caller's organisation.
     Subscribe {
         #[arg(long, default_value = "cli")]
@@ -126,6 +141,13 @@ async fn main() -> ExitCode {
             after,
             common,
         } => subscribe(subscriber, after, common).await,
+        Command::Call {
+            method,
+            request,
+            server,
+        } => safeguard::client::call(&server, &method, &request)
+            .await
+            .map(|json| println!("{json}")),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
