@@ -2,6 +2,10 @@
 //! `safeguard up` does, on port 0 over a temp directory, and the tests speak
 //! to it over gRPC only.
 
+mod conferences;
+mod fixtures;
+mod notifications;
+mod plans;
 mod restart;
 mod scenario;
 

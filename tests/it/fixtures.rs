@@ -1,6 +1,5 @@
-//! Notifications over real gRPC, with all four services on the in-process
-//! bus: each partner is told what concerns it, at least once, in order, and
-//! resumes after what it acknowledged.
+//! The people, organisations and steps of a case that the black-box tests
+//! share: all synthetic (999 NHS numbers, invented names).
 
 use std::path::Path;
 use std::time::Duration;
@@ -17,81 +16,36 @@ use contract::referral::v1 as referral;
 use contract::referral::v1::referral_intake_client::ReferralIntakeClient;
 use contract::registry::v1 as registry_wire;
 use contract::registry::v1::plan_registry_client::PlanRegistryClient;
-use tokio_stream::wrappers::TcpListenerStream;
-use tonic::Code;
 use tonic::transport::Channel;
 
-struct Backbone {
-    referrals: ReferralIntakeClient<Channel>,
-    conferences: ConferenceSchedulerClient<Channel>,
-    registry: PlanRegistryClient<Channel>,
-    notifications: NotificationClient<Channel>,
+/// Clients of every service of a backbone started by `spawn_backbone`.
+#[derive(Debug)]
+pub struct Backbone {
+    pub referrals: ReferralIntakeClient<Channel>,
+    pub conferences: ConferenceSchedulerClient<Channel>,
+    pub registry: PlanRegistryClient<Channel>,
+    pub notifications: NotificationClient<Channel>,
+    /// Kept so the backbone runs as long as the clients are used.
+    pub _backbone: crate::Backbone,
 }
 
-async fn spawn(dir: &Path) -> Backbone {
-    let bus = bus::Bus::in_process();
-    let calendar = domain::calendar::Calendar::england_and_wales();
-    let referrals = ::referral::Options {
-        data_dir: dir.join("referral-intake"),
-        calendar: calendar.clone(),
-    };
-    let referrals = ::referral::open(referrals, &bus)
+pub async fn spawn(dir: &Path) -> Backbone {
+    let running = crate::spawn_backbone(dir).await;
+    let channel = Channel::from_shared(running.url.clone())
+        .expect("url")
+        .connect()
         .await
-        .expect("referral intake");
-    let conferences = conference::Options {
-        data_dir: dir.join("conference-scheduler"),
-        calendar,
-        quorum: domain::conference::QuorumRule::default(),
-    };
-    let conferences = conference::open(conferences, &bus)
-        .await
-        .expect("scheduler");
-    let registry = registry::open(
-        registry::Options {
-            data_dir: dir.join("plan-registry"),
-            visibility_months: 12,
-        },
-        &bus,
-    )
-    .await
-    .expect("registry");
-    let notifications = notification::open(
-        notification::Options {
-            deadline_check: Duration::from_millis(100),
-            ..notification::Options::new(dir.join("notification"))
-        },
-        &bus,
-    )
-    .await
-    .expect("notification");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let address = listener.local_addr().expect("address");
-    tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(referrals.into_server())
-            .add_service(conferences.into_server())
-            .add_service(registry.into_server())
-            .add_service(notifications.into_server())
-            .serve_with_incoming(TcpListenerStream::new(listener)),
-    );
-    let url = format!("http://{address}");
+        .expect("connect");
     Backbone {
-        referrals: ReferralIntakeClient::connect(url.clone())
-            .await
-            .expect("connect"),
-        conferences: ConferenceSchedulerClient::connect(url.clone())
-            .await
-            .expect("connect"),
-        registry: PlanRegistryClient::connect(url.clone())
-            .await
-            .expect("connect"),
-        notifications: NotificationClient::connect(url).await.expect("connect"),
+        referrals: ReferralIntakeClient::new(channel.clone()),
+        conferences: ConferenceSchedulerClient::new(channel.clone()),
+        registry: PlanRegistryClient::new(channel.clone()),
+        notifications: NotificationClient::new(channel),
+        _backbone: running,
     }
 }
 
-fn organisation(ods: &str, kind: OrganisationKind) -> Organisation {
+pub fn organisation(ods: &str, kind: OrganisationKind) -> Organisation {
     Organisation {
         ods_code: ods.into(),
         name: format!("Test organisation {ods}"),
@@ -99,11 +53,11 @@ fn organisation(ods: &str, kind: OrganisationKind) -> Organisation {
     }
 }
 
-fn council() -> Organisation {
+pub fn council() -> Organisation {
     organisation("E09000999", OrganisationKind::LocalAuthority)
 }
 
-fn chair() -> CallerIdentity {
+pub fn chair() -> CallerIdentity {
     CallerIdentity {
         organisation: Some(council()),
         user_id: "chair-0001".into(),
@@ -113,11 +67,11 @@ fn chair() -> CallerIdentity {
     }
 }
 
-fn date(year: i32, month: i32, day: i32) -> Option<Date> {
+pub fn date(year: i32, month: i32, day: i32) -> Option<Date> {
     Some(Date { year, month, day })
 }
 
-fn invitee(role: InviteeRole, ods: &str, kind: OrganisationKind) -> Invitee {
+pub fn invitee(role: InviteeRole, ods: &str, kind: OrganisationKind) -> Invitee {
     Invitee {
         role: role.into(),
         organisation: Some(organisation(ods, kind)),
@@ -126,7 +80,7 @@ fn invitee(role: InviteeRole, ods: &str, kind: OrganisationKind) -> Invitee {
 }
 
 /// A referral taken to a section 47 enquiry that needs a conference.
-async fn refer_to_conference(backbone: &mut Backbone) -> String {
+pub async fn refer_to_conference(backbone: &mut Backbone) -> String {
     let submitted = backbone
         .referrals
         .submit_referral(referral::SubmitReferralRequest {
@@ -204,7 +158,7 @@ async fn refer_to_conference(backbone: &mut Backbone) -> String {
 }
 
 /// Waits for the scheduler's rules to have requested what it lists.
-async fn conferences(backbone: &mut Backbone, count: usize) -> Vec<Conference> {
+pub async fn conferences(backbone: &mut Backbone, count: usize) -> Vec<Conference> {
     for _ in 0..200 {
         let listed = backbone
             .conferences
@@ -226,7 +180,7 @@ async fn conferences(backbone: &mut Backbone, count: usize) -> Vec<Conference> {
     panic!("the scheduler did not request {count} conference(s)");
 }
 
-fn nurse() -> CallerIdentity {
+pub fn nurse() -> CallerIdentity {
     CallerIdentity {
         organisation: Some(organisation("RXX01", OrganisationKind::NhsTrust)),
         user_id: "nurse-0001".into(),
@@ -236,14 +190,14 @@ fn nurse() -> CallerIdentity {
     }
 }
 
-fn child() -> Option<NhsNumber> {
+pub fn child() -> Option<NhsNumber> {
     Some(NhsNumber {
         value: "9990000018".into(),
     })
 }
 
 /// Runs the initial conference to a plan (physical abuse).
-async fn make_plan(backbone: &mut Backbone) -> Conference {
+pub async fn make_plan(backbone: &mut Backbone) -> Conference {
     refer_to_conference(backbone).await;
     let id = conferences(backbone, 1).await.remove(0).conference_id;
     let present = vec![
@@ -308,7 +262,7 @@ async fn make_plan(backbone: &mut Backbone) -> Conference {
         .expect("conference")
 }
 
-async fn lookup(
+pub async fn lookup(
     backbone: &mut Backbone,
     caller: CallerIdentity,
     silent: bool,
@@ -336,7 +290,7 @@ async fn lookup(
 }
 
 /// Someone at `ods` in a role, for subscribing to its notifications.
-fn member_of(ods: &str, kind: OrganisationKind, role: Role) -> CallerIdentity {
+pub fn member_of(ods: &str, kind: OrganisationKind, role: Role) -> CallerIdentity {
     CallerIdentity {
         organisation: Some(organisation(ods, kind)),
         user_id: format!("{ods}-inbox"),
@@ -347,7 +301,7 @@ fn member_of(ods: &str, kind: OrganisationKind, role: Role) -> CallerIdentity {
 }
 
 /// The next `count` notifications for `caller`'s organisation.
-async fn receive(
+pub async fn receive(
     backbone: &mut Backbone,
     caller: CallerIdentity,
     kinds: &[note::NotificationKind],
@@ -383,167 +337,4 @@ async fn receive(
         received.push(message);
     }
     received
-}
-
-#[tokio::test]
-async fn each_partner_is_told_what_concerns_it() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let mut backbone = spawn(dir.path()).await;
-    make_plan(&mut backbone).await;
-
-    // The school that referred is told the outcome.
-    let school = member_of(
-        "S999001",
-        OrganisationKind::School,
-        Role::DesignatedSafeguardingLead,
-    );
-    let outcome = receive(
-        &mut backbone,
-        school,
-        &[note::NotificationKind::ReferralOutcome],
-        0,
-        1,
-    )
-    .await;
-    assert!(
-        outcome[0].summary.contains("strategy discussion"),
-        "{}",
-        outcome[0].summary
-    );
-
-    // The GP practice, invited, is told the plan started.
-    let gp = member_of(
-        "Y99001",
-        OrganisationKind::GpPractice,
-        Role::GeneralPractitioner,
-    );
-    let started = receive(
-        &mut backbone,
-        gp.clone(),
-        &[note::NotificationKind::PlanStarted],
-        0,
-        1,
-    )
-    .await;
-    assert_eq!(started[0].child_nhs_number, child());
-
-    // An A&E lookup is reported to the council; a silent one is not.
-    let council_inbox = member_of(
-        "E09000999",
-        OrganisationKind::LocalAuthority,
-        Role::TeamManager,
-    );
-    let mut silent_nurse = nurse();
-    silent_nurse.display_name = "Silent Nurse".into();
-    lookup(&mut backbone, silent_nurse, true).await;
-    lookup(&mut backbone, nurse(), false).await;
-    let accesses = receive(
-        &mut backbone,
-        council_inbox.clone(),
-        &[note::NotificationKind::Access],
-        0,
-        1,
-    )
-    .await;
-    assert!(
-        accesses[0].summary.contains("viewed by"),
-        "{}",
-        accesses[0].summary
-    );
-    assert_eq!(
-        accesses[0].details.get("setting").map(String::as_str),
-        Some("emergency department")
-    );
-
-    // Acknowledge, then resume: only later notifications arrive.
-    backbone
-        .notifications
-        .acknowledge(note::AcknowledgeRequest {
-            caller: Some(council_inbox.clone()),
-            subscriber: "inbox".into(),
-            recipient_ods_code: "E09000999".into(),
-            sequence: accesses[0].sequence,
-        })
-        .await
-        .expect("acknowledge");
-    lookup(&mut backbone, nurse(), false).await;
-    let next = receive(
-        &mut backbone,
-        council_inbox,
-        &[note::NotificationKind::Access],
-        0,
-        1,
-    )
-    .await;
-    assert!(
-        next[0].sequence > accesses[0].sequence,
-        "resumed after the acknowledged one"
-    );
-
-    // Nobody reads another organisation's notifications.
-    let status = backbone
-        .notifications
-        .subscribe(note::SubscribeRequest {
-            caller: Some(gp),
-            subscriber: "inbox".into(),
-            recipient_ods_code: "E09000999".into(),
-            ..note::SubscribeRequest::default()
-        })
-        .await
-        .expect_err("not its own");
-    assert_eq!(status.code(), Code::PermissionDenied);
-}
-
-#[tokio::test]
-async fn a_missed_decision_deadline_is_reported_to_the_council() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let mut backbone = spawn(dir.path()).await;
-    // Received in December 2025 and never decided: long overdue.
-    backbone
-        .referrals
-        .submit_referral(referral::SubmitReferralRequest {
-            caller: Some(chair()),
-            idempotency_key: "late-0001".into(),
-            referrer: Some(referral::Referrer {
-                organisation: Some(organisation("S999001", OrganisationKind::School)),
-                person: None,
-            }),
-            child: Some(referral::Child {
-                nhs_number: child(),
-                date_of_birth: date(2019, 4, 2),
-                ..referral::Child::default()
-            }),
-            concerns: "neglect".into(),
-            category_of_concern: AbuseCategory::Neglect.into(),
-            consent: Some(referral::Consent {
-                status: referral::ConsentStatus::Given.into(),
-                reason: String::new(),
-            }),
-            local_authority: Some(council()),
-            received_at: Some(prost_types::Timestamp {
-                seconds: 1_766_136_600,
-                nanos: 0,
-            }),
-            ..referral::SubmitReferralRequest::default()
-        })
-        .await
-        .expect("submit");
-    let council_inbox = member_of(
-        "E09000999",
-        OrganisationKind::LocalAuthority,
-        Role::TeamManager,
-    );
-    let missed = receive(
-        &mut backbone,
-        council_inbox,
-        &[note::NotificationKind::DeadlineMissed],
-        0,
-        1,
-    )
-    .await;
-    assert!(
-        missed[0].summary.contains("2025-12-22"),
-        "{}",
-        missed[0].summary
-    );
 }
