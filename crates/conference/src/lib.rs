@@ -50,43 +50,16 @@ pub async fn open(options: Options, bus: &bus::Bus) -> Result<ConferenceSchedule
     bus.register_producer(LOG, log.clone())?;
     let projection = Arc::new(RwLock::new(projection::Projection::default()));
     let watermark = Watermark::new(LOG);
-    let mut subscription = log.subscribe(0);
-    while subscription.position() < log.head() {
-        let event = subscription.next().await?;
-        let mut state = projection
-            .write()
-            .map_err(|_| Error::Projection("poisoned".into()))?;
-        state.apply(&event).map_err(Error::Projection)?;
-    }
-    watermark.advance_to(subscription.position());
-    tokio::spawn(follow(subscription, projection.clone(), watermark.clone()));
+    service_core::projection::rebuild_and_follow(
+        &log,
+        projection.clone(),
+        watermark.clone(),
+        projection::Projection::apply,
+    )
+    .await
+    .map_err(Error::Projection)?;
     let service =
         ConferenceScheduler::new(log, projection, watermark, options.calendar, options.quorum);
     tokio::spawn(rules::run(service.clone(), bus.clone()));
     Ok(service)
-}
-
-async fn follow(
-    mut subscription: eventlog::Subscription,
-    projection: Arc<RwLock<projection::Projection>>,
-    watermark: Watermark,
-) {
-    loop {
-        let event = match subscription.next().await {
-            Ok(event) => event,
-            Err(eventlog::Error::Closed) => return,
-            Err(error) => {
-                tracing::error!(%error, "conference projection stopped");
-                return;
-            }
-        };
-        let applied = match projection.write() {
-            Ok(mut state) => state.apply(&event),
-            Err(_) => return,
-        };
-        if let Err(error) = applied {
-            tracing::error!(%error, position = event.position(), "conference projection cannot apply an event");
-        }
-        watermark.advance_to(event.position() + 1);
-    }
 }

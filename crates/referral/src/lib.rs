@@ -70,47 +70,18 @@ pub async fn open(options: Options, bus: &bus::Bus) -> Result<ReferralIntake, Er
     bus.register_producer(LOG, log.clone())?;
     let projection = Arc::new(RwLock::new(projection::Projection::default()));
     let watermark = Watermark::new(LOG);
-    // Rebuild before serving, so nothing is answered from half a history.
-    let mut subscription = log.subscribe(0);
-    while subscription.position() < log.head() {
-        let event = subscription.next().await?;
-        let mut state = projection
-            .write()
-            .map_err(|_| Error::Projection("poisoned".into()))?;
-        state.apply(&event).map_err(Error::Projection)?;
-    }
-    watermark.advance_to(subscription.position());
-    tokio::spawn(follow(subscription, projection.clone(), watermark.clone()));
+    service_core::projection::rebuild_and_follow(
+        &log,
+        projection.clone(),
+        watermark.clone(),
+        projection::Projection::apply,
+    )
+    .await
+    .map_err(Error::Projection)?;
     Ok(ReferralIntake::new(
         log,
         projection,
         watermark,
         options.calendar,
     ))
-}
-
-/// Applies the log's events to the projection as they become durable.
-async fn follow(
-    mut subscription: eventlog::Subscription,
-    projection: Arc<RwLock<projection::Projection>>,
-    watermark: Watermark,
-) {
-    loop {
-        let event = match subscription.next().await {
-            Ok(event) => event,
-            Err(eventlog::Error::Closed) => return,
-            Err(error) => {
-                tracing::error!(%error, "referral projection stopped");
-                return;
-            }
-        };
-        let applied = match projection.write() {
-            Ok(mut state) => state.apply(&event),
-            Err(_) => return,
-        };
-        if let Err(error) = applied {
-            tracing::error!(%error, position = event.position(), "referral projection cannot apply an event");
-        }
-        watermark.advance_to(event.position() + 1);
-    }
 }

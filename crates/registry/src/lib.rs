@@ -59,17 +59,14 @@ pub async fn open(options: Options, bus: &bus::Bus) -> Result<PlanRegistry, Erro
     bus.register_producer(LOG, log.clone())?;
     let projection: Shared = Arc::default();
     let watermark = Watermark::new(LOG);
-    let mut subscription = log.subscribe(0);
-    while subscription.position() < log.head() {
-        let event = subscription.next().await?;
-        apply_own(&projection, &event).map_err(Error::Projection)?;
-    }
-    watermark.advance_to(subscription.position());
-    tokio::spawn(follow_own(
-        subscription,
+    service_core::projection::rebuild_and_follow(
+        &log,
         projection.clone(),
         watermark.clone(),
-    ));
+        apply_own,
+    )
+    .await
+    .map_err(Error::Projection)?;
     let mut sources = HashMap::new();
     for producer in CHRONOLOGY_SOURCES {
         let watermark = Watermark::new(producer);
@@ -92,36 +89,16 @@ pub async fn open(options: Options, bus: &bus::Bus) -> Result<PlanRegistry, Erro
     Ok(service)
 }
 
-fn apply_own(projection: &Shared, event: &eventlog::RecordedEvent) -> Result<(), String> {
-    let mut state = projection
-        .write()
-        .map_err(|_| "registry state poisoned".to_owned())?;
+/// The registry's own events feed both its views and the chronology.
+fn apply_own(
+    state: &mut projection::Projection,
+    event: &eventlog::RecordedEvent,
+) -> Result<(), String> {
     state.apply(event)?;
     if let Ok(envelope) = event.envelope() {
         state.chronology.add(LOG, event.position(), &envelope);
     }
     Ok(())
-}
-
-async fn follow_own(
-    mut subscription: eventlog::Subscription,
-    projection: Shared,
-    watermark: Watermark,
-) {
-    loop {
-        let event = match subscription.next().await {
-            Ok(event) => event,
-            Err(eventlog::Error::Closed) => return,
-            Err(error) => {
-                tracing::error!(%error, "registry projection stopped");
-                return;
-            }
-        };
-        if let Err(error) = apply_own(&projection, &event) {
-            tracing::error!(%error, position = event.position(), "registry projection cannot apply an event");
-        }
-        watermark.advance_to(event.position() + 1);
-    }
 }
 
 /// Builds the chronology from another producer's events, from its first.

@@ -5,6 +5,7 @@
 
 pub mod consistency;
 pub mod process;
+pub mod projection;
 pub mod reject;
 pub mod validate;
 
