@@ -12,7 +12,7 @@ use domain::codes::ConferenceKind;
 use domain::conference::{InviteeRole, QuorumRule};
 use eventlog::{EventId, EventLog, ExpectedVersion, NewEvent};
 use prost::{Message, Name};
-use service_core::reject::{denied, from_domain, from_log, invalid, not_found};
+use service_core::reject::{from_domain, from_log, invalid, not_found};
 use service_core::validate::{self, Caller};
 use service_core::{Watermark, consistency};
 use tonic::{Request, Response, Status};
@@ -41,25 +41,9 @@ pub(crate) enum Acting<'a> {
 }
 
 pub(crate) fn new_event<M: Message + Name>(payload: &M, acting: Acting<'_>) -> NewEvent {
-    use contract::events::v1::{Actor, actor::Kind};
-    let kind = match acting {
-        Acting::Person(caller) => Kind::Person(caller.to_wire()),
-        Acting::System => Kind::System(crate::LOG.to_owned()),
-    };
-    NewEvent {
-        actor: Some(Actor { kind: Some(kind) }),
-        ..NewEvent::new(M::full_name(), payload.encode_to_vec())
-    }
-}
-
-fn require_local_authority(caller: &Caller) -> Result<(), Status> {
-    if caller.is_local_authority() {
-        Ok(())
-    } else {
-        Err(denied(format!(
-            "caller.role: {} may not change a conference; local authority social care roles only",
-            caller.role.as_str_name()
-        )))
+    match acting {
+        Acting::Person(caller) => service_core::event::by_person(payload, caller),
+        Acting::System => service_core::event::by_system(payload, crate::LOG),
     }
 }
 
@@ -200,7 +184,7 @@ impl ConferenceScheduler {
         conference_id: &str,
         decide: impl FnOnce(&Tracked) -> Result<M, Status>,
     ) -> Result<Response<wire::ConferenceResponse>, Status> {
-        require_local_authority(caller)?;
+        caller.require_local_authority("change a conference")?;
         self.catch_up().await?;
         let tracked = self.tracked(conference_id)?;
         let payload = decide(&tracked)?;
@@ -231,7 +215,7 @@ impl conference_scheduler_server::ConferenceScheduler for ConferenceScheduler {
     ) -> Result<Response<wire::ConferenceResponse>, Status> {
         let request = request.into_inner();
         let caller = validate::caller(request.caller.as_ref())?;
-        require_local_authority(&caller)?;
+        caller.require_local_authority("change a conference")?;
         let kind = convert::kind(request.kind)?;
         let child = validate::nhs_number("child_nhs_number", request.child_nhs_number.as_ref())?;
         let local_authority =

@@ -10,14 +10,13 @@ use contract::referral::v1::referral_intake_server::{self, ReferralIntakeServer}
 use domain::calendar::Calendar;
 use domain::clocks;
 use eventlog::{EventId, EventLog, ExpectedVersion, NewEvent};
-use prost::Message;
-use service_core::reject::{denied, from_domain, from_log, invalid, not_found};
-use service_core::validate::{self, Caller};
+use service_core::reject::{from_domain, from_log, invalid, not_found};
+use service_core::validate::{self};
 use service_core::{Watermark, consistency};
 use tonic::{Request, Response, Status};
 
+use crate::convert;
 use crate::projection::{self, Projection, Tracked};
-use crate::{content, convert};
 
 /// The service; cheap to clone.
 #[derive(Debug, Clone)]
@@ -104,27 +103,6 @@ impl ReferralIntake {
                 .ok()
                 .flatten()
                 .is_some_and(|due| today > due)
-    }
-}
-
-fn event(content_type: &str, payload: &impl Message, caller: &Caller) -> NewEvent {
-    NewEvent {
-        actor: Some(contract::events::v1::Actor {
-            kind: Some(contract::events::v1::actor::Kind::Person(caller.to_wire())),
-        }),
-        ..NewEvent::new(content_type, payload.encode_to_vec())
-    }
-}
-
-/// Decisions about a referral are the local authority's.
-fn require_local_authority(caller: &Caller) -> Result<(), Status> {
-    if caller.is_local_authority() {
-        Ok(())
-    } else {
-        Err(denied(format!(
-            "caller.role: {} may not record this; local authority social care roles only",
-            caller.role.as_str_name()
-        )))
     }
 }
 
@@ -263,7 +241,7 @@ impl referral_intake_server::ReferralIntake for ReferralIntake {
             received_at: Some(received_at),
             decision_due: Some(validate::to_wire_date(decision_due)),
         };
-        let mut new = event(content::SUBMITTED, &submitted, &caller);
+        let mut new = service_core::event::by_person(&submitted, &caller);
         new.occurred_at = validate::system_time(&received_at);
         new.event_id = id;
         new.correlation_id = id.as_bytes().to_vec();
@@ -289,7 +267,7 @@ impl referral_intake_server::ReferralIntake for ReferralIntake {
     ) -> Result<Response<wire::RecordDecisionResponse>, Status> {
         let request = request.into_inner();
         let caller = validate::caller(request.caller.as_ref())?;
-        require_local_authority(&caller)?;
+        caller.require_local_authority("record this")?;
         validate::known_enum::<wire::RagRating>("rag_rating", request.rag_rating)?;
         validate::known_enum::<wire::ReferralOutcome>("outcome", request.outcome)?;
         let outcome = convert::outcome_to_domain(request.outcome)
@@ -322,7 +300,7 @@ impl referral_intake_server::ReferralIntake for ReferralIntake {
                 ExpectedVersion::Exact(tracked.version),
                 NewEvent {
                     occurred_at: validate::system_time(&decided_at),
-                    ..event(content::DECIDED, &decided, &caller)
+                    ..service_core::event::by_person(&decided, &caller)
                 },
             )
             .await?;
@@ -339,7 +317,7 @@ impl referral_intake_server::ReferralIntake for ReferralIntake {
     ) -> Result<Response<wire::RecordStrategyDiscussionResponse>, Status> {
         let request = request.into_inner();
         let caller = validate::caller(request.caller.as_ref())?;
-        require_local_authority(&caller)?;
+        caller.require_local_authority("record this")?;
         let held_on = validate::date("held_on", request.held_on.as_ref())?;
         if held_on > validate::today() {
             return Err(invalid("held_on", "is in the future"));
@@ -384,7 +362,7 @@ impl referral_intake_server::ReferralIntake for ReferralIntake {
                 ExpectedVersion::Exact(tracked.version),
                 NewEvent {
                     occurred_at: validate::noon_of(held_on),
-                    ..event(content::STRATEGY, &held, &caller)
+                    ..service_core::event::by_person(&held, &caller)
                 },
             )
             .await?;
@@ -401,7 +379,7 @@ impl referral_intake_server::ReferralIntake for ReferralIntake {
     ) -> Result<Response<wire::RecordSection47OutcomeResponse>, Status> {
         let request = request.into_inner();
         let caller = validate::caller(request.caller.as_ref())?;
-        require_local_authority(&caller)?;
+        caller.require_local_authority("record this")?;
         let concluded_on = validate::date("concluded_on", request.concluded_on.as_ref())?;
         let rationale = validate::required_text("rationale", &request.rationale)?;
         self.catch_up().await?;
@@ -426,7 +404,7 @@ impl referral_intake_server::ReferralIntake for ReferralIntake {
                 ExpectedVersion::Exact(tracked.version),
                 NewEvent {
                     occurred_at: validate::noon_of(concluded_on),
-                    ..event(content::SECTION_47, &concluded, &caller)
+                    ..service_core::event::by_person(&concluded, &caller)
                 },
             )
             .await?;
@@ -460,7 +438,7 @@ impl referral_intake_server::ReferralIntake for ReferralIntake {
     ) -> Result<Response<wire::ListAwaitingDecisionResponse>, Status> {
         let request = request.into_inner();
         let caller = validate::caller(request.caller.as_ref())?;
-        require_local_authority(&caller)?;
+        caller.require_local_authority("record this")?;
         let local_authority = domain::OdsCode::parse(&request.local_authority_ods_code)
             .map_err(|error| invalid("local_authority_ods_code", error))?;
         let today = validate::optional_date("as_of", request.as_of.as_ref())?

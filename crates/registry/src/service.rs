@@ -9,7 +9,7 @@ use contract::registry::v1::plan_registry_server::{self, PlanRegistryServer};
 use domain::NhsNumber;
 use domain::codes::PlanType;
 use domain::plan::Plan;
-use eventlog::{EventId, EventLog, ExpectedVersion, NewEvent};
+use eventlog::{EventId, EventLog, ExpectedVersion};
 use prost::{Message, Name};
 use service_core::reject::{denied, from_domain, from_log, invalid, not_found};
 use service_core::validate::{self, Caller};
@@ -54,26 +54,6 @@ fn may_look_up(caller: &Caller) -> bool {
         caller.role,
         Role::MemberOfPublic | Role::Operator | Role::Unspecified
     )
-}
-
-fn require_local_authority(caller: &Caller) -> Result<(), Status> {
-    if caller.is_local_authority() {
-        Ok(())
-    } else {
-        Err(denied(format!(
-            "caller.role: {} may not record plans; local authority social care roles only",
-            caller.role.as_str_name()
-        )))
-    }
-}
-
-fn new_event<M: Message + Name>(payload: &M, caller: &Caller) -> NewEvent {
-    NewEvent {
-        actor: Some(contract::events::v1::Actor {
-            kind: Some(contract::events::v1::actor::Kind::Person(caller.to_wire())),
-        }),
-        ..NewEvent::new(M::full_name(), payload.encode_to_vec())
-    }
 }
 
 fn wire_nhs(number: NhsNumber) -> Option<contract::common::v1::NhsNumber> {
@@ -126,7 +106,11 @@ impl PlanRegistry {
         let outcome = self
             .inner
             .log
-            .append(&stream, expected, vec![new_event(payload, caller)])
+            .append(
+                &stream,
+                expected,
+                vec![service_core::event::by_person(payload, caller)],
+            )
             .await
             .map_err(from_log)?;
         let token = self.inner.watermark.token(outcome.positions.end);
@@ -327,12 +311,7 @@ impl plan_registry_server::PlanRegistry for PlanRegistry {
     ) -> Result<Response<wire::ChildChronologyResponse>, Status> {
         let request = request.into_inner();
         let caller = validate::caller(request.caller.as_ref())?;
-        if !caller.is_local_authority() {
-            return Err(denied(format!(
-                "caller.role: {} may not read a chronology; local authority social care roles only",
-                caller.role.as_str_name()
-            )));
-        }
+        caller.require_local_authority("read a chronology")?;
         let child = validate::nhs_number("nhs_number", request.nhs_number.as_ref())?;
         self.inner
             .watermark
@@ -353,7 +332,7 @@ impl plan_registry_server::PlanRegistry for PlanRegistry {
     ) -> Result<Response<wire::PlanResponse>, Status> {
         let request = request.into_inner();
         let caller = validate::caller(request.caller.as_ref())?;
-        require_local_authority(&caller)?;
+        caller.require_local_authority("record plans")?;
         let child = validate::nhs_number("child_nhs_number", request.child_nhs_number.as_ref())?;
         validate::organisation(
             "previous_local_authority",
@@ -377,7 +356,7 @@ impl plan_registry_server::PlanRegistry for PlanRegistry {
     ) -> Result<Response<wire::PlanResponse>, Status> {
         let request = request.into_inner();
         let caller = validate::caller(request.caller.as_ref())?;
-        require_local_authority(&caller)?;
+        caller.require_local_authority("record plans")?;
         let child = validate::nhs_number("child_nhs_number", request.child_nhs_number.as_ref())?;
         let started = started(
             PlanType::LookedAfter,
@@ -397,7 +376,7 @@ impl plan_registry_server::PlanRegistry for PlanRegistry {
     ) -> Result<Response<wire::PlanResponse>, Status> {
         let request = request.into_inner();
         let caller = validate::caller(request.caller.as_ref())?;
-        require_local_authority(&caller)?;
+        caller.require_local_authority("record plans")?;
         let mother = validate::nhs_number("mother_nhs_number", request.mother_nhs_number.as_ref())?;
         let expected = validate::date(
             "expected_date_of_delivery",
@@ -422,7 +401,7 @@ impl plan_registry_server::PlanRegistry for PlanRegistry {
     ) -> Result<Response<wire::PlanResponse>, Status> {
         let request = request.into_inner();
         let caller = validate::caller(request.caller.as_ref())?;
-        require_local_authority(&caller)?;
+        caller.require_local_authority("record plans")?;
         let baby = validate::nhs_number("baby_nhs_number", request.baby_nhs_number.as_ref())?;
         let born_on = validate::date("born_on", request.born_on.as_ref())?;
         self.catch_up().await?;
@@ -454,7 +433,7 @@ impl plan_registry_server::PlanRegistry for PlanRegistry {
     ) -> Result<Response<wire::PlanResponse>, Status> {
         let request = request.into_inner();
         let caller = validate::caller(request.caller.as_ref())?;
-        require_local_authority(&caller)?;
+        caller.require_local_authority("record plans")?;
         let end_date = validate::date("end_date", request.end_date.as_ref())?;
         validate::known_enum::<wire::PlanEndReason>("reason", request.reason)?;
         self.catch_up().await?;
@@ -489,7 +468,7 @@ impl plan_registry_server::PlanRegistry for PlanRegistry {
     ) -> Result<Response<wire::SetLocalAuthorityContactsResponse>, Status> {
         let request = request.into_inner();
         let caller = validate::caller(request.caller.as_ref())?;
-        require_local_authority(&caller)?;
+        caller.require_local_authority("record plans")?;
         let contacts = request
             .contacts
             .ok_or_else(|| invalid("contacts", "is required"))?;

@@ -4,6 +4,7 @@
 //! letting reads wait for the writes they must reflect (`consistency`).
 
 pub mod consistency;
+pub mod event;
 pub mod process;
 pub mod projection;
 pub mod reject;

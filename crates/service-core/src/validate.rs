@@ -35,6 +35,19 @@ impl Caller {
         )
     }
 
+    /// Refuses callers outside local authority social care, naming what
+    /// they may not do.
+    pub fn require_local_authority(&self, action: &str) -> Result<(), Status> {
+        if self.is_local_authority() {
+            Ok(())
+        } else {
+            Err(crate::reject::denied(format!(
+                "caller.role: {} may not {action}; local authority social care roles only",
+                self.role.as_str_name()
+            )))
+        }
+    }
+
     /// Back to the wire, for the actor of the events it causes.
     pub fn to_wire(&self) -> wire::CallerIdentity {
         wire::CallerIdentity {
