@@ -6,7 +6,24 @@ use contract::events::v1::EventEnvelope;
 use eventlog::{EventId, EventLog, NewEvent, Options, RecordedEvent};
 
 pub fn open(path: &Path) -> EventLog {
-    EventLog::open(Options::new(path)).expect("open the log")
+    open_after_release(path).expect("open the log")
+}
+
+/// Opens the log once whoever had its files last (a closed log, or sled
+/// opened directly by a test) has let go of them: sled's background threads
+/// release the file lock a moment after the handle is dropped.
+pub fn open_after_release(path: &Path) -> eventlog::Result<EventLog> {
+    for _ in 0..100 {
+        match EventLog::open(Options::new(path)) {
+            Err(eventlog::Error::Storage(message))
+                if message.contains("could not acquire lock") =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
+    EventLog::open(Options::new(path))
 }
 
 /// An event whose payload names it, so tests can tell events apart.

@@ -1,6 +1,6 @@
 //! Tamper evidence: changes made behind the log's back are found and located.
 
-use eventlog::{Error, EventLog, ExpectedVersion, Options, record};
+use eventlog::{Error, ExpectedVersion, record};
 
 use crate::support::{close, event, open};
 
@@ -23,7 +23,7 @@ async fn write_closed_log(path: &std::path::Path, count: usize) {
 }
 
 fn first_error(path: &std::path::Path) -> Error {
-    match EventLog::open(Options::new(path)) {
+    match crate::support::open_after_release(path) {
         Err(error) => error,
         Ok(log) => log.verify().expect_err("verify must find the damage"),
     }
@@ -143,7 +143,7 @@ async fn a_truncated_tail_is_refused_at_open() {
         }
         db.flush().expect("flush");
     }
-    let error = EventLog::open(Options::new(dir.path())).expect_err("open must refuse");
+    let error = crate::support::open_after_release(dir.path()).expect_err("open must refuse");
     let (position, reason) = corrupt_position(error);
     assert_eq!(position, 35, "{reason}");
 }
