@@ -15,7 +15,6 @@ use contract::registry::v1::plan_registry_client::PlanRegistryClient;
 use domain::NhsNumber;
 use eventlog::{EventLog, ExpectedVersion, NewEvent};
 use prost::{Message, Name};
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::Channel;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
@@ -203,7 +202,7 @@ pub async fn run(scale: Scale) -> Result<(), Error> {
         tonic::transport::Server::builder()
             .add_service(health_service)
             .add_service(registry.into_server())
-            .serve_with_incoming(TcpListenerStream::new(listener)),
+            .serve_with_incoming(service_core::process::incoming(listener)),
     );
     let url = format!("http://{address}");
     let mut channels = Vec::new();

@@ -11,7 +11,6 @@ use contract::common::v1::{
 use contract::referral::v1::referral_intake_client::ReferralIntakeClient;
 use contract::referral::v1::*;
 use tokio::sync::oneshot;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::Code;
 use tonic::transport::Channel;
 
@@ -49,7 +48,7 @@ async fn spawn(dir: &Path) -> App {
     let server = tokio::spawn(async move {
         tonic::transport::Server::builder()
             .add_service(service.into_server())
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
+            .serve_with_incoming_shutdown(service_core::process::incoming(listener), async {
                 let _ = stopped.await;
             })
             .await

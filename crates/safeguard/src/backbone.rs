@@ -11,7 +11,6 @@ use domain::conference::QuorumRule;
 use domain::date::Date;
 use serde::Deserialize;
 use tokio::sync::oneshot;
-use tokio_stream::wrappers::TcpListenerStream;
 
 /// Everything an operator can set. Read from a JSON file, then overridden by
 /// flags and environment variables.
@@ -224,7 +223,7 @@ async fn start_services(
             .add_service(conferences.into_server())
             .add_service(registry.into_server())
             .add_service(notifications.into_server())
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
+            .serve_with_incoming_shutdown(service_core::process::incoming(listener), async {
                 let _ = stopped.await;
             }),
     );
