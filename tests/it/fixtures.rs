@@ -5,8 +5,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use contract::common::v1::{
-    AbuseCategory, CallerIdentity, CareSetting, Date, NhsNumber, Organisation, OrganisationKind,
-    Role,
+    AbuseCategory, CallerIdentity, CareSetting, ConsistencyToken, Date, NhsNumber, Organisation,
+    OrganisationKind, Role,
 };
 use contract::conference::v1::conference_scheduler_client::ConferenceSchedulerClient;
 use contract::conference::v1::*;
@@ -196,8 +196,14 @@ pub fn child() -> Option<NhsNumber> {
     })
 }
 
+/// A conference that made a plan, and the token of its outcome.
+pub struct Planned {
+    pub conference: Conference,
+    pub token: Option<ConsistencyToken>,
+}
+
 /// Runs the initial conference to a plan (physical abuse).
-pub async fn make_plan(backbone: &mut Backbone) -> Conference {
+pub async fn make_plan(backbone: &mut Backbone) -> Planned {
     refer_to_conference(backbone).await;
     let id = conferences(backbone, 1).await.remove(0).conference_id;
     let present = vec![
@@ -242,7 +248,7 @@ pub async fn make_plan(backbone: &mut Backbone) -> Conference {
         })
         .await
         .expect("attendance");
-    backbone
+    let recorded = backbone
         .conferences
         .record_outcome(RecordOutcomeRequest {
             caller: Some(chair()),
@@ -257,36 +263,33 @@ pub async fn make_plan(backbone: &mut Backbone) -> Conference {
         })
         .await
         .expect("outcome")
-        .into_inner()
-        .conference
-        .expect("conference")
+        .into_inner();
+    Planned {
+        conference: recorded.conference.expect("conference"),
+        token: recorded.token,
+    }
 }
 
+/// Looks the child up once the registry reflects the writes `after` names.
 pub async fn lookup(
     backbone: &mut Backbone,
     caller: CallerIdentity,
     silent: bool,
+    after: Option<ConsistencyToken>,
 ) -> registry_wire::LookupChildResponse {
-    // The plan arrives from the scheduler through the bus: wait for it.
-    for _ in 0..200 {
-        let found = backbone
-            .registry
-            .lookup_child(registry_wire::LookupChildRequest {
-                caller: Some(caller.clone()),
-                nhs_number: child(),
-                purpose: "unscheduled care attendance".into(),
-                silent,
-                ..registry_wire::LookupChildRequest::default()
-            })
-            .await
-            .expect("lookup")
-            .into_inner();
-        if !found.plans.is_empty() {
-            return found;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("the plan never reached the registry");
+    backbone
+        .registry
+        .lookup_child(registry_wire::LookupChildRequest {
+            caller: Some(caller),
+            nhs_number: child(),
+            purpose: "unscheduled care attendance".into(),
+            silent,
+            min_token: after,
+            ..registry_wire::LookupChildRequest::default()
+        })
+        .await
+        .expect("lookup")
+        .into_inner()
 }
 
 /// Someone at `ods` in a role, for subscribing to its notifications.

@@ -12,7 +12,7 @@ use crate::fixtures::*;
 async fn each_partner_is_told_what_concerns_it() {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut backbone = spawn(dir.path()).await;
-    make_plan(&mut backbone).await;
+    let planned = make_plan(&mut backbone).await;
 
     // The school that referred is told the outcome.
     let school = member_of(
@@ -58,8 +58,9 @@ async fn each_partner_is_told_what_concerns_it() {
     );
     let mut silent_nurse = nurse();
     silent_nurse.display_name = "Silent Nurse".into();
-    lookup(&mut backbone, silent_nurse, true).await;
-    lookup(&mut backbone, nurse(), false).await;
+    // The chair's token: the plan is there when the nurse looks.
+    lookup(&mut backbone, silent_nurse, true, planned.token.clone()).await;
+    lookup(&mut backbone, nurse(), false, None).await;
     let accesses = receive(
         &mut backbone,
         council_inbox.clone(),
@@ -89,7 +90,7 @@ async fn each_partner_is_told_what_concerns_it() {
         })
         .await
         .expect("acknowledge");
-    lookup(&mut backbone, nurse(), false).await;
+    lookup(&mut backbone, nurse(), false, None).await;
     let next = receive(
         &mut backbone,
         council_inbox,

@@ -24,9 +24,11 @@ async fn an_emergency_department_sees_the_plan_and_whom_to_call_and_the_lookup_i
         })
         .await
         .expect("contacts");
-    let decided = make_plan(&mut backbone).await;
+    let planned = make_plan(&mut backbone).await;
+    let decided = planned.conference;
 
-    let seen = lookup(&mut backbone, nurse(), false).await;
+    // With the chair's token the nurse sees the plan at once.
+    let seen = lookup(&mut backbone, nurse(), false, planned.token).await;
     assert_eq!(seen.plans.len(), 1);
     let plan = &seen.plans[0];
     assert_eq!(plan.plan_id, decided.plan_id);
@@ -49,7 +51,7 @@ async fn an_emergency_department_sees_the_plan_and_whom_to_call_and_the_lookup_i
     officer.organisation = Some(organisation("P99001", OrganisationKind::Police));
     officer.role = Role::PoliceOfficer.into();
     officer.care_setting = CareSetting::Police.into();
-    let seen = lookup(&mut backbone, officer, true).await;
+    let seen = lookup(&mut backbone, officer, true, None).await;
     assert_eq!(seen.plans[0].category, i32::from(AbuseCategory::Physical));
     assert_eq!(seen.recent_accesses.len(), 2);
 
@@ -134,7 +136,7 @@ async fn an_unborn_plan_follows_the_baby_and_ends_once() {
         .plan
         .expect("plan");
     assert_eq!(planned.r#type(), registry_wire::PlanType::Unborn);
-    backbone
+    let linked = backbone
         .registry
         .link_birth(registry_wire::LinkBirthRequest {
             caller: Some(chair()),
@@ -143,8 +145,9 @@ async fn an_unborn_plan_follows_the_baby_and_ends_once() {
             born_on: date(2026, 2, 27),
         })
         .await
-        .expect("link");
-    let seen = lookup(&mut backbone, nurse(), true).await;
+        .expect("link")
+        .into_inner();
+    let seen = lookup(&mut backbone, nurse(), true, linked.token).await;
     assert_eq!(
         seen.plans[0].plan_id, planned.plan_id,
         "found by the baby's NHS number"

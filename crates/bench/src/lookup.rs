@@ -4,6 +4,8 @@
 //! same clients); and how fast and how big the registry's projection is
 //! when rebuilt from a log of 1,000,000 events.
 
+use std::path::PathBuf;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use contract::common::v1::{
@@ -15,6 +17,8 @@ use contract::registry::v1::plan_registry_client::PlanRegistryClient;
 use domain::NhsNumber;
 use eventlog::{EventLog, ExpectedVersion, NewEvent};
 use prost::{Message, Name};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::process::Command;
 use tonic::transport::Channel;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
@@ -25,6 +29,8 @@ pub type Error = Box<dyn std::error::Error + Send + Sync>;
 
 const CLIENTS: usize = 64;
 const CONNECTIONS: usize = 8;
+/// The hidden subcommand that runs the registry's side of the benchmark.
+pub const SERVE_COMMAND: &str = "lookup-registry";
 
 #[derive(Debug, Clone, Copy)]
 pub struct Scale {
@@ -174,36 +180,32 @@ pub async fn run(scale: Scale) -> Result<(), Error> {
         }
     }
 
-    // Rebuild: open the registry on the filled log.
-    let before = rss_mib();
-    let bus = bus::Bus::in_process();
-    let started = Instant::now();
-    let registry = registry::open(
-        registry::Options {
-            data_dir: data,
-            visibility_months: 12,
-        },
-        &bus,
-    )
-    .await?;
-    let rebuilt = started.elapsed();
-    let head = registry.log().head() as usize;
-    figure("registry_rebuild_events_per_s", per_second(head, rebuilt));
-    figure(
-        "registry_rss_mib_per_100k_children",
-        ((rss_mib() - before) * 100_000.0 / scale.children as f64).round(),
-    );
-
-    let (_health, health_service) = tonic_health::server::health_reporter();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let address = listener.local_addr()?;
-    let log = registry.log().clone();
-    tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(health_service)
-            .add_service(registry.into_server())
-            .serve_with_incoming(service_core::process::incoming(listener)),
-    );
+    // The registry runs in a process of its own, as it would in service:
+    // its memory is its own, not what filling the log left behind here.
+    let mut server = Command::new(std::env::current_exe()?)
+        .arg(SERVE_COMMAND)
+        .arg(&data)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()?;
+    let mut lines = BufReader::new(server.stdout.take().ok_or("no stdout")?).lines();
+    let mut address = None;
+    while let Some(line) = lines.next_line().await? {
+        if let Some(value) = line.strip_prefix("registry_rss_mib: ") {
+            let mib: f64 = value.parse()?;
+            figure(
+                "registry_rss_mib_per_100k_children",
+                (mib * 100_000.0 / scale.children as f64).round(),
+            );
+        } else if let Some(value) = line.strip_prefix("listening: ") {
+            address = Some(value.to_owned());
+            break;
+        } else {
+            println!("{line}");
+        }
+    }
+    let address = address.ok_or("the registry process ended before it listened")?;
     let url = format!("http://{address}");
     let mut channels = Vec::new();
     for _ in 0..CONNECTIONS {
@@ -242,6 +244,48 @@ pub async fn run(scale: Scale) -> Result<(), Error> {
     figure("lookup_p99_ms", percentile_ms(&mut latencies, 99.0));
     figure("noop_grpc_per_s", noop);
     figure("lookup_vs_noop_ratio", lookups / noop);
+    drop(server.stdin.take());
+    let status = server.wait().await?;
+    if !status.success() {
+        return Err(format!("the registry process ended with {status}").into());
+    }
+    Ok(())
+}
+
+/// The registry process: rebuilds the registry from the log at `data`,
+/// reports how fast and how much memory it took, serves it with gRPC
+/// health beside it on a free port, and stops when its stdin closes.
+pub async fn serve(data: PathBuf) -> Result<(), Error> {
+    let before = rss_mib();
+    let bus = bus::Bus::in_process();
+    let started = Instant::now();
+    let registry = registry::open(
+        registry::Options {
+            data_dir: data,
+            visibility_months: 12,
+        },
+        &bus,
+    )
+    .await?;
+    let rebuilt = started.elapsed();
+    let head = registry.log().head() as usize;
+    figure("registry_rebuild_events_per_s", per_second(head, rebuilt));
+    println!("registry_rss_mib: {:.1}", rss_mib() - before);
+
+    let (_health, health_service) = tonic_health::server::health_reporter();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    println!("listening: {}", listener.local_addr()?);
+    let log = registry.log().clone();
+    let server = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(health_service)
+            .add_service(registry.into_server())
+            .serve_with_incoming(service_core::process::incoming(listener)),
+    );
+    let mut stdin = tokio::io::stdin();
+    let mut sink = Vec::new();
+    stdin.read_to_end(&mut sink).await?;
+    server.abort();
     log.close().await?;
     Ok(())
 }

@@ -57,7 +57,9 @@ pub const MAX_EVENT_BYTES: usize = 64 * 1024;
 pub struct Options {
     /// Directory holding sled's files and the anchor. Created if missing.
     pub path: PathBuf,
-    /// sled's page cache, in bytes.
+    /// sled's page cache, in bytes. Services read their log at its tail
+    /// (their views live in memory), so a small cache serves; a large one
+    /// fills with the whole history during a rebuild and stays full.
     pub cache_capacity_bytes: u64,
     /// Largest number of events one group commit gathers before flushing.
     pub max_group_events: usize,
@@ -75,7 +77,7 @@ impl Options {
     pub fn new(path: impl Into<PathBuf>) -> Self {
         Options {
             path: path.into(),
-            cache_capacity_bytes: 256 * 1024 * 1024,
+            cache_capacity_bytes: 32 * 1024 * 1024,
             max_group_events: 4096,
             max_batch_events: 1000,
             max_event_bytes: MAX_EVENT_BYTES,

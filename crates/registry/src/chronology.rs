@@ -45,11 +45,32 @@ fn category(value: i32) -> String {
 }
 
 impl Chronology {
-    /// Records the event if it is about a child; returns whether it was.
+    /// Records another producer's event if it is about a child; returns
+    /// whether it was. The registry's own events are not held here: they
+    /// are read from its log when a chronology is asked for.
     pub fn add(&mut self, log: &str, position: u64, envelope: &EventEnvelope) -> bool {
-        let Some((child, summary)) = self.describe(envelope) else {
+        if envelope.content_type == conference::ConferenceRequested::full_name()
+            && let Ok(event) = conference::ConferenceRequested::decode(envelope.payload.as_slice())
+            && let Some(child) = child_of(event.child_nhs_number.as_ref())
+        {
+            self.conference_children.insert(event.conference_id, child);
+        }
+        let Some((Some(child), entry)) = self.entry(log, position, envelope) else {
             return false;
         };
+        self.entries.entry(child).or_default().push(entry);
+        true
+    }
+
+    /// The entry an event makes and the child it names, if it names one;
+    /// `None` if it is not an event a chronology shows.
+    pub fn entry(
+        &self,
+        log: &str,
+        position: u64,
+        envelope: &EventEnvelope,
+    ) -> Option<(Option<NhsNumber>, wire::ChronologyEntry)> {
+        let (child, summary) = self.describe(envelope)?;
         let actor = match envelope
             .actor
             .as_ref()
@@ -66,10 +87,9 @@ impl Chronology {
             Some(actor::Kind::System(system)) => system.clone(),
             None => String::new(),
         };
-        self.entries
-            .entry(child)
-            .or_default()
-            .push(wire::ChronologyEntry {
+        Some((
+            child,
+            wire::ChronologyEntry {
                 occurred_at: envelope.occurred_at,
                 recorded_at: envelope.recorded_at,
                 log: log.to_owned(),
@@ -77,28 +97,36 @@ impl Chronology {
                 content_type: envelope.content_type.clone(),
                 summary,
                 actor,
-            });
-        true
+            },
+        ))
     }
 
-    /// A child's entries in the order things happened.
+    /// The other producers' entries about a child, in no particular order.
     pub fn of(&self, child: &NhsNumber) -> Vec<wire::ChronologyEntry> {
-        let mut entries = self.entries.get(child).cloned().unwrap_or_default();
-        entries.sort_by_key(|entry| {
-            let at = entry.occurred_at.unwrap_or_default();
-            (at.seconds, at.nanos, entry.log.clone(), entry.position)
-        });
-        entries
+        self.entries.get(child).cloned().unwrap_or_default()
     }
+}
 
-    fn describe(&mut self, envelope: &EventEnvelope) -> Option<(NhsNumber, String)> {
+/// Puts entries in the order things happened.
+pub fn sort(entries: &mut [wire::ChronologyEntry]) {
+    entries.sort_by(|a, b| {
+        let (at, bt) = (
+            a.occurred_at.unwrap_or_default(),
+            b.occurred_at.unwrap_or_default(),
+        );
+        (at.seconds, at.nanos, &a.log, a.position).cmp(&(bt.seconds, bt.nanos, &b.log, b.position))
+    });
+}
+
+impl Chronology {
+    fn describe(&self, envelope: &EventEnvelope) -> Option<(Option<NhsNumber>, String)> {
         let payload = envelope.payload.as_slice();
         let content = envelope.content_type.as_str();
         if content == referral::ReferralSubmitted::full_name() {
             let event = referral::ReferralSubmitted::decode(payload).ok()?;
             let from = event.referrer.as_ref()?.organisation.as_ref()?.name.clone();
             return Some((
-                referral_child(event.child.as_ref())?,
+                Some(referral_child(event.child.as_ref())?),
                 format!(
                     "referral received from {from}: {}",
                     category(event.category_of_concern)
@@ -109,7 +137,7 @@ impl Chronology {
             let event = referral::ReferralDecided::decode(payload).ok()?;
             let outcome = referral::ReferralOutcome::try_from(event.outcome).ok()?;
             return Some((
-                referral_child(event.child.as_ref())?,
+                Some(referral_child(event.child.as_ref())?),
                 format!(
                     "MASH decision: {} ({})",
                     outcome
@@ -128,7 +156,7 @@ impl Chronology {
             let event = referral::StrategyDiscussionHeld::decode(payload).ok()?;
             let discussion = event.discussion.unwrap_or_default();
             return Some((
-                referral_child(event.child.as_ref())?,
+                Some(referral_child(event.child.as_ref())?),
                 format!(
                     "strategy discussion held on {}; section 47 enquiry: {}",
                     date(discussion.held_on.as_ref()),
@@ -143,7 +171,7 @@ impl Chronology {
         if content == referral::Section47Concluded::full_name() {
             let event = referral::Section47Concluded::decode(payload).ok()?;
             return Some((
-                referral_child(event.child.as_ref())?,
+                Some(referral_child(event.child.as_ref())?),
                 format!(
                     "section 47 enquiry concluded: {}",
                     if event.conference_needed {
@@ -157,12 +185,10 @@ impl Chronology {
         if content == conference::ConferenceRequested::full_name() {
             let event = conference::ConferenceRequested::decode(payload).ok()?;
             let child = child_of(event.child_nhs_number.as_ref())?;
-            self.conference_children
-                .insert(event.conference_id.clone(), child);
             let kind = conference::ConferenceKind::try_from(event.kind)
                 .map_or("conference", |kind| kind.as_str_name());
             return Some((
-                child,
+                Some(child),
                 format!(
                     "{} requested, due {}",
                     kind.trim_start_matches("CONFERENCE_KIND_")
@@ -176,21 +202,21 @@ impl Chronology {
         if content == conference::ConferenceScheduled::full_name() {
             let event = conference::ConferenceScheduled::decode(payload).ok()?;
             return Some((
-                *self.conference_children.get(&event.conference_id)?,
+                Some(*self.conference_children.get(&event.conference_id)?),
                 format!("conference scheduled at {}", event.venue),
             ));
         }
         if content == conference::ConferenceRearranged::full_name() {
             let event = conference::ConferenceRearranged::decode(payload).ok()?;
             return Some((
-                *self.conference_children.get(&event.conference_id)?,
+                Some(*self.conference_children.get(&event.conference_id)?),
                 format!("conference rearranged: {}", event.reason),
             ));
         }
         if content == conference::ConferenceCancelled::full_name() {
             let event = conference::ConferenceCancelled::decode(payload).ok()?;
             return Some((
-                *self.conference_children.get(&event.conference_id)?,
+                Some(*self.conference_children.get(&event.conference_id)?),
                 format!("conference cancelled: {}", event.reason),
             ));
         }
@@ -214,7 +240,7 @@ impl Chronology {
                 },
             };
             return Some((
-                child_of(event.child_nhs_number.as_ref())?,
+                Some(child_of(event.child_nhs_number.as_ref())?),
                 format!(
                     "conference held on {}: {outcome}",
                     date(event.held_on.as_ref())
@@ -224,14 +250,35 @@ impl Chronology {
         if content == wire::PlanStarted::full_name() {
             let event = wire::PlanStarted::decode(payload).ok()?;
             return Some((
-                child_of(event.child_nhs_number.as_ref())?,
+                Some(child_of(event.child_nhs_number.as_ref())?),
                 format!("plan started on {}", date(event.start_date.as_ref())),
+            ));
+        }
+        if content == wire::PlanCategoryChanged::full_name() {
+            let event = wire::PlanCategoryChanged::decode(payload).ok()?;
+            return Some((
+                None,
+                format!(
+                    "plan category changed to {} on {}",
+                    category(event.category),
+                    date(event.changed_on.as_ref())
+                ),
+            ));
+        }
+        if content == wire::BirthLinked::full_name() {
+            let event = wire::BirthLinked::decode(payload).ok()?;
+            return Some((
+                Some(child_of(event.baby_nhs_number.as_ref())?),
+                format!(
+                    "born on {}; the unborn plan now follows the baby",
+                    date(event.born_on.as_ref())
+                ),
             ));
         }
         if content == wire::PlanEnded::full_name() {
             let event = wire::PlanEnded::decode(payload).ok()?;
             return Some((
-                child_of(event.child_nhs_number.as_ref())?,
+                Some(child_of(event.child_nhs_number.as_ref())?),
                 format!("plan ended on {}", date(event.end_date.as_ref())),
             ));
         }
@@ -240,7 +287,7 @@ impl Chronology {
             let caller = event.caller.unwrap_or_default();
             let organisation = caller.organisation.map(|o| o.name).unwrap_or_default();
             return Some((
-                child_of(event.nhs_number.as_ref())?,
+                Some(child_of(event.nhs_number.as_ref())?),
                 format!(
                     "record viewed by {organisation}{}: {}",
                     if event.silent { " (silent)" } else { "" },

@@ -63,7 +63,7 @@ pub async fn open(options: Options, bus: &bus::Bus) -> Result<PlanRegistry, Erro
         &log,
         projection.clone(),
         watermark.clone(),
-        apply_own,
+        projection::Projection::apply,
     )
     .await
     .map_err(Error::Projection)?;
@@ -78,27 +78,20 @@ pub async fn open(options: Options, bus: &bus::Bus) -> Result<PlanRegistry, Erro
         ));
         sources.insert(producer, watermark);
     }
+    // How far the plan rule has turned the scheduler's outcomes into plans
+    // the projection shows: a lookup that passes the chair's token waits
+    // for it, so the chair and the nurse agree.
+    let plan_rule = Watermark::new(contract::producers::CONFERENCE_SCHEDULER);
     let service = PlanRegistry::new(
         log,
         projection,
         watermark,
+        plan_rule.clone(),
         sources,
         options.visibility_months,
     );
-    tokio::spawn(rules::run(service.clone(), bus.clone()));
+    tokio::spawn(rules::run(service.clone(), bus.clone(), plan_rule));
     Ok(service)
-}
-
-/// The registry's own events feed both its views and the chronology.
-fn apply_own(
-    state: &mut projection::Projection,
-    event: &eventlog::RecordedEvent,
-) -> Result<(), String> {
-    state.apply(event)?;
-    if let Ok(envelope) = event.envelope() {
-        state.chronology.add(LOG, event.position(), &envelope);
-    }
-    Ok(())
 }
 
 /// Builds the chronology from another producer's events, from its first.

@@ -1,11 +1,19 @@
 //! The registry's views: every plan (current and past) by child, the last
 //! accesses to each child's record, local authorities' contact numbers,
-//! and each child's multi-agency chronology. Plans, accesses and contacts
-//! come from the registry's own log; the chronology from every producer.
+//! and the other services' events for each child's chronology. Plans,
+//! accesses and contacts come from the registry's own log; the chronology
+//! keeps only other producers' events, and reads the registry's own from
+//! its log when asked.
+//!
+//! Held compactly, because a registry holds every child of a region: a
+//! plan is a few numbers and indexes into values many plans share (the
+//! local authority, the care team, the social worker), and an access is a
+//! time and two such indexes (who looked, and why).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
+use std::sync::Arc;
 
-use contract::common::v1::Organisation;
+use contract::common::v1::{ContactDetails, Organisation};
 use contract::registry::v1 as wire;
 use domain::NhsNumber;
 use domain::codes::{PlanEndReason, PlanType};
@@ -19,22 +27,92 @@ use crate::chronology;
 /// How many accesses a lookup shows, as CP-IS does.
 pub const RECENT_ACCESSES: usize = 25;
 
+/// Values many records share, each held once and named by its index.
+#[derive(Debug)]
+pub struct Interned<T> {
+    index: HashMap<Box<[u8]>, u32>,
+    values: Vec<T>,
+}
+
+impl<T> Default for Interned<T> {
+    fn default() -> Self {
+        Interned {
+            index: HashMap::new(),
+            values: Vec::new(),
+        }
+    }
+}
+
+impl<T> Interned<T> {
+    /// The index of the value whose identifying bytes are `key`, adding
+    /// `make()` if it is new.
+    pub fn intern(&mut self, key: &[u8], make: impl FnOnce() -> T) -> u32 {
+        if let Some(index) = self.index.get(key) {
+            return *index;
+        }
+        let index = self.values.len() as u32;
+        self.values.push(make());
+        self.index.insert(key.into(), index);
+        index
+    }
+
+    pub fn get(&self, index: u32) -> &T {
+        &self.values[index as usize]
+    }
+}
+
+impl<T: Message + Clone> Interned<T> {
+    pub fn intern_message(&mut self, value: &T) -> u32 {
+        self.intern(&value.encode_to_vec(), || value.clone())
+    }
+}
+
+/// One plan, as the registry keeps it.
 #[derive(Debug, Clone)]
 pub struct PlanRecord {
+    pub id: Arc<str>,
     pub aggregate: Plan,
-    pub view: wire::Plan,
-    pub local_authority: Organisation,
-    pub care_team: Vec<Organisation>,
+    /// The wire values of what the aggregate holds as domain values.
+    pub wire_type: i32,
+    pub wire_category: i32,
+    pub wire_end_reason: i32,
+    pub expected_date_of_delivery: Option<domain::date::Date>,
+    pub local_authority: u32,
+    pub lead_social_worker: Option<u32>,
+    pub care_team: u32,
     pub version: u64,
+}
+
+/// One lookup of a child: when, who (an interned caller) and why (an
+/// interned purpose).
+#[derive(Debug, Clone, Copy)]
+pub struct Access {
+    pub at_micros: i64,
+    pub who: u32,
+    pub purpose: u32,
+}
+
+/// What the registry knows of one NHS number.
+#[derive(Debug, Default)]
+pub struct Child {
+    /// Plans held against the number: the child's, an unborn plan's
+    /// mother's, and the baby's once linked.
+    pub plans: Box<[u32]>,
+    /// Newest first, at most `RECENT_ACCESSES`.
+    pub accesses: Box<[Access]>,
 }
 
 #[derive(Debug, Default)]
 pub struct Projection {
-    pub plans: HashMap<String, PlanRecord>,
-    /// Plan ids by NHS number: the child's, an unborn plan's mother's, and
-    /// the baby's once linked.
-    pub by_child: HashMap<NhsNumber, Vec<String>>,
-    pub accesses: HashMap<NhsNumber, VecDeque<wire::Access>>,
+    plans: Vec<PlanRecord>,
+    plan_index: HashMap<Arc<str>, u32>,
+    children: HashMap<NhsNumber, Child>,
+    pub organisations: Interned<Organisation>,
+    pub care_teams: Interned<Vec<Organisation>>,
+    pub social_workers: Interned<ContactDetails>,
+    /// Who looked: the access with its time and purpose left out.
+    pub callers: Interned<wire::Access>,
+    pub purposes: Interned<String>,
     pub contacts: HashMap<String, wire::LocalAuthorityContacts>,
     pub chronology: chronology::Chronology,
 }
@@ -107,75 +185,99 @@ impl Projection {
                 start_date: start,
             }])
             .ok_or("a start makes a plan")?;
-            let local_authority = started.local_authority.clone().unwrap_or_default();
-            let view = wire::Plan {
-                plan_id: started.plan_id.clone(),
-                r#type: started.r#type,
-                category: started.category,
-                start_date: started.start_date,
-                lead_social_worker: started.lead_social_worker,
-                expected_date_of_delivery: started.expected_date_of_delivery,
-                child_nhs_number: started.child_nhs_number,
-                ..wire::Plan::default()
+            let expected_date_of_delivery = match started.expected_date_of_delivery.as_ref() {
+                Some(expected) => Some(date(Some(expected))?),
+                None => None,
             };
-            self.by_child
-                .entry(child)
-                .or_default()
-                .push(started.plan_id.clone());
-            self.plans.insert(
-                started.plan_id,
-                PlanRecord {
-                    aggregate,
-                    view,
-                    local_authority,
-                    care_team: started.care_team,
-                    version,
-                },
-            );
+            let local_authority = self
+                .organisations
+                .intern_message(&started.local_authority.unwrap_or_default());
+            let lead_social_worker = started
+                .lead_social_worker
+                .as_ref()
+                .map(|worker| self.social_workers.intern_message(worker));
+            let care_team = {
+                let key: Vec<u8> = started
+                    .care_team
+                    .iter()
+                    .flat_map(|member| member.encode_length_delimited_to_vec())
+                    .collect();
+                self.care_teams.intern(&key, || started.care_team.clone())
+            };
+            let id: Arc<str> = started.plan_id.into();
+            let index = self.plans.len() as u32;
+            self.plans.push(PlanRecord {
+                id: id.clone(),
+                aggregate,
+                wire_type: started.r#type,
+                wire_category: started.category,
+                wire_end_reason: 0,
+                expected_date_of_delivery,
+                local_authority,
+                lead_social_worker,
+                care_team,
+                version,
+            });
+            self.plan_index.insert(id, index);
+            self.add_plan_to(child, index);
         } else if content == wire::PlanCategoryChanged::full_name() {
             let changed: wire::PlanCategoryChanged = decode(payload, position)?;
-            let record = self.plan(&changed.plan_id)?;
+            let record = self.plan_mut(&changed.plan_id)?;
             let category = category(changed.category).ok_or("change to no category")?;
             record.aggregate.apply(&Event::CategoryChanged {
                 category,
                 changed_on: date(changed.changed_on.as_ref())?,
             });
-            record.view.category = changed.category;
+            record.wire_category = changed.category;
             record.version = version;
         } else if content == wire::PlanEnded::full_name() {
             let ended: wire::PlanEnded = decode(payload, position)?;
-            let record = self.plan(&ended.plan_id)?;
+            let record = self.plan_mut(&ended.plan_id)?;
             record.aggregate.apply(&Event::Ended {
                 end_date: date(ended.end_date.as_ref())?,
                 reason: end_reason(ended.reason),
             });
-            record.view.end_date = ended.end_date;
-            record.view.end_reason = ended.reason;
+            record.wire_end_reason = ended.reason;
             record.version = version;
         } else if content == wire::BirthLinked::full_name() {
             let linked: wire::BirthLinked = decode(payload, position)?;
             let baby = nhs(linked.baby_nhs_number.as_ref())?;
-            let record = self.plan(&linked.plan_id)?;
+            let index = *self
+                .plan_index
+                .get(linked.plan_id.as_str())
+                .ok_or_else(|| format!("event for unknown plan {}", linked.plan_id))?;
+            let record = &mut self.plans[index as usize];
             record.aggregate.apply(&Event::BirthLinked {
                 baby,
                 born_on: date(linked.born_on.as_ref())?,
             });
             record.version = version;
-            self.by_child.entry(baby).or_default().push(linked.plan_id);
+            self.add_plan_to(baby, index);
         } else if content == wire::ChildLookedUp::full_name() {
             let looked: wire::ChildLookedUp = decode(payload, position)?;
             let child = nhs(looked.nhs_number.as_ref())?;
             let caller = looked.caller.unwrap_or_default();
-            let accesses = self.accesses.entry(child).or_default();
-            accesses.push_front(wire::Access {
-                at: envelope.recorded_at,
+            let who = self.callers.intern_message(&wire::Access {
                 organisation: caller.organisation,
                 care_setting: caller.care_setting,
                 role: caller.role,
                 user_display_name: caller.display_name,
-                purpose: looked.purpose,
+                ..wire::Access::default()
             });
-            accesses.truncate(RECENT_ACCESSES);
+            let purpose = self
+                .purposes
+                .intern(looked.purpose.as_bytes(), || looked.purpose.clone());
+            let at = envelope.recorded_at.unwrap_or_default();
+            let access = Access {
+                at_micros: at.seconds * 1_000_000 + i64::from(at.nanos / 1_000),
+                who,
+                purpose,
+            };
+            let entry = self.children.entry(child).or_default();
+            entry.accesses = std::iter::once(access)
+                .chain(entry.accesses.iter().copied())
+                .take(RECENT_ACCESSES)
+                .collect();
         } else if content == wire::LocalAuthorityContactsSet::full_name() {
             let set: wire::LocalAuthorityContactsSet = decode(payload, position)?;
             let contacts = set.contacts.ok_or("contacts missing")?;
@@ -191,19 +293,83 @@ impl Projection {
         Ok(())
     }
 
-    fn plan(&mut self, plan_id: &str) -> Result<&mut PlanRecord, String> {
-        self.plans
-            .get_mut(plan_id)
-            .ok_or_else(|| format!("event for unknown plan {plan_id}"))
+    fn add_plan_to(&mut self, number: NhsNumber, plan: u32) {
+        let entry = self.children.entry(number).or_default();
+        entry.plans = entry.plans.iter().copied().chain([plan]).collect();
+    }
+
+    fn plan_mut(&mut self, plan_id: &str) -> Result<&mut PlanRecord, String> {
+        let index = *self
+            .plan_index
+            .get(plan_id)
+            .ok_or_else(|| format!("event for unknown plan {plan_id}"))?;
+        Ok(&mut self.plans[index as usize])
+    }
+
+    pub fn plan(&self, plan_id: &str) -> Option<&PlanRecord> {
+        let index = *self.plan_index.get(plan_id)?;
+        self.plans.get(index as usize)
     }
 
     /// The plans held against an NHS number.
     pub fn plans_of(&self, child: &NhsNumber) -> impl Iterator<Item = &PlanRecord> {
-        self.by_child
+        self.children
             .get(child)
             .into_iter()
-            .flatten()
-            .filter_map(|plan_id| self.plans.get(plan_id))
+            .flat_map(|entry| entry.plans.iter())
+            .filter_map(|index| self.plans.get(*index as usize))
+    }
+
+    /// The last accesses to a child's record, newest first.
+    pub fn accesses_of(&self, child: &NhsNumber) -> Vec<wire::Access> {
+        let Some(entry) = self.children.get(child) else {
+            return Vec::new();
+        };
+        entry
+            .accesses
+            .iter()
+            .map(|access| {
+                let mut view = self.callers.get(access.who).clone();
+                view.at = Some(prost_types::Timestamp {
+                    seconds: access.at_micros.div_euclid(1_000_000),
+                    nanos: (access.at_micros.rem_euclid(1_000_000) * 1_000) as i32,
+                });
+                view.purpose.clone_from(self.purposes.get(access.purpose));
+                view
+            })
+            .collect()
+    }
+
+    pub fn local_authority(&self, record: &PlanRecord) -> &Organisation {
+        self.organisations.get(record.local_authority)
+    }
+
+    pub fn care_team(&self, record: &PlanRecord) -> &[Organisation] {
+        self.care_teams.get(record.care_team)
+    }
+
+    /// How a plan shows on the wire, before the caller's entitlements.
+    pub fn view(&self, record: &PlanRecord) -> wire::Plan {
+        let aggregate = &record.aggregate;
+        wire::Plan {
+            plan_id: record.id.to_string(),
+            r#type: record.wire_type,
+            category: record.wire_category,
+            start_date: Some(validate::to_wire_date(aggregate.start_date)),
+            end_date: aggregate
+                .end
+                .map(|(end_date, _)| validate::to_wire_date(end_date)),
+            end_reason: record.wire_end_reason,
+            owner: Some(self.owner(self.local_authority(record))),
+            lead_social_worker: record
+                .lead_social_worker
+                .map(|worker| self.social_workers.get(worker).clone()),
+            expected_date_of_delivery: record.expected_date_of_delivery.map(validate::to_wire_date),
+            visible_until: None,
+            child_nhs_number: Some(contract::common::v1::NhsNumber {
+                value: aggregate.baby.unwrap_or(aggregate.nhs_number).to_string(),
+            }),
+        }
     }
 
     /// How to reach the local authority that owns a plan.

@@ -12,7 +12,9 @@ use crate::service::PlanRegistry;
 
 const PRODUCER: &str = contract::producers::CONFERENCE_SCHEDULER;
 
-pub async fn run(service: PlanRegistry, bus: bus::Bus) {
+/// Follows the scheduler from the rule's cursor; `applied` says how far its
+/// outcomes are plans the projection shows.
+pub async fn run(service: PlanRegistry, bus: bus::Bus, applied: service_core::Watermark) {
     let cursor = format!("rule:{PRODUCER}");
     let from = match service.log().cursor(&cursor) {
         Ok(position) => position.unwrap_or(0),
@@ -21,6 +23,7 @@ pub async fn run(service: PlanRegistry, bus: bus::Bus) {
             return;
         }
     };
+    applied.advance_to(from);
     let mut subscription = match bus.subscribe(PRODUCER, from).await {
         Ok(subscription) => subscription,
         Err(error) => {
@@ -51,7 +54,12 @@ pub async fn run(service: PlanRegistry, bus: bus::Bus) {
                     .append(&stream, ExpectedVersion::Any, vec![event.clone()])
                     .await
                 {
-                    Ok(_) => break,
+                    Ok(outcome) => {
+                        if service.applied(outcome.positions.end).await.is_err() {
+                            tracing::warn!("the registry's view is slow to show a new plan");
+                        }
+                        break;
+                    }
                     Err(eventlog::Error::Closed) => return,
                     Err(error) => {
                         tracing::warn!(%error, "plan rule could not append; retrying");
@@ -68,6 +76,7 @@ pub async fn run(service: PlanRegistry, bus: bus::Bus) {
         {
             return;
         }
+        applied.advance_to(delivery.event.position() + 1);
     }
 }
 

@@ -16,8 +16,11 @@ use service_core::validate::{self, Caller};
 use service_core::{Watermark, consistency};
 use tonic::{Request, Response, Status};
 
-use crate::Shared;
 use crate::projection::{self, PlanRecord};
+use crate::{LOG, Shared, chronology};
+
+/// How many of its own events the registry reads at a time for a chronology.
+const CHRONOLOGY_READ_CHUNK: usize = 1000;
 
 #[derive(Debug, Clone)]
 pub struct PlanRegistry {
@@ -29,6 +32,8 @@ struct Inner {
     log: EventLog,
     projection: Shared,
     watermark: Watermark,
+    /// How far the plan rule has applied the scheduler's log.
+    plan_rule: Watermark,
     /// How far the chronology has read each other producer.
     sources: HashMap<&'static str, Watermark>,
     visibility_months: u32,
@@ -67,6 +72,7 @@ impl PlanRegistry {
         log: EventLog,
         projection: Shared,
         watermark: Watermark,
+        plan_rule: Watermark,
         sources: HashMap<&'static str, Watermark>,
         visibility_months: u32,
     ) -> Self {
@@ -75,6 +81,7 @@ impl PlanRegistry {
                 log,
                 projection,
                 watermark,
+                plan_rule,
                 sources,
                 visibility_months,
             }),
@@ -121,6 +128,29 @@ impl PlanRegistry {
         Ok(token)
     }
 
+    /// Waits until the projection shows every position below `end` of the
+    /// registry's own log.
+    pub(crate) async fn applied(&self, end: u64) -> Result<(), Status> {
+        let token = self.inner.watermark.token(end);
+        self.inner
+            .watermark
+            .wait_for(Some(&token), consistency::DEFAULT_WAIT)
+            .await
+    }
+
+    /// Waits until the registry reflects the writes `token` names: its own,
+    /// and the scheduler's outcomes that make plans.
+    async fn reflect(&self, token: Option<&ConsistencyToken>) -> Result<(), Status> {
+        self.inner
+            .watermark
+            .wait_for(token, consistency::DEFAULT_WAIT)
+            .await?;
+        self.inner
+            .plan_rule
+            .wait_for(token, consistency::DEFAULT_WAIT)
+            .await
+    }
+
     async fn catch_up(&self) -> Result<(), Status> {
         let token = self.inner.watermark.token(self.inner.log.head());
         self.inner
@@ -135,8 +165,7 @@ impl PlanRegistry {
         caller: &Caller,
         state: &projection::Projection,
     ) -> wire::Plan {
-        let mut view = record.view.clone();
-        view.owner = Some(state.owner(&record.local_authority));
+        let mut view = state.view(record);
         if !may_see_category(caller) {
             view.category = 0;
         }
@@ -144,9 +173,6 @@ impl PlanRegistry {
             view.visible_until = Some(validate::to_wire_date(
                 end_date.add_months(self.inner.visibility_months),
             ));
-        }
-        if let Some(baby) = record.aggregate.baby {
-            view.child_nhs_number = wire_nhs(baby);
         }
         view
     }
@@ -176,8 +202,7 @@ impl PlanRegistry {
     ) -> Result<Response<wire::PlanResponse>, Status> {
         let state = self.read()?;
         let record = state
-            .plans
-            .get(plan_id)
+            .plan(plan_id)
             .ok_or_else(|| not_found("plan", plan_id))?;
         Ok(Response::new(wire::PlanResponse {
             plan: Some(self.plan_view(record, caller, &state)),
@@ -185,12 +210,61 @@ impl PlanRegistry {
         }))
     }
 
-    fn record(&self, plan_id: &str) -> Result<PlanRecord, Status> {
-        self.read()?
-            .plans
-            .get(plan_id)
-            .cloned()
-            .ok_or_else(|| not_found("plan", plan_id))
+    /// A child's chronology: the other services' events the projection
+    /// holds, and the registry's own read from its log (the streams of the
+    /// child's plans and of the lookups of the child), in the order things
+    /// happened.
+    fn chronology_of(&self, child: NhsNumber) -> Result<Vec<wire::ChronologyEntry>, Status> {
+        let (mut entries, streams) = {
+            let state = self.read()?;
+            let streams: Vec<String> = state
+                .plans_of(&child)
+                .map(|record| format!("plan-{}", record.id))
+                .chain([format!("child-{child}")])
+                .collect();
+            (state.chronology.of(&child), streams)
+        };
+        let state = self.read()?;
+        for stream in streams {
+            let mut from_version = 0;
+            loop {
+                let events = self
+                    .inner
+                    .log
+                    .read_stream(&stream, from_version, CHRONOLOGY_READ_CHUNK)
+                    .map_err(from_log)?;
+                for event in &events {
+                    let envelope = event.envelope().map_err(from_log)?;
+                    if let Some((_, entry)) =
+                        state.chronology.entry(LOG, event.position(), &envelope)
+                    {
+                        entries.push(entry);
+                    }
+                }
+                if events.len() < CHRONOLOGY_READ_CHUNK {
+                    break;
+                }
+                from_version += events.len() as u64;
+            }
+        }
+        chronology::sort(&mut entries);
+        Ok(entries)
+    }
+
+    /// A plan as it stands, with its local authority and care team.
+    fn record(
+        &self,
+        plan_id: &str,
+    ) -> Result<(PlanRecord, Organisation, Vec<Organisation>), Status> {
+        let state = self.read()?;
+        let record = state
+            .plan(plan_id)
+            .ok_or_else(|| not_found("plan", plan_id))?;
+        Ok((
+            record.clone(),
+            state.local_authority(record).clone(),
+            state.care_team(record).to_vec(),
+        ))
     }
 }
 
@@ -244,10 +318,7 @@ impl plan_registry_server::PlanRegistry for PlanRegistry {
         let child = validate::nhs_number("nhs_number", request.nhs_number.as_ref())?;
         let purpose = validate::required_text("purpose", &request.purpose)?;
         let as_of = validate::optional_date("as_of", request.as_of.as_ref())?;
-        self.inner
-            .watermark
-            .wait_for(request.min_token.as_ref(), consistency::DEFAULT_WAIT)
-            .await?;
+        self.reflect(request.min_token.as_ref()).await?;
         let today = validate::today();
         let (plans, owners) = {
             let state = self.read()?;
@@ -263,11 +334,12 @@ impl plan_registry_server::PlanRegistry for PlanRegistry {
                 if !shown {
                     continue;
                 }
+                let local_authority = state.local_authority(record);
                 if !owners
                     .iter()
-                    .any(|owner| owner.ods_code == record.local_authority.ods_code)
+                    .any(|owner| owner.ods_code == local_authority.ods_code)
                 {
-                    owners.push(record.local_authority.clone());
+                    owners.push(local_authority.clone());
                 }
                 plans.push(self.plan_view(record, &caller, &state));
             }
@@ -291,12 +363,7 @@ impl plan_registry_server::PlanRegistry for PlanRegistry {
                 &caller,
             )
             .await?;
-        let recent_accesses = self
-            .read()?
-            .accesses
-            .get(&child)
-            .map(|accesses| accesses.iter().cloned().collect())
-            .unwrap_or_default();
+        let recent_accesses = self.read()?.accesses_of(&child);
         Ok(Response::new(wire::LookupChildResponse {
             nhs_number: wire_nhs(child),
             plans,
@@ -313,16 +380,13 @@ impl plan_registry_server::PlanRegistry for PlanRegistry {
         let caller = validate::caller(request.caller.as_ref())?;
         caller.require_local_authority("read a chronology")?;
         let child = validate::nhs_number("nhs_number", request.nhs_number.as_ref())?;
-        self.inner
-            .watermark
-            .wait_for(request.min_token.as_ref(), consistency::DEFAULT_WAIT)
-            .await?;
+        self.reflect(request.min_token.as_ref()).await?;
         for watermark in self.inner.sources.values() {
             watermark
                 .wait_for(request.min_token.as_ref(), consistency::DEFAULT_WAIT)
                 .await?;
         }
-        let entries = self.read()?.chronology.of(&child);
+        let entries = self.chronology_of(child)?;
         Ok(Response::new(wire::ChildChronologyResponse { entries }))
     }
 
@@ -405,7 +469,7 @@ impl plan_registry_server::PlanRegistry for PlanRegistry {
         let baby = validate::nhs_number("baby_nhs_number", request.baby_nhs_number.as_ref())?;
         let born_on = validate::date("born_on", request.born_on.as_ref())?;
         self.catch_up().await?;
-        let record = self.record(&request.plan_id)?;
+        let (record, _, _) = self.record(&request.plan_id)?;
         record
             .aggregate
             .link_birth(baby, born_on)
@@ -437,7 +501,7 @@ impl plan_registry_server::PlanRegistry for PlanRegistry {
         let end_date = validate::date("end_date", request.end_date.as_ref())?;
         validate::known_enum::<wire::PlanEndReason>("reason", request.reason)?;
         self.catch_up().await?;
-        let record = self.record(&request.plan_id)?;
+        let (record, local_authority, care_team) = self.record(&request.plan_id)?;
         record
             .aggregate
             .end(end_date, projection::end_reason(request.reason))
@@ -447,9 +511,11 @@ impl plan_registry_server::PlanRegistry for PlanRegistry {
             end_date: request.end_date,
             reason: request.reason,
             detail: String::new(),
-            child_nhs_number: record.view.child_nhs_number.clone(),
-            local_authority: Some(record.local_authority.clone()),
-            care_team: record.care_team.clone(),
+            child_nhs_number: wire_nhs(
+                record.aggregate.baby.unwrap_or(record.aggregate.nhs_number),
+            ),
+            local_authority: Some(local_authority),
+            care_team,
         };
         let token = self
             .append(

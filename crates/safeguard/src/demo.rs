@@ -376,7 +376,7 @@ pub async fn run(server: &str, quiet: bool) -> Result<Report, Error> {
             held_on: wire_date(held_on),
         })
         .await?;
-    let decided = conferences
+    let recorded = conferences
         .record_outcome(conference::RecordOutcomeRequest {
             caller: Some(chair.clone()),
             conference_id: icpc.conference_id.clone(),
@@ -391,9 +391,8 @@ pub async fn run(server: &str, quiet: bool) -> Result<Report, Error> {
             }),
         })
         .await?
-        .into_inner()
-        .conference
-        .ok_or("no conference in the answer")?;
+        .into_inner();
+    let decided = recorded.conference.ok_or("no conference in the answer")?;
     report.plan_id = decided.plan_id.clone();
     say(
         quiet,
@@ -403,7 +402,21 @@ pub async fn run(server: &str, quiet: bool) -> Result<Report, Error> {
         ),
     );
 
-    let lookup = wait_for_plan(&mut plans, &nurse, &child_wire).await?;
+    // The chair's token: the registry answers once it shows the plan.
+    let lookup = plans
+        .lookup_child(registry::LookupChildRequest {
+            caller: Some(nurse.clone()),
+            nhs_number: child_wire.clone(),
+            purpose: "unscheduled care attendance".into(),
+            silent: false,
+            min_token: recorded.token,
+            ..registry::LookupChildRequest::default()
+        })
+        .await?
+        .into_inner();
+    if lookup.plans.is_empty() {
+        return Err("the registry answered without the plan the conference made".into());
+    }
     report.plan_start = lookup.plans.first().and_then(|plan| plan.start_date);
     if let Some(plan) = lookup.plans.first() {
         let owner = plan.owner.clone().unwrap_or_default();
@@ -561,41 +574,6 @@ async fn wait_for_conference(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     Err("the scheduler did not request the conference".into())
-}
-
-async fn wait_for_plan(
-    client: &mut PlanRegistryClient<Channel>,
-    nurse: &CallerIdentity,
-    child: &Option<WireNhs>,
-) -> Result<registry::LookupChildResponse, Error> {
-    for _ in 0..500 {
-        // Silent while waiting: only the answered lookup notifies the council.
-        let found = client
-            .lookup_child(registry::LookupChildRequest {
-                caller: Some(nurse.clone()),
-                nhs_number: child.clone(),
-                purpose: "waiting for the plan to arrive (demo)".into(),
-                silent: true,
-                ..registry::LookupChildRequest::default()
-            })
-            .await?
-            .into_inner();
-        if !found.plans.is_empty() {
-            let seen = client
-                .lookup_child(registry::LookupChildRequest {
-                    caller: Some(nurse.clone()),
-                    nhs_number: child.clone(),
-                    purpose: "unscheduled care attendance".into(),
-                    silent: false,
-                    ..registry::LookupChildRequest::default()
-                })
-                .await?
-                .into_inner();
-            return Ok(seen);
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    Err("the plan did not reach the registry".into())
 }
 
 async fn first_notification(
