@@ -34,11 +34,16 @@ pub struct Identity {
 
 impl Identity {
     pub fn caller(&self) -> Result<CallerIdentity, String> {
-        let role = Role::from_str_name(&format!("ROLE_{}", self.role.to_uppercase()))
-            .ok_or_else(|| format!("--as-role: unknown role {}", self.role))?;
-        let setting =
-            CareSetting::from_str_name(&format!("CARE_SETTING_{}", self.setting.to_uppercase()))
-                .ok_or_else(|| format!("--as-setting: unknown care setting {}", self.setting))?;
+        let role = Role::from_str_name(&format!(
+            "ROLE_{}",
+            self.role.to_uppercase().replace('-', "_")
+        ))
+        .ok_or_else(|| format!("--as-role: unknown role {}", self.role))?;
+        let setting = CareSetting::from_str_name(&format!(
+            "CARE_SETTING_{}",
+            self.setting.to_uppercase().replace('-', "_")
+        ))
+        .ok_or_else(|| format!("--as-setting: unknown care setting {}", self.setting))?;
         Ok(CallerIdentity {
             organisation: Some(Organisation {
                 ods_code: self.organisation.clone(),

@@ -5,4 +5,5 @@
 
 pub mod backbone;
 pub mod client;
+pub mod commands;
 pub mod demo;

@@ -5,13 +5,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use contract::common::v1::NhsNumber;
-use contract::notification::v1 as note;
-use contract::notification::v1::notification_client::NotificationClient;
-use contract::registry::v1 as registry;
-use contract::registry::v1::plan_registry_client::PlanRegistryClient;
 use safeguard::backbone::{self, Config};
-use safeguard::client::{Identity, show_date, to_json};
+use safeguard::commands;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -45,28 +40,33 @@ enum Command {
         )]
         server: String,
     },
+    /// Refers a child to a local authority's front door (MASH).
+    Refer(Box<commands::referral::Refer>),
+    /// Records the MASH decision on a referral.
+    Decide(commands::referral::Decide),
+    /// Records a strategy discussion.
+    Strategy(commands::referral::Strategy),
+    /// Records the outcome of a section 47 enquiry.
+    Section47(commands::referral::Section47),
+    /// Reads referrals: one, or those awaiting a decision.
+    #[command(subcommand)]
+    Referral(commands::referral::ReferralCommand),
+    /// Child protection conferences: create, schedule, rearrange, cancel,
+    /// invite, reply, report, attend, outcome, get, list.
+    #[command(subcommand)]
+    Conference(commands::conference::ConferenceCommand),
+    /// Plans recorded directly: transfer-in, looked-after, unborn,
+    /// link-birth, end, and the local authority's contact numbers.
+    #[command(subcommand)]
+    Plan(commands::plan::PlanCommand),
     /// Is this child on a plan, and whom do I call?
-    Lookup {
-        #[arg(long)]
-        nhs: String,
-        #[arg(long, default_value = "unscheduled care attendance")]
-        purpose: String,
-        /// Do not notify the owning local authority.
-        #[arg(long)]
-        silent: bool,
-        /// Answer as of this date (YYYY-MM-DD), from history.
-        #[arg(long)]
-        as_of: Option<String>,
-        #[command(flatten)]
-        common: Common,
-    },
+    Lookup(commands::registry::Lookup),
     /// Every event about a child, in order (local authority roles).
-    Chronology {
-        #[arg(long)]
-        nhs: String,
-        #[command(flatten)]
-        common: Common,
-    },
+    Chronology(commands::registry::Chronology),
+    /// Streams the notifications of the caller's organisation.
+    Subscribe(commands::registry::Subscribe),
+    /// Acknowledges notifications up to a sequence number.
+    Acknowledge(commands::registry::Acknowledge),
     /// Calls any RPC with a JSON request and prints the JSON response, e.g.
     /// `safeguard call safeguard.referral.v1.ReferralIntake/GetReferral
     /// '{"caller": {...}, "referralId": "..."}'`.
@@ -82,31 +82,6 @@ enum Command {
         )]
         server: String,
     },
-    /// Streams the notifications of the caller's organisation.
-    Subscribe {
-        #[arg(long, default_value = "cli")]
-        subscriber: String,
-        /// Resume after this sequence number (0: after the last acknowledged).
-        #[arg(long, default_value_t = 0)]
-        after: u64,
-        #[command(flatten)]
-        common: Common,
-    },
-}
-
-#[derive(Debug, clap::Args)]
-struct Common {
-    #[arg(
-        long,
-        env = "SAFEGUARD_SERVER",
-        default_value = "http://127.0.0.1:50051"
-    )]
-    server: String,
-    /// Print one JSON document instead of a summary.
-    #[arg(long)]
-    json: bool,
-    #[command(flatten)]
-    identity: Identity,
 }
 
 #[tokio::main]
@@ -128,19 +103,17 @@ async fn main() -> ExitCode {
             .await
             .map(|_| ())
             .map_err(|error| error.to_string()),
-        Command::Lookup {
-            nhs,
-            purpose,
-            silent,
-            as_of,
-            common,
-        } => lookup(nhs, purpose, silent, as_of, common).await,
-        Command::Chronology { nhs, common } => chronology(nhs, common).await,
-        Command::Subscribe {
-            subscriber,
-            after,
-            common,
-        } => subscribe(subscriber, after, common).await,
+        Command::Refer(command) => command.run().await,
+        Command::Decide(command) => command.run().await,
+        Command::Strategy(command) => command.run().await,
+        Command::Section47(command) => command.run().await,
+        Command::Referral(command) => command.run().await,
+        Command::Conference(command) => command.run().await,
+        Command::Plan(command) => command.run().await,
+        Command::Lookup(command) => command.run().await,
+        Command::Chronology(command) => command.run().await,
+        Command::Subscribe(command) => command.run().await,
+        Command::Acknowledge(command) => command.run().await,
         Command::Call {
             method,
             request,
@@ -184,165 +157,4 @@ async fn up(
     let _ = tokio::signal::ctrl_c().await;
     eprintln!("safeguard: stopping");
     running.stop().await.map_err(|error| error.to_string())
-}
-
-fn status(error: tonic::Status) -> String {
-    format!("{:?}: {}", error.code(), error.message())
-}
-
-async fn lookup(
-    nhs: String,
-    purpose: String,
-    silent: bool,
-    as_of: Option<String>,
-    common: Common,
-) -> Result<(), String> {
-    let as_of = match as_of {
-        Some(text) => {
-            let date =
-                domain::date::Date::parse(&text).map_err(|error| format!("--as-of: {error}"))?;
-            Some(contract::common::v1::Date {
-                year: date.year(),
-                month: date.month() as i32,
-                day: date.day() as i32,
-            })
-        }
-        None => None,
-    };
-    let mut client = PlanRegistryClient::connect(common.server.clone())
-        .await
-        .map_err(|error| error.to_string())?;
-    let response = client
-        .lookup_child(registry::LookupChildRequest {
-            caller: Some(common.identity.caller()?),
-            nhs_number: Some(NhsNumber { value: nhs.clone() }),
-            purpose,
-            silent,
-            as_of,
-            min_token: None,
-        })
-        .await
-        .map_err(status)?
-        .into_inner();
-    if common.json {
-        println!("{}", to_json(&response)?);
-        return Ok(());
-    }
-    if response.plans.is_empty() {
-        println!(
-            "child {nhs}: no child protection plan, looked-after status or unborn plan on record"
-        );
-    }
-    for plan in &response.plans {
-        let owner = plan.owner.clone().unwrap_or_default();
-        let la = owner.local_authority.unwrap_or_default();
-        println!(
-            "child {nhs}: {} since {}{}{}",
-            plan.r#type()
-                .as_str_name()
-                .trim_start_matches("PLAN_TYPE_")
-                .to_lowercase()
-                .replace('_', " "),
-            show_date(plan.start_date.as_ref()),
-            plan.end_date
-                .as_ref()
-                .map(|end| format!(", ended {}", show_date(Some(end))))
-                .unwrap_or_default(),
-            if plan.category == 0 {
-                String::new()
-            } else {
-                format!(
-                    " ({})",
-                    plan.category()
-                        .as_str_name()
-                        .trim_start_matches("ABUSE_CATEGORY_")
-                        .to_lowercase()
-                )
-            },
-        );
-        println!(
-            "  call {} ({}): {} office hours, {} out of hours",
-            la.name, la.ods_code, owner.office_hours_phone, owner.out_of_hours_phone
-        );
-    }
-    println!("last {} accesses:", response.recent_accesses.len());
-    for access in &response.recent_accesses {
-        let organisation = access.organisation.clone().unwrap_or_default();
-        println!(
-            "  {} {} — {}",
-            access
-                .at
-                .map(|at| service_core::validate::date_of(&at).to_string())
-                .unwrap_or_default(),
-            organisation.name,
-            access.purpose
-        );
-    }
-    Ok(())
-}
-
-async fn chronology(nhs: String, common: Common) -> Result<(), String> {
-    let mut client = PlanRegistryClient::connect(common.server.clone())
-        .await
-        .map_err(|error| error.to_string())?;
-    let response = client
-        .child_chronology(registry::ChildChronologyRequest {
-            caller: Some(common.identity.caller()?),
-            nhs_number: Some(NhsNumber { value: nhs }),
-            min_token: None,
-        })
-        .await
-        .map_err(status)?
-        .into_inner();
-    if common.json {
-        println!("{}", to_json(&response)?);
-        return Ok(());
-    }
-    for entry in &response.entries {
-        let at = entry
-            .occurred_at
-            .map(|at| service_core::validate::date_of(&at).to_string())
-            .unwrap_or_default();
-        println!(
-            "{at}  {:<22} {}  [{}]",
-            entry.log, entry.summary, entry.actor
-        );
-    }
-    Ok(())
-}
-
-async fn subscribe(subscriber: String, after: u64, common: Common) -> Result<(), String> {
-    let caller = common.identity.caller()?;
-    let mut client = NotificationClient::connect(common.server.clone())
-        .await
-        .map_err(|error| error.to_string())?;
-    let mut stream = client
-        .subscribe(note::SubscribeRequest {
-            caller: Some(caller),
-            subscriber,
-            recipient_ods_code: common.identity.organisation.clone(),
-            kinds: vec![],
-            child_nhs_number: None,
-            after_sequence: after,
-        })
-        .await
-        .map_err(status)?
-        .into_inner();
-    while let Some(message) = stream.message().await.map_err(status)? {
-        if common.json {
-            println!("{}", to_json(&message)?);
-        } else {
-            println!(
-                "#{} {} {}",
-                message.sequence,
-                message
-                    .kind()
-                    .as_str_name()
-                    .trim_start_matches("NOTIFICATION_KIND_")
-                    .to_lowercase(),
-                message.summary
-            );
-        }
-    }
-    Ok(())
 }

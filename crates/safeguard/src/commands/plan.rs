@@ -1,0 +1,304 @@
+//! `safeguard plan …`: plans recorded directly in the registry (transfer
+//! in, looked after, unborn), births linked, plans ended, and the local
+//! authority's contact numbers.
+
+use contract::common::v1::OrganisationKind;
+use contract::registry::v1 as wire;
+use contract::registry::v1::plan_registry_client::PlanRegistryClient;
+
+use super::{
+    Common, category, choice, contact, date, nhs, organisation, show_token, spoken, status,
+};
+use crate::client::show_date;
+
+#[derive(Debug, clap::Subcommand)]
+pub enum PlanCommand {
+    /// A child protection plan that moved here from another local authority.
+    TransferIn {
+        #[arg(long)]
+        nhs: String,
+        #[arg(long)]
+        category: String,
+        /// YYYY-MM-DD.
+        #[arg(long)]
+        start: String,
+        /// ODS[:NAME] of the local authority that now owns the plan.
+        #[arg(long)]
+        local_authority: String,
+        /// ODS[:NAME] of the one it came from.
+        #[arg(long)]
+        previous_local_authority: String,
+        /// NAME[:PHONE[:EMAIL]].
+        #[arg(long)]
+        social_worker: Option<String>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// A child looked after by the local authority.
+    LookedAfter {
+        #[arg(long)]
+        nhs: String,
+        #[arg(long)]
+        start: String,
+        #[arg(long)]
+        local_authority: String,
+        #[arg(long)]
+        social_worker: Option<String>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// A pre-birth plan, on the mother's NHS number.
+    Unborn {
+        #[arg(long)]
+        mother_nhs: String,
+        /// Expected date of delivery, YYYY-MM-DD.
+        #[arg(long)]
+        expected: String,
+        #[arg(long)]
+        category: String,
+        #[arg(long)]
+        start: String,
+        #[arg(long)]
+        local_authority: String,
+        #[arg(long)]
+        social_worker: Option<String>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// The baby of an unborn plan is born: the plan follows the baby.
+    LinkBirth {
+        #[arg(long)]
+        plan: String,
+        #[arg(long)]
+        baby_nhs: String,
+        #[arg(long)]
+        born_on: String,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Ends a plan.
+    End {
+        #[arg(long)]
+        plan: String,
+        /// YYYY-MM-DD.
+        #[arg(long)]
+        end_date: String,
+        /// no-longer-at-risk, stepped-down-to-child-in-need, transferred-out,
+        /// turned-eighteen, left-the-country, died, born or other.
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// The numbers a lookup shows for the caller's local authority.
+    Contacts {
+        /// ODS[:NAME]: the caller's own local authority.
+        #[arg(long)]
+        local_authority: String,
+        #[arg(long)]
+        office_hours: String,
+        #[arg(long)]
+        out_of_hours: String,
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+fn local_authority(value: &str) -> Option<contract::common::v1::Organisation> {
+    Some(organisation(value, OrganisationKind::LocalAuthority))
+}
+
+impl PlanCommand {
+    pub async fn run(self) -> Result<(), String> {
+        match self {
+            PlanCommand::TransferIn {
+                nhs: child,
+                category: value,
+                start,
+                local_authority: owner,
+                previous_local_authority,
+                social_worker,
+                common,
+            } => {
+                let request = wire::RecordTransferInRequest {
+                    caller: Some(common.identity.caller()?),
+                    child_nhs_number: nhs(&child),
+                    category: category("--category", &value)?,
+                    start_date: Some(date("--start", &start)?),
+                    local_authority: local_authority(&owner),
+                    previous_local_authority: local_authority(&previous_local_authority),
+                    lead_social_worker: social_worker.as_deref().map(contact),
+                };
+                let mut client = PlanRegistryClient::new(common.channel().await?);
+                written(&common, client.record_transfer_in(request).await)
+            }
+            PlanCommand::LookedAfter {
+                nhs: child,
+                start,
+                local_authority: owner,
+                social_worker,
+                common,
+            } => {
+                let request = wire::RecordLookedAfterRequest {
+                    caller: Some(common.identity.caller()?),
+                    child_nhs_number: nhs(&child),
+                    start_date: Some(date("--start", &start)?),
+                    local_authority: local_authority(&owner),
+                    lead_social_worker: social_worker.as_deref().map(contact),
+                };
+                let mut client = PlanRegistryClient::new(common.channel().await?);
+                written(&common, client.record_looked_after(request).await)
+            }
+            PlanCommand::Unborn {
+                mother_nhs,
+                expected,
+                category: value,
+                start,
+                local_authority: owner,
+                social_worker,
+                common,
+            } => {
+                let request = wire::RecordUnbornPlanRequest {
+                    caller: Some(common.identity.caller()?),
+                    mother_nhs_number: nhs(&mother_nhs),
+                    expected_date_of_delivery: Some(date("--expected", &expected)?),
+                    category: category("--category", &value)?,
+                    start_date: Some(date("--start", &start)?),
+                    local_authority: local_authority(&owner),
+                    lead_social_worker: social_worker.as_deref().map(contact),
+                };
+                let mut client = PlanRegistryClient::new(common.channel().await?);
+                written(&common, client.record_unborn_plan(request).await)
+            }
+            PlanCommand::LinkBirth {
+                plan,
+                baby_nhs,
+                born_on,
+                common,
+            } => {
+                let request = wire::LinkBirthRequest {
+                    caller: Some(common.identity.caller()?),
+                    plan_id: plan,
+                    baby_nhs_number: nhs(&baby_nhs),
+                    born_on: Some(date("--born-on", &born_on)?),
+                };
+                let mut client = PlanRegistryClient::new(common.channel().await?);
+                written(&common, client.link_birth(request).await)
+            }
+            PlanCommand::End {
+                plan,
+                end_date,
+                reason,
+                common,
+            } => {
+                let request = wire::EndPlanRequest {
+                    caller: Some(common.identity.caller()?),
+                    plan_id: plan,
+                    end_date: Some(date("--end-date", &end_date)?),
+                    reason: choice(
+                        "--reason",
+                        &reason,
+                        "PLAN_END_REASON_",
+                        wire::PlanEndReason::from_str_name,
+                    )?,
+                };
+                let mut client = PlanRegistryClient::new(common.channel().await?);
+                written(&common, client.end_plan(request).await)
+            }
+            PlanCommand::Contacts {
+                local_authority: owner,
+                office_hours,
+                out_of_hours,
+                common,
+            } => {
+                let request = wire::SetLocalAuthorityContactsRequest {
+                    caller: Some(common.identity.caller()?),
+                    contacts: Some(wire::LocalAuthorityContacts {
+                        local_authority: local_authority(&owner),
+                        office_hours_phone: office_hours,
+                        out_of_hours_phone: out_of_hours,
+                    }),
+                };
+                let response = PlanRegistryClient::new(common.channel().await?)
+                    .set_local_authority_contacts(request)
+                    .await
+                    .map_err(status)?
+                    .into_inner();
+                common.print(&response, |response| {
+                    format!(
+                        "contact numbers set\ntoken: {}",
+                        show_token(response.token.as_ref())
+                    )
+                })
+            }
+        }
+    }
+}
+
+fn written(
+    common: &Common,
+    answer: Result<tonic::Response<wire::PlanResponse>, tonic::Status>,
+) -> Result<(), String> {
+    let response = answer.map_err(status)?.into_inner();
+    common.print(&response, |response| {
+        format!(
+            "{}\ntoken: {}",
+            response.plan.as_ref().map(describe).unwrap_or_default(),
+            show_token(response.token.as_ref())
+        )
+    })
+}
+
+/// A plan as the person who rings about it needs it.
+pub fn describe(plan: &wire::Plan) -> String {
+    let owner = plan.owner.clone().unwrap_or_default();
+    let la = owner.local_authority.unwrap_or_default();
+    let mut text = format!(
+        "plan {}: {} for {} since {}",
+        plan.plan_id,
+        spoken(plan.r#type().as_str_name(), "PLAN_TYPE_"),
+        plan.child_nhs_number
+            .as_ref()
+            .map(|number| number.value.as_str())
+            .unwrap_or("-"),
+        show_date(plan.start_date.as_ref()),
+    );
+    if plan.category != 0 {
+        text += &format!(
+            " ({})",
+            spoken(plan.category().as_str_name(), "ABUSE_CATEGORY_")
+        );
+    }
+    if plan.end_date.is_some() {
+        text += &format!(
+            ", ended {} ({})",
+            show_date(plan.end_date.as_ref()),
+            spoken(plan.end_reason().as_str_name(), "PLAN_END_REASON_")
+        );
+    }
+    if plan.expected_date_of_delivery.is_some() {
+        text += &format!(
+            ", baby expected {}",
+            show_date(plan.expected_date_of_delivery.as_ref())
+        );
+    }
+    text += &format!(
+        "\n  call {} ({}): {} office hours, {} out of hours",
+        la.name,
+        la.ods_code,
+        if owner.office_hours_phone.is_empty() {
+            "-"
+        } else {
+            &owner.office_hours_phone
+        },
+        if owner.out_of_hours_phone.is_empty() {
+            "-"
+        } else {
+            &owner.out_of_hours_phone
+        }
+    );
+    if let Some(worker) = &plan.lead_social_worker {
+        text += &format!("\n  lead social worker: {} {}", worker.name, worker.phone);
+    }
+    text
+}
