@@ -45,6 +45,29 @@ pub async fn spawn(dir: &Path) -> Backbone {
     }
 }
 
+impl Backbone {
+    /// Every service's log head once the backbone has stopped writing by
+    /// itself (rules and deadline checks run after the writes that cause
+    /// them): a baseline to show that refused requests write nothing.
+    pub async fn quiet_heads(&self) -> Vec<u64> {
+        let mut heads = self._backbone.running.log_heads();
+        let mut quiet_since = std::time::Instant::now();
+        while quiet_since.elapsed() < Duration::from_millis(1_500) {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let now = self._backbone.running.log_heads();
+            if now != heads {
+                heads = now;
+                quiet_since = std::time::Instant::now();
+            }
+        }
+        heads
+    }
+
+    pub fn heads(&self) -> Vec<u64> {
+        self._backbone.running.log_heads()
+    }
+}
+
 pub fn organisation(ods: &str, kind: OrganisationKind) -> Organisation {
     Organisation {
         ods_code: ods.into(),

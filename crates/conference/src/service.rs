@@ -328,11 +328,12 @@ impl conference_scheduler_server::ConferenceScheduler for ConferenceScheduler {
         let request = request.into_inner();
         let caller = validate::caller(request.caller.as_ref())?;
         let mut added = Vec::new();
-        for invitee in &request.add {
-            let key = convert::invitee_key("add", invitee)?;
+        for (index, invitee) in request.add.iter().enumerate() {
+            let field = format!("add[{index}]");
+            let key = convert::invitee_key(&field, invitee)?;
             let organisation = match &invitee.organisation {
                 Some(organisation) => Some(validate::organisation(
-                    "add.organisation",
+                    &format!("{field}.organisation"),
                     Some(organisation),
                 )?),
                 None => None,
@@ -348,7 +349,8 @@ impl conference_scheduler_server::ConferenceScheduler for ConferenceScheduler {
         let removed = request
             .remove
             .iter()
-            .map(|invitee| convert::invitee_key("remove", invitee))
+            .enumerate()
+            .map(|(index, invitee)| convert::invitee_key(&format!("remove[{index}]"), invitee))
             .collect::<Result<Vec<_>, _>>()?;
         self.change(&caller, &request.conference_id, |tracked| {
             tracked

@@ -273,25 +273,27 @@ impl Conference {
         }
     }
 
+    // What was asked is checked before whether it may be done now: a bad
+    // request is the caller's to fix whatever the conference's state.
     pub fn rearrange(&self, on: Date, reason: &str) -> Result<Event, DomainError> {
+        let reason = required("reason", reason)?;
         if !matches!(self.status, Status::Scheduled { .. }) {
             return Err(DomainError::precondition(
                 "conference",
                 "only a scheduled conference can be rearranged",
             ));
         }
-        let reason = required("reason", reason)?;
         Ok(Event::Rearranged { on, reason })
     }
 
     pub fn cancel(&self, reason: &str) -> Result<Event, DomainError> {
+        let reason = required("reason", reason)?;
         if !matches!(self.status, Status::Scheduled { .. } | Status::Requested) {
             return Err(DomainError::precondition(
                 "conference",
                 "only a conference not yet held can be cancelled",
             ));
         }
-        let reason = required("reason", reason)?;
         Ok(Event::Cancelled { reason })
     }
 

@@ -106,6 +106,14 @@ pub struct Running {
 }
 
 impl Running {
+    /// The next position of each service's log, in the order they start
+    /// (referral intake, conference scheduler, plan registry,
+    /// notification): what an operator or a test reads to see that nothing
+    /// was written.
+    pub fn log_heads(&self) -> Vec<u64> {
+        self.logs.iter().map(eventlog::EventLog::head).collect()
+    }
+
     /// Stops serving, lets requests in flight finish, and closes every log.
     pub async fn stop(mut self) -> Result<(), Error> {
         if let Some(stop) = self.stop.take() {

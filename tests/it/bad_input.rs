@@ -1,0 +1,682 @@
+//! Bad input to the conference scheduler, the plan registry and the
+//! notification service (the referral service has its own table in
+//! `crates/referral/tests`): each request is refused with the precise gRPC
+//! code and a message naming the field, and no log moves.
+
+use std::future::Future;
+
+use contract::common::v1::{
+    AbuseCategory, CallerIdentity, Date, NhsNumber, Organisation, OrganisationKind, Role,
+};
+use contract::conference::v1::*;
+use contract::notification::v1 as note;
+use contract::registry::v1 as registry_wire;
+use tonic::{Code, Status};
+
+use crate::fixtures::*;
+
+/// The cases that did not go as the table says, each with why.
+#[derive(Default)]
+struct Table {
+    wrong: Vec<String>,
+    cases: usize,
+}
+
+impl Table {
+    async fn case<T>(
+        &mut self,
+        name: &str,
+        call: impl Future<Output = Result<T, Status>>,
+        code: Code,
+        field: &str,
+    ) {
+        self.cases += 1;
+        match call.await {
+            Ok(_) => self.wrong.push(format!("{name}: accepted")),
+            Err(status) if status.code() != code || !status.message().contains(field) => {
+                self.wrong.push(format!(
+                    "{name}: {:?} {:?}, expected {code:?} naming {field:?}",
+                    status.code(),
+                    status.message()
+                ));
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+fn bad_nhs() -> Option<NhsNumber> {
+    Some(NhsNumber {
+        value: "9990000019".into(),
+    })
+}
+
+fn operator() -> CallerIdentity {
+    let mut caller = chair();
+    caller.role = Role::Operator.into();
+    caller
+}
+
+fn month_13() -> Option<Date> {
+    Some(Date {
+        year: 2026,
+        month: 13,
+        day: 1,
+    })
+}
+
+fn other_council() -> Organisation {
+    organisation("E09000998", OrganisationKind::LocalAuthority)
+}
+
+#[tokio::test]
+async fn bad_input_is_refused_precisely_and_writes_nothing() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut b = spawn(dir.path()).await;
+    let planned = make_plan(&mut b).await;
+    let held = planned.conference.conference_id.clone();
+    let plan_id = planned.conference.plan_id.clone();
+    // A conference not yet held, and a plan already ended.
+    let requested = b
+        .conferences
+        .create_conference(CreateConferenceRequest {
+            caller: Some(chair()),
+            kind: ConferenceKind::TransferIn.into(),
+            child_nhs_number: Some(NhsNumber {
+                value: "9990000026".into(),
+            }),
+            child_name: "Sam Testchild".into(),
+            local_authority: Some(council()),
+            clock_starts: date(2026, 2, 2),
+            idempotency_key: "bad-input-transfer".into(),
+            ..CreateConferenceRequest::default()
+        })
+        .await
+        .expect("create")
+        .into_inner()
+        .conference
+        .expect("conference")
+        .conference_id;
+    let ended = b
+        .registry
+        .record_looked_after(registry_wire::RecordLookedAfterRequest {
+            caller: Some(chair()),
+            child_nhs_number: Some(NhsNumber {
+                value: "9990000034".into(),
+            }),
+            start_date: date(2026, 1, 5),
+            local_authority: Some(council()),
+            lead_social_worker: None,
+        })
+        .await
+        .expect("looked after")
+        .into_inner()
+        .plan
+        .expect("plan")
+        .plan_id;
+    let end = |plan_id: &str, end_date, reason: registry_wire::PlanEndReason| {
+        registry_wire::EndPlanRequest {
+            caller: Some(chair()),
+            plan_id: plan_id.to_owned(),
+            end_date,
+            reason: reason.into(),
+        }
+    };
+    b.registry
+        .end_plan(end(
+            &ended,
+            date(2026, 3, 1),
+            registry_wire::PlanEndReason::NoLongerAtRisk,
+        ))
+        .await
+        .expect("end");
+    let heads = b.quiet_heads().await;
+
+    let mut t = Table::default();
+    let (c, r, n) = (
+        b.conferences.clone(),
+        b.registry.clone(),
+        b.notifications.clone(),
+    );
+
+    // The conference scheduler.
+    let create = || CreateConferenceRequest {
+        caller: Some(chair()),
+        kind: ConferenceKind::Review.into(),
+        child_nhs_number: child(),
+        local_authority: Some(council()),
+        clock_starts: date(2026, 2, 2),
+        idempotency_key: "bad-input-create".into(),
+        ..CreateConferenceRequest::default()
+    };
+    let edit = |change: &dyn Fn(&mut CreateConferenceRequest)| {
+        let mut request = create();
+        change(&mut request);
+        request
+    };
+    let (mut c1, mut c2, mut c3, mut c4, mut c5, mut c6) = (
+        c.clone(),
+        c.clone(),
+        c.clone(),
+        c.clone(),
+        c.clone(),
+        c.clone(),
+    );
+    t.case(
+        "create: NHS number with a wrong check digit",
+        c1.create_conference(edit(&|r| r.child_nhs_number = bad_nhs())),
+        Code::InvalidArgument,
+        "child_nhs_number",
+    )
+    .await;
+    t.case(
+        "create: no kind",
+        c2.create_conference(edit(&|r| r.kind = 0)),
+        Code::InvalidArgument,
+        "kind",
+    )
+    .await;
+    t.case(
+        "create: a kind the contract does not have",
+        c3.create_conference(edit(&|r| r.kind = 99)),
+        Code::InvalidArgument,
+        "kind",
+    )
+    .await;
+    t.case(
+        "create: no local authority",
+        c4.create_conference(edit(&|r| r.local_authority = None)),
+        Code::InvalidArgument,
+        "local_authority",
+    )
+    .await;
+    t.case(
+        "create: clock start not a date",
+        c5.create_conference(edit(&|r| r.clock_starts = month_13())),
+        Code::InvalidArgument,
+        "clock_starts",
+    )
+    .await;
+    t.case(
+        "create: by an emergency department",
+        c6.create_conference(edit(&|r| r.caller = Some(nurse()))),
+        Code::PermissionDenied,
+        "caller.role",
+    )
+    .await;
+    let schedule = |id: &str, at: Option<prost_types::Timestamp>| ScheduleConferenceRequest {
+        caller: Some(chair()),
+        conference_id: id.to_owned(),
+        scheduled_for: at,
+        venue: "Civic Centre".into(),
+    };
+    let at = Some(prost_types::Timestamp {
+        seconds: 1_770_000_000,
+        nanos: 0,
+    });
+    let mut c = c.clone();
+    t.case(
+        "schedule: a conference that does not exist",
+        c.schedule_conference(schedule("no-such-conference", at)),
+        Code::NotFound,
+        "conference",
+    )
+    .await;
+    t.case(
+        "schedule: no time",
+        c.schedule_conference(schedule(&requested, None)),
+        Code::InvalidArgument,
+        "scheduled_for",
+    )
+    .await;
+    t.case(
+        "schedule: a conference already held",
+        c.schedule_conference(schedule(&held, at)),
+        Code::FailedPrecondition,
+        "held",
+    )
+    .await;
+    t.case(
+        "rearrange: no reason",
+        c.rearrange_conference(RearrangeConferenceRequest {
+            caller: Some(chair()),
+            conference_id: requested.clone(),
+            scheduled_for: at,
+            venue: "Room 2".into(),
+            reason: " ".into(),
+        }),
+        Code::InvalidArgument,
+        "reason",
+    )
+    .await;
+    t.case(
+        "cancel: a conference already held",
+        c.cancel_conference(CancelConferenceRequest {
+            caller: Some(chair()),
+            conference_id: held.clone(),
+            reason: "no longer needed".into(),
+        }),
+        Code::FailedPrecondition,
+        "held",
+    )
+    .await;
+    t.case(
+        "invite: an organisation with an invalid ODS code",
+        c.update_invitations(UpdateInvitationsRequest {
+            caller: Some(chair()),
+            conference_id: requested.clone(),
+            add: vec![invitee(
+                InviteeRole::Gp,
+                "not an ods code!",
+                OrganisationKind::GpPractice,
+            )],
+            remove: vec![],
+        }),
+        Code::InvalidArgument,
+        "add[0].organisation.ods_code",
+    )
+    .await;
+    t.case(
+        "reply: no response",
+        c.record_invite_reply(RecordInviteReplyRequest {
+            caller: Some(chair()),
+            conference_id: requested.clone(),
+            role: InviteeRole::SocialCare.into(),
+            organisation_ods_code: "E09000999".into(),
+            response: 0,
+        }),
+        Code::InvalidArgument,
+        "response",
+    )
+    .await;
+    t.case(
+        "reply: from an agency not invited",
+        c.record_invite_reply(RecordInviteReplyRequest {
+            caller: Some(chair()),
+            conference_id: requested.clone(),
+            role: InviteeRole::Housing.into(),
+            organisation_ods_code: "H99001".into(),
+            response: InviteResponse::Attending.into(),
+        }),
+        Code::InvalidArgument,
+        "invitee",
+    )
+    .await;
+    t.case(
+        "attendance: no date held",
+        c.record_attendance(RecordAttendanceRequest {
+            caller: Some(chair()),
+            conference_id: requested.clone(),
+            present: vec![],
+            held_on: None,
+        }),
+        Code::InvalidArgument,
+        "held_on",
+    )
+    .await;
+    let outcome = |id: &str, kind: Option<outcome::Kind>| RecordOutcomeRequest {
+        caller: Some(chair()),
+        conference_id: id.to_owned(),
+        outcome: kind.map(|kind| Outcome {
+            kind: Some(kind),
+            quorum_override_reason: String::new(),
+        }),
+    };
+    let plan = || {
+        Some(outcome::Kind::Review(ReviewOutcome {
+            decision: Some(review_outcome::Decision::ContinuePlan(true)),
+        }))
+    };
+    t.case(
+        "outcome: none given",
+        c.record_outcome(outcome(&requested, None)),
+        Code::InvalidArgument,
+        "outcome",
+    )
+    .await;
+    t.case(
+        "outcome: for a conference not held",
+        c.record_outcome(outcome(&requested, plan())),
+        Code::FailedPrecondition,
+        "held",
+    )
+    .await;
+    t.case(
+        "outcome: a second one",
+        c.record_outcome(outcome(
+            &held,
+            Some(outcome::Kind::Initial(InitialOutcome {
+                plan: true,
+                category: AbuseCategory::Neglect.into(),
+            })),
+        )),
+        Code::FailedPrecondition,
+        "outcome",
+    )
+    .await;
+    t.case(
+        "get: a conference that does not exist",
+        c.get_conference(GetConferenceRequest {
+            caller: Some(chair()),
+            conference_id: "no-such-conference".into(),
+            min_token: None,
+        }),
+        Code::NotFound,
+        "conference",
+    )
+    .await;
+    t.case(
+        "list: as of no date",
+        c.list_conferences(ListConferencesRequest {
+            caller: Some(chair()),
+            local_authority_ods_code: "E09000999".into(),
+            as_of: month_13(),
+            ..ListConferencesRequest::default()
+        }),
+        Code::InvalidArgument,
+        "as_of",
+    )
+    .await;
+    t.case(
+        "list: no caller",
+        c.list_conferences(ListConferencesRequest {
+            caller: None,
+            local_authority_ods_code: "E09000999".into(),
+            ..ListConferencesRequest::default()
+        }),
+        Code::InvalidArgument,
+        "caller",
+    )
+    .await;
+
+    // The plan registry.
+    let mut r = r.clone();
+    let lookup = |change: &dyn Fn(&mut registry_wire::LookupChildRequest)| {
+        let mut request = registry_wire::LookupChildRequest {
+            caller: Some(nurse()),
+            nhs_number: child(),
+            purpose: "unscheduled care attendance".into(),
+            ..registry_wire::LookupChildRequest::default()
+        };
+        change(&mut request);
+        request
+    };
+    t.case(
+        "lookup: NHS number with a wrong check digit",
+        r.lookup_child(lookup(&|l| l.nhs_number = bad_nhs())),
+        Code::InvalidArgument,
+        "nhs_number",
+    )
+    .await;
+    t.case(
+        "lookup: no purpose",
+        r.lookup_child(lookup(&|l| l.purpose = String::new())),
+        Code::InvalidArgument,
+        "purpose",
+    )
+    .await;
+    t.case(
+        "lookup: as of no date",
+        r.lookup_child(lookup(&|l| l.as_of = month_13())),
+        Code::InvalidArgument,
+        "as_of",
+    )
+    .await;
+    t.case(
+        "lookup: by the people who run the service",
+        r.lookup_child(lookup(&|l| l.caller = Some(operator()))),
+        Code::PermissionDenied,
+        "caller.role",
+    )
+    .await;
+    t.case(
+        "lookup: no caller",
+        r.lookup_child(lookup(&|l| l.caller = None)),
+        Code::InvalidArgument,
+        "caller",
+    )
+    .await;
+    t.case(
+        "chronology: for an emergency department",
+        r.child_chronology(registry_wire::ChildChronologyRequest {
+            caller: Some(nurse()),
+            nhs_number: child(),
+            min_token: None,
+        }),
+        Code::PermissionDenied,
+        "caller.role",
+    )
+    .await;
+    let transfer = |change: &dyn Fn(&mut registry_wire::RecordTransferInRequest)| {
+        let mut request = registry_wire::RecordTransferInRequest {
+            caller: Some(chair()),
+            child_nhs_number: Some(NhsNumber {
+                value: "9990000042".into(),
+            }),
+            category: AbuseCategory::Emotional.into(),
+            start_date: date(2026, 1, 5),
+            local_authority: Some(council()),
+            previous_local_authority: Some(other_council()),
+            lead_social_worker: None,
+        };
+        change(&mut request);
+        request
+    };
+    t.case(
+        "transfer in: from no local authority",
+        r.record_transfer_in(transfer(&|t| t.previous_local_authority = None)),
+        Code::InvalidArgument,
+        "previous_local_authority",
+    )
+    .await;
+    t.case(
+        "transfer in: a child protection plan without a category",
+        r.record_transfer_in(transfer(&|t| t.category = 0)),
+        Code::InvalidArgument,
+        "category",
+    )
+    .await;
+    t.case(
+        "transfer in: a category the contract does not have",
+        r.record_transfer_in(transfer(&|t| t.category = 42)),
+        Code::InvalidArgument,
+        "category",
+    )
+    .await;
+    t.case(
+        "transfer in: by a GP",
+        r.record_transfer_in(transfer(&|t| {
+            let mut gp = nurse();
+            gp.role = Role::GeneralPractitioner.into();
+            t.caller = Some(gp);
+        })),
+        Code::PermissionDenied,
+        "caller.role",
+    )
+    .await;
+    t.case(
+        "unborn plan: no expected date of delivery",
+        r.record_unborn_plan(registry_wire::RecordUnbornPlanRequest {
+            caller: Some(chair()),
+            mother_nhs_number: Some(NhsNumber {
+                value: "9990000026".into(),
+            }),
+            expected_date_of_delivery: None,
+            category: AbuseCategory::Neglect.into(),
+            start_date: date(2026, 1, 5),
+            local_authority: Some(council()),
+            lead_social_worker: None,
+        }),
+        Code::InvalidArgument,
+        "expected_date_of_delivery",
+    )
+    .await;
+    let link = |plan_id: &str| registry_wire::LinkBirthRequest {
+        caller: Some(chair()),
+        plan_id: plan_id.to_owned(),
+        baby_nhs_number: Some(NhsNumber {
+            value: "9990000050".into(),
+        }),
+        born_on: date(2026, 2, 27),
+    };
+    t.case(
+        "link birth: a plan that does not exist",
+        r.link_birth(link("no-such-plan")),
+        Code::NotFound,
+        "plan",
+    )
+    .await;
+    t.case(
+        "link birth: to a plan that is not for an unborn child",
+        r.link_birth(link(&plan_id)),
+        Code::FailedPrecondition,
+        "unborn",
+    )
+    .await;
+    t.case(
+        "end plan: a reason the contract does not have",
+        r.end_plan(registry_wire::EndPlanRequest {
+            reason: 99,
+            ..end(
+                &plan_id,
+                date(2026, 6, 1),
+                registry_wire::PlanEndReason::Other,
+            )
+        }),
+        Code::InvalidArgument,
+        "reason",
+    )
+    .await;
+    t.case(
+        "end plan: one already ended",
+        r.end_plan(end(
+            &ended,
+            date(2026, 4, 1),
+            registry_wire::PlanEndReason::NoLongerAtRisk,
+        )),
+        Code::FailedPrecondition,
+        "ended",
+    )
+    .await;
+    t.case(
+        "end plan: before it started",
+        r.end_plan(end(
+            &plan_id,
+            date(2025, 12, 1),
+            registry_wire::PlanEndReason::NoLongerAtRisk,
+        )),
+        Code::InvalidArgument,
+        "end_date",
+    )
+    .await;
+    let contacts = |local_authority: Organisation, out_of_hours: &str| {
+        registry_wire::SetLocalAuthorityContactsRequest {
+            caller: Some(chair()),
+            contacts: Some(registry_wire::LocalAuthorityContacts {
+                local_authority: Some(local_authority),
+                office_hours_phone: "01632 960100".into(),
+                out_of_hours_phone: out_of_hours.into(),
+            }),
+        }
+    };
+    t.case(
+        "contacts: another local authority's",
+        r.set_local_authority_contacts(contacts(other_council(), "01632 960999")),
+        Code::PermissionDenied,
+        "contacts.local_authority",
+    )
+    .await;
+    t.case(
+        "contacts: no out-of-hours number",
+        r.set_local_authority_contacts(contacts(council(), "")),
+        Code::InvalidArgument,
+        "contacts.out_of_hours_phone",
+    )
+    .await;
+
+    // The notification service.
+    let mut n = n.clone();
+    let inbox = member_of(
+        "E09000999",
+        OrganisationKind::LocalAuthority,
+        Role::TeamManager,
+    );
+    let subscribe = |change: &dyn Fn(&mut note::SubscribeRequest)| {
+        let mut request = note::SubscribeRequest {
+            caller: Some(inbox.clone()),
+            subscriber: "inbox".into(),
+            recipient_ods_code: "E09000999".into(),
+            ..note::SubscribeRequest::default()
+        };
+        change(&mut request);
+        request
+    };
+    t.case(
+        "subscribe: to another organisation's notifications",
+        n.subscribe(subscribe(&|s| s.recipient_ods_code = "E09000998".into())),
+        Code::PermissionDenied,
+        "recipient_ods_code",
+    )
+    .await;
+    t.case(
+        "subscribe: no subscriber name",
+        n.subscribe(subscribe(&|s| s.subscriber = String::new())),
+        Code::InvalidArgument,
+        "subscriber",
+    )
+    .await;
+    t.case(
+        "subscribe: a kind the contract does not have",
+        n.subscribe(subscribe(&|s| s.kinds = vec![77])),
+        Code::InvalidArgument,
+        "kinds",
+    )
+    .await;
+    t.case(
+        "subscribe: about an invalid NHS number",
+        n.subscribe(subscribe(&|s| s.child_nhs_number = bad_nhs())),
+        Code::InvalidArgument,
+        "child_nhs_number",
+    )
+    .await;
+    let acknowledge =
+        |caller: CallerIdentity, recipient: &str, sequence| note::AcknowledgeRequest {
+            caller: Some(caller),
+            subscriber: "inbox".into(),
+            recipient_ods_code: recipient.into(),
+            sequence,
+        };
+    t.case(
+        "acknowledge: another organisation's notifications",
+        n.acknowledge(acknowledge(inbox.clone(), "E09000998", 1)),
+        Code::PermissionDenied,
+        "recipient_ods_code",
+    )
+    .await;
+    t.case(
+        "acknowledge: a notification not yet sent",
+        n.acknowledge(acknowledge(inbox.clone(), "E09000999", 1_000_000)),
+        Code::InvalidArgument,
+        "sequence",
+    )
+    .await;
+    t.case(
+        "acknowledge: no caller",
+        n.acknowledge(note::AcknowledgeRequest {
+            caller: None,
+            ..acknowledge(inbox.clone(), "E09000999", 1)
+        }),
+        Code::InvalidArgument,
+        "caller",
+    )
+    .await;
+
+    assert!(
+        t.wrong.is_empty(),
+        "{} of {} cases went wrong:\n{}",
+        t.wrong.len(),
+        t.cases,
+        t.wrong.join("\n")
+    );
+    assert_eq!(b.heads(), heads, "a refused request wrote nothing");
+}
