@@ -106,10 +106,12 @@ async fn log_appends(writers: usize, per_writer: usize) -> Result<(f64, Vec<Dura
 
 /// What the raw baseline writes per event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum RawShape {
+pub enum RawShape {
     /// Exactly the entries the log writes: a record of the log's record size
     /// under its position, a stream index entry and an event id index entry.
     SameEntries,
+    /// The same entries for records of this many bytes.
+    SameEntriesOf(usize),
     /// Only the payload under its position: the least any durable log can do.
     PayloadOnly,
 }
@@ -117,7 +119,7 @@ enum RawShape {
 /// The same writes straight into sled, gathered by one writer thread into
 /// one batch, one flush and one fdatasync per group as the log does, with
 /// none of the log's own work (checks, encoding, hashing, pipelining).
-async fn raw_sled_appends(
+pub async fn raw_sled_appends(
     writers: usize,
     per_writer: usize,
     shape: RawShape,
@@ -129,7 +131,10 @@ async fn raw_sled_appends(
         .open()?;
     let file = File::options().write(true).open(dir.path().join("db"))?;
     let (requests, mut receiver) = mpsc::channel::<Write>(4096);
-    let record_len = log_record_len().await?;
+    let record_len = match shape {
+        RawShape::SameEntriesOf(bytes) => bytes,
+        _ => log_record_len().await?,
+    };
     let group_commit = {
         let db = db.clone();
         std::thread::spawn(move || -> Result<(), sled::Error> {
@@ -177,13 +182,13 @@ async fn raw_sled_appends(
                 let mut record = payload();
                 record.resize(
                     match shape {
-                        RawShape::SameEntries => record_len,
+                        RawShape::SameEntries | RawShape::SameEntriesOf(_) => record_len,
                         RawShape::PayloadOnly => PAYLOAD_BYTES,
                     },
                     0,
                 );
                 let mut entries = vec![(Vec::new(), record)];
-                if shape == RawShape::SameEntries {
+                if shape != RawShape::PayloadOnly {
                     let id = EventId::new();
                     let position = 0_u64.to_be_bytes().to_vec();
                     entries.push((

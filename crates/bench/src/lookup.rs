@@ -31,6 +31,8 @@ const CLIENTS: usize = 64;
 const CONNECTIONS: usize = 8;
 /// The hidden subcommand that runs the registry's side of the benchmark.
 pub const SERVE_COMMAND: &str = "lookup-registry";
+/// The hidden subcommand that measures the log's own memory.
+pub const LOG_ALONE_COMMAND: &str = "lookup-log-alone";
 
 #[derive(Debug, Clone, Copy)]
 pub struct Scale {
@@ -39,6 +41,8 @@ pub struct Scale {
     /// earlier lookups.
     events: usize,
     measure_for: Duration,
+    /// Lookup-sized events each client writes straight to sled.
+    raw_writes_per_client: usize,
 }
 
 impl Scale {
@@ -48,12 +52,14 @@ impl Scale {
                 children: 10_000,
                 events: 100_000,
                 measure_for: Duration::from_secs(2),
+                raw_writes_per_client: 200,
             }
         } else {
             Scale {
                 children: 100_000,
                 events: 1_000_000,
                 measure_for: Duration::from_secs(5),
+                raw_writes_per_client: 1_000,
             }
         }
     }
@@ -166,10 +172,15 @@ fn rss_mib() -> f64 {
 pub async fn run(scale: Scale) -> Result<(), Error> {
     let dir = tempfile::tempdir()?;
     let data = dir.path().join("plan-registry");
+    let record_bytes;
     {
         let log = EventLog::open(eventlog::Options::new(&data))?;
         fill(&log, scale).await?;
         let events = log.head() as usize;
+        let last = log.read_all(log.head() - 1, 1)?;
+        record_bytes = last
+            .first()
+            .map_or(0, |event| 1 + 32 + event.encoded_envelope().len());
         log.close().await?;
         if events < scale.events - scale.children {
             return Err(format!(
@@ -179,6 +190,26 @@ pub async fn run(scale: Scale) -> Result<(), Error> {
             .into());
         }
     }
+
+    // The log alone first, opened and read through as the registry does at
+    // start: the part of the registry's memory that is the storage engine's.
+    let alone = Command::new(std::env::current_exe()?)
+        .arg(LOG_ALONE_COMMAND)
+        .arg(&data)
+        .output()
+        .await?;
+    if !alone.status.success() {
+        return Err(format!(
+            "the log-alone process failed: {}",
+            String::from_utf8_lossy(&alone.stderr)
+        )
+        .into());
+    }
+    let mib: f64 = String::from_utf8_lossy(&alone.stdout).trim().parse()?;
+    figure(
+        "log_alone_rss_mib_per_100k_children",
+        (mib * 100_000.0 / scale.children as f64).round(),
+    );
 
     // The registry runs in a process of its own, as it would in service:
     // its memory is its own, not what filling the log left behind here.
@@ -244,11 +275,39 @@ pub async fn run(scale: Scale) -> Result<(), Error> {
     figure("lookup_p99_ms", percentile_ms(&mut latencies, 99.0));
     figure("noop_grpc_per_s", noop);
     figure("lookup_vs_noop_ratio", lookups / noop);
+    // What bare sled needs to store the lookups' events durably, on the same
+    // machine with the same writers: if a no-op RPC and that write each
+    // took the whole machine, lookups could reach noop·raw/(noop+raw) per
+    // second at best, whatever the registry did.
+    let raw = crate::log::raw_sled_appends(
+        CLIENTS,
+        scale.raw_writes_per_client,
+        crate::log::RawShape::SameEntriesOf(record_bytes),
+    )
+    .await?;
+    figure("raw_sled_lookup_events_per_s", raw);
+    figure("lookup_vs_noop_ceiling_with_sled", raw / (noop + raw));
     drop(server.stdin.take());
     let status = server.wait().await?;
     if !status.success() {
         return Err(format!("the registry process ended with {status}").into());
     }
+    Ok(())
+}
+
+/// The log-alone process: opens the registry's log and reads every event,
+/// as the registry does when it starts, and prints how much memory that
+/// took, in MiB.
+pub async fn log_alone(data: PathBuf) -> Result<(), Error> {
+    let before = rss_mib();
+    let log = EventLog::open(eventlog::Options::new(&data))?;
+    let mut subscription = log.subscribe(0);
+    while subscription.position() < log.head() {
+        subscription.next().await?;
+    }
+    println!("{:.1}", rss_mib() - before);
+    drop(subscription);
+    log.close().await?;
     Ok(())
 }
 
