@@ -7,7 +7,7 @@ use contract::conference::v1::conference_scheduler_client::ConferenceSchedulerCl
 
 use super::{
     Common, category, choice, date, nhs, optional_date, organisation, show_time, show_token,
-    spoken, status, time, token,
+    spoken, time, token,
 };
 use crate::client::show_date;
 
@@ -439,12 +439,8 @@ impl ConferenceCommand {
                     conference_id: conference,
                     min_token: token("--after", after.as_ref())?,
                 };
-                let response = ConferenceSchedulerClient::new(common.channel().await?)
-                    .get_conference(request)
-                    .await
-                    .map_err(status)?
-                    .into_inner();
-                common.print(&response, |response| {
+                let mut client = ConferenceSchedulerClient::new(common.channel().await?);
+                common.answer(client.get_conference(request).await, |response| {
                     response.conference.as_ref().map(detail).unwrap_or_default()
                 })
             }
@@ -462,12 +458,8 @@ impl ConferenceCommand {
                     overdue_only: overdue,
                     min_token: token("--after", after.as_ref())?,
                 };
-                let response = ConferenceSchedulerClient::new(common.channel().await?)
-                    .list_conferences(request)
-                    .await
-                    .map_err(status)?
-                    .into_inner();
-                common.print(&response, |response| {
+                let mut client = ConferenceSchedulerClient::new(common.channel().await?);
+                common.answer(client.list_conferences(request).await, |response| {
                     if response.conferences.is_empty() {
                         return "no conference upcoming or overdue".into();
                     }
@@ -488,8 +480,7 @@ fn written(
     common: &Common,
     answer: Result<tonic::Response<wire::ConferenceResponse>, tonic::Status>,
 ) -> Result<(), String> {
-    let response = answer.map_err(status)?.into_inner();
-    common.print(&response, |response| {
+    common.answer(answer, |response| {
         format!(
             "{}\ntoken: {}",
             response.conference.as_ref().map(detail).unwrap_or_default(),

@@ -44,6 +44,16 @@ impl Common {
             .map_err(|error| format!("cannot reach {}: {error}", self.server))
     }
 
+    /// Prints a call's response as `print` does, or turns its refusal into
+    /// the error the operator reads.
+    pub fn answer<M: Message + Name>(
+        &self,
+        answer: Result<tonic::Response<M>, tonic::Status>,
+        summary: impl FnOnce(&M) -> String,
+    ) -> Result<(), String> {
+        self.print(&answer.map_err(status)?.into_inner(), summary)
+    }
+
     /// Prints `response` as JSON with `--json`, else `summary(response)`.
     pub fn print<M: Message + Name>(
         &self,

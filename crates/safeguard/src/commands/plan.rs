@@ -6,9 +6,7 @@ use contract::common::v1::OrganisationKind;
 use contract::registry::v1 as wire;
 use contract::registry::v1::plan_registry_client::PlanRegistryClient;
 
-use super::{
-    Common, category, choice, contact, date, nhs, organisation, show_token, spoken, status,
-};
+use super::{Common, category, choice, contact, date, nhs, organisation, show_token, spoken};
 use crate::client::show_date;
 
 #[derive(Debug, clap::Subcommand)]
@@ -219,17 +217,16 @@ impl PlanCommand {
                         out_of_hours_phone: out_of_hours,
                     }),
                 };
-                let response = PlanRegistryClient::new(common.channel().await?)
-                    .set_local_authority_contacts(request)
-                    .await
-                    .map_err(status)?
-                    .into_inner();
-                common.print(&response, |response| {
-                    format!(
-                        "contact numbers set\ntoken: {}",
-                        show_token(response.token.as_ref())
-                    )
-                })
+                let mut client = PlanRegistryClient::new(common.channel().await?);
+                common.answer(
+                    client.set_local_authority_contacts(request).await,
+                    |response| {
+                        format!(
+                            "contact numbers set\ntoken: {}",
+                            show_token(response.token.as_ref())
+                        )
+                    },
+                )
             }
         }
     }
@@ -239,8 +236,7 @@ fn written(
     common: &Common,
     answer: Result<tonic::Response<wire::PlanResponse>, tonic::Status>,
 ) -> Result<(), String> {
-    let response = answer.map_err(status)?.into_inner();
-    common.print(&response, |response| {
+    common.answer(answer, |response| {
         format!(
             "{}\ntoken: {}",
             response.plan.as_ref().map(describe).unwrap_or_default(),

@@ -7,7 +7,7 @@ use contract::referral::v1::referral_intake_client::ReferralIntakeClient;
 
 use super::{
     Common, agency, category, choice, date, optional_date, optional_nhs, organisation, show_token,
-    spoken, status, time, token,
+    spoken, time, token,
 };
 use crate::client::show_date;
 
@@ -125,19 +125,16 @@ impl Refer {
                 .map(|value| time("--received-at", value))
                 .transpose()?,
         };
-        let response = ReferralIntakeClient::new(self.common.channel().await?)
-            .submit_referral(request)
-            .await
-            .map_err(status)?
-            .into_inner();
-        self.common.print(&response, |response| {
-            format!(
-                "referral {} received (key {key}); MASH decision due {}\ntoken: {}",
-                response.referral_id,
-                show_date(response.decision_due.as_ref()),
-                show_token(response.token.as_ref())
-            )
-        })
+        let mut client = ReferralIntakeClient::new(self.common.channel().await?);
+        self.common
+            .answer(client.submit_referral(request).await, |response| {
+                format!(
+                    "referral {} received (key {key}); MASH decision due {}\ntoken: {}",
+                    response.referral_id,
+                    show_date(response.decision_due.as_ref()),
+                    show_token(response.token.as_ref())
+                )
+            })
     }
 }
 
@@ -186,14 +183,11 @@ impl Decide {
                 .map(|value| time("--decided-at", value))
                 .transpose()?,
         };
-        let response = ReferralIntakeClient::new(self.common.channel().await?)
-            .record_decision(request)
-            .await
-            .map_err(status)?
-            .into_inner();
-        self.common.print(&response, |response| {
-            written(response.referral.as_ref(), response.token.as_ref())
-        })
+        let mut client = ReferralIntakeClient::new(self.common.channel().await?);
+        self.common
+            .answer(client.record_decision(request).await, |response| {
+                written(response.referral.as_ref(), response.token.as_ref())
+            })
     }
 }
 
@@ -231,14 +225,11 @@ impl Strategy {
             section_47_enquiry: self.section_47,
             notes: self.notes,
         };
-        let response = ReferralIntakeClient::new(self.common.channel().await?)
-            .record_strategy_discussion(request)
-            .await
-            .map_err(status)?
-            .into_inner();
-        self.common.print(&response, |response| {
-            written(response.referral.as_ref(), response.token.as_ref())
-        })
+        let mut client = ReferralIntakeClient::new(self.common.channel().await?);
+        self.common.answer(
+            client.record_strategy_discussion(request).await,
+            |response| written(response.referral.as_ref(), response.token.as_ref()),
+        )
     }
 }
 
@@ -268,14 +259,11 @@ impl Section47 {
             conference_needed: self.conference_needed,
             rationale: self.rationale,
         };
-        let response = ReferralIntakeClient::new(self.common.channel().await?)
-            .record_section47_outcome(request)
-            .await
-            .map_err(status)?
-            .into_inner();
-        self.common.print(&response, |response| {
-            written(response.referral.as_ref(), response.token.as_ref())
-        })
+        let mut client = ReferralIntakeClient::new(self.common.channel().await?);
+        self.common
+            .answer(client.record_section47_outcome(request).await, |response| {
+                written(response.referral.as_ref(), response.token.as_ref())
+            })
     }
 }
 
@@ -320,12 +308,8 @@ impl ReferralCommand {
                     referral_id: referral,
                     min_token: token("--after", after.as_ref())?,
                 };
-                let response = ReferralIntakeClient::new(common.channel().await?)
-                    .get_referral(request)
-                    .await
-                    .map_err(status)?
-                    .into_inner();
-                common.print(&response, |response| {
+                let mut client = ReferralIntakeClient::new(common.channel().await?);
+                common.answer(client.get_referral(request).await, |response| {
                     response.referral.as_ref().map(describe).unwrap_or_default()
                 })
             }
@@ -341,12 +325,8 @@ impl ReferralCommand {
                     as_of: optional_date("--as-of", as_of.as_ref())?,
                     min_token: token("--after", after.as_ref())?,
                 };
-                let response = ReferralIntakeClient::new(common.channel().await?)
-                    .list_awaiting_decision(request)
-                    .await
-                    .map_err(status)?
-                    .into_inner();
-                common.print(&response, |response| {
+                let mut client = ReferralIntakeClient::new(common.channel().await?);
+                common.answer(client.list_awaiting_decision(request).await, |response| {
                     if response.referrals.is_empty() {
                         return "no referral awaits a decision".into();
                     }

@@ -87,27 +87,24 @@ impl Chronology {
             nhs_number: nhs(&self.nhs),
             min_token: token("--after", self.after.as_ref())?,
         };
-        let response = PlanRegistryClient::new(self.common.channel().await?)
-            .child_chronology(request)
-            .await
-            .map_err(status)?
-            .into_inner();
-        self.common.print(&response, |response| {
-            response
-                .entries
-                .iter()
-                .map(|entry| {
-                    format!(
-                        "{}  {:<22} {}  [{}]",
-                        show_time(entry.occurred_at.as_ref()),
-                        entry.log,
-                        entry.summary,
-                        entry.actor
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join("\n")
-        })
+        let mut client = PlanRegistryClient::new(self.common.channel().await?);
+        self.common
+            .answer(client.child_chronology(request).await, |response| {
+                response
+                    .entries
+                    .iter()
+                    .map(|entry| {
+                        format!(
+                            "{}  {:<22} {}  [{}]",
+                            show_time(entry.occurred_at.as_ref()),
+                            entry.log,
+                            entry.summary,
+                            entry.actor
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })
     }
 }
 
