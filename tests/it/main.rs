@@ -24,10 +24,16 @@ pub struct Backbone {
 /// Starts the backbone on a free port with its data under `dir`. Retries
 /// while a previous backbone on the same directory lets go of its files.
 pub async fn spawn_backbone(dir: &Path) -> Backbone {
+    spawn_backbone_over(dir, None).await
+}
+
+/// The same, with domain events over NATS JetStream at `nats` when given.
+pub async fn spawn_backbone_over(dir: &Path, nats: Option<String>) -> Backbone {
     let config = Config {
         data_dir: dir.to_path_buf(),
         listen: ([127, 0, 0, 1], 0).into(),
         deadline_check_seconds: 1,
+        nats,
         ..Config::default()
     };
     let mut last = None;

@@ -6,7 +6,7 @@ use domain::calendar::Calendar;
 use domain::clocks;
 use domain::date::Date;
 
-use crate::spawn_backbone;
+use crate::{spawn_backbone, spawn_backbone_over};
 
 fn date(wire: Option<contract::common::v1::Date>) -> Date {
     let wire = wire.expect("a date");
@@ -17,7 +17,22 @@ fn date(wire: Option<contract::common::v1::Date>) -> Date {
 async fn the_demo_case_runs_end_to_end() {
     let dir = tempfile::tempdir().expect("temp dir");
     let backbone = spawn_backbone(dir.path()).await;
-    let report = safeguard::demo::run(&backbone.url, true)
+    the_demo_case(&backbone.url).await;
+    backbone.running.stop().await.expect("stop");
+}
+
+/// The same case with the services' events carried by a real nats-server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_case_runs_end_to_end_over_jetstream() {
+    let nats = natsd::NatsServer::start().expect("nats-server");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let backbone = spawn_backbone_over(dir.path(), Some(nats.url())).await;
+    the_demo_case(&backbone.url).await;
+    backbone.running.stop().await.expect("stop");
+}
+
+async fn the_demo_case(url: &str) {
+    let report = safeguard::demo::run(url, true)
         .await
         .expect("the demo runs");
     let calendar = Calendar::england_and_wales();
@@ -93,7 +108,6 @@ async fn the_demo_case_runs_end_to_end() {
             .unwrap_or_else(|| panic!("{step} missing after entry {from} of {story:#?}"));
         from += found + 1;
     }
-    backbone.running.stop().await.expect("stop");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,20 +2,32 @@
 //!
 //! A producer's events are the records of its own log, in log order; a
 //! consumer asks for them from a position and receives each at least once,
-//! in order. Consumers keep their own place (a durable cursor in their own
-//! log) and make their effects idempotent by deriving the ids of the events
-//! they append from the ids of the events they handle
-//! ([`eventlog::EventId::derived`]), so a redelivery changes nothing.
+//! in order, each position once per subscription. Consumers keep their own
+//! place (a durable cursor in their own log) and make their effects
+//! idempotent by deriving the ids of the events they append from the ids of
+//! the events they handle ([`eventlog::EventId::derived`]), so a redelivery
+//! across a restart changes nothing.
 //!
-//! [`Bus::in_process`] hands consumers the producer's log directly: the
-//! one-process default. A NATS JetStream implementation behind the same
-//! interface carries the same records between processes.
+//! Two implementations behave the same behind [`Bus`]:
+//! - [`Bus::in_process`] hands consumers the producer's log directly: the
+//!   one-process default;
+//! - [`Bus::jetstream`] carries the same records between processes through
+//!   NATS JetStream (`jetstream`): a relay publishes each producer's durable
+//!   events (a transactional outbox), consumers read durable JetStream
+//!   consumers and repair any gap in positions from the producer itself
+//!   (`repair`).
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+mod in_process;
+mod jetstream;
+mod log_reader;
+mod repair;
+
+use std::sync::Arc;
 
 use eventlog::{EventLog, RecordedEvent};
-use tokio::sync::watch;
+
+pub use crate::jetstream::{JetStreamOptions, stream_name, subject};
+pub use crate::log_reader::LogReader;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -25,6 +37,19 @@ pub enum Error {
     Closed,
     #[error(transparent)]
     Log(#[from] eventlog::Error),
+    #[error("NATS: {0}")]
+    Nats(String),
+    #[error(
+        "{producer} skipped from position {expected} to {found} and the gap cannot be repaired: {reason}"
+    )]
+    Gap {
+        producer: String,
+        expected: u64,
+        found: u64,
+        reason: String,
+    },
+    #[error("an unreadable message from {producer}: {reason}")]
+    Malformed { producer: String, reason: String },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -40,49 +65,67 @@ pub struct Delivery {
 /// A cheap handle on the bus; clone it into every service.
 #[derive(Debug, Clone)]
 pub struct Bus {
-    producers: Arc<Mutex<HashMap<String, EventLog>>>,
-    /// Bumped whenever a producer registers, so subscribers that started
-    /// first can wait for theirs.
-    registered: Arc<watch::Sender<u64>>,
+    kind: Kind,
+}
+
+#[derive(Debug, Clone)]
+enum Kind {
+    InProcess(in_process::InProcess),
+    JetStream(Box<jetstream::JetStream>),
 }
 
 impl Bus {
     /// The one-process bus: consumers read producers' logs directly.
     pub fn in_process() -> Self {
         Bus {
-            producers: Arc::default(),
-            registered: Arc::new(watch::Sender::new(0)),
+            kind: Kind::InProcess(in_process::InProcess::default()),
         }
     }
 
-    /// Makes `log` the source of `producer`'s events.
-    pub fn register_producer(&self, producer: &str, log: EventLog) -> Result<()> {
-        let mut producers = self.producers.lock().map_err(|_| Error::Closed)?;
-        if producers.contains_key(producer) {
-            return Err(Error::DuplicateProducer(producer.to_owned()));
-        }
-        producers.insert(producer.to_owned(), log);
-        self.registered.send_modify(|count| *count += 1);
-        Ok(())
+    /// The bus through NATS JetStream at `options.url`. Fails if the server
+    /// cannot be reached at start; after that, outages are waited out.
+    pub async fn jetstream(options: JetStreamOptions) -> Result<Self> {
+        Ok(Bus {
+            kind: Kind::JetStream(Box::new(jetstream::JetStream::connect(options).await?)),
+        })
     }
 
-    /// `producer`'s events from `from_position` on, in order. Waits for the
-    /// producer to register if it has not yet, so services can start in any
-    /// order.
-    pub async fn subscribe(&self, producer: &str, from_position: u64) -> Result<BusSubscription> {
-        let mut registered = self.registered.subscribe();
-        loop {
-            let log = {
-                let producers = self.producers.lock().map_err(|_| Error::Closed)?;
-                producers.get(producer).cloned()
-            };
-            if let Some(log) = log {
-                return Ok(BusSubscription {
-                    producer: Arc::from(producer),
-                    events: log.subscribe(from_position),
-                });
-            }
-            registered.changed().await.map_err(|_| Error::Closed)?;
+    /// Makes `log` the source of `producer`'s events. On JetStream, starts
+    /// the relay that publishes them.
+    pub async fn register_producer(&self, producer: &str, log: EventLog) -> Result<()> {
+        match &self.kind {
+            Kind::InProcess(bus) => bus.register(producer, log),
+            Kind::JetStream(bus) => bus.register(producer, log).await,
+        }
+    }
+
+    /// `producer`'s events from `from_position` on, in order, for the
+    /// consumer named `consumer` (unique per consuming service and purpose,
+    /// e.g. `plan-registry.plan-rule`). Waits for the producer if it has not
+    /// started yet, so services can start in any order.
+    pub async fn subscribe(
+        &self,
+        consumer: &str,
+        producer: &str,
+        from_position: u64,
+    ) -> Result<BusSubscription> {
+        let source = match &self.kind {
+            Kind::InProcess(bus) => Source::Log(bus.subscribe(producer, from_position).await?),
+            Kind::JetStream(bus) => Source::JetStream(Box::new(
+                bus.subscribe(consumer, producer, from_position).await?,
+            )),
+        };
+        Ok(BusSubscription {
+            producer: Arc::from(producer),
+            source,
+        })
+    }
+
+    /// Which bus this is, for the line a service prints when it starts.
+    pub fn describe(&self) -> String {
+        match &self.kind {
+            Kind::InProcess(_) => "the in-process bus".to_owned(),
+            Kind::JetStream(bus) => format!("NATS JetStream at {}", bus.url()),
         }
     }
 }
@@ -91,15 +134,26 @@ impl Bus {
 #[derive(Debug)]
 pub struct BusSubscription {
     producer: Arc<str>,
-    events: eventlog::Subscription,
+    source: Source,
+}
+
+#[derive(Debug)]
+enum Source {
+    Log(eventlog::Subscription),
+    JetStream(Box<jetstream::Consumer>),
 }
 
 impl BusSubscription {
+    /// The next event. Asking for the next one also tells the bus that the
+    /// previous one is handled (JetStream: it is acknowledged).
     pub async fn next(&mut self) -> Result<Delivery> {
-        let event = self.events.next().await.map_err(|error| match error {
-            eventlog::Error::Closed => Error::Closed,
-            other => Error::Log(other),
-        })?;
+        let event = match &mut self.source {
+            Source::Log(events) => events.next().await.map_err(|error| match error {
+                eventlog::Error::Closed => Error::Closed,
+                other => Error::Log(other),
+            })?,
+            Source::JetStream(consumer) => consumer.next().await?,
+        };
         Ok(Delivery {
             producer: self.producer.clone(),
             event,

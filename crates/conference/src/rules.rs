@@ -39,7 +39,10 @@ async fn follow(service: ConferenceScheduler, bus: bus::Bus, producer: &'static 
             return;
         }
     };
-    let mut subscription = match bus.subscribe(producer, from).await {
+    let mut subscription = match bus
+        .subscribe(&format!("{}.{cursor}", crate::LOG), producer, from)
+        .await
+    {
         Ok(subscription) => subscription,
         Err(error) => {
             tracing::error!(%error, producer, "cannot follow the producer");

@@ -201,6 +201,18 @@ impl RecordedEvent {
         Ok(RecordedEvent { position, record })
     }
 
+    /// A record that came from elsewhere (over the bus, or read from its
+    /// producer over gRPC), checked as one read from disk is.
+    pub fn from_record(position: u64, record: &[u8]) -> Result<Self> {
+        Self::new(position, sled::IVec::from(record))
+    }
+
+    /// The record exactly as the log stores it: format, chain hash,
+    /// envelope. What the bus carries.
+    pub fn record(&self) -> &[u8] {
+        &self.record
+    }
+
     /// Wraps a record this build has just encoded.
     pub(crate) fn from_encoded(position: u64, record: sled::IVec) -> Self {
         RecordedEvent { position, record }

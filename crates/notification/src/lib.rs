@@ -62,7 +62,7 @@ pub(crate) type Acks = Arc<RwLock<HashMap<(String, String), u64>>>;
 
 pub async fn open(options: Options, bus: &bus::Bus) -> Result<Notification, Error> {
     let log = EventLog::open(eventlog::Options::new(&options.data_dir))?;
-    bus.register_producer(LOG, log.clone())?;
+    bus.register_producer(LOG, log.clone()).await?;
     let acks: Acks = Arc::default();
     let watermark = Watermark::new(LOG);
     let mut subscription = log.subscribe(0);
@@ -164,7 +164,10 @@ async fn follow_source(
     let Ok(raised_up_to) = log.cursor(&cursor).map(Option::unwrap_or_default) else {
         return;
     };
-    let Ok(mut subscription) = bus.subscribe(producer, 0).await else {
+    let Ok(mut subscription) = bus
+        .subscribe(&format!("{LOG}.rules.{producer}"), producer, 0)
+        .await
+    else {
         return;
     };
     while let Ok(delivery) = subscription.next().await {

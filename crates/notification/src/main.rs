@@ -1,6 +1,8 @@
 //! `notification-service`: the notification service alone in its process.
 //!
-//! `notification-service [--data-dir DIR] [--listen ADDR]`; the one-command
+//! `notification-service [--data-dir DIR] [--listen ADDR] [--nats URL [--producer NAME=URL]...]`;
+//! alone it runs on the in-process bus, with `--nats` beside the other
+//! services over JetStream. The one-command
 //! backbone runs it in-process beside the others instead.
 
 use std::process::ExitCode;
@@ -15,11 +17,18 @@ async fn main() -> ExitCode {
         Ok(args) => args,
         Err(code) => return code,
     };
-    let bus = bus::Bus::in_process();
+    let bus = match process::bus(NAME, &args).await {
+        Ok(bus) => bus,
+        Err(code) => return code,
+    };
     let options = notification::Options::new(args.data_dir);
     match notification::open(options, &bus).await {
         Ok(service) => {
-            let router = tonic::transport::Server::builder().add_service(service.into_server());
+            // Its own log, for consumers elsewhere that find a gap.
+            let reader = bus::LogReader::new().with(notification::LOG, service.log().clone());
+            let router = tonic::transport::Server::builder()
+                .add_service(reader.into_server())
+                .add_service(service.into_server());
             process::serve(NAME, router, args.listen).await
         }
         Err(error) => process::failed(NAME, error),

@@ -67,7 +67,7 @@ pub enum Error {
 /// keeps the projection current, and its registration as a producer.
 pub async fn open(options: Options, bus: &bus::Bus) -> Result<ReferralIntake, Error> {
     let log = EventLog::open(eventlog::Options::new(&options.data_dir))?;
-    bus.register_producer(LOG, log.clone())?;
+    bus.register_producer(LOG, log.clone()).await?;
     let projection = Arc::new(RwLock::new(projection::Projection::default()));
     let watermark = Watermark::new(LOG);
     service_core::projection::rebuild_and_follow(

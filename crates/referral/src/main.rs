@@ -1,6 +1,8 @@
 //! `referral-intake`: the referral intake service alone in its process.
 //!
-//! `referral-intake [--data-dir DIR] [--listen ADDR]`; the one-command
+//! `referral-intake [--data-dir DIR] [--listen ADDR] [--nats URL [--producer NAME=URL]...]`;
+//! alone it runs on the in-process bus, with `--nats` beside the other
+//! services over JetStream. The one-command
 //! backbone runs it in-process beside the others instead.
 
 use std::process::ExitCode;
@@ -15,14 +17,21 @@ async fn main() -> ExitCode {
         Ok(args) => args,
         Err(code) => return code,
     };
-    let bus = bus::Bus::in_process();
+    let bus = match process::bus(NAME, &args).await {
+        Ok(bus) => bus,
+        Err(code) => return code,
+    };
     let options = referral::Options {
         data_dir: args.data_dir,
         calendar: domain::calendar::Calendar::england_and_wales(),
     };
     match referral::open(options, &bus).await {
         Ok(service) => {
-            let router = tonic::transport::Server::builder().add_service(service.into_server());
+            // Its own log, for consumers elsewhere that find a gap.
+            let reader = bus::LogReader::new().with(referral::LOG, service.log().clone());
+            let router = tonic::transport::Server::builder()
+                .add_service(reader.into_server())
+                .add_service(service.into_server());
             process::serve(NAME, router, args.listen).await
         }
         Err(error) => process::failed(NAME, error),

@@ -56,7 +56,7 @@ pub(crate) type Shared = Arc<RwLock<projection::Projection>>;
 /// conference outcomes into plans, and the chronology followers.
 pub async fn open(options: Options, bus: &bus::Bus) -> Result<PlanRegistry, Error> {
     let log = EventLog::open(eventlog::Options::new(&options.data_dir))?;
-    bus.register_producer(LOG, log.clone())?;
+    bus.register_producer(LOG, log.clone()).await?;
     let projection: Shared = Arc::default();
     let watermark = Watermark::new(LOG);
     service_core::projection::rebuild_and_follow(
@@ -101,7 +101,10 @@ async fn follow_source(
     projection: Shared,
     watermark: Watermark,
 ) {
-    let mut subscription = match bus.subscribe(producer, 0).await {
+    let mut subscription = match bus
+        .subscribe(&format!("{LOG}.chronology.{producer}"), producer, 0)
+        .await
+    {
         Ok(subscription) => subscription,
         Err(error) => {
             tracing::error!(%error, producer, "cannot follow for the chronology");

@@ -24,7 +24,10 @@ pub async fn run(service: PlanRegistry, bus: bus::Bus, applied: service_core::Wa
         }
     };
     applied.advance_to(from);
-    let mut subscription = match bus.subscribe(PRODUCER, from).await {
+    let mut subscription = match bus
+        .subscribe(&format!("{}.plan-rule", crate::LOG), PRODUCER, from)
+        .await
+    {
         Ok(subscription) => subscription,
         Err(error) => {
             tracing::error!(%error, "cannot follow the scheduler");

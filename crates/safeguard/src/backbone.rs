@@ -31,6 +31,9 @@ pub struct Config {
     pub removed_bank_holidays: Vec<String>,
     /// How often missed deadlines are looked for, in seconds.
     pub deadline_check_seconds: u64,
+    /// Carry domain events over NATS JetStream at this URL instead of the
+    /// in-process bus (`safeguard up --nats URL`).
+    pub nats: Option<String>,
 }
 
 impl Default for Config {
@@ -44,6 +47,7 @@ impl Default for Config {
             extra_bank_holidays: Vec::new(),
             removed_bank_holidays: Vec::new(),
             deadline_check_seconds: 60,
+            nats: None,
         }
     }
 }
@@ -69,6 +73,8 @@ pub enum Error {
     Reflection(String),
     #[error("server: {0}")]
     Serve(String),
+    #[error("bus: {0}")]
+    Bus(#[from] bus::Error),
 }
 
 impl Config {
@@ -150,7 +156,10 @@ async fn start_services(
     opened: &mut Vec<eventlog::EventLog>,
 ) -> Result<Running, Error> {
     let calendar = config.calendar()?;
-    let bus = bus::Bus::in_process();
+    let bus = match &config.nats {
+        Some(url) => bus::Bus::jetstream(bus::JetStreamOptions::new(url.clone())).await?,
+        None => bus::Bus::in_process(),
+    };
     let dir = &config.data_dir;
     let referrals = referral::open(
         referral::Options {
@@ -193,6 +202,11 @@ async fn start_services(
     .await?;
     opened.push(notifications.log().clone());
     let logs = opened.clone();
+    let reader = bus::LogReader::new()
+        .with(referral::LOG, referrals.log().clone())
+        .with(conference::LOG, conferences.log().clone())
+        .with(registry::LOG, registry.log().clone())
+        .with(notification::LOG, notifications.log().clone());
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health
@@ -227,6 +241,7 @@ async fn start_services(
         tonic::transport::Server::builder()
             .add_service(health_service)
             .add_service(reflection)
+            .add_service(reader.into_server())
             .add_service(referrals.into_server())
             .add_service(conferences.into_server())
             .add_service(registry.into_server())

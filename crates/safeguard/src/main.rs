@@ -30,6 +30,10 @@ enum Command {
         data_dir: Option<PathBuf>,
         #[arg(long, env = "SAFEGUARD_LISTEN")]
         listen: Option<SocketAddr>,
+        /// Carry domain events over NATS JetStream at this URL (the four
+        /// services still run in this process).
+        #[arg(long, env = "SAFEGUARD_NATS")]
+        nats: Option<String>,
     },
     /// Plays a whole case against a running backbone, with synthetic data.
     Demo {
@@ -98,7 +102,8 @@ async fn main() -> ExitCode {
             config,
             data_dir,
             listen,
-        } => up(config, data_dir, listen).await,
+            nats,
+        } => up(config, data_dir, listen, nats).await,
         Command::Demo { server } => safeguard::demo::run(&server, false)
             .await
             .map(|_| ())
@@ -135,6 +140,7 @@ async fn up(
     file: Option<PathBuf>,
     data_dir: Option<PathBuf>,
     listen: Option<SocketAddr>,
+    nats: Option<String>,
 ) -> Result<(), String> {
     let mut config = match file {
         Some(path) => Config::from_file(&path).map_err(|error| error.to_string())?,
@@ -146,13 +152,20 @@ async fn up(
     if let Some(listen) = listen {
         config.listen = listen;
     }
+    if nats.is_some() {
+        config.nats = nats;
+    }
     let running = backbone::start(&config)
         .await
         .map_err(|error| error.to_string())?;
     println!(
-        "safeguard listening on {} (data in {}); Ctrl-C stops it",
+        "safeguard listening on {} (data in {}, events over {}); Ctrl-C stops it",
         running.address,
-        config.data_dir.display()
+        config.data_dir.display(),
+        config.nats.as_deref().map_or_else(
+            || "the in-process bus".to_owned(),
+            |url| format!("NATS JetStream at {url}")
+        )
     );
     let _ = tokio::signal::ctrl_c().await;
     eprintln!("safeguard: stopping");

@@ -1,16 +1,24 @@
 //! What a service's own binary does, the same for each: read its flags,
 //! log to stderr, say where it listens, serve until Ctrl-C.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// `<name> [--data-dir DIR] [--listen ADDR]`.
+/// `<name> [--data-dir DIR] [--listen ADDR] [--nats URL [--producer NAME=URL]…]`.
 #[derive(Debug, Clone)]
 pub struct Args {
     pub data_dir: PathBuf,
     pub listen: SocketAddr,
+    /// The NATS server(s) carrying domain events between processes; without
+    /// it the service runs on the in-process bus, alone.
+    pub nats: Option<String>,
+    /// Where the other services listen, for repairing gaps in their events.
+    pub producers: HashMap<String, String>,
 }
+
+const USAGE: &str = "[--data-dir DIR] [--listen ADDR] [--nats URL [--producer NAME=URL]...]";
 
 /// Reads the flags; on a bad one, prints why and gives the exit code.
 pub fn args(name: &str, default_port: u16) -> Result<Args, ExitCode> {
@@ -21,6 +29,8 @@ pub fn args(name: &str, default_port: u16) -> Result<Args, ExitCode> {
     let mut parsed = Args {
         data_dir: PathBuf::from(format!("./safeguard-data/{name}")),
         listen: ([127, 0, 0, 1], default_port).into(),
+        nats: std::env::var("SAFEGUARD_NATS").ok(),
+        producers: HashMap::new(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -32,13 +42,33 @@ pub fn args(name: &str, default_port: u16) -> Result<Args, ExitCode> {
                     ExitCode::from(2)
                 })?;
             }
+            ("--nats", Some(value)) => parsed.nats = Some(value),
+            ("--producer", Some(value)) => {
+                let Some((producer, url)) = value.split_once('=') else {
+                    eprintln!("{name}: --producer {value}: expected NAME=URL");
+                    return Err(ExitCode::from(2));
+                };
+                parsed.producers.insert(producer.to_owned(), url.to_owned());
+            }
             _ => {
-                eprintln!("usage: {name} [--data-dir DIR] [--listen ADDR]");
+                eprintln!("usage: {name} {USAGE}");
                 return Err(ExitCode::from(2));
             }
         }
     }
     Ok(parsed)
+}
+
+/// The bus the flags ask for: JetStream at `--nats`, else in-process.
+pub async fn bus(name: &str, args: &Args) -> Result<bus::Bus, ExitCode> {
+    let Some(url) = &args.nats else {
+        return Ok(bus::Bus::in_process());
+    };
+    let mut options = bus::JetStreamOptions::new(url.clone());
+    options.producer_urls = args.producers.clone();
+    bus::Bus::jetstream(options)
+        .await
+        .map_err(|error| failed(name, error))
 }
 
 /// Serves `router` on `listen` until Ctrl-C.

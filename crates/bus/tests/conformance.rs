@@ -1,0 +1,379 @@
+//! The bus contract, run against both buses (in process, and NATS JetStream
+//! with a real nats-server): order per producer, resumption from a
+//! position, late producers, redelivery, duplicates dropped, gaps repaired
+//! from the producer, and a NATS outage waited out with nothing lost.
+
+use std::time::Duration;
+
+use bus::{Bus, BusSubscription, JetStreamOptions};
+use eventlog::{EventLog, ExpectedVersion, NewEvent, Options};
+use natsd::NatsServer;
+use tokio::time::timeout;
+
+/// One bus under test, with what it needs kept alive.
+struct World {
+    bus: Bus,
+    nats: Option<NatsServer>,
+    _dirs: Vec<tempfile::TempDir>,
+    logs: Vec<EventLog>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Flavour {
+    InProcess,
+    JetStream,
+}
+
+impl World {
+    async fn new(flavour: Flavour) -> World {
+        let nats = match flavour {
+            Flavour::InProcess => None,
+            Flavour::JetStream => Some(NatsServer::start().expect("nats-server")),
+        };
+        let bus = match &nats {
+            None => Bus::in_process(),
+            Some(server) => Bus::jetstream(JetStreamOptions::new(server.url()))
+                .await
+                .expect("connect"),
+        };
+        World {
+            bus,
+            nats,
+            _dirs: Vec::new(),
+            logs: Vec::new(),
+        }
+    }
+
+    fn log(&mut self) -> EventLog {
+        let dir = tempfile::tempdir().expect("dir");
+        let log = EventLog::open(Options::new(dir.path())).expect("open");
+        self._dirs.push(dir);
+        self.logs.push(log.clone());
+        log
+    }
+
+    async fn close(self) {
+        for log in self.logs {
+            log.close().await.expect("close");
+        }
+    }
+}
+
+async fn positions(subscription: &mut BusSubscription, count: usize) -> Vec<u64> {
+    let mut positions = Vec::new();
+    for _ in 0..count {
+        let delivery = timeout(Duration::from_secs(30), subscription.next())
+            .await
+            .expect("in time")
+            .expect("delivery");
+        assert_eq!(&*delivery.producer, subscription.producer());
+        positions.push(delivery.event.position());
+    }
+    positions
+}
+
+async fn append(log: &EventLog, count: usize) {
+    for _ in 0..count {
+        log.append(
+            "s",
+            ExpectedVersion::Any,
+            vec![NewEvent::new("safeguard.test.v1.Happened", b"x".to_vec())],
+        )
+        .await
+        .expect("append");
+    }
+}
+
+async fn order_and_resumption(flavour: Flavour) {
+    let mut world = World::new(flavour).await;
+    // A consumer may subscribe before its producer exists.
+    let early = {
+        let bus = world.bus.clone();
+        tokio::spawn(async move { bus.subscribe("test.early", "referral-intake", 0).await })
+    };
+    let referrals = world.log();
+    let conferences = world.log();
+    world
+        .bus
+        .register_producer("referral-intake", referrals.clone())
+        .await
+        .expect("register");
+    world
+        .bus
+        .register_producer("conference-scheduler", conferences.clone())
+        .await
+        .expect("register");
+    assert!(
+        world
+            .bus
+            .register_producer("referral-intake", referrals.clone())
+            .await
+            .is_err()
+    );
+    append(&referrals, 5).await;
+    append(&conferences, 3).await;
+
+    let mut early = early.await.expect("task").expect("subscribe");
+    assert_eq!(positions(&mut early, 5).await, [0, 1, 2, 3, 4]);
+    let mut resumed = world
+        .bus
+        .subscribe("test.resumed", "referral-intake", 3)
+        .await
+        .expect("subscribe");
+    assert_eq!(positions(&mut resumed, 2).await, [3, 4]);
+    let mut other = world
+        .bus
+        .subscribe("test.other", "conference-scheduler", 0)
+        .await
+        .expect("subscribe");
+    assert_eq!(positions(&mut other, 3).await, [0, 1, 2]);
+    // And live, as they come.
+    append(&referrals, 2).await;
+    assert_eq!(positions(&mut early, 2).await, [5, 6]);
+    assert_eq!(positions(&mut resumed, 2).await, [5, 6]);
+    world.close().await;
+}
+
+/// A consumer that stops before it has handled an event gets it again when
+/// it resumes from its cursor, and the rest after it.
+async fn redelivery(flavour: Flavour) {
+    let mut world = World::new(flavour).await;
+    let log = world.log();
+    world
+        .bus
+        .register_producer("referral-intake", log.clone())
+        .await
+        .expect("register");
+    append(&log, 6).await;
+    let mut first = world
+        .bus
+        .subscribe("test.rule", "referral-intake", 0)
+        .await
+        .expect("subscribe");
+    assert_eq!(positions(&mut first, 3).await, [0, 1, 2]);
+    drop(first);
+    // Its cursor says 0..2 are handled: it resumes at 2, not yet handled.
+    let mut again = world
+        .bus
+        .subscribe("test.rule", "referral-intake", 2)
+        .await
+        .expect("subscribe");
+    assert_eq!(positions(&mut again, 4).await, [2, 3, 4, 5]);
+    world.close().await;
+}
+
+/// However often the transport repeats an event, a subscription passes
+/// each position on once, in order.
+async fn duplicates_are_dropped(flavour: Flavour) {
+    let mut world = World::new(flavour).await;
+    let log = world.log();
+    world
+        .bus
+        .register_producer("referral-intake", log.clone())
+        .await
+        .expect("register");
+    append(&log, 4).await;
+    let mut subscription = world
+        .bus
+        .subscribe("test.dedup", "referral-intake", 0)
+        .await
+        .expect("subscribe");
+    assert_eq!(positions(&mut subscription, 4).await, [0, 1, 2, 3]);
+    if let Some(server) = &world.nats {
+        // Publish the same records again: once with their event ids (the
+        // server drops them), once under new ids (the server keeps them;
+        // the subscription must not pass them on).
+        let client = async_nats::connect(server.url()).await.expect("connect");
+        let jetstream = async_nats::jetstream::new(client);
+        for (event, fresh_id) in log
+            .read_all(0, 4)
+            .expect("read")
+            .into_iter()
+            .flat_map(|event| [(event.clone(), false), (event, true)])
+        {
+            let envelope = event.envelope().expect("envelope");
+            let mut headers = async_nats::HeaderMap::new();
+            headers.insert("Safeguard-Position", event.position().to_string().as_str());
+            let id = if fresh_id {
+                format!("again-{}", event.position())
+            } else {
+                eventlog::EventId::from_slice(&envelope.event_id)
+                    .expect("id")
+                    .to_string()
+            };
+            headers.insert("Nats-Msg-Id", id.as_str());
+            jetstream
+                .publish_with_headers(
+                    bus::subject("referral-intake", &envelope.content_type),
+                    headers,
+                    event.record().to_vec().into(),
+                )
+                .await
+                .expect("publish")
+                .await
+                .expect("ack");
+        }
+    }
+    append(&log, 1).await;
+    assert_eq!(positions(&mut subscription, 1).await, [4]);
+    world.close().await;
+}
+
+/// Events lost from the transport are read from the producer: nothing is
+/// lost for good while the producer's log exists.
+async fn gaps_are_repaired(flavour: Flavour) {
+    let mut world = World::new(flavour).await;
+    let log = world.log();
+    world
+        .bus
+        .register_producer("referral-intake", log.clone())
+        .await
+        .expect("register");
+    append(&log, 5).await;
+    if let Some(server) = &world.nats {
+        // Wait until the relay has published them, then lose them.
+        let client = async_nats::connect(server.url()).await.expect("connect");
+        let jetstream = async_nats::jetstream::new(client);
+        let mut stream = jetstream
+            .get_stream(bus::stream_name("referral-intake"))
+            .await
+            .expect("stream");
+        for _ in 0..300 {
+            if stream.info().await.expect("info").state.messages >= 5 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        stream.purge().await.expect("purge");
+        assert_eq!(stream.info().await.expect("info").state.messages, 0);
+    }
+    append(&log, 3).await;
+    let mut subscription = world
+        .bus
+        .subscribe("test.repair", "referral-intake", 0)
+        .await
+        .expect("subscribe");
+    assert_eq!(
+        positions(&mut subscription, 8).await,
+        [0, 1, 2, 3, 4, 5, 6, 7]
+    );
+    world.close().await;
+}
+
+macro_rules! both {
+    ($($name:ident),* $(,)?) => {
+        mod in_process {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(super::Flavour::InProcess).await;
+                }
+            )*
+        }
+        mod jetstream {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(super::Flavour::JetStream).await;
+                }
+            )*
+        }
+    };
+}
+
+both!(
+    order_and_resumption,
+    redelivery,
+    duplicates_are_dropped,
+    gaps_are_repaired
+);
+
+/// With NATS down, the producer keeps writing; once NATS is back, the
+/// relay publishes what it missed and the consumer gets everything, once.
+#[tokio::test]
+async fn a_nats_outage_is_waited_out_with_nothing_lost() {
+    let mut world = World::new(Flavour::JetStream).await;
+    let log = world.log();
+    world
+        .bus
+        .register_producer("referral-intake", log.clone())
+        .await
+        .expect("register");
+    let mut subscription = world
+        .bus
+        .subscribe("test.outage", "referral-intake", 0)
+        .await
+        .expect("subscribe");
+    append(&log, 3).await;
+    assert_eq!(positions(&mut subscription, 3).await, [0, 1, 2]);
+    world.nats.as_mut().expect("server").stop();
+    // Writes are accepted while the bus is away.
+    timeout(Duration::from_secs(5), append(&log, 4))
+        .await
+        .expect("writes do not wait for NATS");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    world
+        .nats
+        .as_mut()
+        .expect("server")
+        .resume()
+        .expect("resume");
+    assert_eq!(positions(&mut subscription, 4).await, [3, 4, 5, 6]);
+    world.close().await;
+}
+
+/// A consumer in another process repairs a gap over the producer's
+/// `ReadEvents` RPC.
+#[tokio::test]
+async fn a_gap_is_repaired_from_a_producer_in_another_process() {
+    let mut world = World::new(Flavour::JetStream).await;
+    let log = world.log();
+    world
+        .bus
+        .register_producer("referral-intake", log.clone())
+        .await
+        .expect("register");
+    // The producer's process serves its log.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let address = listener.local_addr().expect("address");
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(
+                bus::LogReader::new()
+                    .with("referral-intake", log.clone())
+                    .into_server(),
+            )
+            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
+    );
+    append(&log, 5).await;
+    let server = world.nats.as_ref().expect("server");
+    let client = async_nats::connect(server.url()).await.expect("connect");
+    let jetstream = async_nats::jetstream::new(client);
+    let mut stream = jetstream
+        .get_stream(bus::stream_name("referral-intake"))
+        .await
+        .expect("stream");
+    for _ in 0..300 {
+        if stream.info().await.expect("info").state.messages >= 5 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stream.purge().await.expect("purge");
+    append(&log, 2).await;
+
+    // The consumer's process knows the producer only by its address.
+    let mut options = JetStreamOptions::new(server.url());
+    options
+        .producer_urls
+        .insert("referral-intake".into(), format!("http://{address}"));
+    let elsewhere = Bus::jetstream(options).await.expect("connect");
+    let mut subscription = elsewhere
+        .subscribe("test.remote-repair", "referral-intake", 0)
+        .await
+        .expect("subscribe");
+    assert_eq!(positions(&mut subscription, 7).await, [0, 1, 2, 3, 4, 5, 6]);
+    world.close().await;
+}
