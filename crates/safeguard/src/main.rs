@@ -71,6 +71,9 @@ enum Command {
     Subscribe(commands::registry::Subscribe),
     /// Acknowledges notifications up to a sequence number.
     Acknowledge(commands::registry::Acknowledge),
+    /// Asks a backbone or service whether it is serving (gRPC health
+    /// checking); exits non-zero if not. For scripts and container probes.
+    Health(commands::Health),
     /// Calls any RPC with a JSON request and prints the JSON response, e.g.
     /// `safeguard call safeguard.referral.v1.ReferralIntake/GetReferral
     /// '{"caller": {...}, "referralId": "..."}'`.
@@ -119,6 +122,7 @@ async fn main() -> ExitCode {
         Command::Chronology(command) => command.run().await,
         Command::Subscribe(command) => command.run().await,
         Command::Acknowledge(command) => command.run().await,
+        Command::Health(command) => command.run().await,
         Command::Call {
             method,
             request,
@@ -159,7 +163,7 @@ async fn up(
         .await
         .map_err(|error| error.to_string())?;
     println!(
-        "safeguard listening on {} (data in {}, events over {}); Ctrl-C stops it",
+        "safeguard listening on {} (data in {}, events over {}); Ctrl-C or SIGTERM stops it",
         running.address,
         config.data_dir.display(),
         config.nats.as_deref().map_or_else(
@@ -167,7 +171,7 @@ async fn up(
             |url| format!("NATS JetStream at {url}")
         )
     );
-    let _ = tokio::signal::ctrl_c().await;
+    service_core::process::stopping().await;
     eprintln!("safeguard: stopping");
     running.stop().await.map_err(|error| error.to_string())
 }

@@ -98,6 +98,14 @@ fn a_case_from_referral_to_plan_end_from_the_command_line() {
         server: format!("http://{}", running.address),
     };
 
+    let health = cli.ok(&[], &["health"]);
+    assert!(health.contains("SERVING"), "{health}");
+    let health = cli.ok(
+        &[],
+        &["health", "--service", "safeguard.registry.v1.PlanRegistry"],
+    );
+    assert!(health.contains("SERVING"), "{health}");
+
     cli.ok(
         CHAIR,
         &[

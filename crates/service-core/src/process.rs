@@ -1,5 +1,6 @@
 //! What a service's own binary does, the same for each: read its flags,
-//! log to stderr, say where it listens, serve until Ctrl-C.
+//! log to stderr, say where it listens, serve with health checking until
+//! Ctrl-C or SIGTERM.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -71,21 +72,49 @@ pub async fn bus(name: &str, args: &Args) -> Result<bus::Bus, ExitCode> {
         .map_err(|error| failed(name, error))
 }
 
-/// Serves `router` on `listen` until Ctrl-C.
+/// Serves `router`, with gRPC health checking beside it (what load
+/// balancers and Kubernetes probes ask), on `listen` until Ctrl-C or
+/// SIGTERM; requests in flight finish first.
 pub async fn serve(
     name: &str,
     router: tonic::transport::server::Router,
     listen: SocketAddr,
 ) -> ExitCode {
+    // The reporter starts with the server as a whole ("") serving.
+    let (_reporter, health) = tonic_health::server::health_reporter();
     println!("{name} listening on {listen}");
     let served = router
-        .serve_with_shutdown(listen, async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
+        .add_service(health)
+        .serve_with_shutdown(listen, stopping())
         .await;
     match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => failed(name, error),
+    }
+}
+
+/// Resolves on Ctrl-C (a terminal) or SIGTERM (Kubernetes, systemd,
+/// `docker stop`, `deploy/local.sh stop`).
+pub async fn stopping() {
+    let interrupted = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminated) => {
+                tokio::select! {
+                    _ = interrupted => {}
+                    _ = terminated.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = interrupted.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupted.await;
     }
 }
 

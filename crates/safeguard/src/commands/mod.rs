@@ -69,6 +69,56 @@ impl Common {
     }
 }
 
+/// `safeguard health`: is it serving?
+#[derive(Debug, clap::Args)]
+pub struct Health {
+    #[arg(
+        long,
+        env = "SAFEGUARD_SERVER",
+        default_value = "http://127.0.0.1:50051"
+    )]
+    server: String,
+    /// One service's status, e.g.
+    /// `safeguard.registry.v1.PlanRegistry`; the server's as a whole if not
+    /// given.
+    #[arg(long, default_value = "")]
+    service: String,
+}
+
+impl Health {
+    pub async fn run(self) -> Result<(), String> {
+        let channel = Channel::from_shared(self.server.clone())
+            .map_err(|error| format!("--server {}: {error}", self.server))?
+            .connect()
+            .await
+            .map_err(|error| format!("cannot reach {}: {error}", self.server))?;
+        let answer = tonic_health::pb::health_client::HealthClient::new(channel)
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: self.service.clone(),
+            })
+            .await
+            .map_err(status)?
+            .into_inner();
+        let serving =
+            answer.status() == tonic_health::pb::health_check_response::ServingStatus::Serving;
+        println!(
+            "{} {}: {}",
+            self.server,
+            if self.service.is_empty() {
+                "(all)"
+            } else {
+                &self.service
+            },
+            answer.status().as_str_name()
+        );
+        if serving {
+            Ok(())
+        } else {
+            Err("not serving".into())
+        }
+    }
+}
+
 /// A refusal from the backbone, as the operator needs it: the code and the
 /// service's message, which names the field.
 pub fn status(error: tonic::Status) -> String {
