@@ -131,11 +131,40 @@ fn say(quiet: bool, line: String) {
 /// Plays the case against the backbone at `server`. Each run uses a new
 /// synthetic child, so the demo can be played again and again.
 pub async fn run(server: &str, quiet: bool) -> Result<Report, Error> {
-    let channel = Channel::from_shared(server.to_owned())?.connect().await?;
-    let mut referrals = ReferralIntakeClient::new(channel.clone());
-    let mut conferences = ConferenceSchedulerClient::new(channel.clone());
-    let mut plans = PlanRegistryClient::new(channel.clone());
-    let mut notifications = NotificationClient::new(channel);
+    run_against(&Endpoints::one(server), quiet).await
+}
+
+/// Where each service listens: one address for the one-process backbone,
+/// four when each service runs alone.
+#[derive(Debug, Clone)]
+pub struct Endpoints {
+    pub referrals: String,
+    pub conferences: String,
+    pub registry: String,
+    pub notifications: String,
+}
+
+impl Endpoints {
+    pub fn one(server: &str) -> Self {
+        Endpoints {
+            referrals: server.to_owned(),
+            conferences: server.to_owned(),
+            registry: server.to_owned(),
+            notifications: server.to_owned(),
+        }
+    }
+}
+
+async fn channel(url: &str) -> Result<Channel, Error> {
+    Ok(Channel::from_shared(url.to_owned())?.connect().await?)
+}
+
+/// The demo against services wherever they run.
+pub async fn run_against(endpoints: &Endpoints, quiet: bool) -> Result<Report, Error> {
+    let mut referrals = ReferralIntakeClient::new(channel(&endpoints.referrals).await?);
+    let mut conferences = ConferenceSchedulerClient::new(channel(&endpoints.conferences).await?);
+    let mut plans = PlanRegistryClient::new(channel(&endpoints.registry).await?);
+    let mut notifications = NotificationClient::new(channel(&endpoints.notifications).await?);
 
     let serial = (std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?

@@ -43,6 +43,17 @@ enum Command {
             default_value = "http://127.0.0.1:50051"
         )]
         server: String,
+        /// Where referral intake listens, when each service runs alone
+        /// (likewise --conferences, --registry, --notifications); --server
+        /// otherwise.
+        #[arg(long)]
+        referrals: Option<String>,
+        #[arg(long)]
+        conferences: Option<String>,
+        #[arg(long)]
+        registry: Option<String>,
+        #[arg(long)]
+        notifications: Option<String>,
     },
     /// Refers a child to a local authority's front door (MASH).
     Refer(Box<commands::referral::Refer>),
@@ -107,10 +118,24 @@ async fn main() -> ExitCode {
             listen,
             nats,
         } => up(config, data_dir, listen, nats).await,
-        Command::Demo { server } => safeguard::demo::run(&server, false)
-            .await
-            .map(|_| ())
-            .map_err(|error| error.to_string()),
+        Command::Demo {
+            server,
+            referrals,
+            conferences,
+            registry,
+            notifications,
+        } => safeguard::demo::run_against(
+            &safeguard::demo::Endpoints {
+                referrals: referrals.unwrap_or_else(|| server.clone()),
+                conferences: conferences.unwrap_or_else(|| server.clone()),
+                registry: registry.unwrap_or_else(|| server.clone()),
+                notifications: notifications.unwrap_or_else(|| server.clone()),
+            },
+            false,
+        )
+        .await
+        .map(|_| ())
+        .map_err(|error| error.to_string()),
         Command::Refer(command) => command.run().await,
         Command::Decide(command) => command.run().await,
         Command::Strategy(command) => command.run().await,

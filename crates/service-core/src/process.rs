@@ -17,9 +17,12 @@ pub struct Args {
     pub nats: Option<String>,
     /// Where the other services listen, for repairing gaps in their events.
     pub producers: HashMap<String, String>,
+    /// Copies of this service's stream in a NATS cluster (3 in a cluster).
+    pub replicas: usize,
 }
 
-const USAGE: &str = "[--data-dir DIR] [--listen ADDR] [--nats URL [--producer NAME=URL]...]";
+const USAGE: &str =
+    "[--data-dir DIR] [--listen ADDR] [--nats URL [--replicas N] [--producer NAME=URL]...]";
 
 /// Reads the flags; on a bad one, prints why and gives the exit code.
 pub fn args(name: &str, default_port: u16) -> Result<Args, ExitCode> {
@@ -32,6 +35,7 @@ pub fn args(name: &str, default_port: u16) -> Result<Args, ExitCode> {
         listen: ([127, 0, 0, 1], default_port).into(),
         nats: std::env::var("SAFEGUARD_NATS").ok(),
         producers: HashMap::new(),
+        replicas: 1,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -44,6 +48,16 @@ pub fn args(name: &str, default_port: u16) -> Result<Args, ExitCode> {
                 })?;
             }
             ("--nats", Some(value)) => parsed.nats = Some(value),
+            ("--replicas", Some(value)) => {
+                parsed.replicas = value
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=5).contains(n))
+                    .ok_or_else(|| {
+                        eprintln!("{name}: --replicas {value}: expected 1 to 5");
+                        ExitCode::from(2)
+                    })?;
+            }
             ("--producer", Some(value)) => {
                 let Some((producer, url)) = value.split_once('=') else {
                     eprintln!("{name}: --producer {value}: expected NAME=URL");
@@ -67,6 +81,7 @@ pub async fn bus(name: &str, args: &Args) -> Result<bus::Bus, ExitCode> {
     };
     let mut options = bus::JetStreamOptions::new(url.clone());
     options.producer_urls = args.producers.clone();
+    options.replicas = args.replicas;
     bus::Bus::jetstream(options)
         .await
         .map_err(|error| failed(name, error))

