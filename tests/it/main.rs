@@ -7,6 +7,7 @@ mod conferences;
 mod fixtures;
 mod notifications;
 mod plans;
+mod processes;
 mod restart;
 mod scenario;
 

@@ -17,7 +17,7 @@ fn date(wire: Option<contract::common::v1::Date>) -> Date {
 async fn the_demo_case_runs_end_to_end() {
     let dir = tempfile::tempdir().expect("temp dir");
     let backbone = spawn_backbone(dir.path()).await;
-    the_demo_case(&backbone.url).await;
+    the_demo_case(&safeguard::demo::Endpoints::one(&backbone.url)).await;
     backbone.running.stop().await.expect("stop");
 }
 
@@ -27,12 +27,13 @@ async fn the_demo_case_runs_end_to_end_over_jetstream() {
     let nats = natsd::NatsServer::start().expect("nats-server");
     let dir = tempfile::tempdir().expect("temp dir");
     let backbone = spawn_backbone_over(dir.path(), Some(nats.url())).await;
-    the_demo_case(&backbone.url).await;
+    the_demo_case(&safeguard::demo::Endpoints::one(&backbone.url)).await;
     backbone.running.stop().await.expect("stop");
 }
 
-async fn the_demo_case(url: &str) {
-    let report = safeguard::demo::run(url, true)
+/// The demo case against services wherever they run, asserted.
+pub async fn the_demo_case(endpoints: &safeguard::demo::Endpoints) {
+    let report = safeguard::demo::run_against(endpoints, true)
         .await
         .expect("the demo runs");
     let calendar = Calendar::england_and_wales();

@@ -1,0 +1,420 @@
+//! The services as four separate processes over a real nats-server, as
+//! `deploy/local.sh` runs them: the demo case across them, and kill -9 of
+//! each service in turn under a steady stream of writes, with nothing
+//! acknowledged lost and no notification raised twice.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use contract::common::v1::OrganisationKind;
+use contract::notification::v1 as note;
+use contract::notification::v1::notification_client::NotificationClient;
+use contract::referral::v1 as referral;
+use contract::referral::v1::referral_intake_client::ReferralIntakeClient;
+use natsd::NatsServer;
+use safeguard::demo::Endpoints;
+use tonic::transport::Channel;
+
+use crate::fixtures::*;
+
+/// binary, producer
+const SERVICES: [(&str, &str); 4] = [
+    ("referral-intake", "referral-intake"),
+    ("conference-scheduler", "conference-scheduler"),
+    ("plan-registry", "plan-registry"),
+    ("notification-service", "notification"),
+];
+
+/// The directory cargo puts this build's binaries in, with the service
+/// binaries built there if they are not yet (`cargo test -p tests` alone
+/// does not build other packages' binaries).
+fn binaries() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let exe = std::env::current_exe().expect("test binary");
+        let dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("target/<profile>")
+            .to_path_buf();
+        if SERVICES
+            .iter()
+            .any(|(binary, _)| !dir.join(binary).exists())
+        {
+            let mut build = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+            build.args([
+                "build",
+                "-p",
+                "referral",
+                "-p",
+                "conference",
+                "-p",
+                "registry",
+                "-p",
+                "notification",
+            ]);
+            if dir.ends_with("release") {
+                build.arg("--release");
+            }
+            assert!(
+                build.status().expect("cargo build").success(),
+                "building the services failed"
+            );
+        }
+        dir
+    })
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("address")
+        .port()
+}
+
+struct Service {
+    binary: &'static str,
+    producer: &'static str,
+    port: u16,
+    child: Option<Child>,
+}
+
+pub struct Deployment {
+    pub nats: NatsServer,
+    dir: tempfile::TempDir,
+    services: Vec<Service>,
+}
+
+impl Deployment {
+    pub async fn start() -> Deployment {
+        let nats = NatsServer::start().expect("nats-server");
+        let mut deployment = Deployment {
+            nats,
+            dir: tempfile::tempdir().expect("dir"),
+            services: SERVICES
+                .iter()
+                .map(|(binary, producer)| Service {
+                    binary,
+                    producer,
+                    port: free_port(),
+                    child: None,
+                })
+                .collect(),
+        };
+        for binary in SERVICES.map(|(binary, _)| binary) {
+            deployment.launch(binary);
+        }
+        for binary in SERVICES.map(|(binary, _)| binary) {
+            deployment.wait_until_serving(binary).await;
+        }
+        deployment
+    }
+
+    fn url(&self, binary: &str) -> String {
+        let service = self.service(binary);
+        format!("http://127.0.0.1:{}", service.port)
+    }
+
+    fn service(&self, binary: &str) -> &Service {
+        self.services
+            .iter()
+            .find(|service| service.binary == binary)
+            .expect("a known service")
+    }
+
+    pub fn endpoints(&self) -> Endpoints {
+        Endpoints {
+            referrals: self.url("referral-intake"),
+            conferences: self.url("conference-scheduler"),
+            registry: self.url("plan-registry"),
+            notifications: self.url("notification-service"),
+        }
+    }
+
+    fn launch(&mut self, binary: &str) {
+        let producers: HashMap<&str, String> = self
+            .services
+            .iter()
+            .map(|service| {
+                (
+                    service.producer,
+                    format!("http://127.0.0.1:{}", service.port),
+                )
+            })
+            .collect();
+        let nats = self.nats.url();
+        let data = self.dir.path().to_path_buf();
+        let service = self
+            .services
+            .iter_mut()
+            .find(|service| service.binary == binary)
+            .expect("a known service");
+        let log = std::fs::File::create(data.join(format!("{binary}.log"))).expect("log");
+        let mut command = Command::new(binaries().join(binary));
+        command
+            .arg("--data-dir")
+            .arg(data.join(service.producer))
+            .args(["--listen", &format!("127.0.0.1:{}", service.port)])
+            .args(["--nats", &nats]);
+        for (producer, url) in &producers {
+            command.args(["--producer", &format!("{producer}={url}")]);
+        }
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start the service");
+        service.child = Some(child);
+    }
+
+    async fn wait_until_serving(&self, binary: &str) {
+        let url = self.url(binary);
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(60) {
+            if let Ok(channel) = Channel::from_shared(url.clone())
+                .expect("url")
+                .connect()
+                .await
+            {
+                let checked = tonic_health::pb::health_client::HealthClient::new(channel)
+                    .check(tonic_health::pb::HealthCheckRequest {
+                        service: String::new(),
+                    })
+                    .await;
+                if checked.is_ok() {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("{binary} did not start: {}", self.log_of(binary));
+    }
+
+    pub fn log_of(&self, binary: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join(format!("{binary}.log"))).unwrap_or_default()
+    }
+
+    /// SIGKILL: no shutdown, no flush beyond what was already fsynced.
+    pub fn kill(&mut self, binary: &str) {
+        let service = self
+            .services
+            .iter_mut()
+            .find(|service| service.binary == binary)
+            .expect("a known service");
+        if let Some(mut child) = service.child.take() {
+            child.kill().expect("kill -9");
+            child.wait().expect("reaped");
+        }
+    }
+
+    pub async fn restart(&mut self, binary: &str) {
+        // sled lets go of its lock once the process is gone; a moment
+        // after, at worst, which the health wait covers.
+        self.launch(binary);
+        self.wait_until_serving(binary).await;
+    }
+}
+
+impl Drop for Deployment {
+    fn drop(&mut self) {
+        for service in &mut self.services {
+            if let Some(mut child) = service.child.take() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_case_runs_across_four_processes_over_jetstream() {
+    let deployment = Deployment::start().await;
+    crate::scenario::the_demo_case(&deployment.endpoints()).await;
+}
+
+fn school() -> contract::common::v1::CallerIdentity {
+    member_of(
+        "S999001",
+        OrganisationKind::School,
+        contract::common::v1::Role::DesignatedSafeguardingLead,
+    )
+}
+
+/// What a service that is restarting answers: worth a retry. Anything
+/// else is the test's mistake, not the fault's.
+fn transient(status: &tonic::Status) -> bool {
+    matches!(
+        status.code(),
+        tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Cancelled
+    )
+}
+
+/// One referral and its decision, retried with the same idempotency key
+/// until both are acknowledged: the referral id, or `None` if the service
+/// stayed away too long.
+async fn refer_and_decide(url: &str, serial: u32) -> Option<String> {
+    let request = referral::SubmitReferralRequest {
+        caller: Some(school()),
+        idempotency_key: format!("fault-{serial}"),
+        referrer: Some(referral::Referrer {
+            organisation: Some(organisation("S999001", OrganisationKind::School)),
+            person: None,
+        }),
+        child: Some(referral::Child {
+            nhs_number: Some(contract::common::v1::NhsNumber {
+                value: domain::NhsNumber::test_number(serial).to_string(),
+            }),
+            given_name: "Test".into(),
+            family_name: format!("Child{serial}"),
+            date_of_birth: date(2018, 6, 1),
+            ..referral::Child::default()
+        }),
+        concerns: "a steady stream of referrals".into(),
+        category_of_concern: contract::common::v1::AbuseCategory::Neglect.into(),
+        consent: Some(referral::Consent {
+            status: referral::ConsentStatus::Given.into(),
+            reason: String::new(),
+        }),
+        local_authority: Some(council()),
+        ..referral::SubmitReferralRequest::default()
+    };
+    let started = Instant::now();
+    let mut referral_id = None;
+    while started.elapsed() < Duration::from_secs(30) {
+        let Ok(channel) = Channel::from_shared(url.to_owned())
+            .expect("url")
+            .connect()
+            .await
+        else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let mut client = ReferralIntakeClient::new(channel);
+        if referral_id.is_none() {
+            match client.submit_referral(request.clone()).await {
+                Ok(submitted) => referral_id = Some(submitted.into_inner().referral_id),
+                Err(status) => {
+                    assert!(transient(&status), "submit refused: {status:?}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            }
+        }
+        let id = referral_id.clone()?;
+        let decided = client
+            .record_decision(referral::RecordDecisionRequest {
+                caller: Some(chair()),
+                referral_id: id.clone(),
+                rag_rating: referral::RagRating::Green.into(),
+                outcome: referral::ReferralOutcome::EarlyHelp.into(),
+                rationale: "early help offered".into(),
+                decided_at: None,
+            })
+            .await;
+        match decided {
+            Ok(_) => return Some(id),
+            // A retry after a decision that was written but not answered.
+            Err(status) if status.code() == tonic::Code::FailedPrecondition => return Some(id),
+            Err(status) => {
+                assert!(transient(&status), "decision refused: {status:?}");
+                tokio::time::sleep(Duration::from_millis(50)).await
+            }
+        }
+    }
+    None
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_each_service_under_writes_loses_nothing_and_repeats_nothing() {
+    let mut deployment = Deployment::start().await;
+    let referrals_url = deployment.url("referral-intake");
+    let writer = tokio::spawn(async move {
+        let mut acknowledged = Vec::new();
+        for serial in 1..=60 {
+            if let Some(id) = refer_and_decide(&referrals_url, serial).await {
+                acknowledged.push(id);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        acknowledged
+    });
+    for (binary, _) in SERVICES {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        deployment.kill(binary);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        deployment.restart(binary).await;
+    }
+    let acknowledged = writer.await.expect("writer");
+
+    // Every acknowledged decision reaches the school exactly once.
+    let channel = Channel::from_shared(deployment.url("notification-service"))
+        .expect("url")
+        .connect()
+        .await
+        .expect("connect");
+    let mut stream = NotificationClient::new(channel)
+        .subscribe(note::SubscribeRequest {
+            caller: Some(school()),
+            subscriber: "fault-test".into(),
+            recipient_ods_code: "S999001".into(),
+            kinds: vec![note::NotificationKind::ReferralOutcome.into()],
+            ..note::SubscribeRequest::default()
+        })
+        .await
+        .expect("subscribe")
+        .into_inner();
+    let mut told: HashMap<String, usize> = HashMap::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while told.len() < acknowledged.len() && Instant::now() < deadline {
+        let Ok(Ok(Some(message))) =
+            tokio::time::timeout(Duration::from_secs(10), stream.message()).await
+        else {
+            break;
+        };
+        let id = message
+            .details
+            .get("referral_id")
+            .cloned()
+            .unwrap_or_default();
+        *told.entry(id).or_default() += 1;
+    }
+    // Anything further would be a duplicate: wait a moment for one.
+    if let Ok(Ok(Some(message))) =
+        tokio::time::timeout(Duration::from_secs(2), stream.message()).await
+    {
+        let id = message
+            .details
+            .get("referral_id")
+            .cloned()
+            .unwrap_or_default();
+        *told.entry(id).or_default() += 1;
+    }
+    let lost: Vec<&String> = acknowledged
+        .iter()
+        .filter(|id| !told.contains_key(*id))
+        .collect();
+    let duplicated: Vec<(&String, &usize)> = told.iter().filter(|(_, count)| **count > 1).collect();
+    println!(
+        "writes acknowledged: {}, notifications delivered: {}, duplicates applied: {}, lost: {}",
+        acknowledged.len(),
+        told.values().sum::<usize>(),
+        duplicated.len(),
+        lost.len()
+    );
+    assert!(
+        acknowledged.len() >= 50,
+        "most writes were acknowledged: {}",
+        acknowledged.len()
+    );
+    assert!(
+        lost.is_empty(),
+        "lost: {lost:?}\n{}",
+        deployment.log_of("notification-service")
+    );
+    assert!(duplicated.is_empty(), "told twice: {duplicated:?}");
+}
