@@ -52,6 +52,23 @@ impl World {
         log
     }
 
+    /// A log registered as `producer`'s.
+    async fn producer(&mut self, producer: &str) -> EventLog {
+        let log = self.log();
+        self.bus
+            .register_producer(producer, log.clone())
+            .await
+            .expect("register");
+        log
+    }
+
+    async fn subscribe(&self, consumer: &str, producer: &str, from: u64) -> BusSubscription {
+        self.bus
+            .subscribe(consumer, producer, from)
+            .await
+            .expect("subscribe")
+    }
+
     async fn close(self) {
         for log in self.logs {
             log.close().await.expect("close");
@@ -115,17 +132,11 @@ async fn order_and_resumption(flavour: Flavour) {
 
     let mut early = early.await.expect("task").expect("subscribe");
     assert_eq!(positions(&mut early, 5).await, [0, 1, 2, 3, 4]);
-    let mut resumed = world
-        .bus
-        .subscribe("test.resumed", "referral-intake", 3)
-        .await
-        .expect("subscribe");
+    let mut resumed = world.subscribe("test.resumed", "referral-intake", 3).await;
     assert_eq!(positions(&mut resumed, 2).await, [3, 4]);
     let mut other = world
-        .bus
         .subscribe("test.other", "conference-scheduler", 0)
-        .await
-        .expect("subscribe");
+        .await;
     assert_eq!(positions(&mut other, 3).await, [0, 1, 2]);
     // And live, as they come.
     append(&referrals, 2).await;
@@ -138,26 +149,13 @@ async fn order_and_resumption(flavour: Flavour) {
 /// it resumes from its cursor, and the rest after it.
 async fn redelivery(flavour: Flavour) {
     let mut world = World::new(flavour).await;
-    let log = world.log();
-    world
-        .bus
-        .register_producer("referral-intake", log.clone())
-        .await
-        .expect("register");
+    let log = world.producer("referral-intake").await;
     append(&log, 6).await;
-    let mut first = world
-        .bus
-        .subscribe("test.rule", "referral-intake", 0)
-        .await
-        .expect("subscribe");
+    let mut first = world.subscribe("test.rule", "referral-intake", 0).await;
     assert_eq!(positions(&mut first, 3).await, [0, 1, 2]);
     drop(first);
     // Its cursor says 0..2 are handled: it resumes at 2, not yet handled.
-    let mut again = world
-        .bus
-        .subscribe("test.rule", "referral-intake", 2)
-        .await
-        .expect("subscribe");
+    let mut again = world.subscribe("test.rule", "referral-intake", 2).await;
     assert_eq!(positions(&mut again, 4).await, [2, 3, 4, 5]);
     world.close().await;
 }
@@ -166,18 +164,9 @@ async fn redelivery(flavour: Flavour) {
 /// each position on once, in order.
 async fn duplicates_are_dropped(flavour: Flavour) {
     let mut world = World::new(flavour).await;
-    let log = world.log();
-    world
-        .bus
-        .register_producer("referral-intake", log.clone())
-        .await
-        .expect("register");
+    let log = world.producer("referral-intake").await;
     append(&log, 4).await;
-    let mut subscription = world
-        .bus
-        .subscribe("test.dedup", "referral-intake", 0)
-        .await
-        .expect("subscribe");
+    let mut subscription = world.subscribe("test.dedup", "referral-intake", 0).await;
     assert_eq!(positions(&mut subscription, 4).await, [0, 1, 2, 3]);
     if let Some(server) = &world.nats {
         // Publish the same records again: once with their event ids (the
@@ -219,40 +208,36 @@ async fn duplicates_are_dropped(flavour: Flavour) {
     world.close().await;
 }
 
+/// Waits until the relay has published `count` of `producer`'s events,
+/// then deletes them from the stream, as a JetStream loss would.
+async fn lose_published(server: &NatsServer, producer: &str, count: u64) {
+    let client = async_nats::connect(server.url()).await.expect("connect");
+    let jetstream = async_nats::jetstream::new(client);
+    let mut stream = jetstream
+        .get_stream(bus::stream_name(producer))
+        .await
+        .expect("stream");
+    for _ in 0..300 {
+        if stream.info().await.expect("info").state.messages >= count {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stream.purge().await.expect("purge");
+    assert_eq!(stream.info().await.expect("info").state.messages, 0);
+}
+
 /// Events lost from the transport are read from the producer: nothing is
 /// lost for good while the producer's log exists.
 async fn gaps_are_repaired(flavour: Flavour) {
     let mut world = World::new(flavour).await;
-    let log = world.log();
-    world
-        .bus
-        .register_producer("referral-intake", log.clone())
-        .await
-        .expect("register");
+    let log = world.producer("referral-intake").await;
     append(&log, 5).await;
     if let Some(server) = &world.nats {
-        // Wait until the relay has published them, then lose them.
-        let client = async_nats::connect(server.url()).await.expect("connect");
-        let jetstream = async_nats::jetstream::new(client);
-        let mut stream = jetstream
-            .get_stream(bus::stream_name("referral-intake"))
-            .await
-            .expect("stream");
-        for _ in 0..300 {
-            if stream.info().await.expect("info").state.messages >= 5 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        stream.purge().await.expect("purge");
-        assert_eq!(stream.info().await.expect("info").state.messages, 0);
+        lose_published(server, "referral-intake", 5).await;
     }
     append(&log, 3).await;
-    let mut subscription = world
-        .bus
-        .subscribe("test.repair", "referral-intake", 0)
-        .await
-        .expect("subscribe");
+    let mut subscription = world.subscribe("test.repair", "referral-intake", 0).await;
     assert_eq!(
         positions(&mut subscription, 8).await,
         [0, 1, 2, 3, 4, 5, 6, 7]
@@ -293,17 +278,8 @@ both!(
 #[tokio::test]
 async fn a_nats_outage_is_waited_out_with_nothing_lost() {
     let mut world = World::new(Flavour::JetStream).await;
-    let log = world.log();
-    world
-        .bus
-        .register_producer("referral-intake", log.clone())
-        .await
-        .expect("register");
-    let mut subscription = world
-        .bus
-        .subscribe("test.outage", "referral-intake", 0)
-        .await
-        .expect("subscribe");
+    let log = world.producer("referral-intake").await;
+    let mut subscription = world.subscribe("test.outage", "referral-intake", 0).await;
     append(&log, 3).await;
     assert_eq!(positions(&mut subscription, 3).await, [0, 1, 2]);
     world.nats.as_mut().expect("server").stop();
@@ -327,12 +303,7 @@ async fn a_nats_outage_is_waited_out_with_nothing_lost() {
 #[tokio::test]
 async fn a_gap_is_repaired_from_a_producer_in_another_process() {
     let mut world = World::new(Flavour::JetStream).await;
-    let log = world.log();
-    world
-        .bus
-        .register_producer("referral-intake", log.clone())
-        .await
-        .expect("register");
+    let log = world.producer("referral-intake").await;
     // The producer's process serves its log.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -349,19 +320,7 @@ async fn a_gap_is_repaired_from_a_producer_in_another_process() {
     );
     append(&log, 5).await;
     let server = world.nats.as_ref().expect("server");
-    let client = async_nats::connect(server.url()).await.expect("connect");
-    let jetstream = async_nats::jetstream::new(client);
-    let mut stream = jetstream
-        .get_stream(bus::stream_name("referral-intake"))
-        .await
-        .expect("stream");
-    for _ in 0..300 {
-        if stream.info().await.expect("info").state.messages >= 5 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    stream.purge().await.expect("purge");
+    lose_published(server, "referral-intake", 5).await;
     append(&log, 2).await;
 
     // The consumer's process knows the producer only by its address.
