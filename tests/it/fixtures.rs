@@ -18,7 +18,8 @@ use contract::registry::v1 as registry_wire;
 use contract::registry::v1::plan_registry_client::PlanRegistryClient;
 use tonic::transport::Channel;
 
-/// Clients of every service of a backbone started by `spawn_backbone`.
+/// Clients of every service of a backbone started by `spawn_backbone`, or
+/// of services running wherever `connect` is told.
 #[derive(Debug)]
 pub struct Backbone {
     pub referrals: ReferralIntakeClient<Channel>,
@@ -26,22 +27,31 @@ pub struct Backbone {
     pub registry: PlanRegistryClient<Channel>,
     pub notifications: NotificationClient<Channel>,
     /// Kept so the backbone runs as long as the clients are used.
-    pub _backbone: crate::Backbone,
+    pub _backbone: Option<crate::Backbone>,
 }
 
 pub async fn spawn(dir: &Path) -> Backbone {
-    let running = crate::spawn_backbone(dir).await;
-    let channel = Channel::from_shared(running.url.clone())
-        .expect("url")
-        .connect()
-        .await
-        .expect("connect");
+    spawn_over(dir, None).await
+}
+
+/// The backbone in one process with its events over JetStream at `nats`
+/// when given.
+pub async fn spawn_over(dir: &Path, nats: Option<String>) -> Backbone {
+    let running = crate::spawn_backbone_over(dir, nats).await;
+    let mut clients = connect(&safeguard::demo::Endpoints::one(&running.url));
+    clients._backbone = Some(running);
+    clients
+}
+
+/// Clients of services that run elsewhere (separate processes, say).
+pub fn connect(endpoints: &safeguard::demo::Endpoints) -> Backbone {
+    let channel = |url: &str| Channel::from_shared(url.to_owned()).expect("url");
     Backbone {
-        referrals: ReferralIntakeClient::new(channel.clone()),
-        conferences: ConferenceSchedulerClient::new(channel.clone()),
-        registry: PlanRegistryClient::new(channel.clone()),
-        notifications: NotificationClient::new(channel),
-        _backbone: running,
+        referrals: ReferralIntakeClient::new(channel(&endpoints.referrals).connect_lazy()),
+        conferences: ConferenceSchedulerClient::new(channel(&endpoints.conferences).connect_lazy()),
+        registry: PlanRegistryClient::new(channel(&endpoints.registry).connect_lazy()),
+        notifications: NotificationClient::new(channel(&endpoints.notifications).connect_lazy()),
+        _backbone: None,
     }
 }
 
@@ -50,11 +60,11 @@ impl Backbone {
     /// itself (rules and deadline checks run after the writes that cause
     /// them): a baseline to show that refused requests write nothing.
     pub async fn quiet_heads(&self) -> Vec<u64> {
-        let mut heads = self._backbone.running.log_heads();
+        let mut heads = self.running().log_heads();
         let mut quiet_since = std::time::Instant::now();
         while quiet_since.elapsed() < Duration::from_millis(1_500) {
             tokio::time::sleep(Duration::from_millis(100)).await;
-            let now = self._backbone.running.log_heads();
+            let now = self.running().log_heads();
             if now != heads {
                 heads = now;
                 quiet_since = std::time::Instant::now();
@@ -63,8 +73,16 @@ impl Backbone {
         heads
     }
 
+    fn running(&self) -> &safeguard::backbone::Running {
+        &self
+            ._backbone
+            .as_ref()
+            .expect("a backbone of the test's own")
+            .running
+    }
+
     pub fn heads(&self) -> Vec<u64> {
-        self._backbone.running.log_heads()
+        self.running().log_heads()
     }
 }
 
@@ -223,7 +241,14 @@ pub fn child() -> Option<NhsNumber> {
 pub struct Planned {
     pub conference: Conference,
     pub token: Option<ConsistencyToken>,
+    /// The `traceparent` the outcome was answered with.
+    pub traceparent: String,
 }
+
+/// The W3C trace context the outcome of `make_plan` is recorded under, as a
+/// caller that traces its requests sends it.
+pub const CALLER_TRACEPARENT: &str = "00-5afe9a4d0000000000000000000c0de1-00f067aa0ba902b7-01";
+pub const CALLER_TRACE_ID: &str = "5afe9a4d0000000000000000000c0de1";
 
 /// Runs the initial conference to a plan (physical abuse).
 pub async fn make_plan(backbone: &mut Backbone) -> Planned {
@@ -271,25 +296,37 @@ pub async fn make_plan(backbone: &mut Backbone) -> Planned {
         })
         .await
         .expect("attendance");
+    let mut request = tonic::Request::new(RecordOutcomeRequest {
+        caller: Some(chair()),
+        conference_id: id,
+        outcome: Some(Outcome {
+            kind: Some(outcome::Kind::Initial(InitialOutcome {
+                plan: true,
+                category: AbuseCategory::Physical.into(),
+            })),
+            quorum_override_reason: String::new(),
+        }),
+    });
+    request.metadata_mut().insert(
+        "traceparent",
+        CALLER_TRACEPARENT.parse().expect("metadata value"),
+    );
     let recorded = backbone
         .conferences
-        .record_outcome(RecordOutcomeRequest {
-            caller: Some(chair()),
-            conference_id: id,
-            outcome: Some(Outcome {
-                kind: Some(outcome::Kind::Initial(InitialOutcome {
-                    plan: true,
-                    category: AbuseCategory::Physical.into(),
-                })),
-                quorum_override_reason: String::new(),
-            }),
-        })
+        .record_outcome(request)
         .await
-        .expect("outcome")
-        .into_inner();
+        .expect("outcome");
+    let traceparent = recorded
+        .metadata()
+        .get("traceparent")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let recorded = recorded.into_inner();
     Planned {
         conference: recorded.conference.expect("conference"),
         token: recorded.token,
+        traceparent,
     }
 }
 

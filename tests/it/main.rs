@@ -10,6 +10,7 @@ mod plans;
 mod processes;
 mod restart;
 mod scenario;
+mod traces;
 
 use std::path::Path;
 use std::time::Duration;

@@ -29,8 +29,8 @@ const SERVICES: [(&str, &str); 4] = [
 ];
 
 /// The directory cargo puts this build's binaries in, with the service
-/// binaries built there if they are not yet (`cargo test -p tests` alone
-/// does not build other packages' binaries).
+/// binaries brought up to date there (`cargo test -p tests` alone does not
+/// build other packages' binaries; a no-op when they are current).
 fn binaries() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
@@ -40,30 +40,26 @@ fn binaries() -> &'static Path {
             .and_then(Path::parent)
             .expect("target/<profile>")
             .to_path_buf();
-        if SERVICES
-            .iter()
-            .any(|(binary, _)| !dir.join(binary).exists())
-        {
-            let mut build = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-            build.args([
-                "build",
-                "-p",
-                "referral",
-                "-p",
-                "conference",
-                "-p",
-                "registry",
-                "-p",
-                "notification",
-            ]);
-            if dir.ends_with("release") {
-                build.arg("--release");
-            }
-            assert!(
-                build.status().expect("cargo build").success(),
-                "building the services failed"
-            );
+        // Always: a binary left from an older build would test old code.
+        let mut build = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+        build.args([
+            "build",
+            "-p",
+            "referral",
+            "-p",
+            "conference",
+            "-p",
+            "registry",
+            "-p",
+            "notification",
+        ]);
+        if dir.ends_with("release") {
+            build.arg("--release");
         }
+        assert!(
+            build.status().expect("cargo build").success(),
+            "building the services failed"
+        );
         dir
     })
 }

@@ -336,7 +336,7 @@ pub async fn serve(data: PathBuf) -> Result<(), Error> {
     println!("listening: {}", listener.local_addr()?);
     let log = registry.log().clone();
     let server = tokio::spawn(
-        tonic::transport::Server::builder()
+        service_core::process::server()
             .add_service(health_service)
             .add_service(registry.into_server())
             .serve_with_incoming(service_core::process::incoming(listener)),

@@ -5,8 +5,8 @@
 //! event's content type: `safeguard.plan-registry.PlanStarted`). A message
 //! is one record of the producer's log, byte for byte (format, chain hash,
 //! envelope), with headers `Nats-Msg-Id` (the event id: the server drops a
-//! republished duplicate), `Safeguard-Position`, `Safeguard-Producer` and
-//! `Safeguard-Content-Type`.
+//! republished duplicate), `Safeguard-Position`, `Safeguard-Producer`,
+//! `Safeguard-Content-Type` and, when the event has one, `traceparent`.
 //!
 //! - The **relay** is a transactional outbox: it publishes only what is
 //!   durable in the producer's log (it follows the log like any reader),
@@ -45,6 +45,9 @@ pub const RELAY_CURSOR: &str = "bus:jetstream-relay";
 pub const POSITION_HEADER: &str = "Safeguard-Position";
 pub const PRODUCER_HEADER: &str = "Safeguard-Producer";
 pub const CONTENT_TYPE_HEADER: &str = "Safeguard-Content-Type";
+/// The W3C trace context of the event, as the envelope keeps it, for
+/// partners' tracing to continue.
+pub const TRACEPARENT_HEADER: &str = "traceparent";
 
 /// Publishes awaiting their acks at once: enough to keep the link busy,
 /// few enough that a failure republishes little.
@@ -482,6 +485,9 @@ async fn publish(
     headers.insert(POSITION_HEADER, event.position().to_string().as_str());
     headers.insert(PRODUCER_HEADER, producer);
     headers.insert(CONTENT_TYPE_HEADER, envelope.content_type.as_str());
+    if !envelope.traceparent.is_empty() {
+        headers.insert(TRACEPARENT_HEADER, envelope.traceparent.as_str());
+    }
     let message = PublishMessage::build()
         .payload(bytes::Bytes::copy_from_slice(event.record()))
         .headers(headers)

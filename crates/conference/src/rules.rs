@@ -68,7 +68,14 @@ async fn follow(service: ConferenceScheduler, bus: bus::Bus, producer: &'static 
         if let Some((id, requested)) = rule(&service, &envelope) {
             // Retried until it lands: the id makes a retry harmless.
             loop {
-                match service.request(id, requested.clone(), Acting::System).await {
+                let requesting = service.request(id, requested.clone(), Acting::System);
+                match service_core::trace::within(
+                    &envelope.traceparent,
+                    "conference-rule",
+                    requesting,
+                )
+                .await
+                {
                     Ok(_) => break,
                     Err(status) if status.code() == tonic::Code::Unavailable => return,
                     Err(status) => {

@@ -100,11 +100,13 @@ pub struct NewEvent {
     pub content_type: String,
     pub content_version: u32,
     pub payload: Vec<u8>,
+    /// The W3C `traceparent` of the span that caused the event; "" for none.
+    pub traceparent: String,
 }
 
 impl NewEvent {
     /// An event with a fresh id, occurring now, at content version 1, with
-    /// no correlation, causation or actor.
+    /// no correlation, causation, actor or trace.
     pub fn new(content_type: impl Into<String>, payload: impl Into<Vec<u8>>) -> Self {
         NewEvent {
             event_id: EventId::new(),
@@ -115,6 +117,7 @@ impl NewEvent {
             content_type: content_type.into(),
             content_version: 1,
             payload: payload.into(),
+            traceparent: String::new(),
         }
     }
 
@@ -127,6 +130,7 @@ impl NewEvent {
             + self.content_type.len()
             + self.correlation_id.len()
             + self.causation_id.len()
+            + self.traceparent.len()
             + self.actor.as_ref().map_or(0, Message::encoded_len)
     }
 
@@ -150,6 +154,7 @@ impl NewEvent {
             content_type: self.content_type,
             content_version: self.content_version,
             payload: self.payload,
+            traceparent: self.traceparent,
         }
     }
 }

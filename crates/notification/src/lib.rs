@@ -114,6 +114,7 @@ async fn raise(
     log: &EventLog,
     id: EventId,
     source: &[u8],
+    traceparent: String,
     notification: &wire::NotificationRaised,
 ) -> bool {
     let recipient = notification
@@ -124,6 +125,7 @@ async fn raise(
     let event = NewEvent {
         event_id: id,
         causation_id: source.to_vec(),
+        traceparent,
         actor: Some(contract::events::v1::Actor {
             kind: Some(contract::events::v1::actor::Kind::System(LOG.to_owned())),
         }),
@@ -187,7 +189,15 @@ async fn follow_source(
         };
         for (index, notification) in notifications.iter().enumerate() {
             let id = EventId::derived(source, "notification", index as u32);
-            if !raise(&log, id, &envelope.event_id, notification).await {
+            if !raise(
+                &log,
+                id,
+                &envelope.event_id,
+                service_core::trace::follow(&envelope.traceparent, "notification"),
+                notification,
+            )
+            .await
+            {
                 return;
             }
         }
@@ -219,7 +229,17 @@ async fn check_deadlines(log: EventLog, memory: Arc<Mutex<derive::Memory>>, ever
                 continue;
             };
             let id = EventId::derived(source, "deadline-missed", 0);
-            if !raise(&log, id, &deadline.source_event, &deadline.notification).await {
+            // Time, not a request, raises it: a trace of its own.
+            let traceparent = service_core::trace::follow("", "deadline-missed");
+            if !raise(
+                &log,
+                id,
+                &deadline.source_event,
+                traceparent,
+                &deadline.notification,
+            )
+            .await
+            {
                 return;
             }
         }

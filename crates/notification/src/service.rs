@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use contract::notification::v1 as wire;
 use contract::notification::v1::notification_server::{self, NotificationServer};
-use eventlog::{EventLog, ExpectedVersion, NewEvent};
+use eventlog::{EventLog, ExpectedVersion};
 use prost::{Message, Name};
 use service_core::reject::{denied, from_log, invalid};
 use service_core::validate::{self, Caller};
@@ -138,6 +138,7 @@ impl notification_server::Notification for Notification {
                     summary: raised.summary,
                     source: raised.source,
                     details: raised.details,
+                    traceparent: envelope.traceparent,
                 };
                 if sender.send(Ok(message)).await.is_err() {
                     return; // the subscriber went away
@@ -163,15 +164,7 @@ impl notification_server::Notification for Notification {
             recipient_ods_code: recipient.clone(),
             sequence: request.sequence,
         };
-        let event = NewEvent {
-            actor: Some(contract::events::v1::Actor {
-                kind: Some(contract::events::v1::actor::Kind::Person(caller.to_wire())),
-            }),
-            ..NewEvent::new(
-                wire::SubscriberAcknowledged::full_name(),
-                ack.encode_to_vec(),
-            )
-        };
+        let event = service_core::event::by_person(&ack, &caller);
         let outcome = self
             .inner
             .log

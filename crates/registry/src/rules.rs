@@ -96,6 +96,7 @@ fn system_event<M: Message + Name>(
             .unwrap_or_else(std::time::SystemTime::now),
         correlation_id: source.correlation_id.clone(),
         causation_id: source.event_id.clone(),
+        traceparent: service_core::trace::follow(&source.traceparent, "plan-rule"),
         actor: Some(contract::events::v1::Actor {
             kind: Some(contract::events::v1::actor::Kind::System(
                 crate::LOG.to_owned(),

@@ -238,7 +238,7 @@ async fn start_services(
     })?;
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(
-        tonic::transport::Server::builder()
+        service_core::process::server()
             .add_service(health_service)
             .add_service(reflection)
             .add_service(reader.into_server())

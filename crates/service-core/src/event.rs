@@ -1,5 +1,6 @@
 //! Building the events a service appends: the payload's protobuf name as
-//! the content type, and who caused it as the actor.
+//! the content type, who caused it as the actor, and the trace of the
+//! request (or rule) it came from.
 
 use contract::events::v1::{Actor, actor::Kind};
 use eventlog::NewEvent;
@@ -20,6 +21,7 @@ pub fn by_system<M: Message + Name>(payload: &M, service: &str) -> NewEvent {
 fn with_actor<M: Message + Name>(payload: &M, kind: Kind) -> NewEvent {
     NewEvent {
         actor: Some(Actor { kind: Some(kind) }),
+        traceparent: crate::trace::current(),
         ..NewEvent::new(M::full_name(), payload.encode_to_vec())
     }
 }

@@ -1,13 +1,15 @@
 //! What every safeguard gRPC service shares, so each is consistent at its
 //! boundary: validating wire types into domain types (`validate`), mapping
 //! every failure to a precise gRPC status naming the field (`reject`), and
-//! letting reads wait for the writes they must reflect (`consistency`).
+//! letting reads wait for the writes they must reflect (`consistency`), and
+//! following one request across services (`trace`).
 
 pub mod consistency;
 pub mod event;
 pub mod process;
 pub mod projection;
 pub mod reject;
+pub mod trace;
 pub mod validate;
 
 pub use crate::consistency::Watermark;

@@ -7,6 +7,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use tower::layer::util::{Identity, Stack};
+
+use crate::trace::TraceLayer;
+
 /// `<name> [--data-dir DIR] [--listen ADDR] [--nats URL [--producer NAME=URL]…]`.
 #[derive(Debug, Clone)]
 pub struct Args {
@@ -87,14 +91,19 @@ pub async fn bus(name: &str, args: &Args) -> Result<bus::Bus, ExitCode> {
         .map_err(|error| failed(name, error))
 }
 
+/// A service's gRPC router: every request runs through [`TraceLayer`].
+pub type Router = tonic::transport::server::Router<Stack<TraceLayer, Identity>>;
+
+/// The gRPC server every service (and the one-process backbone) builds its
+/// router on, so each request continues its caller's trace.
+pub fn server() -> tonic::transport::Server<Stack<TraceLayer, Identity>> {
+    tonic::transport::Server::builder().layer(TraceLayer)
+}
+
 /// Serves `router`, with gRPC health checking beside it (what load
 /// balancers and Kubernetes probes ask), on `listen` until Ctrl-C or
 /// SIGTERM; requests in flight finish first.
-pub async fn serve(
-    name: &str,
-    router: tonic::transport::server::Router,
-    listen: SocketAddr,
-) -> ExitCode {
+pub async fn serve(name: &str, router: Router, listen: SocketAddr) -> ExitCode {
     // The reporter starts with the server as a whole ("") serving.
     let (_reporter, health) = tonic_health::server::health_reporter();
     println!("{name} listening on {listen}");

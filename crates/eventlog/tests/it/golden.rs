@@ -58,6 +58,8 @@ async fn write_sample(path: &Path) {
         content_type: content_type.into(),
         content_version: 1,
         payload: payload.as_bytes().to_vec(),
+        // The golden log predates the envelope's traceparent.
+        traceparent: String::new(),
     };
     log.append(
         "referral-1",
@@ -173,6 +175,8 @@ async fn format_1_logs_read_as_they_always_did() {
     let events = decoded(&log.read_all(0, 100).expect("read"));
     let described: Vec<Value> = events.iter().map(describe).collect();
     assert_eq!(Value::from(described), expected["events"]);
+    // Fields added to the envelope since read as empty from old records.
+    assert!(events.iter().all(|event| event.traceparent.is_empty()));
     let report = log.verify().expect("verify");
     assert_eq!(
         report.last_hash_hex(),
