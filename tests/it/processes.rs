@@ -1,6 +1,7 @@
 //! The services as four separate processes over a real nats-server, as
-//! `deploy/local.sh` runs them: the demo case across them, and kill -9 of
-//! each service in turn under a steady stream of writes, with nothing
+//! `deploy/local.sh` runs them: the demo case across them, and faults under
+//! a steady stream of writes (kill -9 of each service in turn, nats-server
+//! stopped for seconds, messages deleted from a stream), each with nothing
 //! acknowledged lost and no notification raised twice.
 
 use std::collections::HashMap;
@@ -325,29 +326,51 @@ async fn refer_and_decide(url: &str, serial: u32) -> Option<String> {
     None
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kill_9_each_service_under_writes_loses_nothing_and_repeats_nothing() {
-    let mut deployment = Deployment::start().await;
-    let referrals_url = deployment.url("referral-intake");
-    let writer = tokio::spawn(async move {
+/// A steady stream of `count` referrals and decisions from `first` on, one
+/// every 20 ms; the ids acknowledged, each with when it was.
+fn write_steadily(
+    url: String,
+    first: u32,
+    count: u32,
+) -> tokio::task::JoinHandle<Vec<(String, Instant)>> {
+    tokio::spawn(async move {
         let mut acknowledged = Vec::new();
-        for serial in 1..=60 {
-            if let Some(id) = refer_and_decide(&referrals_url, serial).await {
-                acknowledged.push(id);
+        for serial in first..first + count {
+            if let Some(id) = refer_and_decide(&url, serial).await {
+                acknowledged.push((id, Instant::now()));
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         acknowledged
-    });
-    for (binary, _) in SERVICES {
-        tokio::time::sleep(Duration::from_millis(250)).await;
-        deployment.kill(binary);
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        deployment.restart(binary).await;
-    }
-    let acknowledged = writer.await.expect("writer");
+    })
+}
 
-    // Every acknowledged decision reaches the school exactly once.
+/// How the school's notifications of decisions compare with the decisions
+/// acknowledged.
+#[derive(Debug)]
+struct Told {
+    acknowledged: usize,
+    delivered: usize,
+    duplicated: Vec<(String, usize)>,
+    lost: Vec<String>,
+}
+
+impl Told {
+    fn print(&self, fault: &str) {
+        println!(
+            "{fault}: writes acknowledged: {}, notifications delivered: {}, duplicates applied: {}, lost: {}",
+            self.acknowledged,
+            self.delivered,
+            self.duplicated.len(),
+            self.lost.len()
+        );
+    }
+}
+
+/// Reads the school's decision notifications until each acknowledged
+/// decision has been told (or a minute has passed), then a moment more for
+/// any duplicate.
+async fn told_to_the_school(deployment: &Deployment, acknowledged: &[String]) -> Told {
     let channel = Channel::from_shared(deployment.url("notification-service"))
         .expect("url")
         .connect()
@@ -366,10 +389,16 @@ async fn kill_9_each_service_under_writes_loses_nothing_and_repeats_nothing() {
         .into_inner();
     let mut told: HashMap<String, usize> = HashMap::new();
     let deadline = Instant::now() + Duration::from_secs(60);
-    while told.len() < acknowledged.len() && Instant::now() < deadline {
-        let Ok(Ok(Some(message))) =
-            tokio::time::timeout(Duration::from_secs(10), stream.message()).await
-        else {
+    let mut patience = Duration::from_secs(10);
+    loop {
+        if told.len() >= acknowledged.len() {
+            // Anything further would be a duplicate: wait a moment for one.
+            patience = Duration::from_secs(2);
+        }
+        if Instant::now() > deadline {
+            break;
+        }
+        let Ok(Ok(Some(message))) = tokio::time::timeout(patience, stream.message()).await else {
             break;
         };
         let id = message
@@ -379,38 +408,126 @@ async fn kill_9_each_service_under_writes_loses_nothing_and_repeats_nothing() {
             .unwrap_or_default();
         *told.entry(id).or_default() += 1;
     }
-    // Anything further would be a duplicate: wait a moment for one.
-    if let Ok(Ok(Some(message))) =
-        tokio::time::timeout(Duration::from_secs(2), stream.message()).await
-    {
-        let id = message
-            .details
-            .get("referral_id")
+    Told {
+        acknowledged: acknowledged.len(),
+        delivered: told.values().sum(),
+        lost: acknowledged
+            .iter()
+            .filter(|id| !told.contains_key(*id))
             .cloned()
-            .unwrap_or_default();
-        *told.entry(id).or_default() += 1;
+            .collect(),
+        duplicated: told.into_iter().filter(|(_, count)| *count > 1).collect(),
     }
-    let lost: Vec<&String> = acknowledged
-        .iter()
-        .filter(|id| !told.contains_key(*id))
-        .collect();
-    let duplicated: Vec<(&String, &usize)> = told.iter().filter(|(_, count)| **count > 1).collect();
-    println!(
-        "writes acknowledged: {}, notifications delivered: {}, duplicates applied: {}, lost: {}",
-        acknowledged.len(),
-        told.values().sum::<usize>(),
-        duplicated.len(),
-        lost.len()
+}
+
+fn assert_nothing_lost_or_repeated(deployment: &Deployment, told: &Told) {
+    assert!(
+        told.lost.is_empty(),
+        "lost: {:?}\n{}",
+        told.lost,
+        deployment.log_of("notification-service")
     );
+    assert!(
+        told.duplicated.is_empty(),
+        "told twice: {:?}",
+        told.duplicated
+    );
+}
+
+fn ids(acknowledged: &[(String, Instant)]) -> Vec<String> {
+    acknowledged.iter().map(|(id, _)| id.clone()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_each_service_under_writes_loses_nothing_and_repeats_nothing() {
+    let mut deployment = Deployment::start().await;
+    let writer = write_steadily(deployment.url("referral-intake"), 1, 60);
+    for (binary, _) in SERVICES {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        deployment.kill(binary);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        deployment.restart(binary).await;
+    }
+    let acknowledged = ids(&writer.await.expect("writer"));
+    let told = told_to_the_school(&deployment, &acknowledged).await;
+    told.print("kill -9 of each service");
     assert!(
         acknowledged.len() >= 50,
         "most writes were acknowledged: {}",
         acknowledged.len()
     );
+    assert_nothing_lost_or_repeated(&deployment, &told);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_down_for_seconds_under_writes_loses_nothing_and_repeats_nothing() {
+    let mut deployment = Deployment::start().await;
+    let writer = write_steadily(deployment.url("referral-intake"), 101, 100);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    deployment.nats.stop();
+    let down = Instant::now();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let up = Instant::now();
+    deployment.nats.resume().expect("nats-server again");
+    let acknowledged = writer.await.expect("writer");
+    let while_down = acknowledged
+        .iter()
+        .filter(|(_, at)| *at > down && *at < up)
+        .count();
+    println!("nats-server down for 3 s: writes acknowledged meanwhile: {while_down}");
+    // Writes go on while NATS is away: only the relay waits for it.
+    assert_eq!(acknowledged.len(), 100, "every write was acknowledged");
     assert!(
-        lost.is_empty(),
-        "lost: {lost:?}\n{}",
+        while_down >= 20,
+        "writes were accepted while NATS was down: {while_down}"
+    );
+    let told = told_to_the_school(&deployment, &ids(&acknowledged)).await;
+    told.print("nats-server stopped for 3 s");
+    assert_nothing_lost_or_repeated(&deployment, &told);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_lost_from_a_stream_are_repaired_from_the_producer() {
+    let mut deployment = Deployment::start().await;
+    // The notification service is away while the referrals it would read
+    // are published and then lost from the stream.
+    deployment.kill("notification-service");
+    let before = write_steadily(deployment.url("referral-intake"), 301, 20)
+        .await
+        .expect("writer");
+    let stream = bus::stream_name("referral-intake");
+    let context = async_nats::jetstream::new(
+        async_nats::connect(deployment.nats.url())
+            .await
+            .expect("connect to NATS"),
+    );
+    let mut referrals = context.get_stream(&stream).await.expect("stream");
+    // Everything the relay has published so far, then nothing.
+    let published = 2 * before.len() as u64;
+    let started = Instant::now();
+    while referrals.info().await.expect("info").state.last_sequence < published {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the relay published"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let purged = referrals.purge().await.expect("purge").purged;
+    let after = write_steadily(deployment.url("referral-intake"), 401, 20)
+        .await
+        .expect("writer");
+    deployment.restart("notification-service").await;
+    let acknowledged = ids(&[before, after].concat());
+    let told = told_to_the_school(&deployment, &acknowledged).await;
+    println!("stream {stream}: messages deleted: {purged}");
+    told.print("messages deleted from a stream");
+    assert!(purged >= published, "the purge deleted {purged}");
+    assert_nothing_lost_or_repeated(&deployment, &told);
+    assert!(
+        deployment
+            .log_of("notification-service")
+            .contains("repaired a gap from the producer"),
+        "the gap was repaired from the producer: {}",
         deployment.log_of("notification-service")
     );
-    assert!(duplicated.is_empty(), "told twice: {duplicated:?}");
 }

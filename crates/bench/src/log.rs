@@ -318,7 +318,7 @@ fn replay_through_read_all(log: &EventLog, events: usize, decode: bool) -> Resul
 }
 
 /// Appends `events` events in large batches from a few writers.
-async fn fill(log: &EventLog, events: usize) -> Result<(), Error> {
+pub(crate) async fn fill(log: &EventLog, events: usize) -> Result<(), Error> {
     const WRITERS: usize = 8;
     const BATCH: usize = 500;
     let mut tasks = Vec::new();

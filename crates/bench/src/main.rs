@@ -4,19 +4,24 @@
 //! Machines here are shared and noisy, so every figure that has a goal is a
 //! ratio against a baseline measured in the same run.
 
+mod bus;
 mod log;
 mod lookup;
 mod report;
 
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: safeguard-bench log|lookup [--quick]
+const USAGE: &str = "usage: safeguard-bench log|lookup|bus [--quick]
 
   log      append throughput and latency, replay speed and size on disk of
            the event log, beside bare sled doing the same work
   lookup   plan lookups over gRPC by 64 clients against a registry of
            100,000 children, beside a no-op RPC on the same server; the
            registry's rebuild speed and memory
+  bus      events relayed through a real nats-server beside plain
+           JetStream publishes, a restarted consumer catching up, and a
+           conference outcome's plan reaching a partner's NATS subscription
+           at 1,000 outcomes/s
   --quick  smaller counts: the same lines in under a minute";
 
 fn main() -> ExitCode {
@@ -39,6 +44,7 @@ fn main() -> ExitCode {
         [lookup::LOG_ALONE_COMMAND, data] => runtime.block_on(lookup::log_alone(data.into())),
         ["log"] => runtime.block_on(log::run(log::Scale::new(quick))),
         ["lookup"] => runtime.block_on(lookup::run(lookup::Scale::new(quick))),
+        ["bus"] => runtime.block_on(bus::run(bus::Scale::new(quick))),
         _ => {
             eprintln!("{USAGE}");
             return ExitCode::from(2);

@@ -56,6 +56,8 @@ const WINDOW: usize = 256;
 const CURSOR_INTERVAL: Duration = Duration::from_millis(500);
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// Consecutive errors from a consumer's messages before it is made again.
+const REOPEN_AFTER_FAILURES: u32 = 5;
 /// How long start-up waits for JetStream before giving up.
 const START_WITHIN: Duration = Duration::from_secs(30);
 
@@ -271,6 +273,7 @@ impl Consumer {
             let _ = message.ack().await;
         }
         let mut backoff = FIRST_BACKOFF;
+        let mut failures = 0;
         loop {
             if let Some(event) = self.pending.pop_front() {
                 self.expected = event.position() + 1;
@@ -285,25 +288,28 @@ impl Consumer {
                 Some(Ok(message)) => message,
                 Some(Err(error)) => {
                     // Missed heartbeats while the server is away, and the
-                    // like: the consumer lives on the server; wait.
-                    tracing::debug!(%error, consumer = self.name, "JetStream consumer interrupted");
+                    // like: the consumer lives on the server, so wait; but
+                    // if errors go on (the consumer was deleted, the stream
+                    // recreated), make it again from the expected position.
+                    failures += 1;
+                    tracing::debug!(%error, consumer = self.name, failures, "JetStream consumer interrupted");
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(MAX_BACKOFF);
+                    if failures >= REOPEN_AFTER_FAILURES {
+                        failures = 0;
+                        self.reopen().await;
+                    }
                     continue;
                 }
                 None => {
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(MAX_BACKOFF);
-                    match open(&self.stream, &self.name, self.expected).await {
-                        Ok(messages) => self.messages = messages,
-                        Err(error) => {
-                            tracing::warn!(%error, consumer = self.name, "cannot reopen the consumer")
-                        }
-                    }
+                    self.reopen().await;
                     continue;
                 }
             };
             backoff = FIRST_BACKOFF;
+            failures = 0;
             let event = self.event_of(&message)?;
             let position = event.position();
             if position < self.expected {
@@ -318,6 +324,16 @@ impl Consumer {
             self.expected = position + 1;
             self.unacked = Some(message);
             return Ok(event);
+        }
+    }
+
+    /// Makes the consumer again on the server, from the expected position.
+    async fn reopen(&mut self) {
+        match open(&self.stream, &self.name, self.expected).await {
+            Ok(messages) => self.messages = messages,
+            Err(error) => {
+                tracing::warn!(%error, consumer = self.name, "cannot reopen the consumer")
+            }
         }
     }
 

@@ -26,7 +26,10 @@ use std::sync::Arc;
 
 use eventlog::{EventLog, RecordedEvent};
 
-pub use crate::jetstream::{JetStreamOptions, stream_name, subject};
+pub use crate::jetstream::{
+    CONTENT_TYPE_HEADER, JetStreamOptions, POSITION_HEADER, PRODUCER_HEADER, TRACEPARENT_HEADER,
+    stream_name, subject,
+};
 pub use crate::log_reader::LogReader;
 
 #[derive(Debug, thiserror::Error)]

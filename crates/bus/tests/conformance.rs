@@ -336,3 +336,27 @@ async fn a_gap_is_repaired_from_a_producer_in_another_process() {
     assert_eq!(positions(&mut subscription, 7).await, [0, 1, 2, 3, 4, 5, 6]);
     world.close().await;
 }
+
+/// A consumer deleted on the server (by an operator, say) is made again
+/// from the subscriber's position, and delivery goes on where it was.
+#[tokio::test]
+async fn a_consumer_deleted_on_the_server_is_made_again() {
+    let mut world = World::new(Flavour::JetStream).await;
+    let log = world.producer("referral-intake").await;
+    let mut subscription = world.subscribe("test.deleted", "referral-intake", 0).await;
+    append(&log, 3).await;
+    assert_eq!(positions(&mut subscription, 3).await, [0, 1, 2]);
+    let server = world.nats.as_ref().expect("server");
+    let context =
+        async_nats::jetstream::new(async_nats::connect(server.url()).await.expect("connect"));
+    context
+        .get_stream(bus::stream_name("referral-intake"))
+        .await
+        .expect("stream")
+        .delete_consumer("test_deleted")
+        .await
+        .expect("delete the consumer");
+    append(&log, 3).await;
+    assert_eq!(positions(&mut subscription, 3).await, [3, 4, 5]);
+    world.close().await;
+}

@@ -1,5 +1,6 @@
 //! The scheduler's rules: conferences it requests by itself, from events on
-//! the bus. Each rule keeps its place in a durable cursor of this log and
+//! the bus. Each rule keeps its place in a durable cursor of this log,
+//! written with the conferences it requests (`service_core::rule`), and
 //! derives the new conference's id from the event that caused it, so a
 //! redelivered event requests nothing twice.
 
@@ -11,7 +12,7 @@ use eventlog::EventId;
 use prost::{Message, Name};
 use service_core::validate;
 
-use crate::service::{Acting, ConferenceScheduler, default_invitees};
+use crate::service::{Acting, ConferenceScheduler, default_invitees, requested_event};
 
 /// Runs both rules until the bus or the log closes.
 pub async fn run(service: ConferenceScheduler, bus: bus::Bus) {
@@ -49,6 +50,8 @@ async fn follow(service: ConferenceScheduler, bus: bus::Bus, producer: &'static 
             return;
         }
     };
+    let applier =
+        service_core::rule::Applier::start(service.log().clone(), cursor, |_, _| async {});
     loop {
         let delivery = match subscription.next().await {
             Ok(delivery) => delivery,
@@ -65,32 +68,19 @@ async fn follow(service: ConferenceScheduler, bus: bus::Bus, producer: &'static 
                 return;
             }
         };
-        if let Some((id, requested)) = rule(&service, &envelope) {
-            // Retried until it lands: the id makes a retry harmless.
-            loop {
-                let requesting = service.request(id, requested.clone(), Acting::System);
-                match service_core::trace::within(
-                    &envelope.traceparent,
-                    "conference-rule",
-                    requesting,
-                )
-                .await
-                {
-                    Ok(_) => break,
-                    Err(status) if status.code() == tonic::Code::Unavailable => return,
-                    Err(status) => {
-                        tracing::warn!(error = %status.message(), "rule could not request a conference; retrying");
-                        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-                    }
-                }
-            }
-        }
-        if let Err(error) = service
-            .log()
-            .set_cursor(&cursor, delivery.event.position() + 1)
+        let effects = rule(&service, &envelope)
+            .map(|(id, requested)| {
+                let (stream, mut event) = requested_event(id, &requested, Acting::System);
+                event.traceparent =
+                    service_core::trace::follow(&envelope.traceparent, "conference-rule");
+                vec![(stream, vec![event])]
+            })
+            .unwrap_or_default();
+        if applier
+            .apply(delivery.event.position(), effects)
             .await
+            .is_err()
         {
-            tracing::warn!(%error, "cannot store the rule's cursor");
             return;
         }
     }

@@ -47,6 +47,17 @@ pub(crate) fn new_event<M: Message + Name>(payload: &M, acting: Acting<'_>) -> N
     }
 }
 
+/// The event that creates a conference, with `id`, and its stream.
+pub(crate) fn requested_event(
+    id: EventId,
+    requested: &wire::ConferenceRequested,
+    acting: Acting<'_>,
+) -> (String, NewEvent) {
+    let mut event = new_event(requested, acting);
+    event.event_id = id;
+    (format!("conference-{}", requested.conference_id), event)
+}
+
 /// The invitees a new conference starts with: one per default role, social
 /// care filled in by the local authority, agencies to be named by editing.
 pub(crate) fn default_invitees(
@@ -170,8 +181,7 @@ impl ConferenceScheduler {
         requested: wire::ConferenceRequested,
         acting: Acting<'_>,
     ) -> Result<ConsistencyToken, Status> {
-        let mut event = new_event(&requested, acting);
-        event.event_id = id;
+        let (_, event) = requested_event(id, &requested, acting);
         self.append(&requested.conference_id, ExpectedVersion::Any, event)
             .await
     }

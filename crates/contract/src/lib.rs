@@ -12,6 +12,12 @@ pub mod producers {
     pub const CONFERENCE_SCHEDULER: &str = "conference-scheduler";
     pub const PLAN_REGISTRY: &str = "plan-registry";
     pub const NOTIFICATION: &str = "notification";
+    pub const ALL: [&str; 4] = [
+        REFERRAL_INTAKE,
+        CONFERENCE_SCHEDULER,
+        PLAN_REGISTRY,
+        NOTIFICATION,
+    ];
 }
 
 /// Every message and service of the contract, as a serialized

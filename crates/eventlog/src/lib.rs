@@ -199,21 +199,48 @@ impl EventLog {
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
     ) -> Result<AppendOutcome> {
+        self.queue_append(stream, expected, events, None)
+            .await?
+            .await
+    }
+
+    /// Queues an append and returns once the writer has it, without waiting
+    /// for it to be durable: the returned [`Pending`] says when it is, and
+    /// requests queued one after another are placed in that order. With
+    /// `cursor`, the consumer cursor `(name, position)` is stored in the
+    /// same atomic write as the events (if they go in, or were in already),
+    /// so a consumer never claims an effect that is not on disk.
+    pub async fn queue_append(
+        &self,
+        stream: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+        cursor: Option<(&str, u64)>,
+    ) -> Result<Pending<AppendOutcome>> {
         self.limits.check_append(stream, &events)?;
+        if let Some((name, _)) = cursor {
+            check_name("cursor", name, MAX_CURSOR_NAME_LEN)?;
+        }
         let (reply, outcome) = oneshot::channel();
         self.send(Request::Append {
             stream: stream.to_owned(),
             expected,
             events,
+            cursor: cursor.map(|(name, position)| (name.to_owned(), position)),
             reply,
         })
         .await?;
-        outcome.await.map_err(|_| Error::Closed)?
+        Ok(Pending(outcome))
     }
 
     /// Durably records that consumer `name` has handled everything before
     /// `position`.
     pub async fn set_cursor(&self, name: &str, position: u64) -> Result<()> {
+        self.queue_cursor(name, position).await?.await
+    }
+
+    /// Queues a cursor like [`EventLog::queue_append`] queues an append.
+    pub async fn queue_cursor(&self, name: &str, position: u64) -> Result<Pending<()>> {
         check_name("cursor", name, MAX_CURSOR_NAME_LEN)?;
         let (reply, done) = oneshot::channel();
         self.send(Request::SetCursor {
@@ -222,7 +249,7 @@ impl EventLog {
             reply,
         })
         .await?;
-        done.await.map_err(|_| Error::Closed)?
+        Ok(Pending(done))
     }
 
     /// The position consumer `name` last stored, if any.
@@ -307,6 +334,25 @@ impl EventLog {
 
     async fn send(&self, request: Request) -> Result<()> {
         self.requests.send(request).await.map_err(|_| Error::Closed)
+    }
+}
+
+/// A request the writer has queued: resolves once it is durable (or
+/// refused).
+#[derive(Debug)]
+#[must_use = "a queued write is only known to be durable once awaited"]
+pub struct Pending<T>(oneshot::Receiver<Result<T>>);
+
+impl<T> Future for Pending<T> {
+    type Output = Result<T>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        context: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.0)
+            .poll(context)
+            .map(|answer| answer.unwrap_or(Err(Error::Closed)))
     }
 }
 

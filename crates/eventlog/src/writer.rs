@@ -45,6 +45,9 @@ pub(crate) enum Request {
         stream: String,
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
+        /// A consumer's cursor to store in the same atomic write, if the
+        /// append goes in.
+        cursor: Option<(String, u64)>,
         reply: oneshot::Sender<Result<AppendOutcome>>,
     },
     SetCursor {
@@ -184,6 +187,7 @@ impl Stager {
                 stream,
                 expected,
                 events,
+                cursor,
                 reply,
             } => {
                 let count = events.len();
@@ -191,6 +195,12 @@ impl Stager {
                     Some(failure) => Err(Error::Storage(failure)),
                     None => self.stage_append(group, stream, expected, events),
                 };
+                if let (Ok(_), Some((name, position))) = (&outcome, cursor) {
+                    group
+                        .batch
+                        .insert(record::cursor_key(&name), &record::encode_u64(position));
+                    group.writes += 1;
+                }
                 group.appends.push((reply, outcome));
                 count
             }

@@ -110,13 +110,13 @@ async fn follow_acks(mut subscription: eventlog::Subscription, acks: Acks, water
     }
 }
 
-async fn raise(
-    log: &EventLog,
+/// The event that raises `notification`, in its recipient's stream.
+fn raised_event(
     id: EventId,
     source: &[u8],
     traceparent: String,
     notification: &wire::NotificationRaised,
-) -> bool {
+) -> (String, Vec<NewEvent>) {
     let recipient = notification
         .recipient
         .as_ref()
@@ -134,23 +134,7 @@ async fn raise(
             notification.encode_to_vec(),
         )
     };
-    loop {
-        match log
-            .append(
-                &format!("recipient-{recipient}"),
-                ExpectedVersion::Any,
-                vec![event.clone()],
-            )
-            .await
-        {
-            Ok(_) => return true,
-            Err(eventlog::Error::Closed) => return false,
-            Err(error) => {
-                tracing::warn!(%error, "could not raise a notification; retrying");
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        }
-    }
+    (format!("recipient-{recipient}"), vec![event])
 }
 
 /// Reads a producer from its first event, so what the rules remember
@@ -172,6 +156,7 @@ async fn follow_source(
     else {
         return;
     };
+    let applier = service_core::rule::Applier::start(log, cursor, |_, _| async {});
     while let Ok(delivery) = subscription.next().await {
         let position = delivery.event.position();
         let Ok(envelope) = delivery.event.envelope() else {
@@ -187,21 +172,20 @@ async fn follow_source(
         let Some(source) = EventId::from_slice(&envelope.event_id) else {
             return;
         };
-        for (index, notification) in notifications.iter().enumerate() {
-            let id = EventId::derived(source, "notification", index as u32);
-            if !raise(
-                &log,
-                id,
-                &envelope.event_id,
-                service_core::trace::follow(&envelope.traceparent, "notification"),
-                notification,
-            )
-            .await
-            {
-                return;
-            }
-        }
-        if log.set_cursor(&cursor, position + 1).await.is_err() {
+        let traceparent = service_core::trace::follow(&envelope.traceparent, "notification");
+        let effects = notifications
+            .iter()
+            .enumerate()
+            .map(|(index, notification)| {
+                raised_event(
+                    EventId::derived(source, "notification", index as u32),
+                    &envelope.event_id,
+                    traceparent.clone(),
+                    notification,
+                )
+            })
+            .collect();
+        if applier.apply(position, effects).await.is_err() {
             return;
         }
     }
@@ -231,16 +215,24 @@ async fn check_deadlines(log: EventLog, memory: Arc<Mutex<derive::Memory>>, ever
             let id = EventId::derived(source, "deadline-missed", 0);
             // Time, not a request, raises it: a trace of its own.
             let traceparent = service_core::trace::follow("", "deadline-missed");
-            if !raise(
-                &log,
+            let (stream, events) = raised_event(
                 id,
                 &deadline.source_event,
                 traceparent,
                 &deadline.notification,
-            )
-            .await
-            {
-                return;
+            );
+            loop {
+                match log
+                    .append(&stream, ExpectedVersion::Any, events.clone())
+                    .await
+                {
+                    Ok(_) => break,
+                    Err(eventlog::Error::Closed) => return,
+                    Err(error) => {
+                        tracing::warn!(%error, "could not raise a missed deadline; retrying");
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                }
             }
         }
     }

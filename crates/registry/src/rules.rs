@@ -1,11 +1,12 @@
 //! The registry's rule: conference outcomes become plan events. It keeps its
-//! place in a durable cursor and derives each plan event's id from the
-//! outcome that caused it, so a redelivered outcome changes nothing.
+//! place in a durable cursor, written with the plan events
+//! (`service_core::rule`), and derives each plan event's id from the outcome
+//! that caused it, so a redelivered outcome changes nothing.
 
 use contract::common::v1::Organisation;
 use contract::conference::v1 as conference;
 use contract::registry::v1 as wire;
-use eventlog::{EventId, ExpectedVersion, NewEvent};
+use eventlog::{EventId, NewEvent};
 use prost::{Message, Name};
 
 use crate::service::PlanRegistry;
@@ -34,6 +35,21 @@ pub async fn run(service: PlanRegistry, bus: bus::Bus, applied: service_core::Wa
             return;
         }
     };
+    let applier = service_core::rule::Applier::start(service.log().clone(), cursor, {
+        let service = service.clone();
+        move |next, outcomes: Vec<eventlog::AppendOutcome>| {
+            let service = service.clone();
+            let applied = applied.clone();
+            async move {
+                if let Some(outcome) = outcomes.last()
+                    && service.applied(outcome.positions.end).await.is_err()
+                {
+                    tracing::warn!("the registry's view is slow to show a new plan");
+                }
+                applied.advance_to(next);
+            }
+        }
+    });
     loop {
         let delivery = match subscription.next().await {
             Ok(delivery) => delivery,
@@ -50,36 +66,16 @@ pub async fn run(service: PlanRegistry, bus: bus::Bus, applied: service_core::Wa
             );
             return;
         };
-        if let Some((stream, event)) = plan_event(&envelope) {
-            loop {
-                match service
-                    .log()
-                    .append(&stream, ExpectedVersion::Any, vec![event.clone()])
-                    .await
-                {
-                    Ok(outcome) => {
-                        if service.applied(outcome.positions.end).await.is_err() {
-                            tracing::warn!("the registry's view is slow to show a new plan");
-                        }
-                        break;
-                    }
-                    Err(eventlog::Error::Closed) => return,
-                    Err(error) => {
-                        tracing::warn!(%error, "plan rule could not append; retrying");
-                        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-                    }
-                }
-            }
-        }
-        if service
-            .log()
-            .set_cursor(&cursor, delivery.event.position() + 1)
+        let effects = plan_event(&envelope)
+            .map(|(stream, event)| vec![(stream, vec![event])])
+            .unwrap_or_default();
+        if applier
+            .apply(delivery.event.position(), effects)
             .await
             .is_err()
         {
             return;
         }
-        applied.advance_to(delivery.event.position() + 1);
     }
 }
 

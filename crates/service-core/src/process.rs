@@ -31,7 +31,12 @@ const USAGE: &str =
 /// Reads the flags; on a bad one, prints why and gives the exit code.
 pub fn args(name: &str, default_port: u16) -> Result<Args, ExitCode> {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        // Operators see warnings and milestones (a gap repaired, a relay
+        // resuming) unless RUST_LOG says otherwise.
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
         .with_writer(std::io::stderr)
         .init();
     let mut parsed = Args {

@@ -221,6 +221,85 @@ async fn cursors_are_durable_and_can_be_moved() {
 }
 
 #[tokio::test]
+async fn a_cursor_queued_with_an_append_is_stored_with_it_and_only_with_it() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let log = open(dir.path());
+    // Queued one after another, awaited later: placed in queue order.
+    let first = log
+        .queue_append(
+            "a",
+            ExpectedVersion::NoStream,
+            events(&["a0"]),
+            Some(("rule", 1)),
+        )
+        .await
+        .expect("queue");
+    let second = log
+        .queue_append(
+            "b",
+            ExpectedVersion::NoStream,
+            events(&["b0"]),
+            Some(("rule", 2)),
+        )
+        .await
+        .expect("queue");
+    let moved = log.queue_cursor("other", 9).await.expect("queue");
+    // Refused: the stream exists. Its cursor must not move either.
+    let refused = log
+        .queue_append(
+            "a",
+            ExpectedVersion::NoStream,
+            events(&["a1"]),
+            Some(("rule", 3)),
+        )
+        .await
+        .expect("queue");
+    assert_eq!(first.await.expect("first").positions, 0..1);
+    assert_eq!(second.await.expect("second").positions, 1..2);
+    moved.await.expect("cursor");
+    assert!(matches!(
+        refused.await,
+        Err(Error::WrongExpectedVersion { .. })
+    ));
+    assert_eq!(log.cursor("rule").expect("cursor"), Some(2));
+    // A retry of events already in moves the cursor: its effect is on disk.
+    let retried = log
+        .queue_append(
+            "b",
+            ExpectedVersion::Any,
+            log_events_again(&log),
+            Some(("rule", 4)),
+        )
+        .await
+        .expect("queue")
+        .await
+        .expect("retry");
+    assert!(retried.deduplicated);
+    assert!(matches!(
+        log.queue_append("a", ExpectedVersion::Any, events(&["a1"]), Some(("", 5)))
+            .await,
+        Err(Error::InvalidArgument {
+            field: "cursor",
+            ..
+        })
+    ));
+    assert_eq!(log.head(), 2);
+    close(log).await;
+    let log = open(dir.path());
+    assert_eq!(log.cursor("rule").expect("cursor"), Some(4));
+    assert_eq!(log.cursor("other").expect("cursor"), Some(9));
+    assert_eq!(labels(&log.read_all(0, 10).expect("read")), ["a0", "b0"]);
+}
+
+/// Stream `b`'s one event again, with its own id: what a retry sends.
+fn log_events_again(log: &eventlog::EventLog) -> Vec<NewEvent> {
+    let recorded = log.read_stream("b", 0, 1).expect("read");
+    let envelope = recorded[0].envelope().expect("envelope");
+    let id = EventId::from_slice(&envelope.event_id).expect("id");
+    vec![event_with_id(id, "b0")]
+}
+
+#[tokio::test]
 async fn events_keep_every_envelope_field_across_a_restart() {
     let dir = tempfile::tempdir().expect("temp dir");
     let log = open(dir.path());

@@ -1,0 +1,508 @@
+//! `safeguard-bench bus`: the JetStream bus against a real nats-server
+//! (fsync on every write), beside plain async-nats publishes of the same
+//! messages to a stream with the same settings; how fast a restarted
+//! consumer catches up; and how long a plan takes to reach a partner's NATS
+//! subscription after the conference that made it, at a steady rate of
+//! outcomes.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_nats::HeaderMap;
+use async_nats::jetstream::{self, stream};
+use bus::{Bus, JetStreamOptions};
+use contract::common::v1::{
+    AbuseCategory, CallerIdentity, CareSetting, Date, NhsNumber as WireNhs, Organisation,
+    OrganisationKind, Role,
+};
+use contract::conference::v1 as wire;
+use contract::conference::v1::conference_scheduler_client::ConferenceSchedulerClient;
+use domain::NhsNumber;
+use eventlog::{EventLog, Options, RecordedEvent};
+use futures_util::StreamExt;
+use natsd::NatsServer;
+use tonic::transport::Channel;
+
+use crate::report::{figure, per_second, percentile_ms};
+
+pub type Error = Box<dyn std::error::Error + Send + Sync>;
+
+/// Publishes awaiting their acks at once in the raw baseline: the relay's
+/// own window.
+const WINDOW: usize = 256;
+/// Concurrent requests while the conferences are being prepared.
+const PREPARERS: usize = 32;
+/// How long the last plans may take to reach the partner before they count
+/// as not delivered.
+const DELIVER_WITHIN: Duration = Duration::from_secs(60);
+/// The start of every trace id the outcomes are sent under; the rest is the
+/// outcome's number.
+const TRACE_PREFIX: &str = "5afeba5e";
+
+#[derive(Debug, Clone, Copy)]
+pub struct Scale {
+    /// Events relayed producer → NATS → consumer, and caught up after a
+    /// restart.
+    events: usize,
+    /// Conference outcomes sent at `outcomes_per_s`.
+    outcomes: usize,
+    outcomes_per_s: u32,
+}
+
+impl Scale {
+    pub fn new(quick: bool) -> Self {
+        Scale {
+            events: if quick { 20_000 } else { 100_000 },
+            outcomes: if quick { 1_000 } else { 10_000 },
+            outcomes_per_s: 1_000,
+        }
+    }
+}
+
+pub async fn run(scale: Scale) -> Result<(), Error> {
+    let nats = NatsServer::start()?;
+    let dir = tempfile::tempdir()?;
+    let log = EventLog::open(Options::new(dir.path().join("producer")))?;
+    crate::log::fill(&log, scale.events).await?;
+    let records = log.read_all(0, scale.events)?;
+
+    let raw = raw_jetstream_publishes(&nats.url(), &records).await?;
+    figure("raw_jetstream_publish_per_s", raw);
+    let relayed = relayed_and_consumed(&nats.url(), &log, scale.events).await?;
+    figure("bus_events_per_s", relayed);
+    figure(
+        "bus_vs_raw_jetstream_ratio",
+        (relayed / raw * 1000.0).round() / 1000.0,
+    );
+    let recovery = catch_up_after_restart(&nats.url(), scale.events).await?;
+    figure("recovery_events", scale.events as f64);
+    figure(
+        "recovery_s",
+        (recovery.as_secs_f64() * 1000.0).round() / 1000.0,
+    );
+    log.close().await?;
+
+    outcome_to_partner(&nats.url(), dir.path(), scale).await
+}
+
+/// The baseline: each record published with plain async-nats, with the
+/// bus's headers and message id, to a stream with the bus's settings,
+/// keeping the relay's window of publishes awaiting acks.
+async fn raw_jetstream_publishes(url: &str, records: &[RecordedEvent]) -> Result<f64, Error> {
+    let context = jetstream::new(async_nats::connect(url).await?);
+    context
+        .get_or_create_stream(stream::Config {
+            name: "BENCH_RAW".into(),
+            subjects: vec!["bench.raw.>".into()],
+            storage: stream::StorageType::File,
+            num_replicas: 1,
+            duplicate_window: JetStreamOptions::new(url).duplicate_window,
+            ..stream::Config::default()
+        })
+        .await?;
+    let started = Instant::now();
+    let mut in_flight = VecDeque::new();
+    for event in records {
+        if in_flight.len() == WINDOW
+            && let Some(ack) = in_flight.pop_front()
+        {
+            let ack: jetstream::context::PublishAckFuture = ack;
+            ack.await?;
+        }
+        let mut headers = HeaderMap::new();
+        headers.insert(bus::POSITION_HEADER, event.position().to_string().as_str());
+        headers.insert(bus::PRODUCER_HEADER, "bench-raw");
+        headers.insert(bus::CONTENT_TYPE_HEADER, "safeguard.bench.v1.Payload");
+        let message = jetstream::message::PublishMessage::build()
+            .payload(bytes::Bytes::copy_from_slice(event.record()))
+            .headers(headers)
+            .message_id(format!("raw-{}", event.position()));
+        in_flight.push_back(context.send_publish("bench.raw.Payload", message).await?);
+    }
+    for ack in in_flight {
+        ack.await?;
+    }
+    Ok(per_second(records.len(), started.elapsed()))
+}
+
+/// The bus: a producer's log, already written, relayed from its start to
+/// JetStream and read by a consumer on a second connection, in order. The
+/// clock runs from registering the producer to the consumer holding the
+/// last event.
+async fn relayed_and_consumed(url: &str, log: &EventLog, events: usize) -> Result<f64, Error> {
+    let producer = Bus::jetstream(JetStreamOptions::new(url)).await?;
+    let consumer = Bus::jetstream(JetStreamOptions::new(url)).await?;
+    let started = Instant::now();
+    producer.register_producer("bench", log.clone()).await?;
+    let mut subscription = consumer.subscribe("bench.consumer", "bench", 0).await?;
+    for expected in 0..events as u64 {
+        let delivery = subscription.next().await?;
+        if delivery.event.position() != expected {
+            return Err(format!(
+                "the consumer received position {} where {expected} was due",
+                delivery.event.position()
+            )
+            .into());
+        }
+    }
+    Ok(per_second(events, started.elapsed()))
+}
+
+/// A consumer that starts again (a new connection, its cursor at 0) and
+/// reads all `events` from the stream.
+async fn catch_up_after_restart(url: &str, events: usize) -> Result<Duration, Error> {
+    let restarted = Bus::jetstream(JetStreamOptions::new(url)).await?;
+    let started = Instant::now();
+    let mut subscription = restarted.subscribe("bench.restarted", "bench", 0).await?;
+    for _ in 0..events {
+        subscription.next().await?;
+    }
+    Ok(started.elapsed())
+}
+
+fn council() -> Organisation {
+    organisation("E09000999", OrganisationKind::LocalAuthority)
+}
+
+fn organisation(ods: &str, kind: OrganisationKind) -> Organisation {
+    Organisation {
+        ods_code: ods.into(),
+        name: format!("Bench organisation {ods}"),
+        kind: kind.into(),
+    }
+}
+
+fn chair() -> CallerIdentity {
+    CallerIdentity {
+        organisation: Some(council()),
+        user_id: "bench-chair".into(),
+        display_name: "Bench Chair".into(),
+        role: Role::ConferenceChair.into(),
+        care_setting: CareSetting::SocialCare.into(),
+    }
+}
+
+fn invitee(role: wire::InviteeRole, ods: &str, kind: OrganisationKind) -> wire::Invitee {
+    wire::Invitee {
+        role: role.into(),
+        organisation: Some(organisation(ods, kind)),
+        ..wire::Invitee::default()
+    }
+}
+
+/// The W3C trace context outcome `number` is sent under.
+fn traceparent(number: usize) -> String {
+    format!("00-{TRACE_PREFIX}{number:024x}-{:016x}-01", number + 1)
+}
+
+/// The outcome number a `traceparent` header was sent under, if the bench
+/// sent it.
+fn outcome_number(traceparent: &str) -> Option<usize> {
+    let trace_id = traceparent.split('-').nth(1)?;
+    usize::from_str_radix(trace_id.strip_prefix(TRACE_PREFIX)?, 16).ok()
+}
+
+/// The backbone in one process over NATS; `scale.outcomes` initial
+/// conferences prepared (created, invitations, date, attendance), then
+/// their outcomes recorded at a steady rate, each making a plan. A partner
+/// subscribes to `safeguard.notification.NotificationRaised` with plain
+/// NATS and matches each notification to its outcome by trace id.
+async fn outcome_to_partner(url: &str, dir: &std::path::Path, scale: Scale) -> Result<(), Error> {
+    let running = safeguard::backbone::start(&safeguard::backbone::Config {
+        data_dir: dir.join("backbone"),
+        listen: ([127, 0, 0, 1], 0).into(),
+        nats: Some(url.to_owned()),
+        ..safeguard::backbone::Config::default()
+    })
+    .await?;
+    let endpoint = format!("http://{}", running.address);
+    let mut clients = Vec::new();
+    for _ in 0..4 {
+        let channel = Channel::from_shared(endpoint.clone())?.connect().await?;
+        clients.push(ConferenceSchedulerClient::new(channel));
+    }
+
+    let conferences = prepare(&clients, scale.outcomes).await?;
+    // The preparation's own consequences (invitations notified) must not
+    // queue ahead of the outcomes.
+    quiet(&running).await;
+
+    let partner = async_nats::connect(url).await?;
+    let mut notifications = partner
+        .subscribe("safeguard.notification.NotificationRaised")
+        .await?;
+    let received: Arc<Mutex<Vec<Option<Instant>>>> =
+        Arc::new(Mutex::new(vec![None; scale.outcomes]));
+    let listener = {
+        let received = received.clone();
+        tokio::spawn(async move {
+            while let Some(message) = notifications.next().await {
+                let at = Instant::now();
+                let number = message
+                    .headers
+                    .as_ref()
+                    .and_then(|headers| headers.get(bus::TRACEPARENT_HEADER))
+                    .and_then(|value| outcome_number(value.as_str()));
+                if let Some(number) = number
+                    && let Ok(mut received) = received.lock()
+                    && let Some(slot) = received.get_mut(number)
+                {
+                    slot.get_or_insert(at);
+                }
+            }
+        })
+    };
+
+    let messages_before = jetstream_messages(url).await?;
+    let returned: Arc<Mutex<Vec<Option<Instant>>>> =
+        Arc::new(Mutex::new(vec![None; scale.outcomes]));
+    let interval = Duration::from_secs(1) / scale.outcomes_per_s;
+    let started = tokio::time::Instant::now();
+    let mut sends = Vec::with_capacity(scale.outcomes);
+    for (number, conference_id) in conferences.into_iter().enumerate() {
+        tokio::time::sleep_until(started + interval * number as u32).await;
+        let mut client = clients[number % clients.len()].clone();
+        let returned = returned.clone();
+        sends.push(tokio::spawn(async move {
+            let mut request = tonic::Request::new(wire::RecordOutcomeRequest {
+                caller: Some(chair()),
+                conference_id,
+                outcome: Some(wire::Outcome {
+                    kind: Some(wire::outcome::Kind::Initial(wire::InitialOutcome {
+                        plan: true,
+                        category: AbuseCategory::Neglect.into(),
+                    })),
+                    quorum_override_reason: String::new(),
+                }),
+            });
+            request
+                .metadata_mut()
+                .insert("traceparent", traceparent(number).parse()?);
+            client.record_outcome(request).await?;
+            let at = Instant::now();
+            if let Ok(mut returned) = returned.lock() {
+                returned[number] = Some(at);
+            }
+            Ok::<_, Error>(())
+        }));
+    }
+    let mut failed = 0;
+    for send in sends {
+        if send
+            .await
+            .map_err(Error::from)
+            .and_then(|sent| sent)
+            .is_err()
+        {
+            failed += 1;
+        }
+    }
+    let sent_for = started.elapsed();
+
+    let waited = Instant::now();
+    let mut latencies = loop {
+        let latencies = delivered_latencies(&returned, &received);
+        if latencies.len() + failed >= scale.outcomes || waited.elapsed() > DELIVER_WITHIN {
+            break latencies;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let last_received = received
+        .lock()
+        .map(|received| received.iter().flatten().max().copied())
+        .ok()
+        .flatten();
+    listener.abort();
+    quiet(&running).await;
+    let messages = jetstream_messages(url).await? - messages_before;
+    running.stop().await?;
+
+    figure("e2e_outcomes", scale.outcomes as f64);
+    figure("e2e_outcomes_per_s", per_second(scale.outcomes, sent_for));
+    figure("e2e_outcome_failures", failed as f64);
+    figure("e2e_delivered", latencies.len() as f64);
+    if let Some(last) = last_received {
+        let span = last.saturating_duration_since(started.into_std());
+        figure("e2e_delivered_per_s", per_second(latencies.len(), span));
+    }
+    figure(
+        "e2e_jetstream_messages_per_outcome",
+        (messages as f64 / scale.outcomes as f64 * 10.0).round() / 10.0,
+    );
+    figure("e2e_p50_ms", percentile_ms(&mut latencies, 50.0));
+    figure("e2e_p99_ms", percentile_ms(&mut latencies, 99.0));
+    if failed > 0 || latencies.len() < scale.outcomes {
+        return Err(format!(
+            "{failed} outcomes failed and {} plans did not reach the partner within {DELIVER_WITHIN:?}",
+            scale.outcomes - failed - latencies.len()
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// Messages in the services' streams, all told.
+async fn jetstream_messages(url: &str) -> Result<u64, Error> {
+    let context = jetstream::new(async_nats::connect(url).await?);
+    let mut total = 0;
+    for producer in contract::producers::ALL {
+        let mut stream = context.get_stream(bus::stream_name(producer)).await?;
+        total += stream.info().await?.state.messages;
+    }
+    Ok(total)
+}
+
+/// Waits until no service has written for a second.
+async fn quiet(running: &safeguard::backbone::Running) {
+    let mut heads = running.log_heads();
+    let mut quiet_since = Instant::now();
+    while quiet_since.elapsed() < Duration::from_secs(1) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let now = running.log_heads();
+        if now != heads {
+            heads = now;
+            quiet_since = Instant::now();
+        }
+    }
+}
+
+/// From each outcome's return to its first notification at the partner,
+/// for those that have both.
+fn delivered_latencies(
+    returned: &Mutex<Vec<Option<Instant>>>,
+    received: &Mutex<Vec<Option<Instant>>>,
+) -> Vec<Duration> {
+    let (Ok(returned), Ok(received)) = (returned.lock(), received.lock()) else {
+        return Vec::new();
+    };
+    returned
+        .iter()
+        .zip(received.iter())
+        .filter_map(|pair| match pair {
+            (Some(returned), Some(received)) => Some(received.saturating_duration_since(*returned)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// `count` initial conferences, each for a child of its own, ready for an
+/// outcome: created, police and GP invited, scheduled, quorate attendance
+/// recorded. Returns their ids in order.
+async fn prepare(
+    clients: &[ConferenceSchedulerClient<Channel>],
+    count: usize,
+) -> Result<Vec<String>, Error> {
+    let mut tasks = Vec::new();
+    for preparer in 0..PREPARERS {
+        let mut client = clients[preparer % clients.len()].clone();
+        tasks.push(tokio::spawn(async move {
+            let mut prepared = Vec::new();
+            for number in (preparer..count).step_by(PREPARERS) {
+                prepared.push((number, prepare_one(&mut client, number).await?));
+            }
+            Ok::<_, Error>(prepared)
+        }));
+    }
+    let mut ids = vec![String::new(); count];
+    for task in tasks {
+        for (number, id) in task.await?? {
+            ids[number] = id;
+        }
+    }
+    Ok(ids)
+}
+
+async fn prepare_one(
+    client: &mut ConferenceSchedulerClient<Channel>,
+    number: usize,
+) -> Result<String, Error> {
+    let date = |day| {
+        Some(Date {
+            year: 2026,
+            month: 1,
+            day,
+        })
+    };
+    let created = client
+        .create_conference(wire::CreateConferenceRequest {
+            caller: Some(chair()),
+            kind: wire::ConferenceKind::Initial.into(),
+            child_nhs_number: Some(WireNhs {
+                value: NhsNumber::test_number(number as u32).to_string(),
+            }),
+            child_name: format!("Bench Child {number}"),
+            local_authority: Some(council()),
+            clock_starts: date(6),
+            idempotency_key: format!("bench-conference-{number}"),
+            ..wire::CreateConferenceRequest::default()
+        })
+        .await?
+        .into_inner();
+    let id = created
+        .conference
+        .ok_or("CreateConference answered without a conference")?
+        .conference_id;
+    let present = vec![
+        invitee(
+            wire::InviteeRole::SocialCare,
+            "E09000999",
+            OrganisationKind::LocalAuthority,
+        ),
+        invitee(
+            wire::InviteeRole::Police,
+            "P99001",
+            OrganisationKind::Police,
+        ),
+        invitee(
+            wire::InviteeRole::Gp,
+            "Y99001",
+            OrganisationKind::GpPractice,
+        ),
+    ];
+    client
+        .update_invitations(wire::UpdateInvitationsRequest {
+            caller: Some(chair()),
+            conference_id: id.clone(),
+            add: present[1..].to_vec(),
+            remove: vec![],
+        })
+        .await?;
+    client
+        .schedule_conference(wire::ScheduleConferenceRequest {
+            caller: Some(chair()),
+            conference_id: id.clone(),
+            scheduled_for: Some(prost_types::Timestamp {
+                seconds: 1_768_900_000,
+                nanos: 0,
+            }),
+            venue: "Civic Centre".into(),
+        })
+        .await?;
+    client
+        .record_attendance(wire::RecordAttendanceRequest {
+            caller: Some(chair()),
+            conference_id: id.clone(),
+            present,
+            held_on: date(20),
+        })
+        .await?;
+    Ok(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_outcome_is_found_again_from_its_traceparent() {
+        for number in [0, 1, 999, 123_456] {
+            assert_eq!(outcome_number(&traceparent(number)), Some(number));
+        }
+        assert_eq!(traceparent(0).len(), 55);
+        assert_eq!(
+            outcome_number("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+            None
+        );
+    }
+}

@@ -1,0 +1,157 @@
+//! Writing what a rule derives from the events it follows: each followed
+//! event's effects go into this service's log together with the rule's
+//! cursor past that event, in one atomic write, so the cursor never claims
+//! an effect that is not on disk. Many are in flight at once (they share the
+//! log's group commits) and they land in the order of the events that
+//! caused them.
+
+use std::future::Future;
+
+use eventlog::{AppendOutcome, EventLog, ExpectedVersion, NewEvent, Pending};
+use tokio::sync::mpsc;
+
+/// Followed events whose effects may be awaiting their fsync at once.
+const IN_FLIGHT: usize = 1024;
+
+/// The events one followed event causes: `(stream, events)` appends.
+pub type Effects = Vec<(String, Vec<NewEvent>)>;
+
+/// A rule's writer. Dropping it stops it once what is queued is durable.
+#[derive(Debug)]
+pub struct Applier {
+    log: EventLog,
+    cursor: String,
+    queue: mpsc::Sender<Queued>,
+}
+
+#[derive(Debug)]
+struct Queued {
+    /// The followed position after the event: where the cursor now stands.
+    next: u64,
+    appends: Vec<Pending<AppendOutcome>>,
+    cursor_alone: Option<Pending<()>>,
+}
+
+impl Applier {
+    /// Writes under the cursor named `cursor`. `after(next, outcomes)` runs
+    /// once the effects of the event before position `next` are durable,
+    /// in order: for what must wait for them (a view that must show them).
+    pub fn start<F, Fut>(log: EventLog, cursor: impl Into<String>, mut after: F) -> Self
+    where
+        F: FnMut(u64, Vec<AppendOutcome>) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send,
+    {
+        let cursor = cursor.into();
+        let (queue, mut queued) = mpsc::channel::<Queued>(IN_FLIGHT);
+        let name = cursor.clone();
+        tokio::spawn(async move {
+            while let Some(item) = queued.recv().await {
+                let mut outcomes = Vec::with_capacity(item.appends.len());
+                for pending in item.appends {
+                    match pending.await {
+                        Ok(outcome) => outcomes.push(outcome),
+                        Err(error) => return stopped(&name, error),
+                    }
+                }
+                if let Some(pending) = item.cursor_alone
+                    && let Err(error) = pending.await
+                {
+                    return stopped(&name, error);
+                }
+                after(item.next, outcomes).await;
+            }
+        });
+        Applier { log, cursor, queue }
+    }
+
+    /// Queues `effects` of the followed event at `position`, the cursor
+    /// moving past it with the last of them (or alone, if there are none).
+    /// Returns once queued; fails once the log or the writer has stopped,
+    /// and then the rule should stop too.
+    pub async fn apply(&self, position: u64, effects: Effects) -> Result<(), eventlog::Error> {
+        let next = position + 1;
+        let count = effects.len();
+        let mut appends = Vec::with_capacity(count);
+        for (index, (stream, events)) in effects.into_iter().enumerate() {
+            let cursor = (index + 1 == count).then_some((self.cursor.as_str(), next));
+            appends.push(
+                self.log
+                    .queue_append(&stream, ExpectedVersion::Any, events, cursor)
+                    .await?,
+            );
+        }
+        let cursor_alone = if count == 0 {
+            Some(self.log.queue_cursor(&self.cursor, next).await?)
+        } else {
+            None
+        };
+        self.queue
+            .send(Queued {
+                next,
+                appends,
+                cursor_alone,
+            })
+            .await
+            .map_err(|_| eventlog::Error::Closed)
+    }
+}
+
+fn stopped(cursor: &str, error: eventlog::Error) {
+    match error {
+        eventlog::Error::Closed => {}
+        error => tracing::error!(%error, cursor, "a rule could not write its effects; it stops"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    fn event(label: &str) -> NewEvent {
+        NewEvent::new("safeguard.test.v1.Labelled", label.as_bytes().to_vec())
+    }
+
+    #[tokio::test]
+    async fn effects_land_in_order_with_the_cursor_and_after_runs_in_order() {
+        let dir = tempfile::tempdir().expect("dir");
+        let log = EventLog::open(eventlog::Options::new(dir.path())).expect("open");
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let applier = {
+            let seen = seen.clone();
+            Applier::start(log.clone(), "rule:test", move |next, outcomes| {
+                let seen = seen.clone();
+                async move {
+                    let ends: Vec<u64> = outcomes.iter().map(|o| o.positions.end).collect();
+                    seen.lock().expect("lock").push((next, ends));
+                }
+            })
+        };
+        for position in 0..100u64 {
+            let effects = match position % 3 {
+                0 => Vec::new(),
+                1 => vec![(format!("s-{position}"), vec![event("one")])],
+                _ => vec![
+                    ("x".to_owned(), vec![event("two")]),
+                    ("y".to_owned(), vec![event("three"), event("four")]),
+                ],
+            };
+            applier.apply(position, effects).await.expect("queued");
+        }
+        while seen.lock().expect("lock").len() < 100 {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        let seen = seen.lock().expect("lock").clone();
+        assert_eq!(
+            seen.iter().map(|(next, _)| *next).collect::<Vec<_>>(),
+            (1..=100).collect::<Vec<_>>()
+        );
+        let ends: Vec<u64> = seen.iter().flat_map(|(_, ends)| ends.clone()).collect();
+        assert!(ends.windows(2).all(|pair| pair[0] < pair[1]), "{ends:?}");
+        assert_eq!(log.cursor("rule:test").expect("cursor"), Some(100));
+        // 33 single events and 33 × 3 events.
+        assert_eq!(log.head(), 33 + 33 * 3);
+        drop(applier);
+        log.close().await.expect("close");
+    }
+}
