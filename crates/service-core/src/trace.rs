@@ -88,14 +88,6 @@ pub fn trace_id(traceparent: &str) -> Option<&str> {
     (trace.len() == 32 && trace.bytes().all(|b| b.is_ascii_hexdigit())).then_some(trace)
 }
 
-/// Runs `work` inside a span that continues `traceparent`, so the events
-/// it appends belong to that trace.
-pub async fn within<F: Future>(traceparent: &str, name: &'static str, work: F) -> F::Output {
-    let cx = continue_from(Some(traceparent), name);
-    let span = tracing::info_span!("event", trace_id = trace_id(&traceparent_of(&cx)));
-    work.with_context(cx).instrument(span).await
-}
-
 /// The tower layer every service's gRPC server runs requests through: it
 /// continues the caller's trace (or starts one), makes it current while the
 /// handler runs, and answers with the handler's `traceparent`.
