@@ -391,7 +391,7 @@ async fn told_to_the_school(deployment: &Deployment, acknowledged: &[String]) ->
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut patience = Duration::from_secs(10);
     loop {
-        if told.len() >= acknowledged.len() {
+        if acknowledged.iter().all(|id| told.contains_key(id)) {
             // Anything further would be a duplicate: wait a moment for one.
             patience = Duration::from_secs(2);
         }

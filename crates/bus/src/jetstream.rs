@@ -20,7 +20,10 @@
 //!   passes each position on once: a redelivered or republished position
 //!   below the next expected one is acknowledged and skipped; one above it
 //!   reveals a gap, which is read from the producer (`repair`) before the
-//!   message that revealed it.
+//!   message that revealed it. A consumer whose messages end or keep
+//!   failing is made again, and so is its stream if it has gone; a stream
+//!   made again starts its sequences afresh, so the consumer then reads it
+//!   from the start and skips by position.
 
 use std::collections::{HashMap, VecDeque};
 use std::future::{Future, IntoFuture};
@@ -160,7 +163,7 @@ impl JetStream {
     pub(crate) async fn register(&self, producer: &str, log: EventLog) -> Result<()> {
         self.local.register(producer, log.clone())?;
         self.stream(producer).await?;
-        tokio::spawn(relay(self.context.clone(), producer.to_owned(), log));
+        tokio::spawn(relay(self.clone(), producer.to_owned(), log));
         Ok(())
     }
 
@@ -220,14 +223,11 @@ async fn open(stream: &stream::Stream, name: &str, from_position: u64) -> Result
     let consumer = stream
         .create_consumer(pull::Config {
             durable_name: Some(name.to_owned()),
-            deliver_policy: if from_position == 0 {
-                DeliverPolicy::All
-            } else {
-                // Stream sequences start at 1 and run ahead of positions
-                // only after a loss, which the gap check catches.
-                DeliverPolicy::ByStartSequence {
-                    start_sequence: from_position + 1,
+            deliver_policy: match start_sequence(stream, from_position).await {
+                Some(start_sequence) if start_sequence > 1 => {
+                    DeliverPolicy::ByStartSequence { start_sequence }
                 }
+                _ => DeliverPolicy::All,
             },
             ack_policy: AckPolicy::Explicit,
             ack_wait: Duration::from_secs(30),
@@ -236,6 +236,29 @@ async fn open(stream: &stream::Stream, name: &str, from_position: u64) -> Result
         .await
         .map_err(nats)?;
     consumer.messages().await.map_err(nats)
+}
+
+/// The stream sequence that holds `position`, judged from the stream's last
+/// message: sequences start at 1 for position 0 and keep step with
+/// positions, run ahead of them after a loss, and start again at 1 in a
+/// stream made again (by then at the relay's cursor). Starting a little
+/// early only means skipping by position, a little late only a repair from
+/// the producer; `None` (an empty or unreadable stream) means from the
+/// start.
+async fn start_sequence(stream: &stream::Stream, position: u64) -> Option<u64> {
+    if position == 0 {
+        return None;
+    }
+    let last_sequence = stream.get_info().await.ok()?.state.last_sequence;
+    if last_sequence == 0 {
+        return None;
+    }
+    let last = stream.get_raw_message(last_sequence).await.ok()?;
+    let last_position = last
+        .headers
+        .get(POSITION_HEADER)
+        .and_then(|value| value.as_str().parse::<u64>().ok())?;
+    (position + last_sequence).checked_sub(last_position)
 }
 
 /// One subscriber's durable JetStream consumer.
@@ -329,6 +352,13 @@ impl Consumer {
 
     /// Makes the consumer again on the server, from the expected position.
     async fn reopen(&mut self) {
+        match self.bus.stream(&self.producer).await {
+            Ok(stream) => self.stream = stream,
+            Err(error) => {
+                tracing::warn!(%error, consumer = self.name, "cannot find the stream");
+                return;
+            }
+        }
         match open(&self.stream, &self.name, self.expected).await {
             Ok(messages) => self.messages = messages,
             Err(error) => {
@@ -402,11 +432,20 @@ type AckFuture = Pin<
 
 /// Publishes `producer`'s durable events for as long as its log is open,
 /// starting again from the cursor after any failure.
-async fn relay(context: jetstream::Context, producer: String, log: EventLog) {
+async fn relay(bus: JetStream, producer: String, log: EventLog) {
     let mut backoff = FIRST_BACKOFF;
+    let mut first = true;
     loop {
         let started = Instant::now();
-        match relay_from_cursor(&context, &producer, &log).await {
+        if !first {
+            // The stream may be what went (deleted by an operator, say):
+            // make it again, idempotently, before publishing into it.
+            if let Err(error) = bus.stream(&producer).await {
+                tracing::warn!(%error, producer, "cannot make the stream again");
+            }
+        }
+        first = false;
+        match relay_from_cursor(&bus.context, &producer, &log).await {
             Ok(()) => return,
             Err(error) => {
                 if started.elapsed() > MAX_BACKOFF {

@@ -360,3 +360,26 @@ async fn a_consumer_deleted_on_the_server_is_made_again() {
     assert_eq!(positions(&mut subscription, 3).await, [3, 4, 5]);
     world.close().await;
 }
+
+/// A stream deleted on the server is made again by the relay and the
+/// consumer; what was published after it went is delivered, in order.
+#[tokio::test]
+async fn a_stream_deleted_on_the_server_is_made_again() {
+    let mut world = World::new(Flavour::JetStream).await;
+    let log = world.producer("referral-intake").await;
+    let mut subscription = world
+        .subscribe("test.stream-deleted", "referral-intake", 0)
+        .await;
+    append(&log, 3).await;
+    assert_eq!(positions(&mut subscription, 3).await, [0, 1, 2]);
+    let server = world.nats.as_ref().expect("server");
+    let context =
+        async_nats::jetstream::new(async_nats::connect(server.url()).await.expect("connect"));
+    context
+        .delete_stream(bus::stream_name("referral-intake"))
+        .await
+        .expect("delete the stream");
+    append(&log, 3).await;
+    assert_eq!(positions(&mut subscription, 3).await, [3, 4, 5]);
+    world.close().await;
+}

@@ -209,7 +209,10 @@ impl EventLog {
     /// requests queued one after another are placed in that order. With
     /// `cursor`, the consumer cursor `(name, position)` is stored in the
     /// same atomic write as the events (if they go in, or were in already),
-    /// so a consumer never claims an effect that is not on disk.
+    /// so a consumer never claims an effect that is not on disk. A request
+    /// refused for a storage failure fails the log, so nothing queued after
+    /// it goes in; the other refusals (expected version, mixed retry,
+    /// limits) depend only on the request itself.
     pub async fn queue_append(
         &self,
         stream: &str,

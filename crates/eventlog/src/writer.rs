@@ -195,6 +195,13 @@ impl Stager {
                     Some(failure) => Err(Error::Storage(failure)),
                     None => self.stage_append(group, stream, expected, events),
                 };
+                if let Err(Error::Storage(message)) = &outcome {
+                    // The log could not read its own indexes while placing:
+                    // nothing after this may go in either, or a consumer's
+                    // cursor queued behind it could pass an effect that
+                    // never landed.
+                    self.core.fail(message);
+                }
                 if let (Ok(_), Some((name, position))) = (&outcome, cursor) {
                     group
                         .batch

@@ -4,6 +4,12 @@
 //! an effect that is not on disk. Many are in flight at once (they share the
 //! log's group commits) and they land in the order of the events that
 //! caused them.
+//!
+//! Effects are events with ids derived from the followed event's and
+//! `ExpectedVersion::Any`, so the log refuses them only if they are invalid
+//! in themselves (then the rule stops at that event, logged, before queuing
+//! anything after it) or the log has failed (then nothing queued after them
+//! goes in either): the cursor never passes an effect that did not land.
 
 use std::future::Future;
 
@@ -69,6 +75,25 @@ impl Applier {
     /// Returns once queued; fails once the log or the writer has stopped,
     /// and then the rule should stop too.
     pub async fn apply(&self, position: u64, effects: Effects) -> Result<(), eventlog::Error> {
+        let applied = self.queue_effects(position, effects).await;
+        match &applied {
+            Ok(()) | Err(eventlog::Error::Closed) => {}
+            Err(error) => tracing::error!(
+                %error,
+                cursor = self.cursor,
+                position,
+                "a rule cannot write the effects of an event; it stops there"
+            ),
+        }
+        applied
+    }
+
+    async fn queue_effects(&self, position: u64, effects: Effects) -> Result<(), eventlog::Error> {
+        // Once the writer task has stopped on a failure, nothing more may
+        // be queued: its cursor would pass the effect that failed.
+        if self.queue.is_closed() {
+            return Err(eventlog::Error::Closed);
+        }
         let next = position + 1;
         let count = effects.len();
         let mut appends = Vec::with_capacity(count);
