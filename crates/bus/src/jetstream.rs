@@ -333,7 +333,18 @@ impl Consumer {
             };
             backoff = FIRST_BACKOFF;
             failures = 0;
-            let event = self.event_of(&message)?;
+            let event = match self.event_of(&message) {
+                Ok(event) => event,
+                Err(error) => {
+                    // Not a record of the producer's log (someone else
+                    // published on its subjects): stopping here would stop
+                    // this consumer for good. Positions, not messages, say
+                    // what is missing, so passing it by loses nothing.
+                    tracing::error!(%error, consumer = self.name, "passing by a message that is not an event");
+                    let _ = message.ack().await;
+                    continue;
+                }
+            };
             let position = event.position();
             if position < self.expected {
                 let _ = message.ack().await;

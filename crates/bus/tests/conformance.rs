@@ -383,3 +383,28 @@ async fn a_stream_deleted_on_the_server_is_made_again() {
     assert_eq!(positions(&mut subscription, 3).await, [3, 4, 5]);
     world.close().await;
 }
+
+/// A message on a producer's subjects that is not one of its records
+/// (published by someone else) is passed by; the events go on arriving.
+#[tokio::test]
+async fn a_message_that_is_not_an_event_is_passed_by() {
+    let mut world = World::new(Flavour::JetStream).await;
+    let log = world.producer("referral-intake").await;
+    let mut subscription = world
+        .subscribe("test.not-an-event", "referral-intake", 0)
+        .await;
+    append(&log, 2).await;
+    assert_eq!(positions(&mut subscription, 2).await, [0, 1]);
+    let server = world.nats.as_ref().expect("server");
+    let context =
+        async_nats::jetstream::new(async_nats::connect(server.url()).await.expect("connect"));
+    context
+        .publish("safeguard.referral-intake.Bogus", "not a record".into())
+        .await
+        .expect("publish")
+        .await
+        .expect("stored");
+    append(&log, 2).await;
+    assert_eq!(positions(&mut subscription, 2).await, [2, 3]);
+    world.close().await;
+}
