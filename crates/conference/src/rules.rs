@@ -33,40 +33,34 @@ type Rule = fn(
 
 async fn follow(service: ConferenceScheduler, bus: bus::Bus, producer: &'static str, rule: Rule) {
     let cursor = format!("rule:{producer}");
+    let what = format!("the rule following {producer}");
+    let health = service.health().clone();
     let from = match service.log().cursor(&cursor) {
         Ok(position) => position.unwrap_or(0),
-        Err(error) => {
-            tracing::error!(%error, producer, "cannot read the rule's cursor");
-            return;
-        }
+        Err(error) => return health.broken(&what, error),
     };
     let mut subscription = match bus
         .subscribe(&format!("{}.{cursor}", crate::LOG), producer, from)
         .await
     {
         Ok(subscription) => subscription,
-        Err(error) => {
-            tracing::error!(%error, producer, "cannot follow the producer");
-            return;
-        }
+        Err(error) => return health.broken(&what, error),
     };
-    let applier =
-        service_core::rule::Applier::start(service.log().clone(), cursor, |_, _| async {});
+    let applier = service_core::rule::Applier::start(
+        service.log().clone(),
+        cursor,
+        health.clone(),
+        |_, _| async {},
+    );
     loop {
         let delivery = match subscription.next().await {
             Ok(delivery) => delivery,
             Err(bus::Error::Closed) => return,
-            Err(error) => {
-                tracing::error!(%error, producer, "rule stopped");
-                return;
-            }
+            Err(error) => return health.broken(&what, error),
         };
         let envelope = match delivery.event.envelope() {
             Ok(envelope) => envelope,
-            Err(error) => {
-                tracing::error!(%error, producer, "undecodable event");
-                return;
-            }
+            Err(error) => return health.broken(&what, error),
         };
         let effects = rule(&service, &envelope)
             .map(|(id, requested)| {

@@ -32,6 +32,7 @@ struct Inner {
     watermark: Watermark,
     calendar: Calendar,
     quorum: QuorumRule,
+    health: service_core::Health,
 }
 
 /// Who acts: a person through the API, or the scheduler itself on a rule.
@@ -90,12 +91,26 @@ impl ConferenceScheduler {
                 watermark,
                 calendar,
                 quorum,
+                health: service_core::Health::default(),
             }),
         }
     }
 
     pub fn into_server(self) -> ConferenceSchedulerServer<Self> {
         ConferenceSchedulerServer::new(self)
+    }
+
+    pub(crate) fn health(&self) -> &service_core::Health {
+        &self.inner.health
+    }
+
+    /// Its health and its gRPC service name, for the server to report
+    /// NOT_SERVING once its rules stop for good.
+    pub fn watched(&self) -> (service_core::Health, &'static str) {
+        (
+            self.inner.health.clone(),
+            <ConferenceSchedulerServer<ConferenceScheduler> as tonic::server::NamedService>::NAME,
+        )
     }
 
     pub fn log(&self) -> &EventLog {

@@ -73,16 +73,18 @@ pub async fn open(options: Options, bus: &bus::Bus) -> Result<Notification, Erro
     watermark.advance_to(subscription.position());
     tokio::spawn(follow_acks(subscription, acks.clone(), watermark.clone()));
     let memory = Arc::new(Mutex::new(derive::Memory::default()));
+    let health = service_core::Health::default();
     for producer in SOURCES {
         tokio::spawn(follow_source(
             log.clone(),
             bus.clone(),
             producer,
             memory.clone(),
+            health.clone(),
         ));
     }
     tokio::spawn(check_deadlines(log.clone(), memory, options.deadline_check));
-    Ok(Notification::new(log, acks, watermark))
+    Ok(Notification::new(log, acks, watermark, health))
 }
 
 fn apply_ack(acks: &Acks, event: &eventlog::RecordedEvent) {
@@ -145,32 +147,42 @@ async fn follow_source(
     bus: bus::Bus,
     producer: &'static str,
     memory: Arc<Mutex<derive::Memory>>,
+    health: service_core::Health,
 ) {
     let cursor = format!("rule:{producer}");
-    let Ok(raised_up_to) = log.cursor(&cursor).map(Option::unwrap_or_default) else {
-        return;
+    let what = format!("the notification rules following {producer}");
+    let raised_up_to = match log.cursor(&cursor) {
+        Ok(position) => position.unwrap_or_default(),
+        Err(error) => return health.broken(&what, error),
     };
-    let Ok(mut subscription) = bus
+    let mut subscription = match bus
         .subscribe(&format!("{LOG}.rules.{producer}"), producer, 0)
         .await
-    else {
-        return;
+    {
+        Ok(subscription) => subscription,
+        Err(error) => return health.broken(&what, error),
     };
-    let applier = service_core::rule::Applier::start(log, cursor, |_, _| async {});
-    while let Ok(delivery) = subscription.next().await {
+    let applier = service_core::rule::Applier::start(log, cursor, health.clone(), |_, _| async {});
+    loop {
+        let delivery = match subscription.next().await {
+            Ok(delivery) => delivery,
+            Err(bus::Error::Closed) => return,
+            Err(error) => return health.broken(&what, error),
+        };
         let position = delivery.event.position();
-        let Ok(envelope) = delivery.event.envelope() else {
-            return;
+        let envelope = match delivery.event.envelope() {
+            Ok(envelope) => envelope,
+            Err(error) => return health.broken(&what, error),
         };
         let notifications = match memory.lock() {
             Ok(mut memory) => memory.derive(producer, position, &envelope),
-            Err(_) => return,
+            Err(_) => return health.broken(&what, "its memory was poisoned"),
         };
         if position < raised_up_to {
             continue;
         }
         let Some(source) = EventId::from_slice(&envelope.event_id) else {
-            return;
+            return health.broken(&what, format!("the event at {position} has no id"));
         };
         let traceparent = service_core::trace::follow(&envelope.traceparent, "notification");
         let effects = notifications

@@ -27,6 +27,7 @@ struct Inner {
     log: EventLog,
     acks: Acks,
     watermark: Watermark,
+    health: service_core::Health,
 }
 
 /// A partner reads and acknowledges only its own organisation's
@@ -42,14 +43,29 @@ fn recipient(caller: &Caller, ods: &str) -> Result<String, Status> {
 }
 
 impl Notification {
-    pub(crate) fn new(log: EventLog, acks: Acks, watermark: Watermark) -> Self {
+    pub(crate) fn new(
+        log: EventLog,
+        acks: Acks,
+        watermark: Watermark,
+        health: service_core::Health,
+    ) -> Self {
         Notification {
             inner: Arc::new(Inner {
                 log,
                 acks,
                 watermark,
+                health,
             }),
         }
+    }
+
+    /// Its health and its gRPC service name, for the server to report
+    /// NOT_SERVING once its rules stop for good.
+    pub fn watched(&self) -> (service_core::Health, &'static str) {
+        (
+            self.inner.health.clone(),
+            <NotificationServer<Notification> as tonic::server::NamedService>::NAME,
+        )
     }
 
     pub fn into_server(self) -> NotificationServer<Self> {

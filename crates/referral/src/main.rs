@@ -32,7 +32,7 @@ async fn main() -> ExitCode {
             let router = process::server()
                 .add_service(reader.into_server())
                 .add_service(service.into_server());
-            process::serve(NAME, router, args.listen).await
+            process::serve(NAME, router, args.listen, &[]).await
         }
         Err(error) => process::failed(NAME, error),
     }

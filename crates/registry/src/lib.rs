@@ -67,6 +67,7 @@ pub async fn open(options: Options, bus: &bus::Bus) -> Result<PlanRegistry, Erro
     )
     .await
     .map_err(Error::Projection)?;
+    let health = service_core::Health::default();
     let mut sources = HashMap::new();
     for producer in CHRONOLOGY_SOURCES {
         let watermark = Watermark::new(producer);
@@ -75,6 +76,7 @@ pub async fn open(options: Options, bus: &bus::Bus) -> Result<PlanRegistry, Erro
             producer,
             projection.clone(),
             watermark.clone(),
+            health.clone(),
         ));
         sources.insert(producer, watermark);
     }
@@ -89,6 +91,7 @@ pub async fn open(options: Options, bus: &bus::Bus) -> Result<PlanRegistry, Erro
         plan_rule.clone(),
         sources,
         options.visibility_months,
+        health,
     );
     tokio::spawn(rules::run(service.clone(), bus.clone(), plan_rule));
     Ok(service)
@@ -100,25 +103,21 @@ async fn follow_source(
     producer: &'static str,
     projection: Shared,
     watermark: Watermark,
+    health: service_core::Health,
 ) {
+    let what = format!("chronology follower of {producer}");
     let mut subscription = match bus
         .subscribe(&format!("{LOG}.chronology.{producer}"), producer, 0)
         .await
     {
         Ok(subscription) => subscription,
-        Err(error) => {
-            tracing::error!(%error, producer, "cannot follow for the chronology");
-            return;
-        }
+        Err(error) => return health.broken(&what, error),
     };
     loop {
         let delivery = match subscription.next().await {
             Ok(delivery) => delivery,
             Err(bus::Error::Closed) => return,
-            Err(error) => {
-                tracing::error!(%error, producer, "chronology follower stopped");
-                return;
-            }
+            Err(error) => return health.broken(&what, error),
         };
         let position = delivery.event.position();
         if let (Ok(envelope), Ok(mut state)) = (delivery.event.envelope(), projection.write()) {

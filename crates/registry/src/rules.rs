@@ -19,10 +19,7 @@ pub async fn run(service: PlanRegistry, bus: bus::Bus, applied: service_core::Wa
     let cursor = format!("rule:{PRODUCER}");
     let from = match service.log().cursor(&cursor) {
         Ok(position) => position.unwrap_or(0),
-        Err(error) => {
-            tracing::error!(%error, "cannot read the rule's cursor");
-            return;
-        }
+        Err(error) => return service.health().broken("plan rule", error),
     };
     applied.advance_to(from);
     let mut subscription = match bus
@@ -30,12 +27,10 @@ pub async fn run(service: PlanRegistry, bus: bus::Bus, applied: service_core::Wa
         .await
     {
         Ok(subscription) => subscription,
-        Err(error) => {
-            tracing::error!(%error, "cannot follow the scheduler");
-            return;
-        }
+        Err(error) => return service.health().broken("plan rule", error),
     };
-    let applier = service_core::rule::Applier::start(service.log().clone(), cursor, {
+    let health = service.health().clone();
+    let applier = service_core::rule::Applier::start(service.log().clone(), cursor, health, {
         let service = service.clone();
         move |next, outcomes: Vec<eventlog::AppendOutcome>| {
             let service = service.clone();
@@ -54,17 +49,11 @@ pub async fn run(service: PlanRegistry, bus: bus::Bus, applied: service_core::Wa
         let delivery = match subscription.next().await {
             Ok(delivery) => delivery,
             Err(bus::Error::Closed) => return,
-            Err(error) => {
-                tracing::error!(%error, "plan rule stopped");
-                return;
-            }
+            Err(error) => return service.health().broken("plan rule", error),
         };
-        let Ok(envelope) = delivery.event.envelope() else {
-            tracing::error!(
-                position = delivery.event.position(),
-                "undecodable scheduler event"
-            );
-            return;
+        let envelope = match delivery.event.envelope() {
+            Ok(envelope) => envelope,
+            Err(error) => return service.health().broken("plan rule", error),
         };
         let effects = plan_event(&envelope)
             .map(|(stream, event)| vec![(stream, vec![event])])

@@ -37,6 +37,7 @@ struct Inner {
     /// How far the chronology has read each other producer.
     sources: HashMap<&'static str, Watermark>,
     visibility_months: u32,
+    health: service_core::Health,
 }
 
 /// Who may see the category of a plan: those who act on it. An emergency
@@ -75,6 +76,7 @@ impl PlanRegistry {
         plan_rule: Watermark,
         sources: HashMap<&'static str, Watermark>,
         visibility_months: u32,
+        health: service_core::Health,
     ) -> Self {
         PlanRegistry {
             inner: Arc::new(Inner {
@@ -84,6 +86,7 @@ impl PlanRegistry {
                 plan_rule,
                 sources,
                 visibility_months,
+                health,
             }),
         }
     }
@@ -94,6 +97,19 @@ impl PlanRegistry {
 
     pub fn log(&self) -> &EventLog {
         &self.inner.log
+    }
+
+    pub(crate) fn health(&self) -> &service_core::Health {
+        &self.inner.health
+    }
+
+    /// Its health and its gRPC service name, for the server to report
+    /// NOT_SERVING once its rule and followers stop for good.
+    pub fn watched(&self) -> (service_core::Health, &'static str) {
+        (
+            self.inner.health.clone(),
+            <PlanRegistryServer<PlanRegistry> as tonic::server::NamedService>::NAME,
+        )
     }
 
     fn read(&self) -> Result<std::sync::RwLockReadGuard<'_, projection::Projection>, Status> {

@@ -221,6 +221,13 @@ async fn start_services(
             notification::Notification,
         >>()
         .await;
+    for (service_health, service) in [
+        conferences.watched(),
+        registry.watched(),
+        notifications.watched(),
+    ] {
+        tokio::spawn(service_health.report(health.clone(), service));
+    }
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(contract::FILE_DESCRIPTOR_SET)
         .build_v1()

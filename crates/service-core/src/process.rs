@@ -107,10 +107,22 @@ pub fn server() -> tonic::transport::Server<Stack<TraceLayer, Identity>> {
 
 /// Serves `router`, with gRPC health checking beside it (what load
 /// balancers and Kubernetes probes ask), on `listen` until Ctrl-C or
-/// SIGTERM; requests in flight finish first.
-pub async fn serve(name: &str, router: Router, listen: SocketAddr) -> ExitCode {
+/// SIGTERM; requests in flight finish first. Each `(health, service)` pair
+/// turns the server NOT_SERVING once that service's health breaks.
+pub async fn serve(
+    name: &str,
+    router: Router,
+    listen: SocketAddr,
+    watched: &[(crate::Health, &'static str)],
+) -> ExitCode {
     // The reporter starts with the server as a whole ("") serving.
-    let (_reporter, health) = tonic_health::server::health_reporter();
+    let (reporter, health) = tonic_health::server::health_reporter();
+    for (service_health, service) in watched {
+        reporter
+            .set_service_status(*service, tonic_health::ServingStatus::Serving)
+            .await;
+        tokio::spawn(service_health.clone().report(reporter.clone(), service));
+    }
     println!("{name} listening on {listen}");
     let served = router
         .add_service(health)

@@ -16,6 +16,8 @@ use std::future::Future;
 use eventlog::{AppendOutcome, EventLog, ExpectedVersion, NewEvent, Pending};
 use tokio::sync::mpsc;
 
+use crate::Health;
+
 /// Followed events whose effects may be awaiting their fsync at once.
 const IN_FLIGHT: usize = 1024;
 
@@ -28,6 +30,7 @@ pub struct Applier {
     log: EventLog,
     cursor: String,
     queue: mpsc::Sender<Queued>,
+    health: Health,
 }
 
 #[derive(Debug)]
@@ -42,7 +45,13 @@ impl Applier {
     /// Writes under the cursor named `cursor`. `after(next, outcomes)` runs
     /// once the effects of the event before position `next` are durable,
     /// in order: for what must wait for them (a view that must show them).
-    pub fn start<F, Fut>(log: EventLog, cursor: impl Into<String>, mut after: F) -> Self
+    /// A failure to write stops it and marks `health` broken.
+    pub fn start<F, Fut>(
+        log: EventLog,
+        cursor: impl Into<String>,
+        health: Health,
+        mut after: F,
+    ) -> Self
     where
         F: FnMut(u64, Vec<AppendOutcome>) -> Fut + Send + 'static,
         Fut: Future<Output = ()> + Send,
@@ -50,24 +59,31 @@ impl Applier {
         let cursor = cursor.into();
         let (queue, mut queued) = mpsc::channel::<Queued>(IN_FLIGHT);
         let name = cursor.clone();
+        let broken = health.clone();
         tokio::spawn(async move {
+            let stopped = |error| stopped(&broken, &name, &error);
             while let Some(item) = queued.recv().await {
                 let mut outcomes = Vec::with_capacity(item.appends.len());
                 for pending in item.appends {
                     match pending.await {
                         Ok(outcome) => outcomes.push(outcome),
-                        Err(error) => return stopped(&name, error),
+                        Err(error) => return stopped(error),
                     }
                 }
                 if let Some(pending) = item.cursor_alone
                     && let Err(error) = pending.await
                 {
-                    return stopped(&name, error);
+                    return stopped(error);
                 }
                 after(item.next, outcomes).await;
             }
         });
-        Applier { log, cursor, queue }
+        Applier {
+            log,
+            cursor,
+            queue,
+            health,
+        }
     }
 
     /// Queues `effects` of the followed event at `position`, the cursor
@@ -76,14 +92,8 @@ impl Applier {
     /// and then the rule should stop too.
     pub async fn apply(&self, position: u64, effects: Effects) -> Result<(), eventlog::Error> {
         let applied = self.queue_effects(position, effects).await;
-        match &applied {
-            Ok(()) | Err(eventlog::Error::Closed) => {}
-            Err(error) => tracing::error!(
-                %error,
-                cursor = self.cursor,
-                position,
-                "a rule cannot write the effects of an event; it stops there"
-            ),
+        if let Err(error) = &applied {
+            stopped(&self.health, &self.cursor, error);
         }
         applied
     }
@@ -121,10 +131,10 @@ impl Applier {
     }
 }
 
-fn stopped(cursor: &str, error: eventlog::Error) {
-    match error {
-        eventlog::Error::Closed => {}
-        error => tracing::error!(%error, cursor, "a rule could not write its effects; it stops"),
+/// A rule stops: for good, unless its log is simply closing.
+fn stopped(health: &Health, cursor: &str, error: &eventlog::Error) {
+    if !matches!(error, eventlog::Error::Closed) {
+        health.broken(&format!("the rule keeping cursor {cursor}"), error);
     }
 }
 
@@ -144,13 +154,18 @@ mod tests {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let applier = {
             let seen = seen.clone();
-            Applier::start(log.clone(), "rule:test", move |next, outcomes| {
-                let seen = seen.clone();
-                async move {
-                    let ends: Vec<u64> = outcomes.iter().map(|o| o.positions.end).collect();
-                    seen.lock().expect("lock").push((next, ends));
-                }
-            })
+            Applier::start(
+                log.clone(),
+                "rule:test",
+                Health::default(),
+                move |next, outcomes| {
+                    let seen = seen.clone();
+                    async move {
+                        let ends: Vec<u64> = outcomes.iter().map(|o| o.positions.end).collect();
+                        seen.lock().expect("lock").push((next, ends));
+                    }
+                },
+            )
         };
         for position in 0..100u64 {
             let effects = match position % 3 {

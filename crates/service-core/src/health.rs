@@ -1,0 +1,112 @@
+//! Whether a service still does all its work. A rule or follower that stops
+//! for good (its log failed, the bus gave up) marks the service broken, and
+//! its gRPC health then answers NOT_SERVING: an orchestrator restarts it,
+//! and the restart resumes from the durable cursors. Without this a broken
+//! rule would only be a log line while the service looked healthy.
+
+use std::sync::Arc;
+
+use tokio::sync::watch;
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
+
+/// One service's health, shared by everything it runs.
+#[derive(Debug, Clone)]
+pub struct Health {
+    broken: Arc<watch::Sender<Option<String>>>,
+}
+
+impl Default for Health {
+    fn default() -> Self {
+        Health {
+            broken: Arc::new(watch::Sender::new(None)),
+        }
+    }
+}
+
+impl Health {
+    /// `what` (a rule, a follower) has stopped for good because of `error`.
+    pub fn broken(&self, what: &str, error: impl std::fmt::Display) {
+        tracing::error!(what, %error, "stopped for good; health is now NOT_SERVING");
+        self.broken.send_replace(Some(format!("{what}: {error}")));
+    }
+
+    /// What broke first, if anything has.
+    pub fn problem(&self) -> Option<String> {
+        self.broken.borrow().clone()
+    }
+
+    /// Once broken, reports `service` (its full gRPC name) and the server as
+    /// a whole (`""`) NOT_SERVING to `reporter`. Spawn it beside the server.
+    pub async fn report(self, reporter: HealthReporter, service: &'static str) {
+        let mut changes = self.broken.subscribe();
+        if changes.wait_for(Option::is_some).await.is_ok() {
+            reporter
+                .set_service_status(service, ServingStatus::NotServing)
+                .await;
+            reporter
+                .set_service_status("", ServingStatus::NotServing)
+                .await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_check_response::ServingStatus as Wire;
+    use tonic_health::pb::health_client::HealthClient;
+
+    #[tokio::test]
+    async fn a_broken_rule_turns_the_served_health_to_not_serving() {
+        let (reporter, service) = tonic_health::server::health_reporter();
+        reporter
+            .set_service_status("safeguard.test.v1.Test", ServingStatus::Serving)
+            .await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let address = listener.local_addr().expect("address");
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(service)
+                .serve_with_incoming(crate::process::incoming(listener)),
+        );
+        let health = Health::default();
+        tokio::spawn(health.clone().report(reporter, "safeguard.test.v1.Test"));
+        let mut client = HealthClient::new(
+            tonic::transport::Channel::from_shared(format!("http://{address}"))
+                .expect("url")
+                .connect_lazy(),
+        );
+        let status = |client: &mut HealthClient<tonic::transport::Channel>, service: &str| {
+            let mut client = client.clone();
+            let service = service.to_owned();
+            async move {
+                client
+                    .check(HealthCheckRequest { service })
+                    .await
+                    .expect("check")
+                    .into_inner()
+                    .status()
+            }
+        };
+        assert_eq!(status(&mut client, "").await, Wire::Serving);
+        assert_eq!(health.problem(), None);
+        health.broken("plan rule", "the log failed");
+        let started = std::time::Instant::now();
+        while status(&mut client, "").await != Wire::NotServing {
+            assert!(started.elapsed() < std::time::Duration::from_secs(5));
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert_eq!(
+            status(&mut client, "safeguard.test.v1.Test").await,
+            Wire::NotServing
+        );
+        assert_eq!(
+            health.problem().as_deref(),
+            Some("plan rule: the log failed")
+        );
+    }
+}
