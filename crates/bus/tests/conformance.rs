@@ -337,74 +337,66 @@ async fn a_gap_is_repaired_from_a_producer_in_another_process() {
     world.close().await;
 }
 
+/// Over JetStream: three events delivered, then `fault` done to the server
+/// by a client of its own, then three more, which must arrive in order.
+async fn delivery_goes_on_after<F, Fault>(consumer: &str, fault: F)
+where
+    F: FnOnce(async_nats::jetstream::Context) -> Fault,
+    Fault: std::future::Future<Output = ()>,
+{
+    let mut world = World::new(Flavour::JetStream).await;
+    let log = world.producer("referral-intake").await;
+    let mut subscription = world.subscribe(consumer, "referral-intake", 0).await;
+    append(&log, 3).await;
+    assert_eq!(positions(&mut subscription, 3).await, [0, 1, 2]);
+    let server = world.nats.as_ref().expect("server");
+    let client = async_nats::connect(server.url()).await.expect("connect");
+    fault(async_nats::jetstream::new(client)).await;
+    append(&log, 3).await;
+    assert_eq!(positions(&mut subscription, 3).await, [3, 4, 5]);
+    world.close().await;
+}
+
 /// A consumer deleted on the server (by an operator, say) is made again
 /// from the subscriber's position, and delivery goes on where it was.
 #[tokio::test]
 async fn a_consumer_deleted_on_the_server_is_made_again() {
-    let mut world = World::new(Flavour::JetStream).await;
-    let log = world.producer("referral-intake").await;
-    let mut subscription = world.subscribe("test.deleted", "referral-intake", 0).await;
-    append(&log, 3).await;
-    assert_eq!(positions(&mut subscription, 3).await, [0, 1, 2]);
-    let server = world.nats.as_ref().expect("server");
-    let context =
-        async_nats::jetstream::new(async_nats::connect(server.url()).await.expect("connect"));
-    context
-        .get_stream(bus::stream_name("referral-intake"))
-        .await
-        .expect("stream")
-        .delete_consumer("test_deleted")
-        .await
-        .expect("delete the consumer");
-    append(&log, 3).await;
-    assert_eq!(positions(&mut subscription, 3).await, [3, 4, 5]);
-    world.close().await;
+    delivery_goes_on_after("test.deleted", |context| async move {
+        context
+            .get_stream(bus::stream_name("referral-intake"))
+            .await
+            .expect("stream")
+            .delete_consumer("test_deleted")
+            .await
+            .expect("delete the consumer");
+    })
+    .await;
 }
 
 /// A stream deleted on the server is made again by the relay and the
 /// consumer; what was published after it went is delivered, in order.
 #[tokio::test]
 async fn a_stream_deleted_on_the_server_is_made_again() {
-    let mut world = World::new(Flavour::JetStream).await;
-    let log = world.producer("referral-intake").await;
-    let mut subscription = world
-        .subscribe("test.stream-deleted", "referral-intake", 0)
-        .await;
-    append(&log, 3).await;
-    assert_eq!(positions(&mut subscription, 3).await, [0, 1, 2]);
-    let server = world.nats.as_ref().expect("server");
-    let context =
-        async_nats::jetstream::new(async_nats::connect(server.url()).await.expect("connect"));
-    context
-        .delete_stream(bus::stream_name("referral-intake"))
-        .await
-        .expect("delete the stream");
-    append(&log, 3).await;
-    assert_eq!(positions(&mut subscription, 3).await, [3, 4, 5]);
-    world.close().await;
+    delivery_goes_on_after("test.stream-deleted", |context| async move {
+        context
+            .delete_stream(bus::stream_name("referral-intake"))
+            .await
+            .expect("delete the stream");
+    })
+    .await;
 }
 
 /// A message on a producer's subjects that is not one of its records
 /// (published by someone else) is passed by; the events go on arriving.
 #[tokio::test]
 async fn a_message_that_is_not_an_event_is_passed_by() {
-    let mut world = World::new(Flavour::JetStream).await;
-    let log = world.producer("referral-intake").await;
-    let mut subscription = world
-        .subscribe("test.not-an-event", "referral-intake", 0)
-        .await;
-    append(&log, 2).await;
-    assert_eq!(positions(&mut subscription, 2).await, [0, 1]);
-    let server = world.nats.as_ref().expect("server");
-    let context =
-        async_nats::jetstream::new(async_nats::connect(server.url()).await.expect("connect"));
-    context
-        .publish("safeguard.referral-intake.Bogus", "not a record".into())
-        .await
-        .expect("publish")
-        .await
-        .expect("stored");
-    append(&log, 2).await;
-    assert_eq!(positions(&mut subscription, 2).await, [2, 3]);
-    world.close().await;
+    delivery_goes_on_after("test.not-an-event", |context| async move {
+        context
+            .publish("safeguard.referral-intake.Bogus", "not a record".into())
+            .await
+            .expect("publish")
+            .await
+            .expect("stored");
+    })
+    .await;
 }
