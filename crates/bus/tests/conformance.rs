@@ -342,7 +342,7 @@ async fn a_gap_is_repaired_from_a_producer_in_another_process() {
 async fn delivery_goes_on_after<F, Fault>(consumer: &str, fault: F)
 where
     F: FnOnce(async_nats::jetstream::Context) -> Fault,
-    Fault: std::future::Future<Output = ()>,
+    Fault: Future<Output = ()>,
 {
     let mut world = World::new(Flavour::JetStream).await;
     let log = world.producer("referral-intake").await;
