@@ -445,17 +445,8 @@ type AckFuture = Pin<
 /// starting again from the cursor after any failure.
 async fn relay(bus: JetStream, producer: String, log: EventLog) {
     let mut backoff = FIRST_BACKOFF;
-    let mut first = true;
     loop {
         let started = Instant::now();
-        if !first {
-            // The stream may be what went (deleted by an operator, say):
-            // make it again, idempotently, before publishing into it.
-            if let Err(error) = bus.stream(&producer).await {
-                tracing::warn!(%error, producer, "cannot make the stream again");
-            }
-        }
-        first = false;
         match relay_from_cursor(&bus.context, &producer, &log).await {
             Ok(()) => return,
             Err(error) => {
@@ -469,6 +460,11 @@ async fn relay(bus: JetStream, producer: String, log: EventLog) {
                 );
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(MAX_BACKOFF);
+                // The stream may be what went (deleted by an operator,
+                // say): make it again, idempotently, before publishing.
+                if let Err(error) = bus.stream(&producer).await {
+                    tracing::warn!(%error, producer, "cannot make the stream again");
+                }
             }
         }
     }
