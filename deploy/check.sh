@@ -36,41 +36,53 @@ problems = []
 binaries = set()
 for manifest in root.glob("crates/*/Cargo.toml"):
     binaries |= set(re.findall(r'\[\[bin\]\]\s*\nname = "([^"]+)"', manifest.read_text()))
+# producer: (compose service, binary, port). The registry runs as two pods
+# in compose: the primary and a read replica, a producer of its own.
 producers = {
-    "referral-intake": ("referral-intake", 50052),
-    "conference-scheduler": ("conference-scheduler", 50053),
-    "plan-registry": ("plan-registry", 50054),
-    "notification": ("notification-service", 50055),
+    "referral-intake": ("referral-intake", "referral-intake", 50052),
+    "conference-scheduler": ("conference-scheduler", "conference-scheduler", 50053),
+    "plan-registry": ("plan-registry", "plan-registry", 50054),
+    "plan-registry-1": ("plan-registry-1", "plan-registry", 50054),
+    "notification": ("notification-service", "notification-service", 50055),
 }
-
+registry_pods = [p for p in producers if p.startswith("plan-registry")]
+def flag(command, name):
+    return command[command.index(name) + 1] if name in command else None
 compose = yaml.safe_load(pathlib.Path("docker-compose.yml").read_text())
 services = compose["services"]
 volumes = set(compose.get("volumes") or {})
-for producer, (binary, port) in producers.items():
+for producer, (name, binary, port) in producers.items():
     if binary not in binaries:
         problems.append(f"{binary} is not a binary of the workspace")
-    service = services.get(binary)
+    service = services.get(name)
     if service is None:
-        problems.append(f"docker-compose.yml has no service {binary}")
+        problems.append(f"docker-compose.yml has no service {name}")
         continue
     command = service["command"]
     if command[0] != binary:
-        problems.append(f"{binary} runs {command[0]}")
+        problems.append(f"{name} runs {command[0]}")
     if f"0.0.0.0:{port}" not in command:
-        problems.append(f"{binary} does not listen on {port}")
+        problems.append(f"{name} does not listen on {port}")
     given = dict(arg.split("=", 1) for arg in command if "=http" in arg)
-    expected = {p: f"http://{b}:{pt}" for p, (b, pt) in producers.items() if p != producer}
+    expected = {p: f"http://{n}:{pt}" for p, (n, _, pt) in producers.items() if p != producer}
     if given != expected:
-        problems.append(f"{binary} repairs gaps from {given}, expected {expected}")
+        problems.append(f"{name} repairs gaps from {given}, expected {expected}")
+    if producer in registry_pods or producer == "notification":
+        if flag(command, "--registry-pods") != str(len(registry_pods)):
+            problems.append(f"{name} is not told of {len(registry_pods)} registry pods")
+    if producer in registry_pods and flag(command, "--pod") != str(registry_pods.index(producer)):
+        problems.append(f"{name} is not --pod {registry_pods.index(producer)}")
     if "healthcheck" not in service:
-        problems.append(f"{binary} has no health check")
+        problems.append(f"{name} has no health check")
     for volume in service.get("volumes", []):
-        name = volume.split(":")[0]
-        if not name.startswith(".") and name not in volumes:
-            problems.append(f"{binary} mounts undeclared volume {name}")
+        volume_name = volume.split(":")[0]
+        if not volume_name.startswith(".") and volume_name not in volumes:
+            problems.append(f"{name} mounts undeclared volume {volume_name}")
     if service.get("depends_on", {}).get("nats", {}).get("condition") != "service_healthy":
-        problems.append(f"{binary} does not wait for a healthy NATS")
-
+        problems.append(f"{name} does not wait for a healthy NATS")
+mounted = [v.split(":")[0] for s in services.values() for v in s.get("volumes", [])]
+if len(mounted) != len(set(mounted)):
+    problems.append(f"services share a volume: {mounted}")
 # The cluster ConfigMap carries deploy/nats/cluster.conf unchanged.
 nats = list(yaml.safe_load_all(pathlib.Path("k8s/nats.yaml").read_text()))
 configmap = next(doc for doc in nats if doc["kind"] == "ConfigMap")
@@ -78,18 +90,51 @@ if configmap["data"]["nats.conf"].strip() != pathlib.Path("nats/cluster.conf").r
     problems.append("k8s/nats.yaml's ConfigMap differs from nats/cluster.conf")
 
 manifests = list(yaml.safe_load_all(pathlib.Path("k8s/services.yaml").read_text()))
-for producer, (binary, port) in producers.items():
+def stateful_set(binary):
     sets = [d for d in manifests if d["kind"] == "StatefulSet" and d["metadata"]["name"] == binary]
     if len(sets) != 1:
         problems.append(f"k8s/services.yaml has {len(sets)} StatefulSets for {binary}")
+        return None
+    return sets[0]
+ports = {binary: port for _, binary, port in producers.values()}
+for binary, port in ports.items():
+    found = stateful_set(binary)
+    if found is None:
         continue
-    container = sets[0]["spec"]["template"]["spec"]["containers"][0]
+    container = found["spec"]["template"]["spec"]["containers"][0]
     if container["args"][0] != binary or f"0.0.0.0:{port}" not in container["args"]:
         problems.append(f"k8s {binary} runs {container['args'][:5]}")
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         if container.get(probe, {}).get("grpc", {}).get("port") != port:
             problems.append(f"k8s {binary} has no gRPC {probe} on {port}")
-
+# The registry's pods: as many as every service is told of, each reachable
+# by name through a headless Service, each named as a producer.
+registry = stateful_set("plan-registry")
+if registry is not None:
+    pods = registry["spec"]["replicas"]
+    headless = registry["spec"]["serviceName"]
+    if not any(d["kind"] == "Service" and d["metadata"]["name"] == headless
+               and d["spec"].get("clusterIP") == "None" for d in manifests):
+        problems.append(f"k8s plan-registry's serviceName {headless} is not a headless Service")
+    pod_urls = {("plan-registry" if n == 0 else f"plan-registry-{n}"):
+                f"http://plan-registry-{n}.{headless}.safeguard.svc.cluster.local:50054"
+                for n in range(pods)}
+    for binary in ports:
+        found = stateful_set(binary)
+        if found is None:
+            continue
+        args = found["spec"]["template"]["spec"]["containers"][0]["args"]
+        given = dict(arg.split("=", 1) for arg in args if "=http" in arg)
+        for producer, url in pod_urls.items():
+            if given.get(producer) != url:
+                problems.append(f"k8s {binary} repairs {producer} from {given.get(producer)}, expected {url}")
+        if binary in ("plan-registry", "notification-service") and flag(args, "--registry-pods") != str(pods):
+            problems.append(f"k8s {binary} is not told of the {pods} registry pods")
+    container = registry["spec"]["template"]["spec"]["containers"][0]
+    if flag(container["args"], "--pod") != "$(POD_NAME)" or not any(
+        e["name"] == "POD_NAME" and e.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") == "metadata.name"
+        for e in container.get("env", [])):
+        problems.append("k8s plan-registry pods are not told their name (--pod $(POD_NAME))")
 if problems:
     print("deploy/check.sh:", *problems, sep="\n  ", file=sys.stderr)
     sys.exit(1)

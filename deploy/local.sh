@@ -10,7 +10,9 @@
 #
 # Data, logs and pids live under $SAFEGUARD_RUN_DIR (./safeguard-run).
 # Ports: NATS $NATS_PORT (4222); referral-intake 50052, conference-scheduler
-# 50053, plan-registry 50054, notification-service 50055 (base $BASE_PORT).
+# 50053, plan-registry 50054, notification-service 50055 (base $BASE_PORT),
+# then the registry's read replicas plan-registry-1, -2, … from 50056:
+# $REGISTRY_PODS registry pods in all (2: the primary and one replica).
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -18,21 +20,26 @@ run="${SAFEGUARD_RUN_DIR:-$root/safeguard-run}"
 bin="${SAFEGUARD_BIN:-$root/target/release}"
 nats_port="${NATS_PORT:-4222}"
 base="${BASE_PORT:-50052}"
+registry_pods="${REGISTRY_PODS:-2}"
 
-# binary, producer name (as in proto/SUBJECTS.md), port
+# name (of its log and pid files), binary, producer name (as in
+# proto/SUBJECTS.md), port, flags of its own
 services=(
-  "referral-intake referral-intake $((base))"
-  "conference-scheduler conference-scheduler $((base + 1))"
-  "plan-registry plan-registry $((base + 2))"
-  "notification-service notification $((base + 3))"
+  "referral-intake referral-intake referral-intake $((base))"
+  "conference-scheduler conference-scheduler conference-scheduler $((base + 1))"
+  "plan-registry plan-registry plan-registry $((base + 2)) --registry-pods $registry_pods --pod 0"
+  "notification-service notification-service notification $((base + 3)) --registry-pods $registry_pods"
 )
+for pod in $(seq 1 $((registry_pods - 1))); do
+  services+=("plan-registry-$pod plan-registry plan-registry-$pod $((base + 3 + pod)) --registry-pods $registry_pods --pod $pod")
+done
 
 say() { echo "deploy/local.sh: $*"; }
 
 build() {
   local missing=0
-  for entry in "${services[@]}" "safeguard safeguard 0"; do
-    read -r binary _ _ <<<"$entry"
+  for entry in "${services[@]}" "safeguard safeguard safeguard 0"; do
+    read -r _ binary _ _ <<<"$entry"
     [ -x "$bin/$binary" ] || missing=1
   done
   if [ "$missing" = 1 ]; then
@@ -65,26 +72,29 @@ start() {
   wait_for_port "$nats_port" || { say "nats-server did not start; see $run/logs/nats.log"; exit 1; }
   local producers=()
   for entry in "${services[@]}"; do
-    read -r _ producer port <<<"$entry"
+    read -r _ _ producer port _ <<<"$entry"
     producers+=(--producer "$producer=http://127.0.0.1:$port")
   done
   for entry in "${services[@]}"; do
-    read -r binary producer port <<<"$entry"
-    alive "$run/$binary.pid" && continue
+    local fields name binary producer port
+    read -r -a fields <<<"$entry"
+    name="${fields[0]}" binary="${fields[1]}" producer="${fields[2]}" port="${fields[3]}"
+    local flags=("${fields[@]:4}")
+    alive "$run/$name.pid" && continue
     "$bin/$binary" --data-dir "$run/data/$producer" --listen "127.0.0.1:$port" \
-      --nats "nats://127.0.0.1:$nats_port" "${producers[@]}" \
-      >"$run/logs/$binary.log" 2>&1 &
-    echo $! >"$run/$binary.pid"
+      --nats "nats://127.0.0.1:$nats_port" "${producers[@]}" "${flags[@]}" \
+      >"$run/logs/$name.log" 2>&1 &
+    echo $! >"$run/$name.pid"
   done
   for entry in "${services[@]}"; do
-    read -r binary _ port <<<"$entry"
+    read -r name _ _ port _ <<<"$entry"
     for _ in $(seq 1 300); do
       healthy "$port" && break
-      alive "$run/$binary.pid" || { say "$binary exited; see $run/logs/$binary.log"; exit 1; }
+      alive "$run/$name.pid" || { say "$name exited; see $run/logs/$name.log"; exit 1; }
       sleep 0.1
     done
-    healthy "$port" || { say "$binary is not healthy; see $run/logs/$binary.log"; exit 1; }
-    say "$binary serving on 127.0.0.1:$port"
+    healthy "$port" || { say "$name is not healthy; see $run/logs/$name.log"; exit 1; }
+    say "$name serving on 127.0.0.1:$port"
   done
   say "NATS JetStream on nats://127.0.0.1:$nats_port; data and logs in $run"
 }
@@ -105,8 +115,8 @@ stop_one() {
 
 stop() {
   for entry in "${services[@]}"; do
-    read -r binary _ _ <<<"$entry"
-    stop_one "$run/$binary.pid"
+    read -r name _ _ _ _ <<<"$entry"
+    stop_one "$run/$name.pid"
   done
   stop_one "$run/nats.pid"
   say "stopped"
@@ -115,8 +125,8 @@ stop() {
 status() {
   local failed=0
   for entry in "${services[@]}"; do
-    read -r binary _ port <<<"$entry"
-    if healthy "$port"; then say "$binary: serving"; else say "$binary: down"; failed=1; fi
+    read -r name _ _ port _ <<<"$entry"
+    if healthy "$port"; then say "$name: serving"; else say "$name: down"; failed=1; fi
   done
   if alive "$run/nats.pid"; then say "nats-server: running"; else say "nats-server: down"; failed=1; fi
   return "$failed"

@@ -42,18 +42,29 @@ fn binaries() -> &'static Path {
             .expect("target/<profile>")
             .to_path_buf();
         // Always: a binary left from an older build would test old code.
+        // With the targets and features of `tests/run.sh`'s `cargo test
+        // --workspace --all-targets`, so that after it this is a no-op: a
+        // narrower build resolves features differently and rebuilds.
         let mut build = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-        build.args([
-            "build",
-            "-p",
-            "referral",
-            "-p",
-            "conference",
-            "-p",
-            "registry",
-            "-p",
-            "notification",
-        ]);
+        build.args(["build", "--workspace", "--all-targets"]);
+        // Without what cargo set for this test binary (its package's name
+        // and paths): build scripts that read them would run again, and
+        // everything after them be rebuilt.
+        for (name, _) in std::env::vars_os() {
+            let name = name.to_string_lossy();
+            let set_for_this_test = [
+                "CARGO_PKG_",
+                "CARGO_MANIFEST_",
+                "CARGO_CRATE_",
+                "CARGO_BIN_",
+            ]
+            .iter()
+            .any(|prefix| name.starts_with(prefix))
+                || ["CARGO_PRIMARY_PACKAGE", "CARGO_TARGET_TMPDIR", "OUT_DIR"].contains(&&*name);
+            if set_for_this_test {
+                build.env_remove(&*name);
+            }
+        }
         if dir.ends_with("release") {
             build.arg("--release");
         }
@@ -74,8 +85,12 @@ fn free_port() -> u16 {
 }
 
 struct Service {
+    /// The binary's name, or for a registry read replica its producer name.
+    name: String,
     binary: &'static str,
-    producer: &'static str,
+    producer: String,
+    /// Flags beside the common ones.
+    flags: Vec<String>,
     port: u16,
     child: Option<Child>,
 }
@@ -88,38 +103,61 @@ pub struct Deployment {
 
 impl Deployment {
     pub async fn start() -> Deployment {
+        Self::start_with(1).await
+    }
+
+    /// The four services with `registry_pods` registry pods: the primary
+    /// (`plan-registry`) and read replicas named by their producers
+    /// (`plan-registry-1`, …).
+    pub async fn start_with(registry_pods: u32) -> Deployment {
         let nats = NatsServer::start().expect("nats-server");
+        let pods = ["--registry-pods".to_owned(), registry_pods.to_string()];
+        let mut services: Vec<Service> = SERVICES
+            .iter()
+            .map(|(binary, producer)| Service {
+                name: (*binary).to_owned(),
+                binary,
+                producer: (*producer).to_owned(),
+                flags: pods.to_vec(),
+                port: free_port(),
+                child: None,
+            })
+            .collect();
+        for pod in 1..registry_pods {
+            let producer = contract::producers::plan_registry_pod(pod);
+            services.push(Service {
+                name: producer.clone(),
+                binary: "plan-registry",
+                producer,
+                flags: [&pods[..], &["--pod".to_owned(), pod.to_string()]].concat(),
+                port: free_port(),
+                child: None,
+            });
+        }
+        let names: Vec<String> = services.iter().map(|s| s.name.clone()).collect();
         let mut deployment = Deployment {
             nats,
             dir: tempfile::tempdir().expect("dir"),
-            services: SERVICES
-                .iter()
-                .map(|(binary, producer)| Service {
-                    binary,
-                    producer,
-                    port: free_port(),
-                    child: None,
-                })
-                .collect(),
+            services,
         };
-        for binary in SERVICES.map(|(binary, _)| binary) {
-            deployment.launch(binary);
+        for name in &names {
+            deployment.launch(name);
         }
-        for binary in SERVICES.map(|(binary, _)| binary) {
-            deployment.wait_until_serving(binary).await;
+        for name in &names {
+            deployment.wait_until_serving(name).await;
         }
         deployment
     }
 
-    fn url(&self, binary: &str) -> String {
-        let service = self.service(binary);
+    pub fn url(&self, name: &str) -> String {
+        let service = self.service(name);
         format!("http://127.0.0.1:{}", service.port)
     }
 
-    fn service(&self, binary: &str) -> &Service {
+    fn service(&self, name: &str) -> &Service {
         self.services
             .iter()
-            .find(|service| service.binary == binary)
+            .find(|service| service.name == name)
             .expect("a known service")
     }
 
@@ -132,13 +170,13 @@ impl Deployment {
         }
     }
 
-    fn launch(&mut self, binary: &str) {
-        let producers: HashMap<&str, String> = self
+    fn launch(&mut self, name: &str) {
+        let producers: HashMap<String, String> = self
             .services
             .iter()
             .map(|service| {
                 (
-                    service.producer,
+                    service.producer.clone(),
                     format!("http://127.0.0.1:{}", service.port),
                 )
             })
@@ -148,15 +186,16 @@ impl Deployment {
         let service = self
             .services
             .iter_mut()
-            .find(|service| service.binary == binary)
+            .find(|service| service.name == name)
             .expect("a known service");
-        let log = std::fs::File::create(data.join(format!("{binary}.log"))).expect("log");
-        let mut command = Command::new(binaries().join(binary));
+        let log = std::fs::File::create(data.join(format!("{name}.log"))).expect("log");
+        let mut command = Command::new(binaries().join(service.binary));
         command
             .arg("--data-dir")
-            .arg(data.join(service.producer))
+            .arg(data.join(&service.producer))
             .args(["--listen", &format!("127.0.0.1:{}", service.port)])
-            .args(["--nats", &nats]);
+            .args(["--nats", &nats])
+            .args(&service.flags);
         for (producer, url) in &producers {
             command.args(["--producer", &format!("{producer}={url}")]);
         }
@@ -169,8 +208,8 @@ impl Deployment {
         service.child = Some(child);
     }
 
-    async fn wait_until_serving(&self, binary: &str) {
-        let url = self.url(binary);
+    pub async fn wait_until_serving(&self, name: &str) {
+        let url = self.url(name);
         let started = Instant::now();
         while started.elapsed() < Duration::from_secs(60) {
             if let Ok(channel) = Channel::from_shared(url.clone())
@@ -189,19 +228,19 @@ impl Deployment {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!("{binary} did not start: {}", self.log_of(binary));
+        panic!("{name} did not start: {}", self.log_of(name));
     }
 
-    pub fn log_of(&self, binary: &str) -> String {
-        std::fs::read_to_string(self.dir.path().join(format!("{binary}.log"))).unwrap_or_default()
+    pub fn log_of(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join(format!("{name}.log"))).unwrap_or_default()
     }
 
     /// SIGKILL: no shutdown, no flush beyond what was already fsynced.
-    pub fn kill(&mut self, binary: &str) {
+    pub fn kill(&mut self, name: &str) {
         let service = self
             .services
             .iter_mut()
-            .find(|service| service.binary == binary)
+            .find(|service| service.name == name)
             .expect("a known service");
         if let Some(mut child) = service.child.take() {
             child.kill().expect("kill -9");
@@ -209,11 +248,11 @@ impl Deployment {
         }
     }
 
-    pub async fn restart(&mut self, binary: &str) {
+    pub async fn restart(&mut self, name: &str) {
         // sled lets go of its lock once the process is gone; a moment
         // after, at worst, which the health wait covers.
-        self.launch(binary);
-        self.wait_until_serving(binary).await;
+        self.launch(name);
+        self.wait_until_serving(name).await;
     }
 }
 
@@ -244,7 +283,7 @@ fn school() -> contract::common::v1::CallerIdentity {
 
 /// What a service that is restarting answers: worth a retry. Anything
 /// else is the test's mistake, not the fault's.
-fn transient(status: &tonic::Status) -> bool {
+pub fn transient(status: &tonic::Status) -> bool {
     matches!(
         status.code(),
         tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Cancelled
@@ -345,18 +384,19 @@ fn write_steadily(
     })
 }
 
-/// How the school's notifications of decisions compare with the decisions
+/// How the notifications a recipient was told compare with the writes
 /// acknowledged.
 #[derive(Debug)]
-struct Told {
+pub struct Told {
     acknowledged: usize,
     delivered: usize,
+    /// Source events told more than once, and how often.
     duplicated: Vec<(String, usize)>,
     lost: Vec<String>,
 }
 
 impl Told {
-    fn print(&self, fault: &str) {
+    pub fn print(&self, fault: &str) {
         println!(
             "{fault}: writes acknowledged: {}, notifications delivered: {}, duplicates applied: {}, lost: {}",
             self.acknowledged,
@@ -367,27 +407,39 @@ impl Told {
     }
 }
 
-/// Reads the school's decision notifications until each acknowledged
-/// decision has been told (or a minute has passed), then a moment more for
-/// any duplicate.
-async fn told_to_the_school(deployment: &Deployment, acknowledged: &[String]) -> Told {
+/// Reads `recipient`'s notifications of `kind` naming (in detail `key`) an
+/// acknowledged write, until one for each has come (or a minute has passed), then
+/// a moment more for any duplicate: a source event told twice.
+pub async fn told(
+    deployment: &Deployment,
+    recipient: contract::common::v1::CallerIdentity,
+    kind: note::NotificationKind,
+    key: &str,
+    acknowledged: &[String],
+) -> Told {
     let channel = Channel::from_shared(deployment.url("notification-service"))
         .expect("url")
         .connect()
         .await
         .expect("connect");
+    let ods = recipient
+        .organisation
+        .as_ref()
+        .map(|o| o.ods_code.clone())
+        .unwrap_or_default();
     let mut stream = NotificationClient::new(channel)
         .subscribe(note::SubscribeRequest {
-            caller: Some(school()),
+            caller: Some(recipient),
             subscriber: "fault-test".into(),
-            recipient_ods_code: "S999001".into(),
-            kinds: vec![note::NotificationKind::ReferralOutcome.into()],
+            recipient_ods_code: ods,
+            kinds: vec![kind.into()],
             ..note::SubscribeRequest::default()
         })
         .await
         .expect("subscribe")
         .into_inner();
     let mut told: HashMap<String, usize> = HashMap::new();
+    let mut sources: HashMap<String, usize> = HashMap::new();
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut patience = Duration::from_secs(10);
     loop {
@@ -401,12 +453,15 @@ async fn told_to_the_school(deployment: &Deployment, acknowledged: &[String]) ->
         let Ok(Ok(Some(message))) = tokio::time::timeout(patience, stream.message()).await else {
             break;
         };
-        let id = message
-            .details
-            .get("referral_id")
-            .cloned()
-            .unwrap_or_default();
+        let id = message.details.get(key).cloned().unwrap_or_default();
+        if !acknowledged.contains(&id) {
+            continue; // not one of the writes counted
+        }
         *told.entry(id).or_default() += 1;
+        let source = message.source.unwrap_or_default();
+        *sources
+            .entry(format!("{}@{}", source.log, source.position))
+            .or_default() += 1;
     }
     Told {
         acknowledged: acknowledged.len(),
@@ -416,11 +471,26 @@ async fn told_to_the_school(deployment: &Deployment, acknowledged: &[String]) ->
             .filter(|id| !told.contains_key(*id))
             .cloned()
             .collect(),
-        duplicated: told.into_iter().filter(|(_, count)| *count > 1).collect(),
+        duplicated: sources
+            .into_iter()
+            .filter(|(_, count)| *count > 1)
+            .collect(),
     }
 }
 
-fn assert_nothing_lost_or_repeated(deployment: &Deployment, told: &Told) {
+/// The school's notifications of the decisions acknowledged.
+async fn told_to_the_school(deployment: &Deployment, acknowledged: &[String]) -> Told {
+    told(
+        deployment,
+        school(),
+        note::NotificationKind::ReferralOutcome,
+        "referral_id",
+        acknowledged,
+    )
+    .await
+}
+
+pub fn assert_nothing_lost_or_repeated(deployment: &Deployment, told: &Told) {
     assert!(
         told.lost.is_empty(),
         "lost: {:?}\n{}",

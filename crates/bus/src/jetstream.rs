@@ -189,6 +189,13 @@ impl JetStream {
         })
     }
 
+    pub(crate) async fn published_head(&self, producer: &str) -> Result<u64> {
+        let stream = self.stream(producer).await?;
+        Ok(last_message(&stream)
+            .await?
+            .map_or(0, |(_, position)| position + 1))
+    }
+
     fn repair(&self, producer: &str) -> Option<Repair> {
         self.local.log(producer).map(Repair::Local).or_else(|| {
             self.options
@@ -249,16 +256,24 @@ async fn start_sequence(stream: &stream::Stream, position: u64) -> Option<u64> {
     if position == 0 {
         return None;
     }
-    let last_sequence = stream.get_info().await.ok()?.state.last_sequence;
+    let (last_sequence, last_position) = last_message(stream).await.ok()??;
+    (position + last_sequence).checked_sub(last_position)
+}
+
+/// The stream's last message: its sequence and the position it carries;
+/// `None` if the stream is empty.
+async fn last_message(stream: &stream::Stream) -> Result<Option<(u64, u64)>> {
+    let last_sequence = stream.get_info().await.map_err(nats)?.state.last_sequence;
     if last_sequence == 0 {
-        return None;
+        return Ok(None);
     }
-    let last = stream.get_raw_message(last_sequence).await.ok()?;
-    let last_position = last
+    let last = stream.get_raw_message(last_sequence).await.map_err(nats)?;
+    let position = last
         .headers
         .get(POSITION_HEADER)
-        .and_then(|value| value.as_str().parse::<u64>().ok())?;
-    (position + last_sequence).checked_sub(last_position)
+        .and_then(|value| value.as_str().parse::<u64>().ok())
+        .ok_or_else(|| Error::Nats(format!("the last message has no {POSITION_HEADER}")))?;
+    Ok(Some((last_sequence, position)))
 }
 
 /// One subscriber's durable JetStream consumer.

@@ -124,6 +124,17 @@ impl Bus {
         })
     }
 
+    /// The position after the last of `producer`'s events that a consumer
+    /// could be given now: its log's head in process, the position of the
+    /// last message in its stream on JetStream (0 if none). A follower that
+    /// has reached it has seen everything published when it asked.
+    pub async fn published_head(&self, producer: &str) -> Result<u64> {
+        match &self.kind {
+            Kind::InProcess(bus) => Ok(bus.log(producer).map_or(0, |log| log.head())),
+            Kind::JetStream(bus) => bus.published_head(producer).await,
+        }
+    }
+
     /// Which bus this is, for the line a service prints when it starts.
     pub fn describe(&self) -> String {
         match &self.kind {

@@ -1,6 +1,6 @@
 //! The bus contract, run against both buses (in process, and NATS JetStream
 //! with a real nats-server): order per producer, resumption from a
-//! position, late producers, redelivery, duplicates dropped, gaps repaired
+//! position, how far a producer has published, late producers, redelivery, duplicates dropped, gaps repaired
 //! from the producer, and a NATS outage waited out with nothing lost.
 
 use std::time::Duration;
@@ -142,6 +142,18 @@ async fn order_and_resumption(flavour: Flavour) {
     append(&referrals, 2).await;
     assert_eq!(positions(&mut early, 2).await, [5, 6]);
     assert_eq!(positions(&mut resumed, 2).await, [5, 6]);
+    // How far a follower must read to have everything published so far.
+    let head = |producer: &'static str| {
+        let bus = world.bus.clone();
+        async move { bus.published_head(producer).await.expect("head") }
+    };
+    assert_eq!(head("referral-intake").await, 7);
+    assert_eq!(head("conference-scheduler").await, 3);
+    assert_eq!(
+        head("plan-registry-9").await,
+        0,
+        "a producer yet to publish"
+    );
     world.close().await;
 }
 

@@ -18,6 +18,21 @@ pub mod producers {
         PLAN_REGISTRY,
         NOTIFICATION,
     ];
+
+    /// The producer name of plan-registry pod `ordinal`. The primary (0)
+    /// is [`PLAN_REGISTRY`]; each read replica publishes its own lookups as
+    /// `plan-registry-<ordinal>`, so every log has one writer.
+    pub fn plan_registry_pod(ordinal: u32) -> String {
+        match ordinal {
+            0 => PLAN_REGISTRY.to_owned(),
+            n => format!("{PLAN_REGISTRY}-{n}"),
+        }
+    }
+
+    /// Every registry pod's producer name when `pods` run, the primary first.
+    pub fn plan_registry_pods(pods: u32) -> Vec<String> {
+        (0..pods.max(1)).map(plan_registry_pod).collect()
+    }
 }
 
 /// Every message and service of the contract, as a serialized

@@ -26,11 +26,11 @@ pub use crate::service::Notification;
 
 pub const LOG: &str = contract::producers::NOTIFICATION;
 
-/// The producers whose events raise notifications.
-const SOURCES: [&str; 3] = [
+/// The producers whose events raise notifications, beside the registry's
+/// pods.
+const SOURCES: [&str; 2] = [
     contract::producers::REFERRAL_INTAKE,
     contract::producers::CONFERENCE_SCHEDULER,
-    contract::producers::PLAN_REGISTRY,
 ];
 
 #[derive(Debug, Clone)]
@@ -38,6 +38,9 @@ pub struct Options {
     pub data_dir: PathBuf,
     /// How often missed deadlines are looked for.
     pub deadline_check: Duration,
+    /// How many plan-registry pods run: each audits its own lookups, and
+    /// each lookup is told to the child's local authority.
+    pub registry_pods: u32,
 }
 
 impl Options {
@@ -45,6 +48,7 @@ impl Options {
         Options {
             data_dir: data_dir.into(),
             deadline_check: Duration::from_secs(60),
+            registry_pods: 1,
         }
     }
 }
@@ -74,7 +78,8 @@ pub async fn open(options: Options, bus: &bus::Bus) -> Result<Notification, Erro
     tokio::spawn(follow_acks(subscription, acks.clone(), watermark.clone()));
     let memory = Arc::new(Mutex::new(derive::Memory::default()));
     let health = service_core::Health::default();
-    for producer in SOURCES {
+    let registry = contract::producers::plan_registry_pods(options.registry_pods);
+    for producer in SOURCES.map(str::to_owned).into_iter().chain(registry) {
         tokio::spawn(follow_source(
             log.clone(),
             bus.clone(),
@@ -145,7 +150,7 @@ fn raised_event(
 async fn follow_source(
     log: EventLog,
     bus: bus::Bus,
-    producer: &'static str,
+    producer: String,
     memory: Arc<Mutex<derive::Memory>>,
     health: service_core::Health,
 ) {
@@ -156,7 +161,7 @@ async fn follow_source(
         Err(error) => return health.broken(&what, error),
     };
     let mut subscription = match bus
-        .subscribe(&format!("{LOG}.rules.{producer}"), producer, 0)
+        .subscribe(&format!("{LOG}.rules.{producer}"), &producer, 0)
         .await
     {
         Ok(subscription) => subscription,
@@ -175,7 +180,7 @@ async fn follow_source(
             Err(error) => return health.broken(&what, error),
         };
         let notifications = match memory.lock() {
-            Ok(mut memory) => memory.derive(producer, position, &envelope),
+            Ok(mut memory) => memory.derive(&producer, position, &envelope),
             Err(_) => return health.broken(&what, "its memory was poisoned"),
         };
         if position < raised_up_to {

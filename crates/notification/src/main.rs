@@ -21,7 +21,10 @@ async fn main() -> ExitCode {
         Ok(bus) => bus,
         Err(code) => return code,
     };
-    let options = notification::Options::new(args.data_dir);
+    let options = notification::Options {
+        registry_pods: args.registry_pods,
+        ..notification::Options::new(args.data_dir)
+    };
     match notification::open(options, &bus).await {
         Ok(service) => {
             // Its own log, for consumers elsewhere that find a gap.

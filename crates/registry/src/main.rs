@@ -1,9 +1,11 @@
 //! `plan-registry`: the plan registry alone in its process.
 //!
-//! `plan-registry [--data-dir DIR] [--listen ADDR] [--nats URL [--producer NAME=URL]...]`;
-//! alone it runs on the in-process bus, with `--nats` beside the other
-//! services over JetStream. The one-command
-//! backbone runs it in-process beside the others instead.
+//! `plan-registry [--data-dir DIR] [--listen ADDR] [--nats URL [--producer NAME=URL]...
+//! [--registry-pods N --pod ORDINAL]]`; alone it runs on the in-process bus,
+//! with `--nats` beside the other services over JetStream. With
+//! `--registry-pods`, pod 0 is the primary and the others read replicas,
+//! which forward plan writes to the primary's `--producer plan-registry=URL`.
+//! The one-command backbone runs it in-process beside the others instead.
 
 use std::process::ExitCode;
 
@@ -22,13 +24,15 @@ async fn main() -> ExitCode {
         Err(code) => return code,
     };
     let options = registry::Options {
-        data_dir: args.data_dir,
-        visibility_months: 12,
+        pods: args.registry_pods,
+        pod: args.pod,
+        primary_url: args.producers.get(registry::LOG).cloned(),
+        ..registry::Options::new(args.data_dir)
     };
     match registry::open(options, &bus).await {
         Ok(service) => {
             // Its own log, for consumers elsewhere that find a gap.
-            let reader = bus::LogReader::new().with(registry::LOG, service.log().clone());
+            let reader = bus::LogReader::new().with(service.producer(), service.log().clone());
             let watched = [service.watched()];
             let router = process::server()
                 .add_service(reader.into_server())

@@ -10,7 +10,7 @@
 //! local authority, the care team, the social worker), and an access is a
 //! time and two such indexes (who looked, and why).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use contract::common::v1::{ContactDetails, Organisation};
@@ -18,11 +18,11 @@ use contract::registry::v1 as wire;
 use domain::NhsNumber;
 use domain::codes::{PlanEndReason, PlanType};
 use domain::plan::{Event, Plan};
-use eventlog::RecordedEvent;
+use eventlog::{EventId, RecordedEvent};
 use prost::{Message, Name};
 use service_core::validate;
 
-use crate::chronology;
+use crate::{chronology, rules};
 
 /// How many accesses a lookup shows, as CP-IS does.
 pub const RECENT_ACCESSES: usize = 25;
@@ -115,6 +115,10 @@ pub struct Projection {
     pub purposes: Interned<String>,
     pub contacts: HashMap<String, wire::LocalAuthorityContacts>,
     pub chronology: chronology::Chronology,
+    /// On a read replica, the ids of the plan events it has applied, so it
+    /// knows when an outcome's plan (whose id derives from the outcome) has
+    /// reached it from the primary.
+    plan_events: Option<HashSet<EventId>>,
 }
 
 fn decode<M: Message + Default>(payload: &[u8], position: u64) -> Result<M, String> {
@@ -164,9 +168,34 @@ pub fn category(value: i32) -> Option<domain::codes::AbuseCategory> {
 }
 
 impl Projection {
-    /// Applies one event of the registry's own log.
+    /// An empty view; a read replica's remembers which plan events it has
+    /// applied.
+    pub fn new(replica: bool) -> Self {
+        Projection {
+            plan_events: replica.then(HashSet::new),
+            ..Projection::default()
+        }
+    }
+
+    /// Whether the plan event `id` has been applied (always, but on a
+    /// replica).
+    pub fn shows(&self, id: &EventId) -> bool {
+        self.plan_events
+            .as_ref()
+            .is_none_or(|applied| applied.contains(id))
+    }
+
+    /// Applies one event of a registry pod's log: plans come from the
+    /// primary's, lookups from every pod's.
     pub fn apply(&mut self, event: &RecordedEvent) -> Result<(), String> {
         let envelope = event.envelope().map_err(|error| error.to_string())?;
+        if let (Some(applied), Some(id)) = (
+            self.plan_events.as_mut(),
+            EventId::from_slice(&envelope.event_id),
+        ) && rules::makes(&envelope.content_type)
+        {
+            applied.insert(id);
+        }
         let (content, payload, position) = (
             envelope.content_type.as_str(),
             envelope.payload.as_slice(),
@@ -273,11 +302,14 @@ impl Projection {
                 who,
                 purpose,
             };
+            // Newest first. Lookups on other pods arrive late and out of
+            // time order, so each goes where its time puts it.
             let entry = self.children.entry(child).or_default();
-            entry.accesses = std::iter::once(access)
-                .chain(entry.accesses.iter().copied())
-                .take(RECENT_ACCESSES)
-                .collect();
+            let mut accesses = entry.accesses.to_vec();
+            let place = accesses.partition_point(|known| known.at_micros >= access.at_micros);
+            accesses.insert(place, access);
+            accesses.truncate(RECENT_ACCESSES);
+            entry.accesses = accesses.into_boxed_slice();
         } else if content == wire::LocalAuthorityContactsSet::full_name() {
             let set: wire::LocalAuthorityContactsSet = decode(payload, position)?;
             let contacts = set.contacts.ok_or("contacts missing")?;

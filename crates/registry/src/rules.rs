@@ -2,6 +2,10 @@
 //! place in a durable cursor, written with the plan events
 //! (`service_core::rule`), and derives each plan event's id from the outcome
 //! that caused it, so a redelivered outcome changes nothing.
+//!
+//! Only the primary runs the rule. A read replica follows the same outcomes
+//! and waits for each one's plan event to arrive from the primary
+//! ([`mirror`]): the derived id says which event that is.
 
 use contract::common::v1::Organisation;
 use contract::conference::v1 as conference;
@@ -16,16 +20,14 @@ const PRODUCER: &str = contract::producers::CONFERENCE_SCHEDULER;
 /// Follows the scheduler from the rule's cursor; `applied` says how far its
 /// outcomes are plans the projection shows.
 pub async fn run(service: PlanRegistry, bus: bus::Bus, applied: service_core::Watermark) {
+    let consumer = format!("{}.plan-rule", service.producer());
     let cursor = format!("rule:{PRODUCER}");
     let from = match service.log().cursor(&cursor) {
         Ok(position) => position.unwrap_or(0),
         Err(error) => return service.health().broken("plan rule", error),
     };
     applied.advance_to(from);
-    let mut subscription = match bus
-        .subscribe(&format!("{}.plan-rule", crate::LOG), PRODUCER, from)
-        .await
-    {
+    let mut subscription = match bus.subscribe(&consumer, PRODUCER, from).await {
         Ok(subscription) => subscription,
         Err(error) => return service.health().broken("plan rule", error),
     };
@@ -66,6 +68,46 @@ pub async fn run(service: PlanRegistry, bus: bus::Bus, applied: service_core::Wa
             return;
         }
     }
+}
+
+/// On a read replica: `applied` says how far the scheduler's outcomes are
+/// plans this pod shows, having come from the primary. Reads the outcomes
+/// from the first at every start; what it keeps is one id per plan event.
+pub async fn mirror(service: PlanRegistry, bus: bus::Bus, applied: service_core::Watermark) {
+    let what = "the replica's wait for the primary's plans";
+    let mut subscription = match bus
+        .subscribe(&format!("{}.plan-rule", service.producer()), PRODUCER, 0)
+        .await
+    {
+        Ok(subscription) => subscription,
+        Err(error) => return service.health().broken(what, error),
+    };
+    loop {
+        let delivery = match subscription.next().await {
+            Ok(delivery) => delivery,
+            Err(bus::Error::Closed) => return,
+            Err(error) => return service.health().broken(what, error),
+        };
+        let envelope = match delivery.event.envelope() {
+            Ok(envelope) => envelope,
+            Err(error) => return service.health().broken(what, error),
+        };
+        if let Some((_, event)) = plan_event(&envelope) {
+            service.shown(event.event_id).await;
+        }
+        applied.advance_to(delivery.event.position() + 1);
+    }
+}
+
+/// Whether the rule makes events of this content type.
+pub fn makes(content_type: &str) -> bool {
+    [
+        wire::PlanStarted::full_name(),
+        wire::PlanCategoryChanged::full_name(),
+        wire::PlanEnded::full_name(),
+    ]
+    .iter()
+    .any(|made| made == content_type)
 }
 
 fn system_event<M: Message + Name>(

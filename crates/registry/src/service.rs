@@ -1,7 +1,12 @@
 //! The `PlanRegistry` gRPC service.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Arc;
+
+use contract::registry::v1::plan_registry_client::PlanRegistryClient;
+use tokio::sync::Notify;
+use tonic::transport::Channel;
 
 use contract::common::v1::{ConsistencyToken, Organisation, Role};
 use contract::registry::v1 as wire;
@@ -27,17 +32,35 @@ pub struct PlanRegistry {
     inner: Arc<Inner>,
 }
 
+/// A read replica's connection to the primary, which makes its plan writes.
+pub(crate) type Primary = PlanRegistryClient<Channel>;
+
+/// The primary at `url`, connected on first use: a replica starts and
+/// answers lookups while the primary is away.
+pub(crate) fn primary(url: &str) -> Result<Primary, String> {
+    let endpoint = Channel::from_shared(url.to_owned()).map_err(|error| error.to_string())?;
+    Ok(PlanRegistryClient::new(endpoint.connect_lazy()))
+}
+
 #[derive(Debug)]
-struct Inner {
-    log: EventLog,
-    projection: Shared,
-    watermark: Watermark,
-    /// How far the plan rule has applied the scheduler's log.
-    plan_rule: Watermark,
+pub(crate) struct Inner {
+    /// This pod's producer name: `plan-registry` for the primary.
+    pub producer: String,
+    pub log: EventLog,
+    pub projection: Shared,
+    pub watermark: Watermark,
+    /// How far the projection has applied each other registry pod's log.
+    pub peers: Vec<Watermark>,
+    /// Woken whenever another pod's event is applied.
+    pub peer_applied: Arc<Notify>,
+    /// How far the scheduler's outcomes are plans the projection shows.
+    pub plan_rule: Watermark,
     /// How far the chronology has read each other producer.
-    sources: HashMap<&'static str, Watermark>,
-    visibility_months: u32,
-    health: service_core::Health,
+    pub sources: HashMap<&'static str, Watermark>,
+    pub visibility_months: u32,
+    pub health: service_core::Health,
+    /// Set on a read replica: where its plan writes go.
+    pub primary: Option<Primary>,
 }
 
 /// Who may see the category of a plan: those who act on it. An emergency
@@ -69,26 +92,20 @@ fn wire_nhs(number: NhsNumber) -> Option<contract::common::v1::NhsNumber> {
 }
 
 impl PlanRegistry {
-    pub(crate) fn new(
-        log: EventLog,
-        projection: Shared,
-        watermark: Watermark,
-        plan_rule: Watermark,
-        sources: HashMap<&'static str, Watermark>,
-        visibility_months: u32,
-        health: service_core::Health,
-    ) -> Self {
+    pub(crate) fn new(inner: Inner) -> Self {
         PlanRegistry {
-            inner: Arc::new(Inner {
-                log,
-                projection,
-                watermark,
-                plan_rule,
-                sources,
-                visibility_months,
-                health,
-            }),
+            inner: Arc::new(inner),
         }
+    }
+
+    /// This pod's producer name, under which its log is served and published.
+    pub fn producer(&self) -> &str {
+        &self.inner.producer
+    }
+
+    /// Whether this pod is a read replica, forwarding plan writes.
+    pub fn is_replica(&self) -> bool {
+        self.inner.primary.is_some()
     }
 
     pub fn into_server(self) -> PlanRegistryServer<Self> {
@@ -155,16 +172,62 @@ impl PlanRegistry {
     }
 
     /// Waits until the registry reflects the writes `token` names: its own,
-    /// and the scheduler's outcomes that make plans.
+    /// the other pods', and the scheduler's outcomes that make plans.
     async fn reflect(&self, token: Option<&ConsistencyToken>) -> Result<(), Status> {
-        self.inner
-            .watermark
-            .wait_for(token, consistency::DEFAULT_WAIT)
-            .await?;
-        self.inner
-            .plan_rule
-            .wait_for(token, consistency::DEFAULT_WAIT)
+        let inner = &self.inner;
+        for watermark in [&inner.watermark, &inner.plan_rule]
+            .into_iter()
+            .chain(&inner.peers)
+        {
+            watermark.wait_for(token, consistency::DEFAULT_WAIT).await?;
+        }
+        Ok(())
+    }
+
+    /// Waits until the projection shows the plan event `id` from the
+    /// primary: how a replica knows an outcome's plan has reached it.
+    pub(crate) async fn shown(&self, id: EventId) {
+        loop {
+            let applied = self.inner.peer_applied.notified();
+            tokio::pin!(applied);
+            applied.as_mut().enable();
+            match self.inner.projection.read() {
+                Ok(state) if !state.shows(&id) => {}
+                _ => return,
+            }
+            applied.await;
+        }
+    }
+
+    /// A plan write reaching a read replica: the primary makes it, and the
+    /// answer waits until this pod shows it, so the caller reads its own
+    /// write here too.
+    async fn forward<Req, Resp, Call, Answer>(
+        &self,
+        primary: &Primary,
+        request: Request<Req>,
+        call: Call,
+        token: fn(&Resp) -> Option<&ConsistencyToken>,
+    ) -> Result<Response<Resp>, Status>
+    where
+        Call: FnOnce(Primary, Request<Req>) -> Answer,
+        Answer: Future<Output = Result<Response<Resp>, Status>>,
+    {
+        let mut forwarded = Request::new(request.into_inner());
+        if let Ok(traceparent) = service_core::trace::current().parse() {
+            forwarded.metadata_mut().insert("traceparent", traceparent);
+        }
+        let response = call(primary.clone(), forwarded)
             .await
+            .map_err(|status| match status.code() {
+                tonic::Code::Unavailable | tonic::Code::Unknown => Status::unavailable(format!(
+                    "plans are recorded by the registry's primary ({LOG}), which cannot be reached: {}; retry shortly",
+                    status.message()
+                )),
+                _ => status,
+            })?;
+        self.reflect(token(response.get_ref())).await?;
+        Ok(response)
     }
 
     async fn catch_up(&self) -> Result<(), Status> {
@@ -252,7 +315,9 @@ impl PlanRegistry {
                 for event in &events {
                     let envelope = event.envelope().map_err(from_log)?;
                     if let Some((_, entry)) =
-                        state.chronology.entry(LOG, event.position(), &envelope)
+                        state
+                            .chronology
+                            .entry(&self.inner.producer, event.position(), &envelope)
                     {
                         entries.push(entry);
                     }
@@ -282,6 +347,14 @@ impl PlanRegistry {
             state.care_team(record).to_vec(),
         ))
     }
+}
+
+fn plan_token(response: &wire::PlanResponse) -> Option<&ConsistencyToken> {
+    response.token.as_ref()
+}
+
+fn contacts_token(response: &wire::SetLocalAuthorityContactsResponse) -> Option<&ConsistencyToken> {
+    response.token.as_ref()
 }
 
 /// Checks a new plan with the domain and builds its first event.
@@ -410,6 +483,12 @@ impl plan_registry_server::PlanRegistry for PlanRegistry {
         &self,
         request: Request<wire::RecordTransferInRequest>,
     ) -> Result<Response<wire::PlanResponse>, Status> {
+        if let Some(primary) = &self.inner.primary {
+            let call = |mut primary: Primary, request| async move {
+                primary.record_transfer_in(request).await
+            };
+            return self.forward(primary, request, call, plan_token).await;
+        }
         let request = request.into_inner();
         let caller = validate::caller(request.caller.as_ref())?;
         caller.require_local_authority("record plans")?;
@@ -434,6 +513,12 @@ impl plan_registry_server::PlanRegistry for PlanRegistry {
         &self,
         request: Request<wire::RecordLookedAfterRequest>,
     ) -> Result<Response<wire::PlanResponse>, Status> {
+        if let Some(primary) = &self.inner.primary {
+            let call = |mut primary: Primary, request| async move {
+                primary.record_looked_after(request).await
+            };
+            return self.forward(primary, request, call, plan_token).await;
+        }
         let request = request.into_inner();
         let caller = validate::caller(request.caller.as_ref())?;
         caller.require_local_authority("record plans")?;
@@ -454,6 +539,12 @@ impl plan_registry_server::PlanRegistry for PlanRegistry {
         &self,
         request: Request<wire::RecordUnbornPlanRequest>,
     ) -> Result<Response<wire::PlanResponse>, Status> {
+        if let Some(primary) = &self.inner.primary {
+            let call = |mut primary: Primary, request| async move {
+                primary.record_unborn_plan(request).await
+            };
+            return self.forward(primary, request, call, plan_token).await;
+        }
         let request = request.into_inner();
         let caller = validate::caller(request.caller.as_ref())?;
         caller.require_local_authority("record plans")?;
@@ -479,6 +570,11 @@ impl plan_registry_server::PlanRegistry for PlanRegistry {
         &self,
         request: Request<wire::LinkBirthRequest>,
     ) -> Result<Response<wire::PlanResponse>, Status> {
+        if let Some(primary) = &self.inner.primary {
+            let call =
+                |mut primary: Primary, request| async move { primary.link_birth(request).await };
+            return self.forward(primary, request, call, plan_token).await;
+        }
         let request = request.into_inner();
         let caller = validate::caller(request.caller.as_ref())?;
         caller.require_local_authority("record plans")?;
@@ -511,6 +607,11 @@ impl plan_registry_server::PlanRegistry for PlanRegistry {
         &self,
         request: Request<wire::EndPlanRequest>,
     ) -> Result<Response<wire::PlanResponse>, Status> {
+        if let Some(primary) = &self.inner.primary {
+            let call =
+                |mut primary: Primary, request| async move { primary.end_plan(request).await };
+            return self.forward(primary, request, call, plan_token).await;
+        }
         let request = request.into_inner();
         let caller = validate::caller(request.caller.as_ref())?;
         caller.require_local_authority("record plans")?;
@@ -548,6 +649,12 @@ impl plan_registry_server::PlanRegistry for PlanRegistry {
         &self,
         request: Request<wire::SetLocalAuthorityContactsRequest>,
     ) -> Result<Response<wire::SetLocalAuthorityContactsResponse>, Status> {
+        if let Some(primary) = &self.inner.primary {
+            let call = |mut primary: Primary, request| async move {
+                primary.set_local_authority_contacts(request).await
+            };
+            return self.forward(primary, request, call, contacts_token).await;
+        }
         let request = request.into_inner();
         let caller = validate::caller(request.caller.as_ref())?;
         caller.require_local_authority("record plans")?;

@@ -185,8 +185,8 @@ async fn start_services(
     opened.push(conferences.log().clone());
     let registry = registry::open(
         registry::Options {
-            data_dir: dir.join("plan-registry"),
             visibility_months: config.visibility_months,
+            ..registry::Options::new(dir.join("plan-registry"))
         },
         &bus,
     )

@@ -23,7 +23,7 @@ pub const DEFAULT_WAIT: Duration = Duration::from_secs(5);
 /// waiter on every event would cost more than the reads themselves.
 #[derive(Debug, Clone)]
 pub struct Watermark {
-    log: &'static str,
+    log: Arc<str>,
     state: Arc<Mutex<State>>,
 }
 
@@ -34,15 +34,15 @@ struct State {
 }
 
 impl Watermark {
-    pub fn new(log: &'static str) -> Self {
+    pub fn new(log: impl Into<Arc<str>>) -> Self {
         Watermark {
-            log,
+            log: log.into(),
             state: Arc::default(),
         }
     }
 
-    pub fn log(&self) -> &'static str {
-        self.log
+    pub fn log(&self) -> &str {
+        &self.log
     }
 
     pub fn advance_to(&self, next_position: u64) {
@@ -75,7 +75,7 @@ impl Watermark {
         let Some(wanted) = token
             .into_iter()
             .flat_map(|token| &token.positions)
-            .filter(|position| position.log == self.log)
+            .filter(|position| *position.log == *self.log)
             .map(|position| position.position)
             .max()
         else {
@@ -107,7 +107,7 @@ impl Watermark {
     pub fn token(&self, next_position: u64) -> ConsistencyToken {
         ConsistencyToken {
             positions: vec![LogPosition {
-                log: self.log.to_owned(),
+                log: self.log.to_string(),
                 position: next_position,
             }],
         }

@@ -23,10 +23,21 @@ pub struct Args {
     pub producers: HashMap<String, String>,
     /// Copies of this service's stream in a NATS cluster (3 in a cluster).
     pub replicas: usize,
+    /// How many plan-registry pods run: the primary and its read replicas.
+    /// The registry follows its peers; notification follows them all.
+    pub registry_pods: u32,
+    /// Which plan-registry pod this is: 0 the primary, else a read replica.
+    /// Given as a number or as a pod name ending in it (`plan-registry-2`),
+    /// so a StatefulSet can pass its pod's name.
+    pub pod: u32,
 }
 
-const USAGE: &str =
-    "[--data-dir DIR] [--listen ADDR] [--nats URL [--replicas N] [--producer NAME=URL]...]";
+const USAGE: &str = "[--data-dir DIR] [--listen ADDR] [--nats URL [--replicas N] [--producer NAME=URL]... [--registry-pods N [--pod ORDINAL]]]";
+
+/// The ordinal a `--pod` value names: `2`, or a name ending in `-2`.
+fn pod_ordinal(value: &str) -> Option<u32> {
+    value.rsplit('-').next()?.parse().ok()
+}
 
 /// Reads the flags; on a bad one, prints why and gives the exit code.
 pub fn args(name: &str, default_port: u16) -> Result<Args, ExitCode> {
@@ -45,6 +56,8 @@ pub fn args(name: &str, default_port: u16) -> Result<Args, ExitCode> {
         nats: std::env::var("SAFEGUARD_NATS").ok(),
         producers: HashMap::new(),
         replicas: 1,
+        registry_pods: 1,
+        pod: 0,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -67,6 +80,24 @@ pub fn args(name: &str, default_port: u16) -> Result<Args, ExitCode> {
                         ExitCode::from(2)
                     })?;
             }
+            ("--registry-pods", Some(value)) => {
+                parsed.registry_pods = value
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=16).contains(n))
+                    .ok_or_else(|| {
+                        eprintln!("{name}: --registry-pods {value}: expected 1 to 16");
+                        ExitCode::from(2)
+                    })?;
+            }
+            ("--pod", Some(value)) => {
+                parsed.pod = pod_ordinal(&value).ok_or_else(|| {
+                    eprintln!(
+                        "{name}: --pod {value}: expected an ordinal, or a name ending in one"
+                    );
+                    ExitCode::from(2)
+                })?;
+            }
             ("--producer", Some(value)) => {
                 let Some((producer, url)) = value.split_once('=') else {
                     eprintln!("{name}: --producer {value}: expected NAME=URL");
@@ -79,6 +110,13 @@ pub fn args(name: &str, default_port: u16) -> Result<Args, ExitCode> {
                 return Err(ExitCode::from(2));
             }
         }
+    }
+    if parsed.pod >= parsed.registry_pods {
+        eprintln!(
+            "{name}: --pod {}: only {} registry pods run (--registry-pods)",
+            parsed.pod, parsed.registry_pods
+        );
+        return Err(ExitCode::from(2));
     }
     Ok(parsed)
 }
@@ -170,4 +208,15 @@ pub fn failed(name: &str, error: impl std::fmt::Display) -> ExitCode {
 /// every lookup took 40 ms however idle the server.
 pub fn incoming(listener: tokio::net::TcpListener) -> tonic::transport::server::TcpIncoming {
     tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_pod_is_named_by_its_ordinal_or_a_name_ending_in_it() {
+        assert_eq!(super::pod_ordinal("2"), Some(2));
+        assert_eq!(super::pod_ordinal("plan-registry-0"), Some(0));
+        assert_eq!(super::pod_ordinal("plan-registry"), None);
+        assert_eq!(super::pod_ordinal("-x"), None);
+    }
 }

@@ -1,0 +1,297 @@
+//! The registry as a primary and a read replica, each its own process
+//! beside the other services over a real nats-server: the demo case with
+//! every registry call on the replica, and a steady stream of lookups over
+//! both pods while each in turn is killed with kill -9.
+
+use std::time::{Duration, Instant};
+
+use contract::common::v1::{AbuseCategory, ConsistencyToken, NhsNumber, OrganisationKind, Role};
+use contract::notification::v1::NotificationKind;
+use contract::registry::v1 as wire;
+use contract::registry::v1::plan_registry_client::PlanRegistryClient;
+use safeguard::demo::Endpoints;
+use tonic::transport::Channel;
+
+use crate::fixtures::{chair, council, date, member_of, nurse, organisation};
+use crate::processes::{Deployment, assert_nothing_lost_or_repeated, told, transient};
+
+const PRIMARY: &str = "plan-registry";
+const REPLICA: &str = "plan-registry-1";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_case_runs_with_every_registry_call_on_a_read_replica() {
+    let deployment = Deployment::start_with(2).await;
+    // Contact numbers are written through the replica (forwarded to the
+    // primary), the nurse's lookup waits there for the chair's outcome, the
+    // council is told of it, and the chronology is read there.
+    let endpoints = Endpoints {
+        registry: deployment.url(REPLICA),
+        ..deployment.endpoints()
+    };
+    crate::scenario::the_demo_case(&endpoints).await;
+}
+
+/// One lookup of `child`, on the first of `pods` that answers, as a load
+/// balancer would route it, asserting it shows the child's plan: its
+/// token, or `None` if no pod answered in time.
+async fn look_up(pods: &[String], child: &str, purpose: &str) -> Option<ConsistencyToken> {
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(30) {
+        for url in pods {
+            let Ok(channel) = Channel::from_shared(url.clone())
+                .expect("url")
+                .connect()
+                .await
+            else {
+                continue;
+            };
+            let looked = PlanRegistryClient::new(channel)
+                .lookup_child(wire::LookupChildRequest {
+                    caller: Some(nurse()),
+                    nhs_number: Some(NhsNumber {
+                        value: child.to_owned(),
+                    }),
+                    purpose: purpose.to_owned(),
+                    ..wire::LookupChildRequest::default()
+                })
+                .await;
+            match looked {
+                Ok(response) => {
+                    let response = response.into_inner();
+                    // Never "no plan" from a pod that has not caught up.
+                    assert_eq!(response.plans.len(), 1, "{purpose} on {url}: {response:?}");
+                    return response.token;
+                }
+                Err(status) => assert!(transient(&status), "lookup refused: {status:?}"),
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    None
+}
+
+/// A silent lookup on `url` once it reflects `after`: who looked, newest
+/// first.
+async fn accesses_on(
+    url: String,
+    child: &str,
+    after: ConsistencyToken,
+) -> (Vec<String>, ConsistencyToken) {
+    let channel = Channel::from_shared(url).expect("url").connect().await;
+    let response = PlanRegistryClient::new(channel.expect("connect"))
+        .lookup_child(wire::LookupChildRequest {
+            caller: Some(nurse()),
+            nhs_number: Some(NhsNumber {
+                value: child.to_owned(),
+            }),
+            purpose: "who looked".into(),
+            silent: true,
+            min_token: Some(after),
+            ..wire::LookupChildRequest::default()
+        })
+        .await
+        .expect("lookup")
+        .into_inner();
+    let purposes = response
+        .recent_accesses
+        .iter()
+        .map(|access| access.purpose.clone())
+        .collect();
+    (purposes, response.token.expect("token"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lookups_on_either_pod_are_told_once_and_survive_kill_9_of_either() {
+    let mut deployment = Deployment::start_with(2).await;
+    let report = safeguard::demo::run_against(&deployment.endpoints(), true)
+        .await
+        .expect("a plan to look up");
+    let child = report.child.clone();
+    let pods = [deployment.url(PRIMARY), deployment.url(REPLICA)];
+    // Forty lookups, alternating between the pods; a pod that is down
+    // sends its lookups to the other.
+    let looker = {
+        let (pods, child) = (pods.clone(), child.clone());
+        tokio::spawn(async move {
+            let mut acknowledged = Vec::new();
+            for serial in 0..40 {
+                let purpose = format!("steady lookup {serial}");
+                let order = [pods[serial % 2].clone(), pods[(serial + 1) % 2].clone()];
+                if let Some(token) = look_up(&order, &child, &purpose).await {
+                    acknowledged.push((purpose, token, Instant::now()));
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            acknowledged
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    deployment.kill(REPLICA);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    deployment.restart(REPLICA).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    deployment.kill(PRIMARY);
+    let primary_down = Instant::now();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let primary_up = Instant::now();
+    deployment.restart(PRIMARY).await;
+    let acknowledged = looker.await.expect("looker");
+    let while_primary_down = acknowledged
+        .iter()
+        .filter(|(_, _, at)| *at > primary_down && *at < primary_up)
+        .count();
+    println!("registry primary down: lookups acknowledged meanwhile: {while_primary_down}");
+    // One pod or the other was always up.
+    assert_eq!(acknowledged.len(), 40, "every lookup was acknowledged");
+    assert!(
+        while_primary_down >= 1,
+        "the replica answered lookups while the primary was down"
+    );
+
+    // The council is told of each lookup once, whichever pod audited it.
+    let council = member_of(
+        "E09000999",
+        OrganisationKind::LocalAuthority,
+        Role::SocialWorker,
+    );
+    let purposes: Vec<String> = acknowledged.iter().map(|(p, _, _)| p.clone()).collect();
+    let told = told(
+        &deployment,
+        council,
+        NotificationKind::Access,
+        "purpose",
+        &purposes,
+    )
+    .await;
+    told.print("kill -9 of each registry pod under lookups");
+    assert_nothing_lost_or_repeated(&deployment, &told);
+
+    // Both pods show the same list of who looked.
+    let everything = ConsistencyToken {
+        positions: acknowledged
+            .iter()
+            .flat_map(|(_, token, _)| token.positions.clone())
+            .collect(),
+    };
+    let (on_primary, token) = accesses_on(pods[0].clone(), &child, everything.clone()).await;
+    let mut both = everything;
+    both.positions.extend(token.positions);
+    let (on_replica, _) = accesses_on(pods[1].clone(), &child, both).await;
+    assert_eq!(on_replica[0], "who looked");
+    assert_eq!(
+        on_replica[1..],
+        on_primary[..on_replica.len() - 1],
+        "the pods agree on who looked"
+    );
+    assert!(
+        on_primary.contains(&"steady lookup 39".to_owned()),
+        "{on_primary:?}"
+    );
+}
+
+fn transfer_in(child: &str) -> wire::RecordTransferInRequest {
+    wire::RecordTransferInRequest {
+        caller: Some(chair()),
+        child_nhs_number: Some(NhsNumber {
+            value: child.to_owned(),
+        }),
+        category: AbuseCategory::Neglect.into(),
+        start_date: date(2026, 1, 5),
+        local_authority: Some(council()),
+        previous_local_authority: Some(organisation("E09000998", OrganisationKind::LocalAuthority)),
+        lead_social_worker: None,
+    }
+}
+
+async fn registry(url: String) -> PlanRegistryClient<Channel> {
+    PlanRegistryClient::new(
+        Channel::from_shared(url)
+            .expect("url")
+            .connect()
+            .await
+            .expect("connect"),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_replica_serves_only_with_the_primarys_plans_and_refuses_writes_without_it() {
+    let mut deployment = Deployment::start_with(2).await;
+    deployment.kill(REPLICA);
+    // While the replica is away, a thousand events before a new plan: a
+    // replica that answered before reading them would say it has none.
+    let child = domain::NhsNumber::test_number(7001).to_string();
+    let lookups: Vec<_> = (0..16)
+        .map(|worker| {
+            let url = deployment.url(PRIMARY);
+            let child = child.clone();
+            tokio::spawn(async move {
+                let mut primary = registry(url).await;
+                for serial in 0..64 {
+                    primary
+                        .lookup_child(wire::LookupChildRequest {
+                            caller: Some(nurse()),
+                            nhs_number: Some(NhsNumber {
+                                value: child.clone(),
+                            }),
+                            purpose: format!("before the plan {worker}-{serial}"),
+                            silent: true,
+                            ..wire::LookupChildRequest::default()
+                        })
+                        .await
+                        .expect("lookup");
+                }
+            })
+        })
+        .collect();
+    for lookup in lookups {
+        lookup.await.expect("lookups");
+    }
+    let plan = registry(deployment.url(PRIMARY))
+        .await
+        .record_transfer_in(transfer_in(&child))
+        .await
+        .expect("a plan recorded on the primary")
+        .into_inner()
+        .plan
+        .expect("plan");
+
+    deployment.restart(REPLICA).await;
+    let mut replica = registry(deployment.url(REPLICA)).await;
+    let looked = replica
+        .lookup_child(wire::LookupChildRequest {
+            caller: Some(nurse()),
+            nhs_number: Some(NhsNumber {
+                value: child.clone(),
+            }),
+            purpose: "first lookup after a restart".into(),
+            ..wire::LookupChildRequest::default()
+        })
+        .await
+        .expect("lookup")
+        .into_inner();
+    assert_eq!(looked.plans.len(), 1, "{looked:?}");
+    assert_eq!(looked.plans[0].plan_id, plan.plan_id);
+
+    // Without the primary, the replica still answers lookups, and refuses
+    // plan writes with a reason, recording nothing.
+    deployment.kill(PRIMARY);
+    let refused = replica
+        .record_transfer_in(transfer_in(
+            &domain::NhsNumber::test_number(7002).to_string(),
+        ))
+        .await
+        .expect_err("no primary");
+    assert_eq!(refused.code(), tonic::Code::Unavailable, "{refused:?}");
+    assert!(refused.message().contains("primary"), "{refused:?}");
+    let looked = replica
+        .lookup_child(wire::LookupChildRequest {
+            caller: Some(nurse()),
+            nhs_number: Some(NhsNumber { value: child }),
+            purpose: "lookup without the primary".into(),
+            ..wire::LookupChildRequest::default()
+        })
+        .await
+        .expect("lookup")
+        .into_inner();
+    assert_eq!(looked.plans.len(), 1, "{looked:?}");
+}
