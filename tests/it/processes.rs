@@ -32,7 +32,7 @@ const SERVICES: [(&str, &str); 4] = [
 /// The directory cargo puts this build's binaries in, with the service
 /// binaries brought up to date there (`cargo test -p tests` alone does not
 /// build other packages' binaries; a no-op when they are current).
-fn binaries() -> &'static Path {
+pub fn binaries() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let exe = std::env::current_exe().expect("test binary");
@@ -390,7 +390,7 @@ fn write_steadily(
 pub struct Told {
     acknowledged: usize,
     delivered: usize,
-    /// Source events told more than once, and how often.
+    /// Writes told more than once, and how often.
     duplicated: Vec<(String, usize)>,
     lost: Vec<String>,
 }
@@ -408,8 +408,8 @@ impl Told {
 }
 
 /// Reads `recipient`'s notifications of `kind` naming (in detail `key`) an
-/// acknowledged write, until one for each has come (or a minute has passed), then
-/// a moment more for any duplicate: a source event told twice.
+/// acknowledged write, until one for each has come (or a minute has
+/// passed), then a moment more for any duplicate.
 pub async fn told(
     deployment: &Deployment,
     recipient: contract::common::v1::CallerIdentity,
@@ -439,7 +439,6 @@ pub async fn told(
         .expect("subscribe")
         .into_inner();
     let mut told: HashMap<String, usize> = HashMap::new();
-    let mut sources: HashMap<String, usize> = HashMap::new();
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut patience = Duration::from_secs(10);
     loop {
@@ -458,10 +457,6 @@ pub async fn told(
             continue; // not one of the writes counted
         }
         *told.entry(id).or_default() += 1;
-        let source = message.source.unwrap_or_default();
-        *sources
-            .entry(format!("{}@{}", source.log, source.position))
-            .or_default() += 1;
     }
     Told {
         acknowledged: acknowledged.len(),
@@ -471,10 +466,7 @@ pub async fn told(
             .filter(|id| !told.contains_key(*id))
             .cloned()
             .collect(),
-        duplicated: sources
-            .into_iter()
-            .filter(|(_, count)| *count > 1)
-            .collect(),
+        duplicated: told.into_iter().filter(|(_, count)| *count > 1).collect(),
     }
 }
 

@@ -260,20 +260,28 @@ async fn start_sequence(stream: &stream::Stream, position: u64) -> Option<u64> {
     (position + last_sequence).checked_sub(last_position)
 }
 
-/// The stream's last message: its sequence and the position it carries;
-/// `None` if the stream is empty.
+/// How many messages back from the end to look for the last record, past
+/// messages that are not (a stray publish) or are gone.
+const LAST_RECORD_WITHIN: u64 = 100;
+
+/// The stream's last record: its sequence and the position it carries;
+/// `None` if the stream has none near its end.
 async fn last_message(stream: &stream::Stream) -> Result<Option<(u64, u64)>> {
     let last_sequence = stream.get_info().await.map_err(nats)?.state.last_sequence;
-    if last_sequence == 0 {
-        return Ok(None);
+    let first = last_sequence.saturating_sub(LAST_RECORD_WITHIN).max(1);
+    for sequence in (first..=last_sequence).rev() {
+        let Ok(message) = stream.get_raw_message(sequence).await else {
+            continue;
+        };
+        let position = message
+            .headers
+            .get(POSITION_HEADER)
+            .and_then(|value| value.as_str().parse::<u64>().ok());
+        if let Some(position) = position {
+            return Ok(Some((sequence, position)));
+        }
     }
-    let last = stream.get_raw_message(last_sequence).await.map_err(nats)?;
-    let position = last
-        .headers
-        .get(POSITION_HEADER)
-        .and_then(|value| value.as_str().parse::<u64>().ok())
-        .ok_or_else(|| Error::Nats(format!("the last message has no {POSITION_HEADER}")))?;
-    Ok(Some((last_sequence, position)))
+    Ok(None)
 }
 
 /// One subscriber's durable JetStream consumer.

@@ -15,6 +15,29 @@ pub struct Chronology {
     entries: HashMap<NhsNumber, Vec<wire::ChronologyEntry>>,
     /// Conference events name the conference, not the child.
     conference_children: HashMap<String, NhsNumber>,
+    /// On a read replica, the primary's plan events by plan: what the
+    /// primary reads from its plan streams. Some name no child (a category
+    /// change), and an unborn plan's belong to mother and baby alike.
+    plan_entries: HashMap<String, Vec<wire::ChronologyEntry>>,
+}
+
+/// The plan a plan event belongs to, if it is one.
+fn plan_of(envelope: &EventEnvelope) -> Option<String> {
+    let payload = envelope.payload.as_slice();
+    let content = envelope.content_type.as_str();
+    if content == wire::PlanStarted::full_name() {
+        return Some(wire::PlanStarted::decode(payload).ok()?.plan_id);
+    }
+    if content == wire::PlanCategoryChanged::full_name() {
+        return Some(wire::PlanCategoryChanged::decode(payload).ok()?.plan_id);
+    }
+    if content == wire::PlanEnded::full_name() {
+        return Some(wire::PlanEnded::decode(payload).ok()?.plan_id);
+    }
+    if content == wire::BirthLinked::full_name() {
+        return Some(wire::BirthLinked::decode(payload).ok()?.plan_id);
+    }
+    None
 }
 
 fn child_of(number: Option<&contract::common::v1::NhsNumber>) -> Option<NhsNumber> {
@@ -101,9 +124,29 @@ impl Chronology {
         ))
     }
 
+    /// Records another registry pod's event: a plan event under its plan,
+    /// anything else (a lookup) as [`Chronology::add`] does.
+    pub fn add_from_pod(&mut self, log: &str, position: u64, envelope: &EventEnvelope) {
+        match plan_of(envelope) {
+            Some(plan) => {
+                if let Some((_, entry)) = self.entry(log, position, envelope) {
+                    self.plan_entries.entry(plan).or_default().push(entry);
+                }
+            }
+            None => {
+                self.add(log, position, envelope);
+            }
+        }
+    }
+
     /// The other producers' entries about a child, in no particular order.
     pub fn of(&self, child: &NhsNumber) -> Vec<wire::ChronologyEntry> {
         self.entries.get(child).cloned().unwrap_or_default()
+    }
+
+    /// Another pod's events of a plan, in no particular order.
+    pub fn of_plan(&self, plan: &str) -> &[wire::ChronologyEntry] {
+        self.plan_entries.get(plan).map_or(&[], Vec::as_slice)
     }
 }
 

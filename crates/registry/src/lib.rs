@@ -45,8 +45,10 @@ const CHRONOLOGY_SOURCES: [&str; 2] = [
     contract::producers::CONFERENCE_SCHEDULER,
 ];
 
-/// How long a pod waits at start to catch up with the others' logs.
-const CATCH_UP_WITHIN: std::time::Duration = std::time::Duration::from_secs(600);
+/// How long a replica waits at start to catch up with the primary's log:
+/// within the 300 s a Kubernetes startup probe allows (`deploy/k8s`), and
+/// far more than the about 1 s per 100,000 events it takes.
+const CATCH_UP_WITHIN: std::time::Duration = std::time::Duration::from_secs(240);
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -134,7 +136,9 @@ pub async fn open(options: Options, bus: &bus::Bus) -> Result<PlanRegistry, Erro
         if peer == own {
             continue;
         }
-        published.push(bus.published_head(&peer).await?);
+        if primary.is_some() && peer == LOG {
+            published.push((peers.len(), bus.published_head(&peer).await?));
+        }
         let watermark = Watermark::new(peer.as_str());
         tokio::spawn(follow(
             bus.clone(),
@@ -149,8 +153,10 @@ pub async fn open(options: Options, bus: &bus::Bus) -> Result<PlanRegistry, Erro
     }
     // A replica that answered before it had the primary's plans would tell
     // a nurse a child on a plan has none: it serves only once it has
-    // caught up with what the other pods had published when it started.
-    for (watermark, head) in peers.iter().zip(published) {
+    // caught up with what the primary had published when it started. (The
+    // primary waits for no one: other pods only add to who looked.)
+    for (peer, head) in published {
+        let watermark = &peers[peer];
         watermark
             .wait_for(Some(&watermark.token(head)), CATCH_UP_WITHIN)
             .await
@@ -219,12 +225,16 @@ async fn follow(
         };
         let position = delivery.event.position();
         if let (Ok(envelope), Ok(mut state)) = (delivery.event.envelope(), projection.write()) {
-            if peer_applied.is_some()
-                && let Err(error) = state.apply(&delivery.event)
-            {
-                tracing::error!(%error, producer, position, "cannot apply another registry pod's event");
+            if peer_applied.is_none() {
+                state.chronology.add(&producer, position, &envelope);
+            } else {
+                if let Err(error) = state.apply(&delivery.event) {
+                    tracing::error!(%error, producer, position, "cannot apply another registry pod's event");
+                }
+                state
+                    .chronology
+                    .add_from_pod(&producer, position, &envelope);
             }
-            state.chronology.add(&producer, position, &envelope);
         }
         watermark.advance_to(position + 1);
         if let Some(applied) = &peer_applied {

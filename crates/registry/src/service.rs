@@ -36,9 +36,13 @@ pub struct PlanRegistry {
 pub(crate) type Primary = PlanRegistryClient<Channel>;
 
 /// The primary at `url`, connected on first use: a replica starts and
-/// answers lookups while the primary is away.
+/// answers lookups while the primary is away, and a write it cannot pass on
+/// fails within seconds, not at the caller's patience.
 pub(crate) fn primary(url: &str) -> Result<Primary, String> {
-    let endpoint = Channel::from_shared(url.to_owned()).map_err(|error| error.to_string())?;
+    let endpoint = Channel::from_shared(url.to_owned())
+        .map_err(|error| error.to_string())?
+        .connect_timeout(std::time::Duration::from_secs(2))
+        .timeout(std::time::Duration::from_secs(10));
     Ok(PlanRegistryClient::new(endpoint.connect_lazy()))
 }
 
@@ -201,7 +205,8 @@ impl PlanRegistry {
 
     /// A plan write reaching a read replica: the primary makes it, and the
     /// answer waits until this pod shows it, so the caller reads its own
-    /// write here too.
+    /// write here too. Once the primary has said yes the answer is yes: the
+    /// write is made, and a caller told to retry would make a second plan.
     async fn forward<Req, Resp, Call, Answer>(
         &self,
         primary: &Primary,
@@ -220,13 +225,18 @@ impl PlanRegistry {
         let response = call(primary.clone(), forwarded)
             .await
             .map_err(|status| match status.code() {
-                tonic::Code::Unavailable | tonic::Code::Unknown => Status::unavailable(format!(
+                tonic::Code::Unavailable => Status::unavailable(format!(
                     "plans are recorded by the registry's primary ({LOG}), which cannot be reached: {}; retry shortly",
                     status.message()
                 )),
                 _ => status,
             })?;
-        self.reflect(token(response.get_ref())).await?;
+        if let Err(status) = self.reflect(token(response.get_ref())).await {
+            tracing::warn!(
+                reason = status.message(),
+                "a plan write made by the primary is not shown here yet"
+            );
+        }
         Ok(response)
     }
 
@@ -290,18 +300,22 @@ impl PlanRegistry {
     }
 
     /// A child's chronology: the other services' events the projection
-    /// holds, and the registry's own read from its log (the streams of the
-    /// child's plans and of the lookups of the child), in the order things
-    /// happened.
+    /// holds (on a replica, the primary's plan events too), and this pod's
+    /// own read from its log (the streams of the child's plans and of the
+    /// lookups of the child), in the order things happened.
     fn chronology_of(&self, child: NhsNumber) -> Result<Vec<wire::ChronologyEntry>, Status> {
         let (mut entries, streams) = {
             let state = self.read()?;
+            let mut entries = state.chronology.of(&child);
+            for record in state.plans_of(&child) {
+                entries.extend_from_slice(state.chronology.of_plan(&record.id));
+            }
             let streams: Vec<String> = state
                 .plans_of(&child)
                 .map(|record| format!("plan-{}", record.id))
                 .chain([format!("child-{child}")])
                 .collect();
-            (state.chronology.of(&child), streams)
+            (entries, streams)
         };
         let state = self.read()?;
         for stream in streams {

@@ -34,9 +34,41 @@ pub struct Args {
 
 const USAGE: &str = "[--data-dir DIR] [--listen ADDR] [--nats URL [--replicas N] [--producer NAME=URL]... [--registry-pods N [--pod ORDINAL]]]";
 
+/// A flag's number, if it is in `range`; else says why and gives the exit code.
+fn within<N>(
+    name: &str,
+    flag: &str,
+    value: &str,
+    range: std::ops::RangeInclusive<N>,
+) -> Result<N, ExitCode>
+where
+    N: std::str::FromStr + PartialOrd + std::fmt::Display,
+{
+    value
+        .parse()
+        .ok()
+        .filter(|n| range.contains(n))
+        .ok_or_else(|| {
+            eprintln!(
+                "{name}: {flag} {value}: expected {} to {}",
+                range.start(),
+                range.end()
+            );
+            ExitCode::from(2)
+        })
+}
+
 /// The ordinal a `--pod` value names: `2`, or a name ending in `-2`.
 fn pod_ordinal(value: &str) -> Option<u32> {
-    value.rsplit('-').next()?.parse().ok()
+    let digits = match value.rsplit_once('-') {
+        Some((name, digits)) if !name.is_empty() => digits,
+        Some(_) => return None,
+        None => value,
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
 }
 
 /// Reads the flags; on a bad one, prints why and gives the exit code.
@@ -71,24 +103,10 @@ pub fn args(name: &str, default_port: u16) -> Result<Args, ExitCode> {
             }
             ("--nats", Some(value)) => parsed.nats = Some(value),
             ("--replicas", Some(value)) => {
-                parsed.replicas = value
-                    .parse()
-                    .ok()
-                    .filter(|n| (1..=5).contains(n))
-                    .ok_or_else(|| {
-                        eprintln!("{name}: --replicas {value}: expected 1 to 5");
-                        ExitCode::from(2)
-                    })?;
+                parsed.replicas = within(name, "--replicas", &value, 1..=5)?;
             }
             ("--registry-pods", Some(value)) => {
-                parsed.registry_pods = value
-                    .parse()
-                    .ok()
-                    .filter(|n| (1..=16).contains(n))
-                    .ok_or_else(|| {
-                        eprintln!("{name}: --registry-pods {value}: expected 1 to 16");
-                        ExitCode::from(2)
-                    })?;
+                parsed.registry_pods = within(name, "--registry-pods", &value, 1..=16)?;
             }
             ("--pod", Some(value)) => {
                 parsed.pod = pod_ordinal(&value).ok_or_else(|| {
@@ -111,11 +129,36 @@ pub fn args(name: &str, default_port: u16) -> Result<Args, ExitCode> {
             }
         }
     }
-    if parsed.pod >= parsed.registry_pods {
-        eprintln!(
-            "{name}: --pod {}: only {} registry pods run (--registry-pods)",
+    let refusal = if parsed.pod >= parsed.registry_pods {
+        Some(format!(
+            "--pod {}: only {} registry pods run (--registry-pods)",
             parsed.pod, parsed.registry_pods
-        );
+        ))
+    } else if parsed.pod > 0 && name != contract::producers::PLAN_REGISTRY {
+        Some(format!(
+            "--pod {}: only the plan registry runs as pods",
+            parsed.pod
+        ))
+    } else if parsed.registry_pods > 1 && parsed.nats.is_none() {
+        Some(format!(
+            "--registry-pods {}: registry pods share their events over NATS (--nats URL)",
+            parsed.registry_pods
+        ))
+    } else if parsed.pod > 0
+        && !parsed
+            .producers
+            .contains_key(contract::producers::PLAN_REGISTRY)
+    {
+        Some(format!(
+            "--pod {}: a read replica needs the primary's address (--producer {}=URL)",
+            parsed.pod,
+            contract::producers::PLAN_REGISTRY
+        ))
+    } else {
+        None
+    };
+    if let Some(refusal) = refusal {
+        eprintln!("{name}: {refusal}");
         return Err(ExitCode::from(2));
     }
     Ok(parsed)
@@ -216,7 +259,17 @@ mod tests {
     fn a_pod_is_named_by_its_ordinal_or_a_name_ending_in_it() {
         assert_eq!(super::pod_ordinal("2"), Some(2));
         assert_eq!(super::pod_ordinal("plan-registry-0"), Some(0));
-        assert_eq!(super::pod_ordinal("plan-registry"), None);
-        assert_eq!(super::pod_ordinal("-x"), None);
+        for refused in [
+            "plan-registry",
+            "-x",
+            "-1",
+            "+1",
+            "pod-+1",
+            "",
+            "pod-",
+            "99999999999",
+        ] {
+            assert_eq!(super::pod_ordinal(refused), None, "{refused}");
+        }
     }
 }

@@ -113,13 +113,19 @@ async fn acknowledged_events_survive_sigkill() {
             .expect("the child starts")
             != "ready"
         {}
-        std::thread::sleep(Duration::from_millis(rng.random_range(20..200)));
+        // Killed at a random moment once it has acknowledged something: a
+        // fixed delay alone would sometimes fall before a slow first fsync,
+        // and the cycle would test nothing.
+        let first_ack = lines
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the child acknowledges an append");
+        std::thread::sleep(Duration::from_millis(rng.random_range(0..200)));
         child.kill().expect("SIGKILL");
         child.wait().expect("reap");
         reader.join().expect("reader");
 
         let mut this_cycle = 0;
-        for line in lines.try_iter() {
+        for line in std::iter::once(first_ack).chain(lines.try_iter()) {
             let mut words = line.split(' ');
             if words.next() != Some("ack") {
                 continue;
