@@ -3,7 +3,8 @@
 //! messages to a stream with the same settings; how fast a restarted
 //! consumer catches up; and how long a plan takes to reach a partner's NATS
 //! subscription after the conference that made it, at a steady rate of
-//! outcomes.
+//! outcomes; then a registry read replica beside that backbone: how long it
+//! takes to catch up, and how soon it shows a write made on the primary.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -48,6 +49,8 @@ pub struct Scale {
     /// Conference outcomes sent at `outcomes_per_s`.
     outcomes: usize,
     outcomes_per_s: u32,
+    /// Writes on the registry's primary, each read back on a replica.
+    replica_writes: usize,
 }
 
 impl Scale {
@@ -56,6 +59,7 @@ impl Scale {
             events: if quick { 20_000 } else { 100_000 },
             outcomes: if quick { 1_000 } else { 10_000 },
             outcomes_per_s: 1_000,
+            replica_writes: if quick { 100 } else { 1_000 },
         }
     }
 }
@@ -319,7 +323,10 @@ async fn outcome_to_partner(url: &str, dir: &std::path::Path, scale: Scale) -> R
     listener.abort();
     quiet(&running).await;
     let messages = jetstream_messages(url).await? - messages_before;
+    // The backbone, now holding every plan, as the registry's primary.
+    let replica = replica_reads(url, dir, &endpoint, scale).await;
     running.stop().await?;
+    replica?;
 
     figure("e2e_outcomes", scale.outcomes as f64);
     figure("e2e_outcomes_per_s", per_second(scale.outcomes, sent_for));
@@ -342,6 +349,116 @@ async fn outcome_to_partner(url: &str, dir: &std::path::Path, scale: Scale) -> R
         )
         .into());
     }
+    Ok(())
+}
+
+/// A registry read replica beside the backbone (its primary): how long it
+/// takes to start, catching up with every plan and lookup the primary has
+/// published; and how long after a write on the primary a read passing its
+/// token answers on the replica, against the same read on the primary.
+async fn replica_reads(
+    url: &str,
+    dir: &std::path::Path,
+    primary_url: &str,
+    scale: Scale,
+) -> Result<(), Error> {
+    use contract::registry::v1 as registry_wire;
+    use contract::registry::v1::plan_registry_client::PlanRegistryClient;
+
+    let bus = Bus::jetstream(JetStreamOptions::new(url.to_owned())).await?;
+    let published = bus
+        .published_head(contract::producers::PLAN_REGISTRY)
+        .await?;
+    let started = Instant::now();
+    let replica = registry::open(
+        registry::Options {
+            pods: 2,
+            pod: 1,
+            primary_url: Some(primary_url.to_owned()),
+            ..registry::Options::new(dir.join("replica"))
+        },
+        &bus,
+    )
+    .await?;
+    let caught_up = started.elapsed();
+    figure("replica_catch_up_events", published as f64);
+    figure(
+        "replica_catch_up_s",
+        (caught_up.as_secs_f64() * 1000.0).round() / 1000.0,
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let replica_url = format!("http://{}", listener.local_addr()?);
+    let log = replica.log().clone();
+    let server = tokio::spawn(
+        service_core::process::server()
+            .add_service(replica.into_server())
+            .serve_with_incoming(service_core::process::incoming(listener)),
+    );
+
+    let mut primary = PlanRegistryClient::new(
+        Channel::from_shared(primary_url.to_owned())?
+            .connect()
+            .await?,
+    );
+    let mut replica = PlanRegistryClient::new(Channel::from_shared(replica_url)?.connect().await?);
+    let nurse = CallerIdentity {
+        organisation: Some(organisation("RXX01", OrganisationKind::NhsTrust)),
+        user_id: "bench-nurse".into(),
+        display_name: "Bench Nurse".into(),
+        role: Role::UnscheduledCareClinician.into(),
+        care_setting: CareSetting::EmergencyDepartment.into(),
+    };
+    let (mut on_primary, mut on_replica) = (Vec::new(), Vec::new());
+    for write in 0..scale.replica_writes {
+        // A write on the primary: a new out-of-hours number.
+        let written = primary
+            .set_local_authority_contacts(registry_wire::SetLocalAuthorityContactsRequest {
+                caller: Some(chair()),
+                contacts: Some(registry_wire::LocalAuthorityContacts {
+                    local_authority: Some(council()),
+                    office_hours_phone: "01632 960000".into(),
+                    out_of_hours_phone: format!("01632 96{:04}", write % 10_000),
+                }),
+            })
+            .await?
+            .into_inner();
+        let returned = Instant::now();
+        let read = registry_wire::LookupChildRequest {
+            caller: Some(nurse.clone()),
+            nhs_number: Some(WireNhs {
+                value: NhsNumber::test_number(write as u32).to_string(),
+            }),
+            purpose: "bench read after a write".into(),
+            silent: true,
+            min_token: written.token,
+            ..registry_wire::LookupChildRequest::default()
+        };
+        // Alternately first, so neither is always read second.
+        let (first, second, first_times, second_times) = if write % 2 == 0 {
+            (&mut replica, &mut primary, &mut on_replica, &mut on_primary)
+        } else {
+            (&mut primary, &mut replica, &mut on_primary, &mut on_replica)
+        };
+        first.lookup_child(read.clone()).await?;
+        first_times.push(returned.elapsed());
+        let again = Instant::now();
+        second.lookup_child(read).await?;
+        second_times.push(again.elapsed());
+    }
+    server.abort();
+    log.close().await?;
+    figure(
+        "replica_read_your_write_p50_ms",
+        percentile_ms(&mut on_replica, 50.0),
+    );
+    figure(
+        "replica_read_your_write_p99_ms",
+        percentile_ms(&mut on_replica, 99.0),
+    );
+    figure(
+        "primary_read_your_write_p50_ms",
+        percentile_ms(&mut on_primary, 50.0),
+    );
     Ok(())
 }
 
