@@ -384,6 +384,33 @@ fn write_steadily(
     })
 }
 
+/// Waits until `producer`'s stream holds its log up to `end` (no message
+/// lost from it yet): the stream.
+pub async fn published_up_to(
+    deployment: &Deployment,
+    producer: &str,
+    end: u64,
+) -> async_nats::jetstream::stream::Stream {
+    let context = async_nats::jetstream::new(
+        async_nats::connect(deployment.nats.url())
+            .await
+            .expect("connect to NATS"),
+    );
+    let mut stream = context
+        .get_stream(bus::stream_name(producer))
+        .await
+        .expect("stream");
+    let started = Instant::now();
+    while stream.info().await.expect("info").state.last_sequence < end {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the relay published"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stream
+}
+
 /// How the notifications a recipient was told compare with the writes
 /// acknowledged.
 #[derive(Debug)]
@@ -558,22 +585,9 @@ async fn messages_lost_from_a_stream_are_repaired_from_the_producer() {
         .await
         .expect("writer");
     let stream = bus::stream_name("referral-intake");
-    let context = async_nats::jetstream::new(
-        async_nats::connect(deployment.nats.url())
-            .await
-            .expect("connect to NATS"),
-    );
-    let mut referrals = context.get_stream(&stream).await.expect("stream");
     // Everything the relay has published so far, then nothing.
     let published = 2 * before.len() as u64;
-    let started = Instant::now();
-    while referrals.info().await.expect("info").state.last_sequence < published {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "the relay published"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let referrals = published_up_to(&deployment, "referral-intake", published).await;
     let purged = referrals.purge().await.expect("purge").purged;
     let after = write_steadily(deployment.url("referral-intake"), 401, 20)
         .await

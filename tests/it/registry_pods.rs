@@ -15,7 +15,9 @@ use safeguard::demo::Endpoints;
 use tonic::transport::Channel;
 
 use crate::fixtures::{chair, council, date, member_of, nurse, organisation};
-use crate::processes::{Deployment, assert_nothing_lost_or_repeated, told, transient};
+use crate::processes::{
+    Deployment, assert_nothing_lost_or_repeated, published_up_to, told, transient,
+};
 
 const PRIMARY: &str = "plan-registry";
 const REPLICA: &str = "plan-registry-1";
@@ -49,14 +51,7 @@ async fn look_up(pods: &[String], child: &str, purpose: &str) -> Option<Consiste
                 continue;
             };
             let looked = PlanRegistryClient::new(channel)
-                .lookup_child(wire::LookupChildRequest {
-                    caller: Some(nurse()),
-                    nhs_number: Some(NhsNumber {
-                        value: child.to_owned(),
-                    }),
-                    purpose: purpose.to_owned(),
-                    ..wire::LookupChildRequest::default()
-                })
+                .lookup_child(nurse_looks_up(child, purpose))
                 .await;
             match looked {
                 Ok(response) => {
@@ -83,17 +78,12 @@ async fn accesses_on(
     child: &str,
     after: ConsistencyToken,
 ) -> (Vec<String>, ConsistencyToken) {
-    let channel = Channel::from_shared(url).expect("url").connect().await;
-    let response = PlanRegistryClient::new(channel.expect("connect"))
+    let response = registry(url)
+        .await
         .lookup_child(wire::LookupChildRequest {
-            caller: Some(nurse()),
-            nhs_number: Some(NhsNumber {
-                value: child.to_owned(),
-            }),
-            purpose: "who looked".into(),
             silent: true,
             min_token: Some(after),
-            ..wire::LookupChildRequest::default()
+            ..nurse_looks_up(child, "who looked")
         })
         .await
         .expect("lookup")
@@ -214,6 +204,31 @@ fn transfer_in(child: &str) -> wire::RecordTransferInRequest {
     }
 }
 
+/// An A&E nurse looking `child` up.
+fn nurse_looks_up(child: &str, purpose: &str) -> wire::LookupChildRequest {
+    wire::LookupChildRequest {
+        caller: Some(nurse()),
+        nhs_number: Some(NhsNumber {
+            value: child.to_owned(),
+        }),
+        purpose: purpose.to_owned(),
+        ..wire::LookupChildRequest::default()
+    }
+}
+
+/// A nurse's lookup of `child`, answered.
+async fn look(
+    registry: &mut PlanRegistryClient<Channel>,
+    child: &str,
+    purpose: &str,
+) -> wire::LookupChildResponse {
+    registry
+        .lookup_child(nurse_looks_up(child, purpose))
+        .await
+        .expect("lookup")
+        .into_inner()
+}
+
 async fn registry(url: String) -> PlanRegistryClient<Channel> {
     PlanRegistryClient::new(
         Channel::from_shared(url)
@@ -266,22 +281,11 @@ async fn a_restarted_replica_serves_only_with_the_primarys_plans_and_refuses_wri
     let plan = recorded.plan.expect("plan");
     // What the replica promises: everything published when it starts.
     let recorded_to = recorded.token.expect("token").positions[0].position;
-    published_up_to(&deployment, recorded_to).await;
+    published_up_to(&deployment, PRIMARY, recorded_to).await;
 
     deployment.restart(REPLICA).await;
     let mut replica = registry(deployment.url(REPLICA)).await;
-    let looked = replica
-        .lookup_child(wire::LookupChildRequest {
-            caller: Some(nurse()),
-            nhs_number: Some(NhsNumber {
-                value: child.clone(),
-            }),
-            purpose: "first lookup after a restart".into(),
-            ..wire::LookupChildRequest::default()
-        })
-        .await
-        .expect("lookup")
-        .into_inner();
+    let looked = look(&mut replica, &child, "first lookup after a restart").await;
     assert_eq!(looked.plans.len(), 1, "{looked:?}");
     assert_eq!(looked.plans[0].plan_id, plan.plan_id);
 
@@ -340,54 +344,14 @@ async fn a_restarted_replica_serves_only_with_the_primarys_plans_and_refuses_wri
         .expect_err("no primary");
     assert_eq!(refused.code(), tonic::Code::Unavailable, "{refused:?}");
     assert!(refused.message().contains("primary"), "{refused:?}");
-    let looked = replica
-        .lookup_child(wire::LookupChildRequest {
-            caller: Some(nurse()),
-            nhs_number: Some(NhsNumber { value: child }),
-            purpose: "lookup without the primary".into(),
-            ..wire::LookupChildRequest::default()
-        })
-        .await
-        .expect("lookup")
-        .into_inner();
+    let looked = look(&mut replica, &child, "lookup without the primary").await;
     assert_eq!(looked.plans.len(), 1, "{looked:?}");
     // The refused write made nothing.
     deployment.restart(PRIMARY).await;
-    let looked = registry(deployment.url(PRIMARY))
-        .await
-        .lookup_child(wire::LookupChildRequest {
-            caller: Some(nurse()),
-            nhs_number: Some(NhsNumber {
-                value: domain::NhsNumber::test_number(7002).to_string(),
-            }),
-            purpose: "after the refused write".into(),
-            ..wire::LookupChildRequest::default()
-        })
-        .await
-        .expect("lookup")
-        .into_inner();
+    let mut primary = registry(deployment.url(PRIMARY)).await;
+    let refused_child = domain::NhsNumber::test_number(7002).to_string();
+    let looked = look(&mut primary, &refused_child, "after the refused write").await;
     assert!(looked.plans.is_empty(), "{looked:?}");
-}
-
-/// Waits until the primary's stream holds its log up to `end`.
-async fn published_up_to(deployment: &Deployment, end: u64) {
-    let context = async_nats::jetstream::new(
-        async_nats::connect(deployment.nats.url())
-            .await
-            .expect("connect to NATS"),
-    );
-    let mut stream = context
-        .get_stream(bus::stream_name(PRIMARY))
-        .await
-        .expect("stream");
-    let started = Instant::now();
-    while stream.info().await.expect("info").state.last_sequence < end {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "the relay published"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 /// A child's chronology on `url` once it reflects `after`: its summaries.
