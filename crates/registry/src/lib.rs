@@ -131,13 +131,9 @@ pub async fn open(options: Options, bus: &bus::Bus) -> Result<PlanRegistry, Erro
     let health = service_core::Health::default();
     let peer_applied = Arc::new(Notify::new());
     let mut peers = Vec::new();
-    let mut published = Vec::new();
     for peer in contract::producers::plan_registry_pods(options.pods) {
         if peer == own {
             continue;
-        }
-        if primary.is_some() && peer == LOG {
-            published.push((peers.len(), bus.published_head(&peer).await?));
         }
         let watermark = Watermark::new(peer.as_str());
         tokio::spawn(follow(
@@ -155,8 +151,10 @@ pub async fn open(options: Options, bus: &bus::Bus) -> Result<PlanRegistry, Erro
     // a nurse a child on a plan has none: it serves only once it has
     // caught up with what the primary had published when it started. (The
     // primary waits for no one: other pods only add to who looked.)
-    for (peer, head) in published {
-        let watermark = &peers[peer];
+    if primary.is_some()
+        && let Some(watermark) = peers.iter().find(|watermark| watermark.log() == LOG)
+    {
+        let head = bus.published_head(LOG).await?;
         watermark
             .wait_for(Some(&watermark.token(head)), CATCH_UP_WITHIN)
             .await
