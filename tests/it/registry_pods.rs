@@ -284,6 +284,8 @@ async fn a_restarted_replica_serves_only_with_the_primarys_plans_and_refuses_wri
     published_up_to(&deployment, PRIMARY, recorded_to).await;
 
     deployment.restart(REPLICA).await;
+    let said = deployment.log_of(REPLICA);
+    assert!(said.contains("caught up with the primary"), "{said}");
     let mut replica = registry(deployment.url(REPLICA)).await;
     let looked = look(&mut replica, &child, "first lookup after a restart").await;
     assert_eq!(looked.plans.len(), 1, "{looked:?}");

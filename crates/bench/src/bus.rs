@@ -323,10 +323,6 @@ async fn outcome_to_partner(url: &str, dir: &std::path::Path, scale: Scale) -> R
     listener.abort();
     quiet(&running).await;
     let messages = jetstream_messages(url).await? - messages_before;
-    // The backbone, now holding every plan, as the registry's primary.
-    let replica = replica_reads(url, dir, &endpoint, scale).await;
-    running.stop().await?;
-    replica?;
 
     figure("e2e_outcomes", scale.outcomes as f64);
     figure("e2e_outcomes_per_s", per_second(scale.outcomes, sent_for));
@@ -342,6 +338,10 @@ async fn outcome_to_partner(url: &str, dir: &std::path::Path, scale: Scale) -> R
     );
     figure("e2e_p50_ms", percentile_ms(&mut latencies, 50.0));
     figure("e2e_p99_ms", percentile_ms(&mut latencies, 99.0));
+    // The backbone, now holding every plan, as the registry's primary.
+    let replica = replica_reads(url, dir, &endpoint, scale).await;
+    running.stop().await?;
+    replica?;
     if failed > 0 || latencies.len() < scale.outcomes {
         return Err(format!(
             "{failed} outcomes failed and {} plans did not reach the partner within {DELIVER_WITHIN:?}",
@@ -400,7 +400,7 @@ async fn replica_reads(
             .connect()
             .await?,
     );
-    let mut replica = PlanRegistryClient::new(Channel::from_shared(replica_url)?.connect().await?);
+    let replica = PlanRegistryClient::new(Channel::from_shared(replica_url)?.connect().await?);
     let nurse = CallerIdentity {
         organisation: Some(organisation("RXX01", OrganisationKind::NhsTrust)),
         user_id: "bench-nurse".into(),
@@ -433,17 +433,18 @@ async fn replica_reads(
             min_token: written.token,
             ..registry_wire::LookupChildRequest::default()
         };
-        // Alternately first, so neither is always read second.
-        let (first, second, first_times, second_times) = if write % 2 == 0 {
-            (&mut replica, &mut primary, &mut on_replica, &mut on_primary)
-        } else {
-            (&mut primary, &mut replica, &mut on_primary, &mut on_replica)
+        // Both at once, each timed from the write's answer.
+        let timed = |client: &PlanRegistryClient<Channel>, read| {
+            let mut client = client.clone();
+            async move {
+                client.lookup_child(read).await?;
+                Ok::<_, Error>(returned.elapsed())
+            }
         };
-        first.lookup_child(read.clone()).await?;
-        first_times.push(returned.elapsed());
-        let again = Instant::now();
-        second.lookup_child(read).await?;
-        second_times.push(again.elapsed());
+        let (read_on_replica, read_on_primary) =
+            tokio::join!(timed(&replica, read.clone()), timed(&primary, read));
+        on_replica.push(read_on_replica?);
+        on_primary.push(read_on_primary?);
     }
     server.abort();
     log.close().await?;

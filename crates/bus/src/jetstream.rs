@@ -270,8 +270,11 @@ async fn last_message(stream: &stream::Stream) -> Result<Option<(u64, u64)>> {
     let last_sequence = stream.get_info().await.map_err(nats)?.state.last_sequence;
     let first = last_sequence.saturating_sub(LAST_RECORD_WITHIN).max(1);
     for sequence in (first..=last_sequence).rev() {
-        let Ok(message) = stream.get_raw_message(sequence).await else {
-            continue;
+        let message = match stream.get_raw_message(sequence).await {
+            Ok(message) => message,
+            Err(error) if error.kind() == stream::RawMessageErrorKind::NoMessageFound => continue,
+            // Not "nothing there": a caller must not take it for an empty stream.
+            Err(error) => return Err(nats(error)),
         };
         let position = message
             .headers

@@ -412,3 +412,25 @@ async fn a_message_that_is_not_an_event_is_passed_by() {
     })
     .await;
 }
+
+/// How far a producer has published is judged from its last record, past
+/// a message at the end of its stream that is not one.
+#[tokio::test]
+async fn the_published_head_is_found_past_a_message_that_is_not_an_event() {
+    let mut world = World::new(Flavour::JetStream).await;
+    let log = world.producer("referral-intake").await;
+    let mut subscription = world.subscribe("test.head", "referral-intake", 0).await;
+    append(&log, 3).await;
+    assert_eq!(positions(&mut subscription, 3).await, [0, 1, 2]);
+    let server = world.nats.as_ref().expect("server");
+    let client = async_nats::connect(server.url()).await.expect("connect");
+    async_nats::jetstream::new(client)
+        .publish("safeguard.referral-intake.Bogus", "not a record".into())
+        .await
+        .expect("publish")
+        .await
+        .expect("stored");
+    let head = world.bus.published_head("referral-intake").await;
+    assert_eq!(head.expect("head"), 3);
+    world.close().await;
+}

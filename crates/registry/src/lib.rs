@@ -46,9 +46,10 @@ const CHRONOLOGY_SOURCES: [&str; 2] = [
 ];
 
 /// How long a replica waits at start to catch up with the primary's log:
-/// within the 300 s a Kubernetes startup probe allows (`deploy/k8s`), and
-/// far more than the about 1 s per 100,000 events it takes.
-const CATCH_UP_WITHIN: std::time::Duration = std::time::Duration::from_secs(240);
+/// with the bus's own start-up retries, within the 300 s a Kubernetes
+/// startup probe allows (`deploy/k8s`), and far more than the about 2 s per
+/// 100,000 events it takes.
+const CATCH_UP_WITHIN: std::time::Duration = std::time::Duration::from_secs(180);
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -159,6 +160,7 @@ pub async fn open(options: Options, bus: &bus::Bus) -> Result<PlanRegistry, Erro
             .wait_for(Some(&watermark.token(head)), CATCH_UP_WITHIN)
             .await
             .map_err(|status| Error::Projection(status.message().to_owned()))?;
+        tracing::info!(position = head, "caught up with the primary ({LOG})");
     }
     let mut sources = HashMap::new();
     for producer in CHRONOLOGY_SOURCES {

@@ -1,6 +1,7 @@
 //! The `PlanRegistry` gRPC service.
 
 use std::collections::HashMap;
+use std::error::Error as _;
 use std::future::Future;
 use std::sync::Arc;
 
@@ -42,7 +43,9 @@ pub(crate) fn primary(url: &str) -> Result<Primary, String> {
     let endpoint = Channel::from_shared(url.to_owned())
         .map_err(|error| error.to_string())?
         .connect_timeout(std::time::Duration::from_secs(2))
-        .timeout(std::time::Duration::from_secs(10));
+        // Above the primary's own worst case: catching up, appending, then
+        // waiting for its view, each wait up to `DEFAULT_WAIT`.
+        .timeout(3 * consistency::DEFAULT_WAIT + std::time::Duration::from_secs(5));
     Ok(PlanRegistryClient::new(endpoint.connect_lazy()))
 }
 
@@ -224,12 +227,18 @@ impl PlanRegistry {
         }
         let response = call(primary.clone(), forwarded)
             .await
-            .map_err(|status| match status.code() {
-                tonic::Code::Unavailable => Status::unavailable(format!(
-                    "plans are recorded by the registry's primary ({LOG}), which cannot be reached: {}; retry shortly",
-                    status.message()
-                )),
-                _ => status,
+            .map_err(|status| {
+                // A status with a source came from this side of the
+                // connection (it could not be made); one the primary sent
+                // back has none and is passed on as it is.
+                if status.code() == tonic::Code::Unavailable && status.source().is_some() {
+                    Status::unavailable(format!(
+                        "plans are recorded by the registry's primary ({LOG}), which cannot be reached: {}; retry shortly",
+                        status.message()
+                    ))
+                } else {
+                    status
+                }
             })?;
         if let Err(status) = self.reflect(token(response.get_ref())).await {
             tracing::warn!(
