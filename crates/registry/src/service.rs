@@ -212,7 +212,7 @@ impl PlanRegistry {
     /// write is made, and a caller told to retry would make a second plan.
     async fn forward<Req, Resp, Call, Answer>(
         &self,
-        primary: &Primary,
+        primary: Primary,
         request: Request<Req>,
         call: Call,
         token: fn(&Resp) -> Option<&ConsistencyToken>,
@@ -225,7 +225,7 @@ impl PlanRegistry {
         if let Ok(traceparent) = service_core::trace::current().parse() {
             forwarded.metadata_mut().insert("traceparent", traceparent);
         }
-        let response = call(primary.clone(), forwarded)
+        let response = call(primary, forwarded)
             .await
             .map_err(|status| {
                 // A status with a source came from this side of the
@@ -316,14 +316,12 @@ impl PlanRegistry {
         let (mut entries, streams) = {
             let state = self.read()?;
             let mut entries = state.chronology.of(&child);
+            let mut streams = Vec::new();
             for record in state.plans_of(&child) {
                 entries.extend_from_slice(state.chronology.of_plan(&record.id));
+                streams.push(format!("plan-{}", record.id));
             }
-            let streams: Vec<String> = state
-                .plans_of(&child)
-                .map(|record| format!("plan-{}", record.id))
-                .chain([format!("child-{child}")])
-                .collect();
+            streams.push(format!("child-{child}"));
             (entries, streams)
         };
         let state = self.read()?;
@@ -506,7 +504,7 @@ impl plan_registry_server::PlanRegistry for PlanRegistry {
         &self,
         request: Request<wire::RecordTransferInRequest>,
     ) -> Result<Response<wire::PlanResponse>, Status> {
-        if let Some(primary) = &self.inner.primary {
+        if let Some(primary) = self.inner.primary.clone() {
             let call = |mut primary: Primary, request| async move {
                 primary.record_transfer_in(request).await
             };
@@ -536,7 +534,7 @@ impl plan_registry_server::PlanRegistry for PlanRegistry {
         &self,
         request: Request<wire::RecordLookedAfterRequest>,
     ) -> Result<Response<wire::PlanResponse>, Status> {
-        if let Some(primary) = &self.inner.primary {
+        if let Some(primary) = self.inner.primary.clone() {
             let call = |mut primary: Primary, request| async move {
                 primary.record_looked_after(request).await
             };
@@ -562,7 +560,7 @@ impl plan_registry_server::PlanRegistry for PlanRegistry {
         &self,
         request: Request<wire::RecordUnbornPlanRequest>,
     ) -> Result<Response<wire::PlanResponse>, Status> {
-        if let Some(primary) = &self.inner.primary {
+        if let Some(primary) = self.inner.primary.clone() {
             let call = |mut primary: Primary, request| async move {
                 primary.record_unborn_plan(request).await
             };
@@ -593,7 +591,7 @@ impl plan_registry_server::PlanRegistry for PlanRegistry {
         &self,
         request: Request<wire::LinkBirthRequest>,
     ) -> Result<Response<wire::PlanResponse>, Status> {
-        if let Some(primary) = &self.inner.primary {
+        if let Some(primary) = self.inner.primary.clone() {
             let call =
                 |mut primary: Primary, request| async move { primary.link_birth(request).await };
             return self.forward(primary, request, call, plan_token).await;
@@ -630,7 +628,7 @@ impl plan_registry_server::PlanRegistry for PlanRegistry {
         &self,
         request: Request<wire::EndPlanRequest>,
     ) -> Result<Response<wire::PlanResponse>, Status> {
-        if let Some(primary) = &self.inner.primary {
+        if let Some(primary) = self.inner.primary.clone() {
             let call =
                 |mut primary: Primary, request| async move { primary.end_plan(request).await };
             return self.forward(primary, request, call, plan_token).await;
@@ -672,7 +670,7 @@ impl plan_registry_server::PlanRegistry for PlanRegistry {
         &self,
         request: Request<wire::SetLocalAuthorityContactsRequest>,
     ) -> Result<Response<wire::SetLocalAuthorityContactsResponse>, Status> {
-        if let Some(primary) = &self.inner.primary {
+        if let Some(primary) = self.inner.primary.clone() {
             let call = |mut primary: Primary, request| async move {
                 primary.set_local_authority_contacts(request).await
             };
