@@ -9,6 +9,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "safeguard/common/v1/common.proto",
         "safeguard/events/v1/envelope.proto",
         "safeguard/events/v1/log.proto",
+        "safeguard/events/v1/status.proto",
         "safeguard/referral/v1/referral.proto",
         "safeguard/conference/v1/conference.proto",
         "safeguard/registry/v1/registry.proto",

@@ -8,6 +8,7 @@ mod fixtures;
 mod notifications;
 mod plans;
 mod processes;
+mod quarantine;
 mod registry_pods;
 mod restart;
 mod scenario;

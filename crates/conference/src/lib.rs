@@ -48,18 +48,27 @@ pub enum Error {
 pub async fn open(options: Options, bus: &bus::Bus) -> Result<ConferenceScheduler, Error> {
     let log = EventLog::open(eventlog::Options::new(&options.data_dir))?;
     bus.register_producer(LOG, log.clone()).await?;
+    let quarantine = service_core::Quarantine::open(&log, LOG, service_core::Health::default())?;
     let projection = Arc::new(RwLock::new(projection::Projection::default()));
     let watermark = Watermark::new(LOG);
     service_core::projection::rebuild_and_follow(
         &log,
+        LOG,
+        quarantine.clone(),
         projection.clone(),
         watermark.clone(),
         projection::Projection::apply,
     )
     .await
     .map_err(Error::Projection)?;
-    let service =
-        ConferenceScheduler::new(log, projection, watermark, options.calendar, options.quorum);
-    tokio::spawn(rules::run(service.clone(), bus.clone()));
+    let service = ConferenceScheduler::new(
+        log,
+        projection,
+        watermark,
+        options.calendar,
+        options.quorum,
+        quarantine,
+    );
+    rules::start(&service, bus);
     Ok(service)
 }

@@ -5,9 +5,9 @@
 use std::collections::{BTreeMap, HashMap};
 
 use contract::conference::v1 as wire;
+use contract::records::ConferenceEvent;
 use domain::conference::{Conference, Event, InviteeKey};
-use eventlog::RecordedEvent;
-use prost::{Message, Name};
+use service_core::follow::Record;
 use service_core::validate;
 
 use crate::convert;
@@ -57,10 +57,6 @@ pub struct Projection {
     pub conferences: HashMap<String, Tracked>,
 }
 
-fn decode<M: Message + Default>(payload: &[u8], position: u64) -> Result<M, String> {
-    M::decode(payload).map_err(|error| format!("position {position}: {error}"))
-}
-
 fn keys(
     field: &str,
     invitees: &[wire::Invitee],
@@ -83,92 +79,53 @@ fn date(
 }
 
 impl Projection {
-    pub fn apply(&mut self, event: &RecordedEvent) -> Result<(), String> {
-        let envelope = event.envelope().map_err(|error| error.to_string())?;
-        let (content, payload, position) = (
-            envelope.content_type.as_str(),
-            envelope.payload.as_slice(),
-            event.position(),
-        );
-        if content == wire::ConferenceRequested::full_name() {
-            let requested: wire::ConferenceRequested = decode(payload, position)?;
-            let invitees = keys("invitees", &requested.invitees)?;
-            let due = date("due", requested.due.as_ref())?;
-            let kind =
-                convert::kind(requested.kind).map_err(|status| status.message().to_owned())?;
-            let aggregate = Conference::from_events(&[Event::Requested {
-                kind,
-                due,
-                invitees: invitees.iter().map(|(key, _)| key.clone()).collect(),
-            }])
-            .ok_or("a request makes a conference")?;
-            let view = wire::Conference {
-                conference_id: requested.conference_id.clone(),
-                kind: requested.kind,
-                status: wire::ConferenceStatus::Requested.into(),
-                child_nhs_number: requested.child_nhs_number,
-                child_name: requested.child_name,
-                local_authority: requested.local_authority,
-                due: requested.due,
-                referral_id: requested.referral_id,
-                plan_id: requested.plan_id,
-                ..wire::Conference::default()
-            };
-            self.conferences.insert(
-                requested.conference_id,
-                Tracked {
-                    aggregate,
-                    view,
-                    details: invitees.into_iter().collect(),
-                    version: envelope.stream_version,
-                },
-            );
-            return Ok(());
-        }
-        let (conference_id, domain_event, edit): (String, Event, ViewEdit) = if content
-            == wire::ConferenceScheduled::full_name()
-        {
-            let scheduled: wire::ConferenceScheduled = decode(payload, position)?;
-            let on = scheduled
-                .scheduled_for
-                .as_ref()
-                .map(validate::date_of)
-                .ok_or("no time")?;
-            (
-                scheduled.conference_id.clone(),
-                Event::Scheduled { on },
-                Box::new(move |tracked| {
-                    tracked.view.status = wire::ConferenceStatus::Scheduled.into();
-                    tracked.view.scheduled_for = scheduled.scheduled_for;
-                    tracked.view.venue = scheduled.venue;
-                }),
-            )
-        } else if content == wire::ConferenceRearranged::full_name() {
-            let moved: wire::ConferenceRearranged = decode(payload, position)?;
-            let on = moved
-                .scheduled_for
-                .as_ref()
-                .map(validate::date_of)
-                .ok_or("no time")?;
-            (
-                moved.conference_id.clone(),
-                Event::Rearranged {
-                    on,
-                    reason: moved.reason.clone(),
-                },
-                Box::new(move |tracked| {
-                    tracked.view.status = wire::ConferenceStatus::Scheduled.into();
-                    tracked.view.scheduled_for = moved.scheduled_for;
-                    tracked.view.venue = moved.venue;
-                    tracked
-                        .view
-                        .history
-                        .push(format!("rearranged: {}", moved.reason));
-                }),
-            )
-        } else if content == wire::ConferenceCancelled::full_name() {
-            let cancelled: wire::ConferenceCancelled = decode(payload, position)?;
-            (
+    /// Applies one event of the log; an event it cannot apply is refused
+    /// with the reason, and quarantined by the caller.
+    pub fn apply(&mut self, record: Record<'_>, event: ConferenceEvent) -> Result<(), String> {
+        let version = record.envelope.stream_version;
+        let (conference_id, domain_event, edit): (String, Event, ViewEdit) = match event {
+            ConferenceEvent::Requested(requested) => return self.requested(requested, version),
+            ConferenceEvent::Quarantined(_) => return Ok(()),
+            ConferenceEvent::Scheduled(scheduled) => {
+                let on = scheduled
+                    .scheduled_for
+                    .as_ref()
+                    .map(validate::date_of)
+                    .ok_or("no time")?;
+                (
+                    scheduled.conference_id.clone(),
+                    Event::Scheduled { on },
+                    Box::new(move |tracked| {
+                        tracked.view.status = wire::ConferenceStatus::Scheduled.into();
+                        tracked.view.scheduled_for = scheduled.scheduled_for;
+                        tracked.view.venue = scheduled.venue;
+                    }),
+                )
+            }
+            ConferenceEvent::Rearranged(moved) => {
+                let on = moved
+                    .scheduled_for
+                    .as_ref()
+                    .map(validate::date_of)
+                    .ok_or("no time")?;
+                (
+                    moved.conference_id.clone(),
+                    Event::Rearranged {
+                        on,
+                        reason: moved.reason.clone(),
+                    },
+                    Box::new(move |tracked| {
+                        tracked.view.status = wire::ConferenceStatus::Scheduled.into();
+                        tracked.view.scheduled_for = moved.scheduled_for;
+                        tracked.view.venue = moved.venue;
+                        tracked
+                            .view
+                            .history
+                            .push(format!("rearranged: {}", moved.reason));
+                    }),
+                )
+            }
+            ConferenceEvent::Cancelled(cancelled) => (
                 cancelled.conference_id.clone(),
                 Event::Cancelled {
                     reason: cancelled.reason.clone(),
@@ -181,85 +138,83 @@ impl Projection {
                         .history
                         .push(format!("cancelled: {}", cancelled.reason));
                 }),
-            )
-        } else if content == wire::InvitationsUpdated::full_name() {
-            let updated: wire::InvitationsUpdated = decode(payload, position)?;
-            let added = keys("added", &updated.added)?;
-            let removed = keys("removed", &updated.removed)?;
-            (
-                updated.conference_id.clone(),
-                Event::InvitationsUpdated {
-                    added: added.iter().map(|(key, _)| key.clone()).collect(),
-                    removed: removed.iter().map(|(key, _)| key.clone()).collect(),
-                },
-                Box::new(move |tracked| {
-                    for (key, _) in &removed {
-                        tracked.details.remove(key);
-                    }
-                    tracked.details.extend(added);
-                }),
-            )
-        } else if content == wire::InviteReplied::full_name() {
-            let replied: wire::InviteReplied = decode(payload, position)?;
-            let invitee = convert::key("invitee", replied.role, &replied.organisation_ods_code)
-                .map_err(|status| status.message().to_owned())?;
-            let response = convert::response(replied.response)
-                .map_err(|status| status.message().to_owned())?;
-            (
-                replied.conference_id,
-                Event::InviteReplied { invitee, response },
-                Box::new(|_| {}),
-            )
-        } else if content == wire::ReportReceived::full_name() {
-            let received: wire::ReportReceived = decode(payload, position)?;
-            let invitee = convert::key("invitee", received.role, &received.organisation_ods_code)
-                .map_err(|status| status.message().to_owned())?;
-            (
-                received.conference_id,
-                Event::ReportReceived { invitee },
-                Box::new(|_| {}),
-            )
-        } else if content == wire::AttendanceRecorded::full_name() {
-            let attended: wire::AttendanceRecorded = decode(payload, position)?;
-            let held_on = date("held_on", attended.held_on.as_ref())?;
-            let present = keys("present", &attended.present)?;
-            (
-                attended.conference_id.clone(),
-                Event::AttendanceRecorded {
-                    held_on,
-                    present: present.into_iter().map(|(key, _)| key).collect(),
-                },
-                Box::new(move |tracked| {
-                    tracked.view.held_on = attended.held_on;
-                    tracked.view.status = wire::ConferenceStatus::Held.into();
-                }),
-            )
-        } else if content == wire::ConferenceOutcomeRecorded::full_name() {
-            let recorded: wire::ConferenceOutcomeRecorded = decode(payload, position)?;
-            let outcome = convert::outcome(recorded.outcome.as_ref())
-                .map_err(|status| status.message().to_owned())?;
-            let override_reason = recorded
-                .outcome
-                .as_ref()
-                .map(|outcome| outcome.quorum_override_reason.clone())
-                .filter(|reason| !reason.is_empty());
-            (
-                recorded.conference_id.clone(),
-                Event::OutcomeRecorded {
-                    outcome,
-                    quorate: recorded.quorate,
-                    override_reason,
-                },
-                Box::new(move |tracked| {
-                    tracked.view.outcome = recorded.outcome;
-                    if !recorded.plan_id.is_empty() {
-                        tracked.view.plan_id = recorded.plan_id;
-                    }
-                }),
-            )
-        } else {
-            tracing::warn!(content_type = content, "skipping an event of unknown type");
-            return Ok(());
+            ),
+            ConferenceEvent::InvitationsUpdated(updated) => {
+                let added = keys("added", &updated.added)?;
+                let removed = keys("removed", &updated.removed)?;
+                (
+                    updated.conference_id.clone(),
+                    Event::InvitationsUpdated {
+                        added: added.iter().map(|(key, _)| key.clone()).collect(),
+                        removed: removed.iter().map(|(key, _)| key.clone()).collect(),
+                    },
+                    Box::new(move |tracked| {
+                        for (key, _) in &removed {
+                            tracked.details.remove(key);
+                        }
+                        tracked.details.extend(added);
+                    }),
+                )
+            }
+            ConferenceEvent::InviteReplied(replied) => {
+                let invitee = convert::key("invitee", replied.role, &replied.organisation_ods_code)
+                    .map_err(|status| status.message().to_owned())?;
+                let response = convert::response(replied.response)
+                    .map_err(|status| status.message().to_owned())?;
+                (
+                    replied.conference_id,
+                    Event::InviteReplied { invitee, response },
+                    Box::new(|_| {}),
+                )
+            }
+            ConferenceEvent::ReportReceived(received) => {
+                let invitee =
+                    convert::key("invitee", received.role, &received.organisation_ods_code)
+                        .map_err(|status| status.message().to_owned())?;
+                (
+                    received.conference_id,
+                    Event::ReportReceived { invitee },
+                    Box::new(|_| {}),
+                )
+            }
+            ConferenceEvent::AttendanceRecorded(attended) => {
+                let held_on = date("held_on", attended.held_on.as_ref())?;
+                let present = keys("present", &attended.present)?;
+                (
+                    attended.conference_id.clone(),
+                    Event::AttendanceRecorded {
+                        held_on,
+                        present: present.into_iter().map(|(key, _)| key).collect(),
+                    },
+                    Box::new(move |tracked| {
+                        tracked.view.held_on = attended.held_on;
+                        tracked.view.status = wire::ConferenceStatus::Held.into();
+                    }),
+                )
+            }
+            ConferenceEvent::OutcomeRecorded(recorded) => {
+                let outcome = convert::outcome(recorded.outcome.as_ref())
+                    .map_err(|status| status.message().to_owned())?;
+                let override_reason = recorded
+                    .outcome
+                    .as_ref()
+                    .map(|outcome| outcome.quorum_override_reason.clone())
+                    .filter(|reason| !reason.is_empty());
+                (
+                    recorded.conference_id.clone(),
+                    Event::OutcomeRecorded {
+                        outcome,
+                        quorate: recorded.quorate,
+                        override_reason,
+                    },
+                    Box::new(move |tracked| {
+                        tracked.view.outcome = recorded.outcome;
+                        if !recorded.plan_id.is_empty() {
+                            tracked.view.plan_id = recorded.plan_id;
+                        }
+                    }),
+                )
+            }
         };
         let tracked = self
             .conferences
@@ -267,7 +222,45 @@ impl Projection {
             .ok_or_else(|| format!("event for unknown conference {conference_id}"))?;
         tracked.aggregate.apply(&domain_event);
         edit(tracked);
-        tracked.version = envelope.stream_version;
+        tracked.version = version;
+        Ok(())
+    }
+
+    fn requested(
+        &mut self,
+        requested: wire::ConferenceRequested,
+        version: u64,
+    ) -> Result<(), String> {
+        let invitees = keys("invitees", &requested.invitees)?;
+        let due = date("due", requested.due.as_ref())?;
+        let kind = convert::kind(requested.kind).map_err(|status| status.message().to_owned())?;
+        let aggregate = Conference::from_events(&[Event::Requested {
+            kind,
+            due,
+            invitees: invitees.iter().map(|(key, _)| key.clone()).collect(),
+        }])
+        .ok_or("a request makes a conference")?;
+        let view = wire::Conference {
+            conference_id: requested.conference_id.clone(),
+            kind: requested.kind,
+            status: wire::ConferenceStatus::Requested.into(),
+            child_nhs_number: requested.child_nhs_number,
+            child_name: requested.child_name,
+            local_authority: requested.local_authority,
+            due: requested.due,
+            referral_id: requested.referral_id,
+            plan_id: requested.plan_id,
+            ..wire::Conference::default()
+        };
+        self.conferences.insert(
+            requested.conference_id,
+            Tracked {
+                aggregate,
+                view,
+                details: invitees.into_iter().collect(),
+                version,
+            },
+        );
         Ok(())
     }
 }

@@ -32,31 +32,7 @@ struct Inner {
     watermark: Watermark,
     calendar: Calendar,
     quorum: QuorumRule,
-    health: service_core::Health,
-}
-
-/// Who acts: a person through the API, or the scheduler itself on a rule.
-pub(crate) enum Acting<'a> {
-    Person(&'a Caller),
-    System,
-}
-
-pub(crate) fn new_event<M: Message + Name>(payload: &M, acting: Acting<'_>) -> NewEvent {
-    match acting {
-        Acting::Person(caller) => service_core::event::by_person(payload, caller),
-        Acting::System => service_core::event::by_system(payload, crate::LOG),
-    }
-}
-
-/// The event that creates a conference, with `id`, and its stream.
-pub(crate) fn requested_event(
-    id: EventId,
-    requested: &wire::ConferenceRequested,
-    acting: Acting<'_>,
-) -> (String, NewEvent) {
-    let mut event = new_event(requested, acting);
-    event.event_id = id;
-    (format!("conference-{}", requested.conference_id), event)
+    quarantine: service_core::Quarantine,
 }
 
 /// The invitees a new conference starts with: one per default role, social
@@ -83,6 +59,7 @@ impl ConferenceScheduler {
         watermark: Watermark,
         calendar: Calendar,
         quorum: QuorumRule,
+        quarantine: service_core::Quarantine,
     ) -> Self {
         ConferenceScheduler {
             inner: Arc::new(Inner {
@@ -91,7 +68,7 @@ impl ConferenceScheduler {
                 watermark,
                 calendar,
                 quorum,
-                health: service_core::Health::default(),
+                quarantine,
             }),
         }
     }
@@ -101,15 +78,19 @@ impl ConferenceScheduler {
     }
 
     pub(crate) fn health(&self) -> &service_core::Health {
-        &self.inner.health
+        self.inner.quarantine.health()
     }
 
-    /// Its health and its gRPC service name, for the server to report
-    /// NOT_SERVING once its rules stop for good.
-    pub fn watched(&self) -> (service_core::Health, &'static str) {
-        (
-            self.inner.health.clone(),
-            <ConferenceSchedulerServer<ConferenceScheduler> as tonic::server::NamedService>::NAME,
+    pub(crate) fn quarantine(&self) -> &service_core::Quarantine {
+        &self.inner.quarantine
+    }
+
+    /// Its health, for the server to report NOT_SERVING once its rules stop
+    /// for good, and what it quarantined.
+    pub fn watched(&self) -> service_core::health::Watched {
+        service_core::health::Watched::new::<ConferenceSchedulerServer<Self>>(
+            self.health().clone(),
+            crate::LOG,
         )
     }
 
@@ -194,9 +175,12 @@ impl ConferenceScheduler {
         &self,
         id: EventId,
         requested: wire::ConferenceRequested,
-        acting: Acting<'_>,
+        caller: &Caller,
     ) -> Result<ConsistencyToken, Status> {
-        let (_, event) = requested_event(id, &requested, acting);
+        let event = NewEvent {
+            event_id: id,
+            ..service_core::event::by_person(&requested, caller)
+        };
         self.append(&requested.conference_id, ExpectedVersion::Any, event)
             .await
     }
@@ -217,7 +201,7 @@ impl ConferenceScheduler {
             .append(
                 conference_id,
                 ExpectedVersion::Exact(tracked.version),
-                new_event(&payload, Acting::Person(caller)),
+                service_core::event::by_person(&payload, caller),
             )
             .await?;
         self.answer(conference_id, token, validate::today()).await
@@ -273,7 +257,7 @@ impl conference_scheduler_server::ConferenceScheduler for ConferenceScheduler {
             referral_id: request.referral_id,
             plan_id: request.plan_id,
         };
-        let token = self.request(id, requested, Acting::Person(&caller)).await?;
+        let token = self.request(id, requested, &caller).await?;
         self.answer(&conference_id, token, validate::today()).await
     }
 

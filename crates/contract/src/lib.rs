@@ -1,9 +1,12 @@
 //! The wire contract of safeguard: Rust types generated from `proto/`.
 //!
 //! Every package `safeguard.<area>.v1` in `proto/` appears here as
-//! `contract::<area>::v1`. Nothing but generated code and tiny conversions
-//! lives in this crate, so that what goes over the wire is decided in one
-//! place: the `.proto` files.
+//! `contract::<area>::v1`. Nothing but generated code, tiny conversions and
+//! each producer's events as one enum (`records`) lives in this crate, so
+//! that what goes over the wire is decided in one place: the `.proto`
+//! files.
+
+pub mod records;
 
 /// The producers on the bus: each service's name, as it appears in
 /// consistency tokens, log positions and (with NATS) subjects.

@@ -17,10 +17,14 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
+use contract::events::v1::EventEnvelope;
 use contract::notification::v1 as wire;
-use eventlog::{EventId, EventLog, ExpectedVersion, NewEvent};
-use prost::{Message, Name};
-use service_core::Watermark;
+use contract::records::{AnyEvent, NotificationEvent};
+use eventlog::{EventLog, ExpectedVersion, NewEvent};
+use service_core::event::Derived;
+use service_core::follow::{Follower, Record};
+use service_core::rule::{Applier, Effects, Rule};
+use service_core::{Quarantine, Watermark};
 
 pub use crate::service::Notification;
 
@@ -57,6 +61,8 @@ impl Options {
 pub enum Error {
     #[error("cannot open the notification log: {0}")]
     Log(#[from] eventlog::Error),
+    #[error("cannot rebuild acknowledgements from the log: {0}")]
+    Projection(String),
     #[error(transparent)]
     Bus(#[from] bus::Error),
 }
@@ -67,17 +73,20 @@ pub(crate) type Acks = Arc<RwLock<HashMap<(String, String), u64>>>;
 pub async fn open(options: Options, bus: &bus::Bus) -> Result<Notification, Error> {
     let log = EventLog::open(eventlog::Options::new(&options.data_dir))?;
     bus.register_producer(LOG, log.clone()).await?;
+    let quarantine = Quarantine::open(&log, LOG, service_core::Health::default())?;
     let acks: Acks = Arc::default();
     let watermark = Watermark::new(LOG);
-    let mut subscription = log.subscribe(0);
-    while subscription.position() < log.head() {
-        let event = subscription.next().await?;
-        apply_ack(&acks, &event);
-    }
-    watermark.advance_to(subscription.position());
-    tokio::spawn(follow_acks(subscription, acks.clone(), watermark.clone()));
+    service_core::projection::rebuild_and_follow(
+        &log,
+        LOG,
+        quarantine.clone(),
+        acks.clone(),
+        watermark.clone(),
+        apply_ack,
+    )
+    .await
+    .map_err(Error::Projection)?;
     let memory = Arc::new(Mutex::new(derive::Memory::default()));
-    let health = service_core::Health::default();
     let registry = contract::producers::plan_registry_pods(options.registry_pods);
     for producer in SOURCES.map(str::to_owned).into_iter().chain(registry) {
         tokio::spawn(follow_source(
@@ -85,43 +94,40 @@ pub async fn open(options: Options, bus: &bus::Bus) -> Result<Notification, Erro
             bus.clone(),
             producer,
             memory.clone(),
-            health.clone(),
+            quarantine.clone(),
         ));
     }
     tokio::spawn(check_deadlines(log.clone(), memory, options.deadline_check));
-    Ok(Notification::new(log, acks, watermark, health))
+    Ok(Notification::new(
+        log,
+        acks,
+        watermark,
+        quarantine.health().clone(),
+    ))
 }
 
-fn apply_ack(acks: &Acks, event: &eventlog::RecordedEvent) {
-    let Ok(envelope) = event.envelope() else {
-        return;
-    };
-    if envelope.content_type != wire::SubscriberAcknowledged::full_name() {
-        return;
-    }
-    let Ok(ack) = wire::SubscriberAcknowledged::decode(envelope.payload.as_slice()) else {
-        return;
-    };
-    if let Ok(mut acks) = acks.write() {
+/// How far each subscriber has acknowledged: the highest sequence each
+/// acknowledgement names.
+fn apply_ack(
+    acks: &mut HashMap<(String, String), u64>,
+    _: Record<'_>,
+    event: NotificationEvent,
+) -> Result<(), String> {
+    if let NotificationEvent::Acknowledged(ack) = event {
         let place = acks
             .entry((ack.recipient_ods_code, ack.subscriber))
             .or_default();
         *place = (*place).max(ack.sequence);
     }
+    Ok(())
 }
 
-async fn follow_acks(mut subscription: eventlog::Subscription, acks: Acks, watermark: Watermark) {
-    while let Ok(event) = subscription.next().await {
-        apply_ack(&acks, &event);
-        watermark.advance_to(event.position() + 1);
-    }
-}
-
-/// The event that raises `notification`, in its recipient's stream.
+/// The event that raises `notification`, the `index`-th that `derived`
+/// comes to for `purpose`, in its recipient's stream.
 fn raised_event(
-    id: EventId,
-    source: &[u8],
-    traceparent: String,
+    derived: &Derived<'_>,
+    purpose: &str,
+    index: u32,
     notification: &wire::NotificationRaised,
 ) -> (String, Vec<NewEvent>) {
     let recipient = notification
@@ -129,18 +135,7 @@ fn raised_event(
         .as_ref()
         .map(|r| r.ods_code.clone())
         .unwrap_or_default();
-    let event = NewEvent {
-        event_id: id,
-        causation_id: source.to_vec(),
-        traceparent,
-        actor: Some(contract::events::v1::Actor {
-            kind: Some(contract::events::v1::actor::Kind::System(LOG.to_owned())),
-        }),
-        ..NewEvent::new(
-            wire::NotificationRaised::full_name(),
-            notification.encode_to_vec(),
-        )
-    };
+    let event = derived.event(purpose, index, notification);
     (format!("recipient-{recipient}"), vec![event])
 }
 
@@ -152,60 +147,41 @@ async fn follow_source(
     bus: bus::Bus,
     producer: String,
     memory: Arc<Mutex<derive::Memory>>,
-    health: service_core::Health,
+    quarantine: Quarantine,
 ) {
     let cursor = format!("rule:{producer}");
     let what = format!("the notification rules following {producer}");
+    let health = quarantine.health().clone();
     let raised_up_to = match log.cursor(&cursor) {
         Ok(position) => position.unwrap_or_default(),
         Err(error) => return health.broken(&what, error),
     };
-    let mut subscription = match bus
-        .subscribe(&format!("{LOG}.rules.{producer}"), &producer, 0)
-        .await
-    {
-        Ok(subscription) => subscription,
-        Err(error) => return health.broken(&what, error),
+    let consumer = format!("{LOG}.rules.{producer}");
+    let Ok(follower) = Follower::bus(what, &bus, &consumer, producer, 0, quarantine).await else {
+        return;
     };
-    let applier = service_core::rule::Applier::start(log, cursor, health.clone(), |_, _| async {});
-    loop {
-        let delivery = match subscription.next().await {
-            Ok(delivery) => delivery,
-            Err(bus::Error::Closed) => return,
-            Err(error) => return health.broken(&what, error),
-        };
-        let position = delivery.event.position();
-        let envelope = match delivery.event.envelope() {
-            Ok(envelope) => envelope,
-            Err(error) => return health.broken(&what, error),
-        };
-        let notifications = match memory.lock() {
-            Ok(mut memory) => memory.derive(&producer, position, &envelope),
-            Err(_) => return health.broken(&what, "its memory was poisoned"),
-        };
-        if position < raised_up_to {
-            continue;
-        }
-        let Some(source) = EventId::from_slice(&envelope.event_id) else {
-            return health.broken(&what, format!("the event at {position} has no id"));
-        };
-        let traceparent = service_core::trace::follow(&envelope.traceparent, "notification");
-        let effects = notifications
-            .iter()
-            .enumerate()
-            .map(|(index, notification)| {
-                raised_event(
-                    EventId::derived(source, "notification", index as u32),
-                    &envelope.event_id,
-                    traceparent.clone(),
-                    notification,
-                )
-            })
-            .collect();
-        if applier.apply(position, effects).await.is_err() {
-            return;
-        }
-    }
+    let applier = Applier::start(log, cursor, health, |_, _| async {});
+    let rule = Rule::new(
+        applier,
+        move |record: Record<'_>, _: AnyEvent| -> Result<Effects, String> {
+            let notifications = memory
+                .lock()
+                .map_err(|_| "the rules' memory was poisoned".to_owned())?
+                .derive(record.producer, record.position, record.envelope);
+            if record.position < raised_up_to {
+                return Ok(Vec::new());
+            }
+            let derived = Derived::from(record.envelope, LOG, "notification")?;
+            Ok(notifications
+                .iter()
+                .enumerate()
+                .map(|(index, notification)| {
+                    raised_event(&derived, "notification", index as u32, notification)
+                })
+                .collect())
+        },
+    );
+    follower.run(rule).await;
 }
 
 async fn check_deadlines(log: EventLog, memory: Arc<Mutex<derive::Memory>>, every: Duration) {
@@ -226,18 +202,16 @@ async fn check_deadlines(log: EventLog, memory: Arc<Mutex<derive::Memory>>, ever
             Err(_) => return,
         };
         for deadline in missed {
-            let Some(source) = EventId::from_slice(&deadline.source_event) else {
+            // Time, not a request, raises it: a trace of its own.
+            let source = EventEnvelope {
+                event_id: deadline.source_event.clone(),
+                ..EventEnvelope::default()
+            };
+            let Ok(derived) = Derived::from(&source, LOG, "deadline-missed") else {
                 continue;
             };
-            let id = EventId::derived(source, "deadline-missed", 0);
-            // Time, not a request, raises it: a trace of its own.
-            let traceparent = service_core::trace::follow("", "deadline-missed");
-            let (stream, events) = raised_event(
-                id,
-                &deadline.source_event,
-                traceparent,
-                &deadline.notification,
-            );
+            let (stream, events) =
+                raised_event(&derived, "deadline-missed", 0, &deadline.notification);
             loop {
                 match log
                     .append(&stream, ExpectedVersion::Any, events.clone())

@@ -61,10 +61,10 @@ impl Notification {
 
     /// Its health and its gRPC service name, for the server to report
     /// NOT_SERVING once its rules stop for good.
-    pub fn watched(&self) -> (service_core::Health, &'static str) {
-        (
+    pub fn watched(&self) -> service_core::health::Watched {
+        service_core::health::Watched::new::<NotificationServer<Self>>(
             self.inner.health.clone(),
-            <NotificationServer<Notification> as tonic::server::NamedService>::NAME,
+            crate::LOG,
         )
     }
 

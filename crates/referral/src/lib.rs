@@ -23,29 +23,6 @@ pub use crate::service::ReferralIntake;
 /// This service's name on the bus and in consistency tokens.
 pub const LOG: &str = contract::producers::REFERRAL_INTAKE;
 
-/// The content types of this service's events: their protobuf names, as
-/// constants so they can be matched on.
-pub mod content {
-    pub const SUBMITTED: &str = "safeguard.referral.v1.ReferralSubmitted";
-    pub const DECIDED: &str = "safeguard.referral.v1.ReferralDecided";
-    pub const STRATEGY: &str = "safeguard.referral.v1.StrategyDiscussionHeld";
-    pub const SECTION_47: &str = "safeguard.referral.v1.Section47Concluded";
-
-    #[cfg(test)]
-    mod tests {
-        use contract::referral::v1 as wire;
-        use prost::Name;
-
-        #[test]
-        fn content_types_are_the_payloads_protobuf_names() {
-            assert_eq!(super::SUBMITTED, wire::ReferralSubmitted::full_name());
-            assert_eq!(super::DECIDED, wire::ReferralDecided::full_name());
-            assert_eq!(super::STRATEGY, wire::StrategyDiscussionHeld::full_name());
-            assert_eq!(super::SECTION_47, wire::Section47Concluded::full_name());
-        }
-    }
-}
-
 #[derive(Debug, Clone)]
 pub struct Options {
     /// Where this service's log lives; no other service reads it.
@@ -68,10 +45,14 @@ pub enum Error {
 pub async fn open(options: Options, bus: &bus::Bus) -> Result<ReferralIntake, Error> {
     let log = EventLog::open(eventlog::Options::new(&options.data_dir))?;
     bus.register_producer(LOG, log.clone()).await?;
+    let health = service_core::Health::default();
+    let quarantine = service_core::Quarantine::open(&log, LOG, health.clone())?;
     let projection = Arc::new(RwLock::new(projection::Projection::default()));
     let watermark = Watermark::new(LOG);
     service_core::projection::rebuild_and_follow(
         &log,
+        LOG,
+        quarantine,
         projection.clone(),
         watermark.clone(),
         projection::Projection::apply,
@@ -83,5 +64,6 @@ pub async fn open(options: Options, bus: &bus::Bus) -> Result<ReferralIntake, Er
         projection,
         watermark,
         options.calendar,
+        health,
     ))
 }

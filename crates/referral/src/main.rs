@@ -29,10 +29,11 @@ async fn main() -> ExitCode {
         Ok(service) => {
             // Its own log, for consumers elsewhere that find a gap.
             let reader = bus::LogReader::new().with(referral::LOG, service.log().clone());
+            let watched = [service.watched()];
             let router = process::server()
                 .add_service(reader.into_server())
                 .add_service(service.into_server());
-            process::serve(NAME, router, args.listen, &[]).await
+            process::serve(NAME, router, args.listen, &watched).await
         }
         Err(error) => process::failed(NAME, error),
     }

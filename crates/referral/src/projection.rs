@@ -4,13 +4,11 @@
 
 use std::collections::HashMap;
 
+use contract::records::ReferralEvent;
 use contract::referral::v1 as wire;
 use domain::referral::{Event, Referral};
-use eventlog::RecordedEvent;
-use prost::Message;
+use service_core::follow::Record;
 use service_core::validate;
-
-use crate::content;
 
 #[derive(Debug, Clone)]
 pub struct Tracked {
@@ -28,22 +26,17 @@ pub struct Projection {
 }
 
 impl Projection {
-    /// Applies one event of the log. Events of unknown content types are
-    /// skipped (a newer build wrote them); undecodable ones are reported.
-    pub fn apply(&mut self, event: &RecordedEvent) -> Result<(), String> {
-        let envelope = event.envelope().map_err(|error| error.to_string())?;
-        let version = envelope.stream_version;
-        let payload = envelope.payload.as_slice();
-        let decode_error =
-            |error: prost::DecodeError| format!("position {}: {error}", event.position());
-        match envelope.content_type.as_str() {
-            content::SUBMITTED => {
-                let submitted = wire::ReferralSubmitted::decode(payload).map_err(decode_error)?;
+    /// Applies one event of the log; an event it cannot apply is refused
+    /// with the reason, and quarantined by the caller.
+    pub fn apply(&mut self, record: Record<'_>, event: ReferralEvent) -> Result<(), String> {
+        let version = record.envelope.stream_version;
+        match event {
+            ReferralEvent::Submitted(submitted) => {
                 let received_on = submitted
                     .received_at
                     .as_ref()
                     .map(validate::date_of)
-                    .ok_or("submitted without a time")?;
+                    .ok_or("received_at: is required")?;
                 let view = wire::Referral {
                     referral_id: submitted.referral_id.clone(),
                     status: wire::ReferralStatus::AwaitingDecision.into(),
@@ -68,25 +61,22 @@ impl Projection {
                     },
                 );
             }
-            content::DECIDED => {
-                let decided = wire::ReferralDecided::decode(payload).map_err(decode_error)?;
+            ReferralEvent::Decided(decided) => {
                 let tracked = self.tracked(&decided.referral_id)?;
                 apply_decided(tracked, &decided)?;
                 tracked.version = version;
             }
-            content::STRATEGY => {
-                let held = wire::StrategyDiscussionHeld::decode(payload).map_err(decode_error)?;
+            ReferralEvent::StrategyDiscussionHeld(held) => {
                 let tracked = self.tracked(&held.referral_id)?;
                 apply_strategy(tracked, &held)?;
                 tracked.version = version;
             }
-            content::SECTION_47 => {
-                let concluded = wire::Section47Concluded::decode(payload).map_err(decode_error)?;
+            ReferralEvent::Section47Concluded(concluded) => {
                 let tracked = self.tracked(&concluded.referral_id)?;
                 apply_section_47(tracked, &concluded)?;
                 tracked.version = version;
             }
-            other => tracing::warn!(content_type = other, "skipping an event of unknown type"),
+            ReferralEvent::Quarantined(_) => {}
         }
         Ok(())
     }

@@ -30,6 +30,7 @@ struct Inner {
     projection: Arc<RwLock<Projection>>,
     watermark: Watermark,
     calendar: Calendar,
+    health: service_core::Health,
 }
 
 impl ReferralIntake {
@@ -38,6 +39,7 @@ impl ReferralIntake {
         projection: Arc<RwLock<Projection>>,
         watermark: Watermark,
         calendar: Calendar,
+        health: service_core::Health,
     ) -> Self {
         ReferralIntake {
             inner: Arc::new(Inner {
@@ -45,12 +47,22 @@ impl ReferralIntake {
                 projection,
                 watermark,
                 calendar,
+                health,
             }),
         }
     }
 
     pub fn into_server(self) -> ReferralIntakeServer<Self> {
         ReferralIntakeServer::new(self)
+    }
+
+    /// Its health, for the server to report NOT_SERVING once its projection
+    /// stops, and what it quarantined.
+    pub fn watched(&self) -> service_core::health::Watched {
+        service_core::health::Watched::new::<ReferralIntakeServer<Self>>(
+            self.inner.health.clone(),
+            crate::LOG,
+        )
     }
 
     pub fn log(&self) -> &EventLog {

@@ -25,11 +25,14 @@ mod rules;
 mod service;
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
+use contract::records::{AnyEvent, Records, RegistryEvent};
 use eventlog::EventLog;
-use service_core::Watermark;
+use service_core::follow::{Failure, Follower, Handler, Record};
+use service_core::{Quarantine, Watermark};
 use tokio::sync::Notify;
 
 use crate::service::Inner;
@@ -119,17 +122,19 @@ pub async fn open(options: Options, bus: &bus::Bus) -> Result<PlanRegistry, Erro
     };
     let log = EventLog::open(eventlog::Options::new(&options.data_dir))?;
     bus.register_producer(&own, log.clone()).await?;
+    let quarantine = Quarantine::open(&log, own.as_str(), service_core::Health::default())?;
     let projection: Shared = Arc::new(RwLock::new(projection::Projection::new(primary.is_some())));
     let watermark = Watermark::new(own.as_str());
     service_core::projection::rebuild_and_follow(
         &log,
+        &own,
+        quarantine.clone(),
         projection.clone(),
         watermark.clone(),
         projection::Projection::apply,
     )
     .await
     .map_err(Error::Projection)?;
-    let health = service_core::Health::default();
     let peer_applied = Arc::new(Notify::new());
     let mut peers = Vec::new();
     for peer in contract::producers::plan_registry_pods(options.pods) {
@@ -137,15 +142,19 @@ pub async fn open(options: Options, bus: &bus::Bus) -> Result<PlanRegistry, Erro
             continue;
         }
         let watermark = Watermark::new(peer.as_str());
-        tokio::spawn(follow(
-            bus.clone(),
-            format!("{own}.peer.{peer}"),
-            peer,
-            projection.clone(),
-            watermark.clone(),
-            health.clone(),
-            Some(peer_applied.clone()),
-        ));
+        let view = PeerView {
+            projection: projection.clone(),
+            applied: peer_applied.clone(),
+        };
+        let follower = Follower::bus(
+            format!("{own} follower of {peer}"),
+            bus,
+            &format!("{own}.peer.{peer}"),
+            peer.as_str(),
+            0,
+            quarantine.clone(),
+        );
+        spawn_follower(follower, watermark.clone(), view);
         peers.push(watermark);
     }
     // A replica that answered before it had the primary's plans would tell
@@ -165,15 +174,19 @@ pub async fn open(options: Options, bus: &bus::Bus) -> Result<PlanRegistry, Erro
     let mut sources = HashMap::new();
     for producer in CHRONOLOGY_SOURCES {
         let watermark = Watermark::new(producer);
-        tokio::spawn(follow(
-            bus.clone(),
-            format!("{own}.chronology.{producer}"),
-            producer.to_owned(),
-            projection.clone(),
+        let follower = Follower::bus(
+            format!("{own} chronology of {producer}"),
+            bus,
+            &format!("{own}.chronology.{producer}"),
+            producer,
+            0,
+            quarantine.clone(),
+        );
+        spawn_follower(
+            follower,
             watermark.clone(),
-            health.clone(),
-            None,
-        ));
+            ChronologyView(projection.clone()),
+        );
         sources.insert(producer, watermark);
     }
     // How far the scheduler's outcomes are plans the projection shows: a
@@ -190,7 +203,7 @@ pub async fn open(options: Options, bus: &bus::Bus) -> Result<PlanRegistry, Erro
         plan_rule: plan_rule.clone(),
         sources,
         visibility_months: options.visibility_months,
-        health,
+        quarantine,
         primary,
     });
     if service.is_replica() {
@@ -201,44 +214,63 @@ pub async fn open(options: Options, bus: &bus::Bus) -> Result<PlanRegistry, Erro
     Ok(service)
 }
 
-/// Follows another producer from its first event: into the chronology, and
-/// for another registry pod (`peer_applied` given) into the projection too.
-async fn follow(
-    bus: bus::Bus,
-    consumer: String,
-    producer: String,
-    projection: Shared,
+/// Runs a follower of another producer once it has subscribed, advancing
+/// `watermark` past each record.
+fn spawn_follower<E, H>(
+    follower: impl Future<Output = Result<Follower, String>> + Send + 'static,
     watermark: Watermark,
-    health: service_core::Health,
-    peer_applied: Option<Arc<Notify>>,
-) {
-    let what = format!("the registry's follower of {producer}");
-    let mut subscription = match bus.subscribe(&consumer, &producer, 0).await {
-        Ok(subscription) => subscription,
-        Err(error) => return health.broken(&what, error),
-    };
-    loop {
-        let delivery = match subscription.next().await {
-            Ok(delivery) => delivery,
-            Err(bus::Error::Closed) => return,
-            Err(error) => return health.broken(&what, error),
-        };
-        let position = delivery.event.position();
-        if let (Ok(envelope), Ok(mut state)) = (delivery.event.envelope(), projection.write()) {
-            if peer_applied.is_none() {
-                state.chronology.add(&producer, position, &envelope);
-            } else {
-                if let Err(error) = state.apply(&delivery.event) {
-                    tracing::error!(%error, producer, position, "cannot apply another registry pod's event");
-                }
+    handler: H,
+) where
+    E: Records + 'static,
+    H: Handler<E> + 'static,
+{
+    tokio::spawn(async move {
+        if let Ok(follower) = follower.await {
+            follower.with_watermark(watermark).run(handler).await;
+        }
+    });
+}
+
+/// Another registry pod's events: its lookups (and, from the primary, its
+/// plans) into the projection, and into the chronology.
+#[derive(Debug)]
+struct PeerView {
+    projection: Shared,
+    /// Woken after each event, for a replica waiting for a plan event.
+    applied: Arc<Notify>,
+}
+
+impl Handler<RegistryEvent> for PeerView {
+    async fn handle(&mut self, record: Record<'_>, event: RegistryEvent) -> Result<(), Failure> {
+        let applied = match self.projection.write() {
+            Ok(mut state) => {
                 state
                     .chronology
-                    .add_from_pod(&producer, position, &envelope);
+                    .add_from_pod(record.producer, record.position, record.envelope);
+                state.apply(record, event).map_err(Failure::Unapplied)
             }
-        }
-        watermark.advance_to(position + 1);
-        if let Some(applied) = &peer_applied {
-            applied.notify_waiters();
-        }
+            Err(_) => Err(Failure::Stopped(
+                "the registry's view was poisoned".to_owned(),
+            )),
+        };
+        self.applied.notify_waiters();
+        applied
+    }
+}
+
+/// Another service's events about children, into their chronologies.
+#[derive(Debug)]
+struct ChronologyView(Shared);
+
+impl Handler<AnyEvent> for ChronologyView {
+    async fn handle(&mut self, record: Record<'_>, _: AnyEvent) -> Result<(), Failure> {
+        let mut state = self
+            .0
+            .write()
+            .map_err(|_| Failure::Stopped("the registry's view was poisoned".to_owned()))?;
+        state
+            .chronology
+            .add(record.producer, record.position, record.envelope);
+        Ok(())
     }
 }

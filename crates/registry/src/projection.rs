@@ -14,15 +14,17 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use contract::common::v1::{ContactDetails, Organisation};
+use contract::records::RegistryEvent;
 use contract::registry::v1 as wire;
 use domain::NhsNumber;
 use domain::codes::{PlanEndReason, PlanType};
 use domain::plan::{Event, Plan};
-use eventlog::{EventId, RecordedEvent};
-use prost::{Message, Name};
+use eventlog::EventId;
+use prost::Message;
+use service_core::follow::Record;
 use service_core::validate;
 
-use crate::{chronology, rules};
+use crate::chronology;
 
 /// How many accesses a lookup shows, as CP-IS does.
 pub const RECENT_ACCESSES: usize = 25;
@@ -119,18 +121,57 @@ pub struct Projection {
     /// knows when an outcome's plan (whose id derives from the outcome) has
     /// reached it from the primary.
     plan_events: Option<HashSet<EventId>>,
+    /// Children named by a record that could not be applied: their history
+    /// is not whole, so no lookup may answer from it.
+    unsure: HashMap<NhsNumber, Unsure>,
 }
 
-fn decode<M: Message + Default>(payload: &[u8], position: u64) -> Result<M, String> {
-    M::decode(payload).map_err(|error| format!("position {position}: {error}"))
+/// Why a child's record cannot be shown, and whom to call instead.
+#[derive(Debug, Clone)]
+pub struct Unsure {
+    /// The first record about the child that could not be applied.
+    pub producer: String,
+    pub position: u64,
+    /// The local authorities the unapplied records name.
+    pub owners: Vec<Organisation>,
 }
 
-fn nhs(value: Option<&contract::common::v1::NhsNumber>) -> Result<NhsNumber, String> {
-    validate::nhs_number("nhs_number", value).map_err(|status| status.message().to_owned())
+/// What a record names: the children, plan and local authority it is
+/// about, read as far as it can be, for a record that cannot be applied.
+fn named(event: &RegistryEvent) -> (Vec<&contract::common::v1::NhsNumber>, Option<&Organisation>) {
+    match event {
+        RegistryEvent::PlanStarted(started) => (
+            started.child_nhs_number.iter().collect(),
+            started.local_authority.as_ref(),
+        ),
+        RegistryEvent::PlanEnded(ended) => (
+            ended.child_nhs_number.iter().collect(),
+            ended.local_authority.as_ref(),
+        ),
+        RegistryEvent::BirthLinked(linked) => (
+            linked
+                .mother_nhs_number
+                .iter()
+                .chain(&linked.baby_nhs_number)
+                .collect(),
+            None,
+        ),
+        RegistryEvent::ChildLookedUp(looked) => (looked.nhs_number.iter().collect(), None),
+        RegistryEvent::PlanCategoryChanged(_)
+        | RegistryEvent::ContactsSet(_)
+        | RegistryEvent::Quarantined(_) => (Vec::new(), None),
+    }
 }
 
-fn date(value: Option<&contract::common::v1::Date>) -> Result<domain::date::Date, String> {
-    validate::date("date", value).map_err(|status| status.message().to_owned())
+fn nhs(field: &str, value: Option<&contract::common::v1::NhsNumber>) -> Result<NhsNumber, String> {
+    validate::nhs_number(field, value).map_err(|status| status.message().to_owned())
+}
+
+fn date(
+    field: &str,
+    value: Option<&contract::common::v1::Date>,
+) -> Result<domain::date::Date, String> {
+    validate::date(field, value).map_err(|status| status.message().to_owned())
 }
 
 pub fn plan_type(value: i32) -> Option<PlanType> {
@@ -186,141 +227,176 @@ impl Projection {
     }
 
     /// Applies one event of a registry pod's log: plans come from the
-    /// primary's, lookups from every pod's.
-    pub fn apply(&mut self, event: &RecordedEvent) -> Result<(), String> {
-        let envelope = event.envelope().map_err(|error| error.to_string())?;
+    /// primary's, lookups from every pod's. An event it cannot apply is
+    /// refused with the reason (the caller quarantines it), and every child
+    /// it names is marked unsure, so lookups of them fail closed.
+    pub fn apply(&mut self, record: Record<'_>, event: RegistryEvent) -> Result<(), String> {
         if let (Some(applied), Some(id)) = (
             self.plan_events.as_mut(),
-            EventId::from_slice(&envelope.event_id),
-        ) && rules::makes(&envelope.content_type)
-        {
+            EventId::from_slice(&record.envelope.event_id),
+        ) && matches!(
+            event,
+            RegistryEvent::PlanStarted(_)
+                | RegistryEvent::PlanCategoryChanged(_)
+                | RegistryEvent::PlanEnded(_)
+        ) {
             applied.insert(id);
         }
-        let (content, payload, position) = (
-            envelope.content_type.as_str(),
-            envelope.payload.as_slice(),
-            event.position(),
-        );
-        let version = envelope.stream_version;
-        if content == wire::PlanStarted::full_name() {
-            let started: wire::PlanStarted = decode(payload, position)?;
-            let child = nhs(started.child_nhs_number.as_ref())?;
-            let kind = plan_type(started.r#type).ok_or("plan without a type")?;
-            let start = date(started.start_date.as_ref())?;
-            let aggregate = Plan::from_events(&[Event::Started {
-                plan_type: kind,
-                nhs_number: child,
-                category: category(started.category),
-                start_date: start,
-            }])
-            .ok_or("a start makes a plan")?;
-            let expected_date_of_delivery = match started.expected_date_of_delivery.as_ref() {
-                Some(expected) => Some(date(Some(expected))?),
-                None => None,
-            };
-            let local_authority = self
-                .organisations
-                .intern_message(&started.local_authority.unwrap_or_default());
-            let lead_social_worker = started
-                .lead_social_worker
-                .as_ref()
-                .map(|worker| self.social_workers.intern_message(worker));
-            let care_team = {
-                let key: Vec<u8> = started
-                    .care_team
-                    .iter()
-                    .flat_map(|member| member.encode_length_delimited_to_vec())
-                    .collect();
-                self.care_teams.intern(&key, || started.care_team.clone())
-            };
-            let id: Arc<str> = started.plan_id.into();
-            let index = self.plans.len() as u32;
-            self.plans.push(PlanRecord {
-                id: id.clone(),
-                aggregate,
-                wire_type: started.r#type,
-                wire_category: started.category,
-                wire_end_reason: 0,
-                expected_date_of_delivery,
-                local_authority,
-                lead_social_worker,
-                care_team,
-                version,
-            });
-            self.plan_index.insert(id, index);
-            self.add_plan_to(child, index);
-        } else if content == wire::PlanCategoryChanged::full_name() {
-            let changed: wire::PlanCategoryChanged = decode(payload, position)?;
-            let record = self.plan_mut(&changed.plan_id)?;
-            let category = category(changed.category).ok_or("change to no category")?;
-            record.aggregate.apply(&Event::CategoryChanged {
-                category,
-                changed_on: date(changed.changed_on.as_ref())?,
-            });
-            record.wire_category = changed.category;
-            record.version = version;
-        } else if content == wire::PlanEnded::full_name() {
-            let ended: wire::PlanEnded = decode(payload, position)?;
-            let record = self.plan_mut(&ended.plan_id)?;
-            record.aggregate.apply(&Event::Ended {
-                end_date: date(ended.end_date.as_ref())?,
-                reason: end_reason(ended.reason),
-            });
-            record.wire_end_reason = ended.reason;
-            record.version = version;
-        } else if content == wire::BirthLinked::full_name() {
-            let linked: wire::BirthLinked = decode(payload, position)?;
-            let baby = nhs(linked.baby_nhs_number.as_ref())?;
-            let index = *self
-                .plan_index
-                .get(linked.plan_id.as_str())
-                .ok_or_else(|| format!("event for unknown plan {}", linked.plan_id))?;
-            let record = &mut self.plans[index as usize];
-            record.aggregate.apply(&Event::BirthLinked {
-                baby,
-                born_on: date(linked.born_on.as_ref())?,
-            });
-            record.version = version;
-            self.add_plan_to(baby, index);
-        } else if content == wire::ChildLookedUp::full_name() {
-            let looked: wire::ChildLookedUp = decode(payload, position)?;
-            let child = nhs(looked.nhs_number.as_ref())?;
-            let caller = looked.caller.unwrap_or_default();
-            let who = self.callers.intern_message(&wire::Access {
-                organisation: caller.organisation,
-                care_setting: caller.care_setting,
-                role: caller.role,
-                user_display_name: caller.display_name,
-                ..wire::Access::default()
-            });
-            let purpose = self
-                .purposes
-                .intern(looked.purpose.as_bytes(), || looked.purpose.clone());
-            let at = envelope.recorded_at.unwrap_or_default();
-            let access = Access {
-                at_micros: at.seconds * 1_000_000 + i64::from(at.nanos / 1_000),
-                who,
-                purpose,
-            };
-            // Newest first. Lookups on other pods arrive late and out of
-            // time order, so each goes where its time puts it.
-            let entry = self.children.entry(child).or_default();
-            let mut accesses = entry.accesses.to_vec();
-            let place = accesses.partition_point(|known| known.at_micros >= access.at_micros);
-            accesses.insert(place, access);
-            accesses.truncate(RECENT_ACCESSES);
-            entry.accesses = accesses.into_boxed_slice();
-        } else if content == wire::LocalAuthorityContactsSet::full_name() {
-            let set: wire::LocalAuthorityContactsSet = decode(payload, position)?;
-            let contacts = set.contacts.ok_or("contacts missing")?;
-            let ods = contacts
-                .local_authority
-                .as_ref()
-                .map(|la| la.ods_code.clone())
-                .unwrap_or_default();
-            self.contacts.insert(ods, contacts);
-        } else {
-            tracing::warn!(content_type = content, "skipping an event of unknown type");
+        let (children, local_authority) = named(&event);
+        let children: Vec<NhsNumber> = children
+            .into_iter()
+            .filter_map(|number| NhsNumber::parse(&number.value).ok())
+            .collect();
+        let local_authority = local_authority.cloned();
+        let applied = self.apply_event(record, event);
+        if applied.is_err() {
+            for child in children {
+                let unsure = self.unsure.entry(child).or_insert_with(|| Unsure {
+                    producer: record.producer.to_owned(),
+                    position: record.position,
+                    owners: Vec::new(),
+                });
+                if let Some(owner) = &local_authority
+                    && !unsure
+                        .owners
+                        .iter()
+                        .any(|known| known.ods_code == owner.ods_code)
+                {
+                    unsure.owners.push(owner.clone());
+                }
+            }
+        }
+        applied
+    }
+
+    /// Whether a child's history could not be fully applied.
+    pub fn unsure(&self, child: &NhsNumber) -> Option<&Unsure> {
+        self.unsure.get(child)
+    }
+
+    fn apply_event(&mut self, record: Record<'_>, event: RegistryEvent) -> Result<(), String> {
+        let version = record.envelope.stream_version;
+        match event {
+            RegistryEvent::PlanStarted(started) => {
+                if started.plan_id.is_empty() {
+                    return Err("plan_id: is required".to_owned());
+                }
+                let child = nhs("child_nhs_number", started.child_nhs_number.as_ref())?;
+                let kind = plan_type(started.r#type).ok_or("type: a plan needs a type")?;
+                let start = date("start_date", started.start_date.as_ref())?;
+                let aggregate = Plan::from_events(&[Event::Started {
+                    plan_type: kind,
+                    nhs_number: child,
+                    category: category(started.category),
+                    start_date: start,
+                }])
+                .ok_or("a start makes a plan")?;
+                let expected_date_of_delivery = match started.expected_date_of_delivery.as_ref() {
+                    Some(expected) => Some(date("expected_date_of_delivery", Some(expected))?),
+                    None => None,
+                };
+                let local_authority = self
+                    .organisations
+                    .intern_message(&started.local_authority.unwrap_or_default());
+                let lead_social_worker = started
+                    .lead_social_worker
+                    .as_ref()
+                    .map(|worker| self.social_workers.intern_message(worker));
+                let care_team = {
+                    let key: Vec<u8> = started
+                        .care_team
+                        .iter()
+                        .flat_map(|member| member.encode_length_delimited_to_vec())
+                        .collect();
+                    self.care_teams.intern(&key, || started.care_team.clone())
+                };
+                let id: Arc<str> = started.plan_id.into();
+                let index = self.plans.len() as u32;
+                self.plans.push(PlanRecord {
+                    id: id.clone(),
+                    aggregate,
+                    wire_type: started.r#type,
+                    wire_category: started.category,
+                    wire_end_reason: 0,
+                    expected_date_of_delivery,
+                    local_authority,
+                    lead_social_worker,
+                    care_team,
+                    version,
+                });
+                self.plan_index.insert(id, index);
+                self.add_plan_to(child, index);
+            }
+            RegistryEvent::PlanCategoryChanged(changed) => {
+                let category = category(changed.category).ok_or("category: is required")?;
+                let changed_on = date("changed_on", changed.changed_on.as_ref())?;
+                let record = self.plan_mut(&changed.plan_id)?;
+                record.aggregate.apply(&Event::CategoryChanged {
+                    category,
+                    changed_on,
+                });
+                record.wire_category = changed.category;
+                record.version = version;
+            }
+            RegistryEvent::PlanEnded(ended) => {
+                let end_date = date("end_date", ended.end_date.as_ref())?;
+                let record = self.plan_mut(&ended.plan_id)?;
+                record.aggregate.apply(&Event::Ended {
+                    end_date,
+                    reason: end_reason(ended.reason),
+                });
+                record.wire_end_reason = ended.reason;
+                record.version = version;
+            }
+            RegistryEvent::BirthLinked(linked) => {
+                let baby = nhs("baby_nhs_number", linked.baby_nhs_number.as_ref())?;
+                let born_on = date("born_on", linked.born_on.as_ref())?;
+                let index = self.plan_index_of(&linked.plan_id)?;
+                let record = &mut self.plans[index as usize];
+                record
+                    .aggregate
+                    .apply(&Event::BirthLinked { baby, born_on });
+                record.version = version;
+                self.add_plan_to(baby, index);
+            }
+            RegistryEvent::ChildLookedUp(looked) => {
+                let child = nhs("nhs_number", looked.nhs_number.as_ref())?;
+                let caller = looked.caller.unwrap_or_default();
+                let who = self.callers.intern_message(&wire::Access {
+                    organisation: caller.organisation,
+                    care_setting: caller.care_setting,
+                    role: caller.role,
+                    user_display_name: caller.display_name,
+                    ..wire::Access::default()
+                });
+                let purpose = self
+                    .purposes
+                    .intern(looked.purpose.as_bytes(), || looked.purpose.clone());
+                let at = record.envelope.recorded_at.unwrap_or_default();
+                let access = Access {
+                    at_micros: at.seconds * 1_000_000 + i64::from(at.nanos / 1_000),
+                    who,
+                    purpose,
+                };
+                // Newest first. Lookups on other pods arrive late and out of
+                // time order, so each goes where its time puts it.
+                let entry = self.children.entry(child).or_default();
+                let mut accesses = entry.accesses.to_vec();
+                let place = accesses.partition_point(|known| known.at_micros >= access.at_micros);
+                accesses.insert(place, access);
+                accesses.truncate(RECENT_ACCESSES);
+                entry.accesses = accesses.into_boxed_slice();
+            }
+            RegistryEvent::ContactsSet(set) => {
+                let contacts = set.contacts.ok_or("contacts: is required")?;
+                let ods = contacts
+                    .local_authority
+                    .as_ref()
+                    .map(|la| la.ods_code.clone())
+                    .unwrap_or_default();
+                self.contacts.insert(ods, contacts);
+            }
+            RegistryEvent::Quarantined(_) => {}
         }
         Ok(())
     }
@@ -330,11 +406,15 @@ impl Projection {
         entry.plans = entry.plans.iter().copied().chain([plan]).collect();
     }
 
-    fn plan_mut(&mut self, plan_id: &str) -> Result<&mut PlanRecord, String> {
-        let index = *self
-            .plan_index
+    fn plan_index_of(&self, plan_id: &str) -> Result<u32, String> {
+        self.plan_index
             .get(plan_id)
-            .ok_or_else(|| format!("event for unknown plan {plan_id}"))?;
+            .copied()
+            .ok_or_else(|| format!("plan_id: no plan \"{plan_id}\" is known"))
+    }
+
+    fn plan_mut(&mut self, plan_id: &str) -> Result<&mut PlanRecord, String> {
+        let index = self.plan_index_of(plan_id)?;
         Ok(&mut self.plans[index as usize])
     }
 

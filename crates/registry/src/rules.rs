@@ -9,30 +9,38 @@
 
 use contract::common::v1::Organisation;
 use contract::conference::v1 as conference;
+use contract::records::ConferenceEvent;
 use contract::registry::v1 as wire;
-use eventlog::{EventId, NewEvent};
-use prost::{Message, Name};
+use eventlog::NewEvent;
+use service_core::event::Derived;
+use service_core::follow::{Failure, Follower, Handler, Record};
+use service_core::rule::{Applier, Effects, Rule};
 
 use crate::service::PlanRegistry;
 
 const PRODUCER: &str = contract::producers::CONFERENCE_SCHEDULER;
 
+/// The purpose a plan event's id derives from the outcome with.
+const PURPOSE: &str = "registry:plan";
+
 /// Follows the scheduler from the rule's cursor; `applied` says how far its
 /// outcomes are plans the projection shows.
 pub async fn run(service: PlanRegistry, bus: bus::Bus, applied: service_core::Watermark) {
+    let what = "the plan rule";
     let consumer = format!("{}.plan-rule", service.producer());
     let cursor = format!("rule:{PRODUCER}");
     let from = match service.log().cursor(&cursor) {
         Ok(position) => position.unwrap_or(0),
-        Err(error) => return service.health().broken("plan rule", error),
+        Err(error) => return service.health().broken(what, error),
     };
     applied.advance_to(from);
-    let mut subscription = match bus.subscribe(&consumer, PRODUCER, from).await {
-        Ok(subscription) => subscription,
-        Err(error) => return service.health().broken("plan rule", error),
+    let quarantine = service.quarantine().clone();
+    let Ok(follower) = Follower::bus(what, &bus, &consumer, PRODUCER, from, quarantine).await
+    else {
+        return;
     };
     let health = service.health().clone();
-    let applier = service_core::rule::Applier::start(service.log().clone(), cursor, health, {
+    let applier = Applier::start(service.log().clone(), cursor, health, {
         let service = service.clone();
         move |next, outcomes: Vec<eventlog::AppendOutcome>| {
             let service = service.clone();
@@ -47,27 +55,15 @@ pub async fn run(service: PlanRegistry, bus: bus::Bus, applied: service_core::Wa
             }
         }
     });
-    loop {
-        let delivery = match subscription.next().await {
-            Ok(delivery) => delivery,
-            Err(bus::Error::Closed) => return,
-            Err(error) => return service.health().broken("plan rule", error),
-        };
-        let envelope = match delivery.event.envelope() {
-            Ok(envelope) => envelope,
-            Err(error) => return service.health().broken("plan rule", error),
-        };
-        let effects = plan_event(&envelope)
-            .map(|(stream, event)| vec![(stream, vec![event])])
-            .unwrap_or_default();
-        if applier
-            .apply(delivery.event.position(), effects)
-            .await
-            .is_err()
-        {
-            return;
-        }
-    }
+    let rule = Rule::new(
+        applier,
+        |record: Record<'_>, event: ConferenceEvent| -> Result<Effects, String> {
+            Ok(plan_event(record, event)?
+                .map(|(stream, event)| vec![(stream, vec![event])])
+                .unwrap_or_default())
+        },
+    );
+    follower.run(rule).await;
 }
 
 /// On a read replica: `applied` says how far the scheduler's outcomes are
@@ -75,62 +71,27 @@ pub async fn run(service: PlanRegistry, bus: bus::Bus, applied: service_core::Wa
 /// from the first at every start; what it keeps is one id per plan event.
 pub async fn mirror(service: PlanRegistry, bus: bus::Bus, applied: service_core::Watermark) {
     let what = "the replica's wait for the primary's plans";
-    let mut subscription = match bus
-        .subscribe(&format!("{}.plan-rule", service.producer()), PRODUCER, 0)
-        .await
-    {
-        Ok(subscription) => subscription,
-        Err(error) => return service.health().broken(what, error),
-    };
-    loop {
-        let delivery = match subscription.next().await {
-            Ok(delivery) => delivery,
-            Err(bus::Error::Closed) => return,
-            Err(error) => return service.health().broken(what, error),
-        };
-        let envelope = match delivery.event.envelope() {
-            Ok(envelope) => envelope,
-            Err(error) => return service.health().broken(what, error),
-        };
-        if let Some((_, event)) = plan_event(&envelope) {
-            service.shown(event.event_id).await;
-        }
-        applied.advance_to(delivery.event.position() + 1);
+    let consumer = format!("{}.plan-rule", service.producer());
+    let quarantine = service.quarantine().clone();
+    if let Ok(follower) = Follower::bus(what, &bus, &consumer, PRODUCER, 0, quarantine).await {
+        follower.with_watermark(applied).run(Mirror(service)).await;
     }
 }
 
-/// Whether the rule makes events of this content type.
-pub fn makes(content_type: &str) -> bool {
-    [
-        wire::PlanStarted::full_name(),
-        wire::PlanCategoryChanged::full_name(),
-        wire::PlanEnded::full_name(),
-    ]
-    .iter()
-    .any(|made| made == content_type)
-}
+/// Waits, for each outcome that makes a plan event, until that event has
+/// come from the primary.
+#[derive(Debug)]
+struct Mirror(PlanRegistry);
 
-fn system_event<M: Message + Name>(
-    source: &contract::events::v1::EventEnvelope,
-    payload: &M,
-) -> Option<NewEvent> {
-    let source_id = EventId::from_slice(&source.event_id)?;
-    Some(NewEvent {
-        event_id: EventId::derived(source_id, "registry:plan", 0),
-        occurred_at: source
-            .occurred_at
-            .and_then(|at| std::time::SystemTime::try_from(at).ok())
-            .unwrap_or_else(std::time::SystemTime::now),
-        correlation_id: source.correlation_id.clone(),
-        causation_id: source.event_id.clone(),
-        traceparent: service_core::trace::follow(&source.traceparent, "plan-rule"),
-        actor: Some(contract::events::v1::Actor {
-            kind: Some(contract::events::v1::actor::Kind::System(
-                crate::LOG.to_owned(),
-            )),
-        }),
-        ..NewEvent::new(M::full_name(), payload.encode_to_vec())
-    })
+impl Handler<ConferenceEvent> for Mirror {
+    async fn handle(&mut self, record: Record<'_>, event: ConferenceEvent) -> Result<(), Failure> {
+        // An outcome the primary could not turn into a plan event is the
+        // primary's to quarantine: there is nothing to wait for.
+        if let Ok(Some((_, event))) = plan_event(record, event) {
+            self.0.shown(event.event_id).await;
+        }
+        Ok(())
+    }
 }
 
 /// The care team: every organisation invited to the child's conference.
@@ -150,19 +111,29 @@ fn care_team(invitees: &[conference::Invitee]) -> Vec<Organisation> {
     team
 }
 
-fn plan_event(envelope: &contract::events::v1::EventEnvelope) -> Option<(String, NewEvent)> {
-    if envelope.content_type != conference::ConferenceOutcomeRecorded::full_name() {
-        return None;
-    }
-    let recorded =
-        conference::ConferenceOutcomeRecorded::decode(envelope.payload.as_slice()).ok()?;
-    if recorded.plan_id.is_empty() {
-        return None;
-    }
+/// The plan event an outcome makes, if any, with its stream. The rule
+/// writes what the conference decided as it stands; whether it can be
+/// applied (a child without an NHS number, a plan the registry does not
+/// know) is the projection's to judge, so that what could not be applied is
+/// quarantined and the children it names fail closed.
+fn plan_event(
+    record: Record<'_>,
+    event: ConferenceEvent,
+) -> Result<Option<(String, NewEvent)>, String> {
+    let ConferenceEvent::OutcomeRecorded(recorded) = event else {
+        return Ok(None);
+    };
+    let kind = recorded
+        .outcome
+        .as_ref()
+        .and_then(|outcome| outcome.kind.as_ref())
+        .ok_or("outcome.kind: is required")?;
+    let derived = Derived::from(record.envelope, crate::LOG, "plan-rule")?;
     let stream = format!("plan-{}", recorded.plan_id);
-    let event = match recorded.outcome.as_ref()?.kind.as_ref()? {
-        conference::outcome::Kind::Initial(initial) if initial.plan => system_event(
-            envelope,
+    let event = match kind {
+        conference::outcome::Kind::Initial(initial) if initial.plan => derived.event(
+            PURPOSE,
+            0,
             &wire::PlanStarted {
                 plan_id: recorded.plan_id.clone(),
                 r#type: wire::PlanType::ChildProtection.into(),
@@ -175,21 +146,27 @@ fn plan_event(envelope: &contract::events::v1::EventEnvelope) -> Option<(String,
                 conference_id: recorded.conference_id.clone(),
                 care_team: care_team(&recorded.invitees),
             },
-        )?,
-        conference::outcome::Kind::Initial(_) => return None,
-        conference::outcome::Kind::Review(review) => match review.decision.as_ref()? {
-            conference::review_outcome::Decision::ContinuePlan(_) => return None,
-            conference::review_outcome::Decision::ChangeCategory(category) => system_event(
-                envelope,
+        ),
+        conference::outcome::Kind::Initial(_) => return Ok(None),
+        conference::outcome::Kind::Review(review) => match review
+            .decision
+            .as_ref()
+            .ok_or("outcome.review.decision: is required")?
+        {
+            conference::review_outcome::Decision::ContinuePlan(_) => return Ok(None),
+            conference::review_outcome::Decision::ChangeCategory(category) => derived.event(
+                PURPOSE,
+                0,
                 &wire::PlanCategoryChanged {
                     plan_id: recorded.plan_id.clone(),
                     category: *category,
                     changed_on: recorded.held_on,
                     conference_id: recorded.conference_id.clone(),
                 },
-            )?,
-            conference::review_outcome::Decision::EndReason(reason) => system_event(
-                envelope,
+            ),
+            conference::review_outcome::Decision::EndReason(reason) => derived.event(
+                PURPOSE,
+                0,
                 &wire::PlanEnded {
                     plan_id: recorded.plan_id.clone(),
                     end_date: recorded.held_on,
@@ -199,8 +176,8 @@ fn plan_event(envelope: &contract::events::v1::EventEnvelope) -> Option<(String,
                     local_authority: recorded.local_authority.clone(),
                     care_team: care_team(&recorded.invitees),
                 },
-            )?,
+            ),
         },
     };
-    Some((stream, event))
+    Ok(Some((stream, event)))
 }

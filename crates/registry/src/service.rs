@@ -65,7 +65,7 @@ pub(crate) struct Inner {
     /// How far the chronology has read each other producer.
     pub sources: HashMap<&'static str, Watermark>,
     pub visibility_months: u32,
-    pub health: service_core::Health,
+    pub quarantine: service_core::Quarantine,
     /// Set on a read replica: where its plan writes go.
     pub primary: Option<Primary>,
 }
@@ -124,16 +124,53 @@ impl PlanRegistry {
     }
 
     pub(crate) fn health(&self) -> &service_core::Health {
-        &self.inner.health
+        self.inner.quarantine.health()
     }
 
-    /// Its health and its gRPC service name, for the server to report
-    /// NOT_SERVING once its rule and followers stop for good.
-    pub fn watched(&self) -> (service_core::Health, &'static str) {
-        (
-            self.inner.health.clone(),
-            <PlanRegistryServer<PlanRegistry> as tonic::server::NamedService>::NAME,
+    pub(crate) fn quarantine(&self) -> &service_core::Quarantine {
+        &self.inner.quarantine
+    }
+
+    /// Its health, for the server to report NOT_SERVING once its rule and
+    /// followers stop for good, and what it quarantined.
+    pub fn watched(&self) -> service_core::health::Watched {
+        service_core::health::Watched::new::<PlanRegistryServer<Self>>(
+            self.health().clone(),
+            self.producer(),
         )
+    }
+
+    /// The refusal for a child whose history could not be fully applied:
+    /// what cannot be shown, and whom to call instead.
+    fn cannot_show(state: &projection::Projection, unsure: &projection::Unsure) -> Status {
+        let call = unsure
+            .owners
+            .iter()
+            .map(|owner| {
+                let contacts = state.owner(owner);
+                let mut numbers = Vec::new();
+                if !contacts.office_hours_phone.is_empty() {
+                    numbers.push(format!("office hours {}", contacts.office_hours_phone));
+                }
+                if !contacts.out_of_hours_phone.is_empty() {
+                    numbers.push(format!("out of hours {}", contacts.out_of_hours_phone));
+                }
+                match numbers.is_empty() {
+                    true => owner.name.clone(),
+                    false => format!("{} ({})", owner.name, numbers.join(", ")),
+                }
+            })
+            .collect::<Vec<_>>();
+        let whom = match call.is_empty() {
+            true => "call the local authority's children's social care".to_owned(),
+            false => format!("call {}", call.join(" or ")),
+        };
+        Status::failed_precondition(format!(
+            "nhs_number: this child's record cannot be shown: part of its history \
+             ({}@{}) could not be applied, so whether the child is on a plan is not \
+             known; {whom}",
+            unsure.producer, unsure.position
+        ))
     }
 
     fn read(&self) -> Result<std::sync::RwLockReadGuard<'_, projection::Projection>, Status> {
@@ -315,6 +352,9 @@ impl PlanRegistry {
     fn chronology_of(&self, child: NhsNumber) -> Result<Vec<wire::ChronologyEntry>, Status> {
         let (mut entries, streams) = {
             let state = self.read()?;
+            if let Some(unsure) = state.unsure(&child) {
+                return Err(Self::cannot_show(&state, unsure));
+            }
             let mut entries = state.chronology.of(&child);
             let mut streams = Vec::new();
             for record in state.plans_of(&child) {
@@ -430,10 +470,16 @@ impl plan_registry_server::PlanRegistry for PlanRegistry {
         let as_of = validate::optional_date("as_of", request.as_of.as_ref())?;
         self.reflect(request.min_token.as_ref()).await?;
         let today = validate::today();
-        let (plans, owners) = {
+        let (plans, owners, refusal) = {
             let state = self.read()?;
             let mut plans = Vec::new();
             let mut owners: Vec<Organisation> = Vec::new();
+            // Fail closed: a child whose history is not whole is never
+            // answered "no plan"; the owners are told of the lookup.
+            let refusal = state.unsure(&child).map(|unsure| {
+                owners.extend(unsure.owners.iter().cloned());
+                Self::cannot_show(&state, unsure)
+            });
             for record in state.plans_of(&child) {
                 let shown = match as_of {
                     Some(date) => record.aggregate.in_force_on(date),
@@ -453,7 +499,7 @@ impl plan_registry_server::PlanRegistry for PlanRegistry {
                 }
                 plans.push(self.plan_view(record, &caller, &state));
             }
-            (plans, owners)
+            (plans, owners, refusal)
         };
         // Every lookup is itself an event; the notification service tells
         // the owners unless it is silent.
@@ -473,6 +519,9 @@ impl plan_registry_server::PlanRegistry for PlanRegistry {
                 &caller,
             )
             .await?;
+        if let Some(refusal) = refusal {
+            return Err(refusal);
+        }
         let recent_accesses = self.read()?.accesses_of(&child);
         Ok(Response::new(wire::LookupChildResponse {
             nhs_number: wire_nhs(child),

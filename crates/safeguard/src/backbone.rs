@@ -208,26 +208,13 @@ async fn start_services(
         .with(registry::LOG, registry.log().clone())
         .with(notification::LOG, notifications.log().clone());
 
-    let (health, health_service) = tonic_health::server::health_reporter();
-    health
-        .set_serving::<contract::referral::v1::referral_intake_server::ReferralIntakeServer<
-            referral::ReferralIntake,
-        >>()
-        .await;
-    health.set_serving::<contract::conference::v1::conference_scheduler_server::ConferenceSchedulerServer<conference::ConferenceScheduler>>().await;
-    health.set_serving::<contract::registry::v1::plan_registry_server::PlanRegistryServer<registry::PlanRegistry>>().await;
-    health
-        .set_serving::<contract::notification::v1::notification_server::NotificationServer<
-            notification::Notification,
-        >>()
-        .await;
-    for (service_health, service) in [
+    let watched = [
+        referrals.watched(),
         conferences.watched(),
         registry.watched(),
         notifications.watched(),
-    ] {
-        tokio::spawn(service_health.report(health.clone(), service));
-    }
+    ];
+    let (health_service, status) = service_core::process::health_and_status(&watched).await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(contract::FILE_DESCRIPTOR_SET)
         .build_v1()
@@ -247,6 +234,7 @@ async fn start_services(
     let server = tokio::spawn(
         service_core::process::server()
             .add_service(health_service)
+            .add_service(status.into_server())
             .add_service(reflection)
             .add_service(reader.into_server())
             .add_service(referrals.into_server())

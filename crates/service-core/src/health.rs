@@ -3,23 +3,54 @@
 //! its gRPC health then answers NOT_SERVING: an orchestrator restarts it,
 //! and the restart resumes from the durable cursors. Without this a broken
 //! rule would only be a log line while the service looked healthy.
+//!
+//! A record that could not be applied does not break a service: it is
+//! quarantined (`crate::quarantine`) and listed here, so that `GetStatus`
+//! (`crate::status`) shows an operator which records to look at.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+
+use contract::events::v1::{RecordQuarantined, ServiceHealth};
 
 use tokio::sync::watch;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
+/// A service as the server it runs in watches it: its health, its gRPC
+/// service name (for gRPC health) and its producer name (for `GetStatus`).
+#[derive(Debug, Clone)]
+pub struct Watched {
+    pub health: Health,
+    pub grpc_service: &'static str,
+    pub producer: String,
+}
+
+impl Watched {
+    /// The service served as `S`, producer `producer`.
+    pub fn new<S: tonic::server::NamedService>(
+        health: Health,
+        producer: impl Into<String>,
+    ) -> Self {
+        Watched {
+            health,
+            grpc_service: S::NAME,
+            producer: producer.into(),
+        }
+    }
+}
+
 /// One service's health, shared by everything it runs.
 #[derive(Debug, Clone)]
 pub struct Health {
     broken: Arc<watch::Sender<Option<String>>>,
+    quarantined: Arc<Mutex<Vec<RecordQuarantined>>>,
 }
 
 impl Default for Health {
     fn default() -> Self {
         Health {
             broken: Arc::new(watch::Sender::new(None)),
+            quarantined: Arc::default(),
         }
     }
 }
@@ -34,6 +65,40 @@ impl Health {
     /// What broke first, if anything has.
     pub fn problem(&self) -> Option<String> {
         self.broken.borrow().clone()
+    }
+
+    /// A record was quarantined; the first time a consumer meets a record
+    /// is the one kept.
+    pub fn quarantined(&self, record: RecordQuarantined) {
+        let Ok(mut quarantined) = self.quarantined.lock() else {
+            return;
+        };
+        let same = |known: &RecordQuarantined| {
+            (&known.consumer, &known.producer, known.position)
+                == (&record.consumer, &record.producer, record.position)
+        };
+        if !quarantined.iter().any(same) {
+            quarantined.push(record);
+        }
+    }
+
+    /// The records quarantined so far, in the order they were first met.
+    pub fn quarantine(&self) -> Vec<RecordQuarantined> {
+        self.quarantined
+            .lock()
+            .map(|quarantined| quarantined.clone())
+            .unwrap_or_default()
+    }
+
+    /// How `service` is, as `GetStatus` tells it.
+    pub fn status(&self, service: &str) -> ServiceHealth {
+        let problem = self.problem();
+        ServiceHealth {
+            service: service.to_owned(),
+            serving: problem.is_none(),
+            problem: problem.unwrap_or_default(),
+            quarantined: self.quarantine(),
+        }
     }
 
     /// Once broken, reports `service` (its full gRPC name) and the server as

@@ -9,6 +9,8 @@ use std::process::ExitCode;
 
 use tower::layer::util::{Identity, Stack};
 
+use crate::health::Watched;
+use crate::status::Status;
 use crate::trace::TraceLayer;
 
 /// `<name> [--data-dir DIR] [--listen ADDR] [--nats URL [--producer NAME=URL]…]`.
@@ -187,32 +189,53 @@ pub fn server() -> tonic::transport::Server<Stack<TraceLayer, Identity>> {
 }
 
 /// Serves `router`, with gRPC health checking beside it (what load
-/// balancers and Kubernetes probes ask), on `listen` until Ctrl-C or
-/// SIGTERM; requests in flight finish first. Each `(health, service)` pair
-/// turns the server NOT_SERVING once that service's health breaks.
+/// balancers and Kubernetes probes ask) and `ServiceStatus` (what an
+/// operator asks), on `listen` until Ctrl-C or SIGTERM; requests in flight
+/// finish first. Each watched service turns the server NOT_SERVING once its
+/// health breaks.
 pub async fn serve(
     name: &str,
     router: Router,
     listen: SocketAddr,
-    watched: &[(crate::Health, &'static str)],
+    watched: &[Watched],
 ) -> ExitCode {
-    // The reporter starts with the server as a whole ("") serving.
-    let (reporter, health) = tonic_health::server::health_reporter();
-    for (service_health, service) in watched {
-        reporter
-            .set_service_status(*service, tonic_health::ServingStatus::Serving)
-            .await;
-        tokio::spawn(service_health.clone().report(reporter.clone(), service));
-    }
+    let (health, status) = health_and_status(watched).await;
     println!("{name} listening on {listen}");
     let served = router
         .add_service(health)
+        .add_service(status.into_server())
         .serve_with_shutdown(listen, stopping())
         .await;
     match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => failed(name, error),
     }
+}
+
+/// gRPC health, starting SERVING for the server as a whole and for each
+/// watched service and turning NOT_SERVING as each breaks, and the
+/// `ServiceStatus` that says why.
+pub async fn health_and_status(
+    watched: &[Watched],
+) -> (
+    tonic_health::pb::health_server::HealthServer<impl tonic_health::pb::health_server::Health>,
+    Status,
+) {
+    let (reporter, health) = tonic_health::server::health_reporter();
+    let mut status = Status::new();
+    for service in watched {
+        reporter
+            .set_service_status(service.grpc_service, tonic_health::ServingStatus::Serving)
+            .await;
+        tokio::spawn(
+            service
+                .health
+                .clone()
+                .report(reporter.clone(), service.grpc_service),
+        );
+        status = status.with(service.producer.clone(), service.health.clone());
+    }
+    (health, status)
 }
 
 /// Resolves on Ctrl-C (a terminal) or SIGTERM (Kubernetes, systemd,

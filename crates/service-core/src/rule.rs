@@ -17,6 +17,7 @@ use eventlog::{AppendOutcome, EventLog, ExpectedVersion, NewEvent, Pending};
 use tokio::sync::mpsc;
 
 use crate::Health;
+use crate::follow::{Failure, Handler, Record};
 
 /// Followed events whose effects may be awaiting their fsync at once.
 const IN_FLIGHT: usize = 1024;
@@ -128,6 +129,46 @@ impl Applier {
             })
             .await
             .map_err(|_| eventlog::Error::Closed)
+    }
+}
+
+/// A rule as a follower's handler: `derive` turns each followed event into
+/// its effects, which the [`Applier`] writes with the cursor past it. An
+/// event `derive` refuses is quarantined by the follower, and the cursor
+/// passes it alone.
+#[derive(Debug)]
+pub struct Rule<F> {
+    applier: Applier,
+    derive: F,
+}
+
+impl<F> Rule<F> {
+    pub fn new<E>(applier: Applier, derive: F) -> Self
+    where
+        F: FnMut(Record<'_>, E) -> Result<Effects, String>,
+    {
+        Rule { applier, derive }
+    }
+}
+
+impl<E, F> Handler<E> for Rule<F>
+where
+    E: Send,
+    F: FnMut(Record<'_>, E) -> Result<Effects, String> + Send,
+{
+    async fn handle(&mut self, record: Record<'_>, event: E) -> Result<(), Failure> {
+        let effects = (self.derive)(record, event).map_err(Failure::Unapplied)?;
+        self.applier
+            .apply(record.position, effects)
+            .await
+            .map_err(|error| Failure::Stopped(error.to_string()))
+    }
+
+    async fn pass(&mut self, record: Record<'_>) -> Result<(), Failure> {
+        self.applier
+            .apply(record.position, Vec::new())
+            .await
+            .map_err(|error| Failure::Stopped(error.to_string()))
     }
 }
 

@@ -14,6 +14,8 @@ pub mod registry;
 use contract::common::v1::{
     ConsistencyToken, ContactDetails, Date, LogPosition, NhsNumber, Organisation, OrganisationKind,
 };
+use contract::events::v1::GetStatusRequest;
+use contract::events::v1::service_status_client::ServiceStatusClient;
 use prost::{Message, Name};
 use tonic::transport::Channel;
 
@@ -92,7 +94,7 @@ impl Health {
             .connect()
             .await
             .map_err(|error| format!("cannot reach {}: {error}", self.server))?;
-        let answer = tonic_health::pb::health_client::HealthClient::new(channel)
+        let answer = tonic_health::pb::health_client::HealthClient::new(channel.clone())
             .check(tonic_health::pb::HealthCheckRequest {
                 service: self.service.clone(),
             })
@@ -111,6 +113,34 @@ impl Health {
             },
             answer.status().as_str_name()
         );
+        // Why: what stopped, and which records could not be applied.
+        let services = ServiceStatusClient::new(channel)
+            .get_status(GetStatusRequest {})
+            .await
+            .map_err(status)?
+            .into_inner()
+            .services;
+        for service in services {
+            println!(
+                "{}: {}; {} record(s) quarantined",
+                service.service,
+                match service.serving {
+                    true => "serving".to_owned(),
+                    false => format!("stopped ({})", service.problem),
+                },
+                service.quarantined.len()
+            );
+            for record in service.quarantined {
+                println!(
+                    "  {}@{} {} ({}): {}",
+                    record.producer,
+                    record.position,
+                    record.content_type,
+                    record.consumer,
+                    record.reason
+                );
+            }
+        }
         if serving {
             Ok(())
         } else {

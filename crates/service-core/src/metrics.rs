@@ -1,0 +1,73 @@
+//! What an operator's monitoring scrapes: each service's health and how
+//! many records it quarantined, as Prometheus text on `GET /metrics`, so an
+//! alert can fire on the first record a service could not apply, not only
+//! when it stops.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+
+use crate::health::Watched;
+
+/// Serves `/metrics` for `watched` on `listener` until the process ends.
+pub fn serve(listener: tokio::net::TcpListener, watched: Vec<Watched>) {
+    let router = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let text = render(&watched);
+            async move {
+                (
+                    [(
+                        http::header::CONTENT_TYPE,
+                        "text/plain; version=0.0.4; charset=utf-8",
+                    )],
+                    text,
+                )
+            }
+        }),
+    );
+    tokio::spawn(async move {
+        if let Err(error) = axum::serve(listener, router).await {
+            tracing::error!(%error, "the metrics endpoint stopped");
+        }
+    });
+}
+
+/// Binds `address` and serves `/metrics` there; returns where it listens.
+pub async fn listen(address: SocketAddr, watched: Vec<Watched>) -> std::io::Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind(address).await?;
+    let bound = listener.local_addr()?;
+    serve(listener, watched);
+    Ok(bound)
+}
+
+/// The Prometheus text exposition of `watched`.
+pub fn render(watched: &[Watched]) -> String {
+    let mut text = String::new();
+    let _ = writeln!(
+        text,
+        "# HELP safeguard_service_serving 1 while the service does all its work, 0 once a part of it stopped for good."
+    );
+    let _ = writeln!(text, "# TYPE safeguard_service_serving gauge");
+    for service in watched {
+        let _ = writeln!(
+            text,
+            "safeguard_service_serving{{service=\"{}\"}} {}",
+            service.producer,
+            u8::from(service.health.problem().is_none())
+        );
+    }
+    let _ = writeln!(
+        text,
+        "# HELP safeguard_quarantined_records Records the service could not apply and passed by (see `safeguard health`)."
+    );
+    let _ = writeln!(text, "# TYPE safeguard_quarantined_records gauge");
+    for service in watched {
+        let _ = writeln!(
+            text,
+            "safeguard_quarantined_records{{service=\"{}\"}} {}",
+            service.producer,
+            service.health.quarantine().len()
+        );
+    }
+    text
+}

@@ -1,0 +1,451 @@
+//! No record can stop the backbone: each kind of event that once could not
+//! be applied is written through the public API, the backbone restarts and
+//! serves, the other children's lookups are unchanged, the records are
+//! listed by `GetStatus`, and the lookup of a child whose history could not
+//! be applied fails closed, naming whom to call, and is audited as usual.
+
+use std::time::Duration;
+
+use contract::common::v1::{AbuseCategory, NhsNumber, OrganisationKind, Role};
+use contract::conference::v1::*;
+use contract::events::v1::GetStatusRequest;
+use contract::events::v1::service_status_client::ServiceStatusClient;
+use contract::notification::v1 as note;
+use contract::referral::v1 as referral;
+use contract::registry::v1 as registry_wire;
+use tonic::Code;
+
+use crate::fixtures::{self, Backbone, chair, council, date, invitee, nurse};
+
+/// The child taken to a plan without an NHS number: a newborn.
+const NEWBORN_KEY: &str = "newborn-0001";
+/// A child on a plan recorded directly, whose review then ends a plan the
+/// registry does not know (a mistyped plan id).
+const MISTYPED: &str = "9990000026";
+
+fn nhs(value: &str) -> Option<NhsNumber> {
+    Some(NhsNumber {
+        value: value.into(),
+    })
+}
+
+/// Waits for an open conference of the council that `matches`.
+async fn open_conference(
+    backbone: &mut Backbone,
+    matches: impl Fn(&Conference) -> bool,
+) -> Conference {
+    for _ in 0..250 {
+        let listed = backbone
+            .conferences
+            .list_conferences(ListConferencesRequest {
+                caller: Some(chair()),
+                local_authority_ods_code: "E09000999".into(),
+                ..ListConferencesRequest::default()
+            })
+            .await
+            .expect("list")
+            .into_inner()
+            .conferences;
+        if let Some(found) = listed.into_iter().find(&matches) {
+            return found;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("no such conference was requested");
+}
+
+/// Holds a conference with a quorum present and records `outcome`.
+async fn hold(
+    backbone: &mut Backbone,
+    conference: &Conference,
+    held_on: (i32, i32, i32),
+    outcome: outcome::Kind,
+) {
+    let present = vec![
+        invitee(
+            InviteeRole::SocialCare,
+            "E09000999",
+            OrganisationKind::LocalAuthority,
+        ),
+        invitee(InviteeRole::Police, "P99001", OrganisationKind::Police),
+        invitee(InviteeRole::Gp, "Y99001", OrganisationKind::GpPractice),
+    ];
+    let missing: Vec<Invitee> = present
+        .iter()
+        .filter(|wanted| {
+            !conference.invitees.iter().any(|known| {
+                known.role == wanted.role
+                    && known.organisation.as_ref().map(|o| &o.ods_code)
+                        == wanted.organisation.as_ref().map(|o| &o.ods_code)
+            })
+        })
+        .cloned()
+        .collect();
+    let id = conference.conference_id.clone();
+    if !missing.is_empty() {
+        backbone
+            .conferences
+            .update_invitations(UpdateInvitationsRequest {
+                caller: Some(chair()),
+                conference_id: id.clone(),
+                add: missing,
+                remove: vec![],
+            })
+            .await
+            .expect("invite");
+    }
+    backbone
+        .conferences
+        .schedule_conference(ScheduleConferenceRequest {
+            caller: Some(chair()),
+            conference_id: id.clone(),
+            scheduled_for: Some(prost_types::Timestamp {
+                seconds: 1_768_900_000,
+                nanos: 0,
+            }),
+            venue: "Civic Centre".into(),
+        })
+        .await
+        .expect("schedule");
+    backbone
+        .conferences
+        .record_attendance(RecordAttendanceRequest {
+            caller: Some(chair()),
+            conference_id: id.clone(),
+            present,
+            held_on: date(held_on.0, held_on.1, held_on.2),
+        })
+        .await
+        .expect("attendance");
+    backbone
+        .conferences
+        .record_outcome(RecordOutcomeRequest {
+            caller: Some(chair()),
+            conference_id: id,
+            outcome: Some(Outcome {
+                kind: Some(outcome),
+                quorum_override_reason: String::new(),
+            }),
+        })
+        .await
+        .expect("outcome");
+}
+
+fn review(decision: review_outcome::Decision) -> outcome::Kind {
+    outcome::Kind::Review(ReviewOutcome {
+        decision: Some(decision),
+    })
+}
+
+/// A newborn referred without an NHS number, taken to a plan, whose
+/// reviews then change the plan's category and end it: three plan events
+/// the registry cannot apply, none naming a child it could look up.
+async fn newborn_through_plan_and_reviews(backbone: &mut Backbone) {
+    let referral_id = backbone
+        .referrals
+        .submit_referral(referral::SubmitReferralRequest {
+            caller: Some(chair()),
+            idempotency_key: NEWBORN_KEY.into(),
+            referrer: Some(referral::Referrer {
+                organisation: Some(fixtures::organisation("RXX01", OrganisationKind::NhsTrust)),
+                person: None,
+            }),
+            child: Some(referral::Child {
+                given_name: "Baby".into(),
+                family_name: "Testnewborn".into(),
+                date_of_birth: date(2026, 1, 2),
+                ..referral::Child::default()
+            }),
+            concerns: "injuries at birth unexplained".into(),
+            category_of_concern: AbuseCategory::Physical.into(),
+            consent: Some(referral::Consent {
+                status: referral::ConsentStatus::Given.into(),
+                reason: String::new(),
+            }),
+            local_authority: Some(council()),
+            received_at: Some(prost_types::Timestamp {
+                seconds: 1_767_342_600,
+                nanos: 0,
+            }),
+            ..referral::SubmitReferralRequest::default()
+        })
+        .await
+        .expect("a referral without an NHS number is accepted")
+        .into_inner()
+        .referral_id;
+    backbone
+        .referrals
+        .record_decision(referral::RecordDecisionRequest {
+            caller: Some(chair()),
+            referral_id: referral_id.clone(),
+            rag_rating: referral::RagRating::Red.into(),
+            outcome: referral::ReferralOutcome::StrategyDiscussion.into(),
+            rationale: "significant harm suspected".into(),
+            decided_at: Some(prost_types::Timestamp {
+                seconds: 1_767_346_200,
+                nanos: 0,
+            }),
+        })
+        .await
+        .expect("decide");
+    backbone
+        .referrals
+        .record_strategy_discussion(referral::RecordStrategyDiscussionRequest {
+            caller: Some(chair()),
+            referral_id: referral_id.clone(),
+            held_on: date(2026, 1, 5),
+            agencies_present: vec![council()],
+            section_47_enquiry: true,
+            notes: String::new(),
+        })
+        .await
+        .expect("strategy");
+    backbone
+        .referrals
+        .record_section47_outcome(referral::RecordSection47OutcomeRequest {
+            caller: Some(chair()),
+            referral_id: referral_id.clone(),
+            concluded_on: date(2026, 1, 8),
+            conference_needed: true,
+            rationale: "risk of significant harm".into(),
+        })
+        .await
+        .expect("conclude");
+    let initial = open_conference(backbone, |c| c.referral_id == referral_id).await;
+    assert_eq!(initial.child_nhs_number, None);
+    hold(
+        backbone,
+        &initial,
+        (2026, 1, 20),
+        outcome::Kind::Initial(InitialOutcome {
+            plan: true,
+            category: AbuseCategory::Physical.into(),
+        }),
+    )
+    .await;
+    let plan_of = |c: &Conference| {
+        c.kind == i32::from(ConferenceKind::Review) && c.child_nhs_number.is_none()
+    };
+    let first_review = open_conference(backbone, plan_of).await;
+    hold(
+        backbone,
+        &first_review,
+        (2026, 4, 20),
+        review(review_outcome::Decision::ChangeCategory(
+            AbuseCategory::Neglect.into(),
+        )),
+    )
+    .await;
+    let second_review = open_conference(backbone, |c| {
+        plan_of(c) && c.conference_id != first_review.conference_id
+    })
+    .await;
+    hold(
+        backbone,
+        &second_review,
+        (2026, 10, 20),
+        review(review_outcome::Decision::EndReason(
+            "no longer at risk".into(),
+        )),
+    )
+    .await;
+}
+
+/// A child on a plan recorded directly, whose review conference was
+/// created by hand with a mistyped plan id and ends "that" plan: the
+/// registry cannot know which plan ended, so the child's record cannot be
+/// shown as it is.
+async fn plan_ended_under_a_mistyped_id(backbone: &mut Backbone) {
+    backbone
+        .registry
+        .record_transfer_in(registry_wire::RecordTransferInRequest {
+            caller: Some(chair()),
+            child_nhs_number: nhs(MISTYPED),
+            category: AbuseCategory::Emotional.into(),
+            start_date: date(2026, 2, 2),
+            local_authority: Some(council()),
+            previous_local_authority: Some(fixtures::organisation(
+                "E09000998",
+                OrganisationKind::LocalAuthority,
+            )),
+            lead_social_worker: None,
+        })
+        .await
+        .expect("transfer in");
+    let review_conference = backbone
+        .conferences
+        .create_conference(CreateConferenceRequest {
+            caller: Some(chair()),
+            kind: ConferenceKind::Review.into(),
+            child_nhs_number: nhs(MISTYPED),
+            child_name: "Sam Testchild".into(),
+            local_authority: Some(council()),
+            clock_starts: date(2026, 2, 2),
+            referral_id: String::new(),
+            plan_id: "plan-typed-by-hand".into(),
+            idempotency_key: "mistyped-review".into(),
+        })
+        .await
+        .expect("create review")
+        .into_inner()
+        .conference
+        .expect("conference");
+    hold(
+        backbone,
+        &review_conference,
+        (2026, 5, 5),
+        review(review_outcome::Decision::EndReason(
+            "stepped down to child in need".into(),
+        )),
+    )
+    .await;
+}
+
+/// What the registry quarantined, once it has at least `count`.
+async fn quarantined(url: &str, count: usize) -> Vec<contract::events::v1::RecordQuarantined> {
+    let mut status = ServiceStatusClient::connect(url.to_owned())
+        .await
+        .expect("connect");
+    for _ in 0..250 {
+        let services = status
+            .get_status(GetStatusRequest {})
+            .await
+            .expect("status")
+            .into_inner()
+            .services;
+        assert_eq!(services.len(), 4, "{services:?}");
+        for service in &services {
+            assert!(service.serving, "{service:?}");
+        }
+        let registry = services
+            .into_iter()
+            .find(|service| service.service == "plan-registry")
+            .expect("the registry's status");
+        if registry.quarantined.len() >= count {
+            return registry.quarantined;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the registry did not quarantine {count} records");
+}
+
+async fn lookup(
+    backbone: &mut Backbone,
+    child: &str,
+) -> Result<registry_wire::LookupChildResponse, tonic::Status> {
+    backbone
+        .registry
+        .lookup_child(registry_wire::LookupChildRequest {
+            caller: Some(nurse()),
+            nhs_number: nhs(child),
+            purpose: "unscheduled care attendance".into(),
+            ..registry_wire::LookupChildRequest::default()
+        })
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+/// The lookup of the child whose history could not be applied fails
+/// closed: not "no plan", but that the record cannot be shown and whom to
+/// call.
+fn assert_fails_closed(answer: Result<registry_wire::LookupChildResponse, tonic::Status>) {
+    let refused = answer.expect_err("never an answer from half a history");
+    assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+    let message = refused.message();
+    for expected in [
+        "nhs_number",
+        "cannot be shown",
+        "plan-registry@",
+        "Test organisation E09000999",
+        "0300 000 0001",
+    ] {
+        assert!(
+            message.contains(expected),
+            "{expected} missing in {message}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_that_cannot_be_applied_is_quarantined_and_its_child_fails_closed() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut backbone = fixtures::spawn(dir.path()).await;
+    backbone
+        .registry
+        .set_local_authority_contacts(registry_wire::SetLocalAuthorityContactsRequest {
+            caller: Some(chair()),
+            contacts: Some(registry_wire::LocalAuthorityContacts {
+                local_authority: Some(council()),
+                office_hours_phone: "0300 000 0001".into(),
+                out_of_hours_phone: "0300 000 0002".into(),
+            }),
+        })
+        .await
+        .expect("contacts");
+    // The child everyone else is: a plan made as every day.
+    let planned = fixtures::make_plan(&mut backbone).await;
+    let before = fixtures::lookup(&mut backbone, nurse(), true, planned.token).await;
+    assert_eq!(before.plans.len(), 1);
+
+    newborn_through_plan_and_reviews(&mut backbone).await;
+    plan_ended_under_a_mistyped_id(&mut backbone).await;
+    let url = backbone._backbone.as_ref().expect("backbone").url.clone();
+    let records = quarantined(&url, 4).await;
+    let reasons: Vec<(&str, &str)> = records
+        .iter()
+        .map(|record| (record.content_type.as_str(), record.reason.as_str()))
+        .collect();
+    for (content_type, reason) in [
+        ("safeguard.registry.v1.PlanStarted", "child_nhs_number"),
+        ("safeguard.registry.v1.PlanCategoryChanged", "plan_id"),
+        ("safeguard.registry.v1.PlanEnded", "plan_id"),
+        ("safeguard.registry.v1.PlanEnded", "plan-typed-by-hand"),
+    ] {
+        assert!(
+            reasons
+                .iter()
+                .any(|(kind, why)| *kind == content_type && why.contains(reason)),
+            "{content_type} ({reason}) is not quarantined: {reasons:#?}"
+        );
+    }
+    assert!(
+        records
+            .iter()
+            .all(|record| record.producer == "plan-registry" && !record.event_id.is_empty())
+    );
+    assert_fails_closed(lookup(&mut backbone, MISTYPED).await);
+
+    // Restarted on the same data, the backbone starts and serves.
+    let crate::Backbone { running, .. } = backbone._backbone.take().expect("backbone");
+    drop(backbone);
+    running.stop().await.expect("stop");
+    let mut backbone = fixtures::spawn(dir.path()).await;
+    let url = backbone._backbone.as_ref().expect("backbone").url.clone();
+    let after = quarantined(&url, 4).await;
+    assert_eq!(
+        after.len(),
+        records.len(),
+        "each record is quarantined once: {after:#?}"
+    );
+    let unchanged = fixtures::lookup(&mut backbone, nurse(), true, None).await;
+    assert_eq!(unchanged.plans, before.plans);
+    assert_fails_closed(lookup(&mut backbone, MISTYPED).await);
+
+    // Each refused lookup was audited like any other: the council is told
+    // of both (the nurse's lookups are not silent).
+    let told = fixtures::receive(
+        &mut backbone,
+        fixtures::member_of(
+            "E09000999",
+            OrganisationKind::LocalAuthority,
+            Role::SocialWorker,
+        ),
+        &[note::NotificationKind::Access],
+        0,
+        2,
+    )
+    .await;
+    for message in told {
+        assert_eq!(message.child_nhs_number, nhs(MISTYPED));
+    }
+}
