@@ -63,6 +63,8 @@ for producer, (name, binary, port) in producers.items():
         problems.append(f"{name} runs {command[0]}")
     if f"0.0.0.0:{port}" not in command:
         problems.append(f"{name} does not listen on {port}")
+    if flag(command, "--metrics") != "0.0.0.0:9090":
+        problems.append(f"{name} serves no metrics on 9090")
     given = dict(arg.split("=", 1) for arg in command if "=http" in arg)
     expected = {p: f"http://{n}:{pt}" for p, (n, _, pt) in producers.items() if p != producer}
     if given != expected:
@@ -104,6 +106,9 @@ for binary, port in ports.items():
     container = found["spec"]["template"]["spec"]["containers"][0]
     if container["args"][0] != binary or f"0.0.0.0:{port}" not in container["args"]:
         problems.append(f"k8s {binary} runs {container['args'][:5]}")
+    if flag(container["args"], "--metrics") != "0.0.0.0:9090" or not any(
+            p.get("containerPort") == 9090 for p in container.get("ports", [])):
+        problems.append(f"k8s {binary} serves no metrics on 9090")
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         if container.get(probe, {}).get("grpc", {}).get("port") != port:
             problems.append(f"k8s {binary} has no gRPC {probe} on {port}")

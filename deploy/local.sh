@@ -81,8 +81,9 @@ start() {
     name="${fields[0]}" binary="${fields[1]}" producer="${fields[2]}" port="${fields[3]}"
     local flags=("${fields[@]:4}")
     alive "$run/$name.pid" && continue
+    # Metrics beside each gRPC port, a thousand above it.
     "$bin/$binary" --data-dir "$run/data/$producer" --listen "127.0.0.1:$port" \
-      --nats "nats://127.0.0.1:$nats_port" "${producers[@]}" "${flags[@]}" \
+      --metrics "127.0.0.1:$((port + 1000))" --nats "nats://127.0.0.1:$nats_port" "${producers[@]}" "${flags[@]}" \
       >"$run/logs/$name.log" 2>&1 &
     echo $! >"$run/$name.pid"
   done
@@ -94,7 +95,7 @@ start() {
       sleep 0.1
     done
     healthy "$port" || { say "$name is not healthy; see $run/logs/$name.log"; exit 1; }
-    say "$name serving on 127.0.0.1:$port"
+    say "$name serving on 127.0.0.1:$port (metrics: http://127.0.0.1:$((port + 1000))/metrics)"
   done
   say "NATS JetStream on nats://127.0.0.1:$nats_port; data and logs in $run"
 }

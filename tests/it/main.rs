@@ -38,6 +38,7 @@ pub async fn spawn_backbone_over(dir: &Path, nats: Option<String>) -> Backbone {
         listen: ([127, 0, 0, 1], 0).into(),
         deadline_check_seconds: 1,
         nats,
+        metrics: Some(([127, 0, 0, 1], 0).into()),
         ..Config::default()
     };
     let mut last = None;

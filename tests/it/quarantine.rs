@@ -329,6 +329,22 @@ async fn quarantined(url: &str, count: usize) -> Vec<contract::events::v1::Recor
     panic!("the registry did not quarantine {count} records");
 }
 
+/// What `GET /metrics` answers, as a monitoring system scrapes it.
+async fn scrape(address: std::net::SocketAddr) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(address)
+        .await
+        .expect("connect");
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: safeguard\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("request");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.expect("response");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    answer
+}
+
 async fn lookup(
     backbone: &mut Backbone,
     child: &str,
@@ -414,6 +430,28 @@ async fn a_record_that_cannot_be_applied_is_quarantined_and_its_child_fails_clos
             .all(|record| record.producer == "plan-registry" && !record.event_id.is_empty())
     );
     assert_fails_closed(lookup(&mut backbone, MISTYPED).await);
+    let metrics = backbone._backbone.as_ref().and_then(|b| b.running.metrics);
+    let scraped = scrape(metrics.expect("metrics served")).await;
+    assert!(
+        scraped.contains(&format!(
+            "safeguard_quarantined_records{{service=\"plan-registry\"}} {}\n",
+            records.len()
+        )),
+        "{scraped}"
+    );
+    for service in [
+        "referral-intake",
+        "conference-scheduler",
+        "plan-registry",
+        "notification",
+    ] {
+        assert!(
+            scraped.contains(&format!(
+                "safeguard_service_serving{{service=\"{service}\"}} 1\n"
+            )),
+            "{scraped}"
+        );
+    }
 
     // Restarted on the same data, the backbone starts and serves.
     let crate::Backbone { running, .. } = backbone._backbone.take().expect("backbone");

@@ -22,7 +22,7 @@ async fn main() -> ExitCode {
         Err(code) => return code,
     };
     let options = conference::Options {
-        data_dir: args.data_dir,
+        data_dir: args.data_dir.clone(),
         calendar: domain::calendar::Calendar::england_and_wales(),
         quorum: domain::conference::QuorumRule::default(),
     };
@@ -34,7 +34,7 @@ async fn main() -> ExitCode {
             let router = process::server()
                 .add_service(reader.into_server())
                 .add_service(service.into_server());
-            process::serve(NAME, router, args.listen, &watched).await
+            process::serve(NAME, router, &args, &watched).await
         }
         Err(error) => process::failed(NAME, error),
     }

@@ -23,7 +23,7 @@ async fn main() -> ExitCode {
     };
     let options = notification::Options {
         registry_pods: args.registry_pods,
-        ..notification::Options::new(args.data_dir)
+        ..notification::Options::new(&args.data_dir)
     };
     match notification::open(options, &bus).await {
         Ok(service) => {
@@ -33,7 +33,7 @@ async fn main() -> ExitCode {
             let router = process::server()
                 .add_service(reader.into_server())
                 .add_service(service.into_server());
-            process::serve(NAME, router, args.listen, &watched).await
+            process::serve(NAME, router, &args, &watched).await
         }
         Err(error) => process::failed(NAME, error),
     }

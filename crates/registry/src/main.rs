@@ -27,7 +27,7 @@ async fn main() -> ExitCode {
         pods: args.registry_pods,
         pod: args.pod,
         primary_url: args.producers.get(registry::LOG).cloned(),
-        ..registry::Options::new(args.data_dir)
+        ..registry::Options::new(&args.data_dir)
     };
     match registry::open(options, &bus).await {
         Ok(service) => {
@@ -37,7 +37,7 @@ async fn main() -> ExitCode {
             let router = process::server()
                 .add_service(reader.into_server())
                 .add_service(service.into_server());
-            process::serve(NAME, router, args.listen, &watched).await
+            process::serve(NAME, router, &args, &watched).await
         }
         Err(error) => process::failed(NAME, error),
     }

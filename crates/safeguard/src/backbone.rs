@@ -34,6 +34,8 @@ pub struct Config {
     /// Carry domain events over NATS JetStream at this URL instead of the
     /// in-process bus (`safeguard up --nats URL`).
     pub nats: Option<String>,
+    /// Serve Prometheus metrics (`GET /metrics`) here, if anywhere.
+    pub metrics: Option<SocketAddr>,
 }
 
 impl Default for Config {
@@ -48,6 +50,7 @@ impl Default for Config {
             removed_bank_holidays: Vec::new(),
             deadline_check_seconds: 60,
             nats: None,
+            metrics: None,
         }
     }
 }
@@ -106,6 +109,8 @@ impl Config {
 #[derive(Debug)]
 pub struct Running {
     pub address: SocketAddr,
+    /// Where `/metrics` is served, when asked for.
+    pub metrics: Option<SocketAddr>,
     stop: Option<oneshot::Sender<()>>,
     server: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
     logs: Vec<eventlog::EventLog>,
@@ -215,6 +220,14 @@ async fn start_services(
         notifications.watched(),
     ];
     let (health_service, status) = service_core::process::health_and_status(&watched).await;
+    let metrics = match config.metrics {
+        Some(address) => Some(
+            service_core::metrics::listen(address, watched.to_vec())
+                .await
+                .map_err(|error| Error::Listen { address, error })?,
+        ),
+        None => None,
+    };
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(contract::FILE_DESCRIPTOR_SET)
         .build_v1()
@@ -247,6 +260,7 @@ async fn start_services(
     );
     Ok(Running {
         address,
+        metrics,
         stop: Some(stop),
         server,
         logs,

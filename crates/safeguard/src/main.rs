@@ -34,6 +34,10 @@ enum Command {
         /// services still run in this process).
         #[arg(long, env = "SAFEGUARD_NATS")]
         nats: Option<String>,
+        /// Serve Prometheus metrics (`GET /metrics`: each service's health
+        /// and the records it quarantined) at this address.
+        #[arg(long, env = "SAFEGUARD_METRICS")]
+        metrics: Option<SocketAddr>,
     },
     /// Plays a whole case against a running backbone, with synthetic data.
     Demo {
@@ -83,7 +87,9 @@ enum Command {
     /// Acknowledges notifications up to a sequence number.
     Acknowledge(commands::registry::Acknowledge),
     /// Asks a backbone or service whether it is serving (gRPC health
-    /// checking); exits non-zero if not. For scripts and container probes.
+    /// checking), and lists for each service what stopped and the records
+    /// it quarantined; exits non-zero if not serving. For scripts and
+    /// container probes.
     Health(commands::Health),
     /// Calls any RPC with a JSON request and prints the JSON response, e.g.
     /// `safeguard call safeguard.referral.v1.ReferralIntake/GetReferral
@@ -117,7 +123,8 @@ async fn main() -> ExitCode {
             data_dir,
             listen,
             nats,
-        } => up(config, data_dir, listen, nats).await,
+            metrics,
+        } => up(config, data_dir, listen, nats, metrics).await,
         Command::Demo {
             server,
             referrals,
@@ -170,6 +177,7 @@ async fn up(
     data_dir: Option<PathBuf>,
     listen: Option<SocketAddr>,
     nats: Option<String>,
+    metrics: Option<SocketAddr>,
 ) -> Result<(), String> {
     let mut config = match file {
         Some(path) => Config::from_file(&path).map_err(|error| error.to_string())?,
@@ -184,6 +192,9 @@ async fn up(
     if nats.is_some() {
         config.nats = nats;
     }
+    if metrics.is_some() {
+        config.metrics = metrics;
+    }
     let running = backbone::start(&config)
         .await
         .map_err(|error| error.to_string())?;
@@ -196,6 +207,9 @@ async fn up(
             |url| format!("NATS JetStream at {url}")
         )
     );
+    if let Some(metrics) = running.metrics {
+        println!("safeguard metrics on http://{metrics}/metrics");
+    }
     service_core::process::stopping().await;
     eprintln!("safeguard: stopping");
     running.stop().await.map_err(|error| error.to_string())

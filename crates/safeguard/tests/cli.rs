@@ -100,6 +100,17 @@ fn a_case_from_referral_to_plan_end_from_the_command_line() {
 
     let health = cli.ok(&[], &["health"]);
     assert!(health.contains("SERVING"), "{health}");
+    for service in [
+        "referral-intake",
+        "conference-scheduler",
+        "plan-registry",
+        "notification",
+    ] {
+        assert!(
+            health.contains(&format!("{service}: serving; 0 record(s) quarantined")),
+            "{health}"
+        );
+    }
     let health = cli.ok(
         &[],
         &["health", "--service", "safeguard.registry.v1.PlanRegistry"],

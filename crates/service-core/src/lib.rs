@@ -13,6 +13,7 @@ pub mod consistency;
 pub mod event;
 pub mod follow;
 pub mod health;
+pub mod metrics;
 pub mod process;
 pub mod projection;
 pub mod quarantine;

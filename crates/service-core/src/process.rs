@@ -32,9 +32,11 @@ pub struct Args {
     /// Given as a number or as a pod name ending in it (`plan-registry-2`),
     /// so a StatefulSet can pass its pod's name.
     pub pod: u32,
+    /// Where to serve Prometheus metrics (`GET /metrics`), if anywhere.
+    pub metrics: Option<SocketAddr>,
 }
 
-const USAGE: &str = "[--data-dir DIR] [--listen ADDR] [--nats URL [--replicas N] [--producer NAME=URL]... [--registry-pods N [--pod ORDINAL]]]";
+const USAGE: &str = "[--data-dir DIR] [--listen ADDR] [--metrics ADDR] [--nats URL [--replicas N] [--producer NAME=URL]... [--registry-pods N [--pod ORDINAL]]]";
 
 /// A flag's number, if it is in `range`; else says why and gives the exit code.
 fn within<N>(
@@ -92,6 +94,7 @@ pub fn args(name: &str, default_port: u16) -> Result<Args, ExitCode> {
         replicas: 1,
         registry_pods: 1,
         pod: 0,
+        metrics: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -102,6 +105,12 @@ pub fn args(name: &str, default_port: u16) -> Result<Args, ExitCode> {
                     eprintln!("{name}: --listen {value}: {error}");
                     ExitCode::from(2)
                 })?;
+            }
+            ("--metrics", Some(value)) => {
+                parsed.metrics = Some(value.parse().map_err(|error| {
+                    eprintln!("{name}: --metrics {value}: {error}");
+                    ExitCode::from(2)
+                })?);
             }
             ("--nats", Some(value)) => parsed.nats = Some(value),
             ("--replicas", Some(value)) => {
@@ -190,16 +199,18 @@ pub fn server() -> tonic::transport::Server<Stack<TraceLayer, Identity>> {
 
 /// Serves `router`, with gRPC health checking beside it (what load
 /// balancers and Kubernetes probes ask) and `ServiceStatus` (what an
-/// operator asks), on `listen` until Ctrl-C or SIGTERM; requests in flight
-/// finish first. Each watched service turns the server NOT_SERVING once its
-/// health breaks.
-pub async fn serve(
-    name: &str,
-    router: Router,
-    listen: SocketAddr,
-    watched: &[Watched],
-) -> ExitCode {
+/// operator asks), on `--listen` until Ctrl-C or SIGTERM; requests in
+/// flight finish first. Each watched service turns the server NOT_SERVING
+/// once its health breaks. With `--metrics`, serves their metrics there.
+pub async fn serve(name: &str, router: Router, args: &Args, watched: &[Watched]) -> ExitCode {
+    let listen = args.listen;
     let (health, status) = health_and_status(watched).await;
+    if let Some(address) = args.metrics {
+        match crate::metrics::listen(address, watched.to_vec()).await {
+            Ok(bound) => println!("{name} metrics on http://{bound}/metrics"),
+            Err(error) => return failed(name, format!("--metrics {address}: {error}")),
+        }
+    }
     println!("{name} listening on {listen}");
     let served = router
         .add_service(health)
