@@ -7,11 +7,11 @@ use std::collections::HashMap;
 
 use contract::common::v1::{LogPosition, NhsNumber, Organisation};
 use contract::conference::v1 as conference;
-use contract::events::v1::EventEnvelope;
 use contract::notification::v1::{NotificationKind, NotificationRaised};
+use contract::records::{AnyEvent, ConferenceEvent, ReferralEvent, RegistryEvent};
 use contract::referral::v1 as referral;
 use contract::registry::v1 as registry;
-use prost::{Message, Name};
+use service_core::follow::Record;
 
 /// What the deriver remembers between events: conferences' invitees, so a
 /// rearrangement reaches everyone the first invitation did.
@@ -36,8 +36,7 @@ fn raised(
     kind: NotificationKind,
     recipient: Organisation,
     child: Option<NhsNumber>,
-    envelope: &EventEnvelope,
-    source: (&str, u64),
+    source: Record<'_>,
     summary: String,
     details: &[(&str, String)],
 ) -> NotificationRaised {
@@ -45,11 +44,11 @@ fn raised(
         kind: kind.into(),
         recipient: Some(recipient),
         child_nhs_number: child,
-        occurred_at: envelope.occurred_at,
+        occurred_at: source.envelope.occurred_at,
         summary,
         source: Some(LogPosition {
-            log: source.0.to_owned(),
-            position: source.1,
+            log: source.producer.to_owned(),
+            position: source.position,
         }),
         details: details
             .iter()
@@ -102,13 +101,11 @@ impl Memory {
             .collect()
     }
 
-    fn track_deadlines(&mut self, producer: &str, position: u64, envelope: &EventEnvelope) {
-        let payload = envelope.payload.as_slice();
-        let content = envelope.content_type.as_str();
-        let source = (producer, position);
+    /// Opens a deadline on what `source` sets, closes one on what meets it.
+    fn track_deadlines(&mut self, source: Record<'_>, event: &AnyEvent) {
         let mut open = |key: String,
                         due: Option<&contract::common::v1::Date>,
-                        la: Option<Organisation>,
+                        la: Option<&Organisation>,
                         child,
                         summary: String| {
             let (Ok(due), Some(la)) = (service_core::validate::date("due", due), la) else {
@@ -116,9 +113,8 @@ impl Memory {
             };
             let notification = raised(
                 NotificationKind::DeadlineMissed,
-                la,
+                la.clone(),
                 child,
-                envelope,
                 source,
                 summary,
                 &[("due", due.to_string())],
@@ -127,206 +123,107 @@ impl Memory {
                 key,
                 Deadline {
                     due,
-                    source_event: envelope.event_id.clone(),
+                    source_event: source.envelope.event_id.clone(),
                     notification,
                 },
             );
         };
-        if content == referral::ReferralSubmitted::full_name() {
-            if let Ok(submitted) = referral::ReferralSubmitted::decode(payload) {
-                let summary = format!(
-                    "a referral decision due {} has not been recorded",
-                    date(submitted.decision_due.as_ref())
-                );
-                open(
+        match event {
+            AnyEvent::Referral(event) => match event.as_ref() {
+                ReferralEvent::Submitted(submitted) => open(
                     format!("referral:{}", submitted.referral_id),
                     submitted.decision_due.as_ref(),
-                    submitted.local_authority.clone(),
+                    submitted.local_authority.as_ref(),
                     referral_child(submitted.child.as_ref()),
-                    summary,
-                );
-            }
-        } else if content == referral::ReferralDecided::full_name() {
-            if let Ok(decided) = referral::ReferralDecided::decode(payload) {
-                self.deadlines
-                    .remove(&format!("referral:{}", decided.referral_id));
-            }
-        } else if content == conference::ConferenceRequested::full_name() {
-            if let Ok(requested) = conference::ConferenceRequested::decode(payload) {
-                let summary = format!(
+                    format!(
+                        "a referral decision due {} has not been recorded",
+                        date(submitted.decision_due.as_ref())
+                    ),
+                ),
+                ReferralEvent::Decided(decided) => {
+                    self.deadlines
+                        .remove(&format!("referral:{}", decided.referral_id));
+                }
+                _ => {}
+            },
+            AnyEvent::Conference(ConferenceEvent::Requested(requested)) => open(
+                format!("conference:{}", requested.conference_id),
+                requested.due.as_ref(),
+                requested.local_authority.as_ref(),
+                requested.child_nhs_number.clone(),
+                format!(
                     "a child protection conference due {} has not been held",
                     date(requested.due.as_ref())
-                );
-                open(
-                    format!("conference:{}", requested.conference_id),
-                    requested.due.as_ref(),
-                    requested.local_authority.clone(),
-                    requested.child_nhs_number.clone(),
-                    summary,
-                );
+                ),
+            ),
+            AnyEvent::Conference(ConferenceEvent::AttendanceRecorded(held)) => {
+                self.deadlines
+                    .remove(&format!("conference:{}", held.conference_id));
             }
-        } else if content == conference::AttendanceRecorded::full_name()
-            && let Ok(held) = conference::AttendanceRecorded::decode(payload)
-        {
-            self.deadlines
-                .remove(&format!("conference:{}", held.conference_id));
+            _ => {}
         }
     }
 
-    pub fn derive(
-        &mut self,
-        producer: &str,
-        position: u64,
-        envelope: &EventEnvelope,
-    ) -> Vec<NotificationRaised> {
-        self.track_deadlines(producer, position, envelope);
-        let source = (producer, position);
-        let payload = envelope.payload.as_slice();
-        let content = envelope.content_type.as_str();
-        if content == referral::ReferralDecided::full_name() {
-            let Ok(decided) = referral::ReferralDecided::decode(payload) else {
-                return vec![];
-            };
-            let Some(referrer) = decided
-                .referrer
-                .as_ref()
-                .and_then(|r| r.organisation.clone())
-            else {
-                return vec![];
-            };
-            let outcome = referral::ReferralOutcome::try_from(decided.outcome)
-                .map_or("unknown", |outcome| outcome.as_str_name())
-                .trim_start_matches("REFERRAL_OUTCOME_")
-                .to_lowercase()
-                .replace('_', " ");
-            return vec![raised(
-                NotificationKind::ReferralOutcome,
-                referrer,
-                referral_child(decided.child.as_ref()),
-                envelope,
-                source,
-                format!("your referral was decided: {outcome}"),
-                &[
-                    ("referral_id", decided.referral_id.clone()),
-                    ("outcome", outcome),
-                ],
-            )];
-        }
-        if content == conference::ConferenceScheduled::full_name() {
-            let Ok(scheduled) = conference::ConferenceScheduled::decode(payload) else {
-                return vec![];
-            };
-            self.invitees.insert(
-                scheduled.conference_id.clone(),
-                (
-                    scheduled.invitees.clone(),
-                    scheduled.child_nhs_number.clone(),
-                ),
-            );
-            return self.invitations(
-                &scheduled.conference_id,
-                envelope,
-                source,
-                "you are invited to a child protection conference",
-                &scheduled.venue,
-            );
-        }
-        if content == conference::ConferenceRearranged::full_name() {
-            let Ok(moved) = conference::ConferenceRearranged::decode(payload) else {
-                return vec![];
-            };
-            return self.invitations(
+    /// The notifications `event` (at `source`) raises.
+    pub fn derive(&mut self, source: Record<'_>, event: &AnyEvent) -> Vec<NotificationRaised> {
+        self.track_deadlines(source, event);
+        match event {
+            AnyEvent::Referral(event) => match event.as_ref() {
+                ReferralEvent::Decided(decided) => referral_outcome(source, decided),
+                _ => vec![],
+            },
+            AnyEvent::Conference(ConferenceEvent::Scheduled(scheduled)) => {
+                self.invitees.insert(
+                    scheduled.conference_id.clone(),
+                    (
+                        scheduled.invitees.clone(),
+                        scheduled.child_nhs_number.clone(),
+                    ),
+                );
+                self.invitations(
+                    &scheduled.conference_id,
+                    source,
+                    "you are invited to a child protection conference",
+                    &scheduled.venue,
+                )
+            }
+            AnyEvent::Conference(ConferenceEvent::Rearranged(moved)) => self.invitations(
                 &moved.conference_id,
-                envelope,
                 source,
                 "a child protection conference you are invited to was rearranged",
                 &moved.venue,
-            );
+            ),
+            AnyEvent::Registry(RegistryEvent::PlanStarted(started)) => to_care_team(
+                source,
+                NotificationKind::PlanStarted,
+                &started.care_team,
+                started.child_nhs_number.as_ref(),
+                format!(
+                    "the child is now subject to a child protection plan from {}",
+                    date(started.start_date.as_ref())
+                ),
+                &started.plan_id,
+            ),
+            AnyEvent::Registry(RegistryEvent::PlanEnded(ended)) => to_care_team(
+                source,
+                NotificationKind::PlanEnded,
+                &ended.care_team,
+                ended.child_nhs_number.as_ref(),
+                format!(
+                    "the child's plan ended on {}",
+                    date(ended.end_date.as_ref())
+                ),
+                &ended.plan_id,
+            ),
+            AnyEvent::Registry(RegistryEvent::ChildLookedUp(looked)) => accessed(source, looked),
+            _ => vec![],
         }
-        if content == registry::PlanStarted::full_name() {
-            let Ok(started) = registry::PlanStarted::decode(payload) else {
-                return vec![];
-            };
-            return distinct(started.care_team.clone())
-                .into_iter()
-                .map(|member| {
-                    raised(
-                        NotificationKind::PlanStarted,
-                        member,
-                        started.child_nhs_number.clone(),
-                        envelope,
-                        source,
-                        format!(
-                            "the child is now subject to a child protection plan from {}",
-                            date(started.start_date.as_ref())
-                        ),
-                        &[("plan_id", started.plan_id.clone())],
-                    )
-                })
-                .collect();
-        }
-        if content == registry::PlanEnded::full_name() {
-            let Ok(ended) = registry::PlanEnded::decode(payload) else {
-                return vec![];
-            };
-            return distinct(ended.care_team.clone())
-                .into_iter()
-                .map(|member| {
-                    raised(
-                        NotificationKind::PlanEnded,
-                        member,
-                        ended.child_nhs_number.clone(),
-                        envelope,
-                        source,
-                        format!(
-                            "the child's plan ended on {}",
-                            date(ended.end_date.as_ref())
-                        ),
-                        &[("plan_id", ended.plan_id.clone())],
-                    )
-                })
-                .collect();
-        }
-        if content == registry::ChildLookedUp::full_name() {
-            let Ok(looked) = registry::ChildLookedUp::decode(payload) else {
-                return vec![];
-            };
-            if looked.silent {
-                return vec![];
-            }
-            let caller = looked.caller.clone().unwrap_or_default();
-            let by = caller.organisation.map(|o| o.name).unwrap_or_default();
-            let setting = contract::common::v1::CareSetting::try_from(caller.care_setting)
-                .map_or("unknown setting", |setting| setting.as_str_name())
-                .trim_start_matches("CARE_SETTING_")
-                .to_lowercase()
-                .replace('_', " ");
-            return distinct(looked.owners.clone())
-                .into_iter()
-                .map(|owner| {
-                    raised(
-                        NotificationKind::Access,
-                        owner,
-                        looked.nhs_number.clone(),
-                        envelope,
-                        source,
-                        format!("the child's record was viewed by {by} ({setting})"),
-                        &[
-                            ("purpose", looked.purpose.clone()),
-                            ("setting", setting.clone()),
-                        ],
-                    )
-                })
-                .collect();
-        }
-        vec![]
     }
 
     fn invitations(
         &self,
         conference_id: &str,
-        envelope: &EventEnvelope,
-        source: (&str, u64),
+        source: Record<'_>,
         summary: &str,
         venue: &str,
     ) -> Vec<NotificationRaised> {
@@ -344,7 +241,6 @@ impl Memory {
                 NotificationKind::ConferenceInvitation,
                 organisation,
                 child.clone(),
-                envelope,
                 source,
                 summary.to_owned(),
                 &[
@@ -355,4 +251,89 @@ impl Memory {
         })
         .collect()
     }
+}
+
+/// To the referrer: what was decided about their referral.
+fn referral_outcome(
+    source: Record<'_>,
+    decided: &referral::ReferralDecided,
+) -> Vec<NotificationRaised> {
+    let Some(referrer) = decided
+        .referrer
+        .as_ref()
+        .and_then(|r| r.organisation.clone())
+    else {
+        return vec![];
+    };
+    let outcome = referral::ReferralOutcome::try_from(decided.outcome)
+        .map_or("unknown", |outcome| outcome.as_str_name())
+        .trim_start_matches("REFERRAL_OUTCOME_")
+        .to_lowercase()
+        .replace('_', " ");
+    vec![raised(
+        NotificationKind::ReferralOutcome,
+        referrer,
+        referral_child(decided.child.as_ref()),
+        source,
+        format!("your referral was decided: {outcome}"),
+        &[
+            ("referral_id", decided.referral_id.clone()),
+            ("outcome", outcome),
+        ],
+    )]
+}
+
+/// To each organisation of a plan's care team, once.
+fn to_care_team(
+    source: Record<'_>,
+    kind: NotificationKind,
+    care_team: &[Organisation],
+    child: Option<&NhsNumber>,
+    summary: String,
+    plan_id: &str,
+) -> Vec<NotificationRaised> {
+    distinct(care_team.iter().cloned())
+        .into_iter()
+        .map(|member| {
+            raised(
+                kind,
+                member,
+                child.cloned(),
+                source,
+                summary.clone(),
+                &[("plan_id", plan_id.to_owned())],
+            )
+        })
+        .collect()
+}
+
+/// To the local authorities that own the child's plans: a non-silent
+/// lookup of the child's record.
+fn accessed(source: Record<'_>, looked: &registry::ChildLookedUp) -> Vec<NotificationRaised> {
+    if looked.silent {
+        return vec![];
+    }
+    let caller = looked.caller.clone().unwrap_or_default();
+    let by = caller.organisation.map(|o| o.name).unwrap_or_default();
+    let setting = contract::common::v1::CareSetting::try_from(caller.care_setting)
+        .map_or("unknown setting", |setting| setting.as_str_name())
+        .trim_start_matches("CARE_SETTING_")
+        .to_lowercase()
+        .replace('_', " ");
+    distinct(looked.owners.clone())
+        .into_iter()
+        .map(|owner| {
+            raised(
+                NotificationKind::Access,
+                owner,
+                looked.nhs_number.clone(),
+                source,
+                format!("the child's record was viewed by {by} ({setting})"),
+                &[
+                    ("purpose", looked.purpose.clone()),
+                    ("setting", setting.clone()),
+                ],
+            )
+        })
+        .collect()
 }

@@ -163,11 +163,11 @@ async fn follow_source(
     let applier = Applier::start(log, cursor, health, |_, _| async {});
     let rule = Rule::new(
         applier,
-        move |record: Record<'_>, _: AnyEvent| -> Result<Effects, String> {
+        move |record: Record<'_>, event: AnyEvent| -> Result<Effects, String> {
             let notifications = memory
                 .lock()
                 .map_err(|_| "the rules' memory was poisoned".to_owned())?
-                .derive(record.producer, record.position, record.envelope);
+                .derive(record, &event);
             if record.position < raised_up_to {
                 return Ok(Vec::new());
             }

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use contract::notification::v1 as wire;
 use contract::notification::v1::notification_server::{self, NotificationServer};
+use contract::records::{NotificationEvent, Records};
 use eventlog::{EventLog, ExpectedVersion};
-use prost::{Message, Name};
 use service_core::reject::{denied, from_log, invalid};
 use service_core::validate::{self, Caller};
 use service_core::{Watermark, consistency};
@@ -123,13 +123,13 @@ impl notification_server::Notification for Notification {
                     Ok(event) => event,
                     Err(_) => return,
                 };
+                // What does not decode was quarantined by the service's
+                // own follower of this log (GetStatus lists it).
                 let Ok(envelope) = event.envelope() else {
                     continue;
                 };
-                if envelope.content_type != wire::NotificationRaised::full_name() {
-                    continue;
-                }
-                let Ok(raised) = wire::NotificationRaised::decode(envelope.payload.as_slice())
+                let Ok(Some(NotificationEvent::Raised(raised))) =
+                    NotificationEvent::decode(&envelope)
                 else {
                     continue;
                 };

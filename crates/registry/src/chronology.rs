@@ -4,11 +4,12 @@
 use std::collections::HashMap;
 
 use contract::conference::v1 as conference;
-use contract::events::v1::{EventEnvelope, actor};
+use contract::events::v1::actor;
+use contract::records::{AnyEvent, ConferenceEvent, ReferralEvent, RegistryEvent};
 use contract::referral::v1 as referral;
 use contract::registry::v1 as wire;
 use domain::NhsNumber;
-use prost::{Message, Name};
+use service_core::follow::Record;
 
 #[derive(Debug, Default)]
 pub struct Chronology {
@@ -22,22 +23,14 @@ pub struct Chronology {
 }
 
 /// The plan a plan event belongs to, if it is one.
-fn plan_of(envelope: &EventEnvelope) -> Option<String> {
-    let payload = envelope.payload.as_slice();
-    let content = envelope.content_type.as_str();
-    if content == wire::PlanStarted::full_name() {
-        return Some(wire::PlanStarted::decode(payload).ok()?.plan_id);
+fn plan_of(event: &RegistryEvent) -> Option<&str> {
+    match event {
+        RegistryEvent::PlanStarted(e) => Some(&e.plan_id),
+        RegistryEvent::PlanCategoryChanged(e) => Some(&e.plan_id),
+        RegistryEvent::PlanEnded(e) => Some(&e.plan_id),
+        RegistryEvent::BirthLinked(e) => Some(&e.plan_id),
+        _ => None,
     }
-    if content == wire::PlanCategoryChanged::full_name() {
-        return Some(wire::PlanCategoryChanged::decode(payload).ok()?.plan_id);
-    }
-    if content == wire::PlanEnded::full_name() {
-        return Some(wire::PlanEnded::decode(payload).ok()?.plan_id);
-    }
-    if content == wire::BirthLinked::full_name() {
-        return Some(wire::BirthLinked::decode(payload).ok()?.plan_id);
-    }
-    None
 }
 
 fn child_of(number: Option<&contract::common::v1::NhsNumber>) -> Option<NhsNumber> {
@@ -71,14 +64,14 @@ impl Chronology {
     /// Records another producer's event if it is about a child; returns
     /// whether it was. The registry's own events are not held here: they
     /// are read from its log when a chronology is asked for.
-    pub fn add(&mut self, log: &str, position: u64, envelope: &EventEnvelope) -> bool {
-        if envelope.content_type == conference::ConferenceRequested::full_name()
-            && let Ok(event) = conference::ConferenceRequested::decode(envelope.payload.as_slice())
-            && let Some(child) = child_of(event.child_nhs_number.as_ref())
+    pub fn add(&mut self, record: Record<'_>, event: &AnyEvent) -> bool {
+        if let AnyEvent::Conference(ConferenceEvent::Requested(requested)) = event
+            && let Some(child) = child_of(requested.child_nhs_number.as_ref())
         {
-            self.conference_children.insert(event.conference_id, child);
+            self.conference_children
+                .insert(requested.conference_id.clone(), child);
         }
-        let Some((Some(child), entry)) = self.entry(log, position, envelope) else {
+        let Some((Some(child), entry)) = self.entry(record, event) else {
             return false;
         };
         self.entries.entry(child).or_default().push(entry);
@@ -89,11 +82,11 @@ impl Chronology {
     /// `None` if it is not an event a chronology shows.
     pub fn entry(
         &self,
-        log: &str,
-        position: u64,
-        envelope: &EventEnvelope,
+        record: Record<'_>,
+        event: &AnyEvent,
     ) -> Option<(Option<NhsNumber>, wire::ChronologyEntry)> {
-        let (child, summary) = self.describe(envelope)?;
+        let (child, summary) = self.describe(event)?;
+        let envelope = record.envelope;
         let actor = match envelope
             .actor
             .as_ref()
@@ -115,8 +108,8 @@ impl Chronology {
             wire::ChronologyEntry {
                 occurred_at: envelope.occurred_at,
                 recorded_at: envelope.recorded_at,
-                log: log.to_owned(),
-                position,
+                log: record.producer.to_owned(),
+                position: record.position,
                 content_type: envelope.content_type.clone(),
                 summary,
                 actor,
@@ -126,15 +119,17 @@ impl Chronology {
 
     /// Records another registry pod's event: a plan event under its plan,
     /// anything else (a lookup) as [`Chronology::add`] does.
-    pub fn add_from_pod(&mut self, log: &str, position: u64, envelope: &EventEnvelope) {
-        match plan_of(envelope) {
+    pub fn add_from_pod(&mut self, record: Record<'_>, event: RegistryEvent) {
+        let plan = plan_of(&event).map(str::to_owned);
+        let event = AnyEvent::Registry(event);
+        match plan {
             Some(plan) => {
-                if let Some((_, entry)) = self.entry(log, position, envelope) {
+                if let Some((_, entry)) = self.entry(record, &event) {
                     self.plan_entries.entry(plan).or_default().push(entry);
                 }
             }
             None => {
-                self.add(log, position, envelope);
+                self.add(record, &event);
             }
         }
     }
@@ -162,24 +157,94 @@ pub fn sort(entries: &mut [wire::ChronologyEntry]) {
 }
 
 impl Chronology {
-    fn describe(&self, envelope: &EventEnvelope) -> Option<(Option<NhsNumber>, String)> {
-        let payload = envelope.payload.as_slice();
-        let content = envelope.content_type.as_str();
-        if content == referral::ReferralSubmitted::full_name() {
-            let event = referral::ReferralSubmitted::decode(payload).ok()?;
+    /// The child an event is about (if it names one) and what a
+    /// chronology says of it; `None` for events a chronology does not show.
+    fn describe(&self, event: &AnyEvent) -> Option<(Option<NhsNumber>, String)> {
+        match event {
+            AnyEvent::Referral(event) => describe_referral(event),
+            AnyEvent::Conference(event) => self.describe_conference(event),
+            AnyEvent::Registry(event) => describe_registry(event),
+            AnyEvent::Notification(_) => None,
+        }
+    }
+
+    fn describe_conference(&self, event: &ConferenceEvent) -> Option<(Option<NhsNumber>, String)> {
+        let of = |conference_id: &str| self.conference_children.get(conference_id).copied();
+        match event {
+            ConferenceEvent::Requested(event) => {
+                let child = child_of(event.child_nhs_number.as_ref())?;
+                let kind = conference::ConferenceKind::try_from(event.kind)
+                    .map_or("conference", |kind| kind.as_str_name());
+                Some((
+                    Some(child),
+                    format!(
+                        "{} requested, due {}",
+                        kind.trim_start_matches("CONFERENCE_KIND_")
+                            .to_lowercase()
+                            .replace('_', " ")
+                            + " conference",
+                        date(event.due.as_ref())
+                    ),
+                ))
+            }
+            ConferenceEvent::Scheduled(event) => Some((
+                Some(of(&event.conference_id)?),
+                format!("conference scheduled at {}", event.venue),
+            )),
+            ConferenceEvent::Rearranged(event) => Some((
+                Some(of(&event.conference_id)?),
+                format!("conference rearranged: {}", event.reason),
+            )),
+            ConferenceEvent::Cancelled(event) => Some((
+                Some(of(&event.conference_id)?),
+                format!("conference cancelled: {}", event.reason),
+            )),
+            ConferenceEvent::OutcomeRecorded(event) => {
+                let outcome = match event.outcome.as_ref()?.kind.as_ref()? {
+                    conference::outcome::Kind::Initial(initial) if initial.plan => {
+                        format!("child protection plan ({})", category(initial.category))
+                    }
+                    conference::outcome::Kind::Initial(_) => "no plan".to_owned(),
+                    conference::outcome::Kind::Review(review) => match review.decision.as_ref()? {
+                        conference::review_outcome::Decision::ContinuePlan(_) => {
+                            "plan continues".to_owned()
+                        }
+                        conference::review_outcome::Decision::ChangeCategory(value) => {
+                            format!("plan continues as {}", category(*value))
+                        }
+                        conference::review_outcome::Decision::EndReason(reason) => {
+                            format!("plan ends: {reason}")
+                        }
+                    },
+                };
+                Some((
+                    Some(child_of(event.child_nhs_number.as_ref())?),
+                    format!(
+                        "conference held on {}: {outcome}",
+                        date(event.held_on.as_ref())
+                    ),
+                ))
+            }
+            _ => None,
+        }
+    }
+}
+
+fn describe_referral(event: &ReferralEvent) -> Option<(Option<NhsNumber>, String)> {
+    match event {
+        ReferralEvent::Submitted(event) => {
             let from = event.referrer.as_ref()?.organisation.as_ref()?.name.clone();
-            return Some((
+            Some((
                 Some(referral_child(event.child.as_ref())?),
                 format!(
                     "referral received from {from}: {}",
                     category(event.category_of_concern)
                 ),
-            ));
+            ))
         }
-        if content == referral::ReferralDecided::full_name() {
-            let event = referral::ReferralDecided::decode(payload).ok()?;
+        ReferralEvent::Decided(event) => {
             let outcome = referral::ReferralOutcome::try_from(event.outcome).ok()?;
-            return Some((
+            Some((
                 Some(referral_child(event.child.as_ref())?),
                 format!(
                     "MASH decision: {} ({})",
@@ -193,12 +258,11 @@ impl Chronology {
                         .trim_start_matches("RAG_RATING_")
                         .to_lowercase()
                 ),
-            ));
+            ))
         }
-        if content == referral::StrategyDiscussionHeld::full_name() {
-            let event = referral::StrategyDiscussionHeld::decode(payload).ok()?;
-            let discussion = event.discussion.unwrap_or_default();
-            return Some((
+        ReferralEvent::StrategyDiscussionHeld(event) => {
+            let discussion = event.discussion.clone().unwrap_or_default();
+            Some((
                 Some(referral_child(event.child.as_ref())?),
                 format!(
                     "strategy discussion held on {}; section 47 enquiry: {}",
@@ -209,135 +273,60 @@ impl Chronology {
                         "no"
                     }
                 ),
-            ));
+            ))
         }
-        if content == referral::Section47Concluded::full_name() {
-            let event = referral::Section47Concluded::decode(payload).ok()?;
-            return Some((
-                Some(referral_child(event.child.as_ref())?),
-                format!(
-                    "section 47 enquiry concluded: {}",
-                    if event.conference_needed {
-                        "conference needed"
-                    } else {
-                        "no conference"
-                    }
-                ),
-            ));
-        }
-        if content == conference::ConferenceRequested::full_name() {
-            let event = conference::ConferenceRequested::decode(payload).ok()?;
-            let child = child_of(event.child_nhs_number.as_ref())?;
-            let kind = conference::ConferenceKind::try_from(event.kind)
-                .map_or("conference", |kind| kind.as_str_name());
-            return Some((
-                Some(child),
-                format!(
-                    "{} requested, due {}",
-                    kind.trim_start_matches("CONFERENCE_KIND_")
-                        .to_lowercase()
-                        .replace('_', " ")
-                        + " conference",
-                    date(event.due.as_ref())
-                ),
-            ));
-        }
-        if content == conference::ConferenceScheduled::full_name() {
-            let event = conference::ConferenceScheduled::decode(payload).ok()?;
-            return Some((
-                Some(*self.conference_children.get(&event.conference_id)?),
-                format!("conference scheduled at {}", event.venue),
-            ));
-        }
-        if content == conference::ConferenceRearranged::full_name() {
-            let event = conference::ConferenceRearranged::decode(payload).ok()?;
-            return Some((
-                Some(*self.conference_children.get(&event.conference_id)?),
-                format!("conference rearranged: {}", event.reason),
-            ));
-        }
-        if content == conference::ConferenceCancelled::full_name() {
-            let event = conference::ConferenceCancelled::decode(payload).ok()?;
-            return Some((
-                Some(*self.conference_children.get(&event.conference_id)?),
-                format!("conference cancelled: {}", event.reason),
-            ));
-        }
-        if content == conference::ConferenceOutcomeRecorded::full_name() {
-            let event = conference::ConferenceOutcomeRecorded::decode(payload).ok()?;
-            let outcome = match event.outcome.as_ref()?.kind.as_ref()? {
-                conference::outcome::Kind::Initial(initial) if initial.plan => {
-                    format!("child protection plan ({})", category(initial.category))
+        ReferralEvent::Section47Concluded(event) => Some((
+            Some(referral_child(event.child.as_ref())?),
+            format!(
+                "section 47 enquiry concluded: {}",
+                if event.conference_needed {
+                    "conference needed"
+                } else {
+                    "no conference"
                 }
-                conference::outcome::Kind::Initial(_) => "no plan".to_owned(),
-                conference::outcome::Kind::Review(review) => match review.decision.as_ref()? {
-                    conference::review_outcome::Decision::ContinuePlan(_) => {
-                        "plan continues".to_owned()
-                    }
-                    conference::review_outcome::Decision::ChangeCategory(value) => {
-                        format!("plan continues as {}", category(*value))
-                    }
-                    conference::review_outcome::Decision::EndReason(reason) => {
-                        format!("plan ends: {reason}")
-                    }
-                },
-            };
-            return Some((
-                Some(child_of(event.child_nhs_number.as_ref())?),
-                format!(
-                    "conference held on {}: {outcome}",
-                    date(event.held_on.as_ref())
-                ),
-            ));
-        }
-        if content == wire::PlanStarted::full_name() {
-            let event = wire::PlanStarted::decode(payload).ok()?;
-            return Some((
-                Some(child_of(event.child_nhs_number.as_ref())?),
-                format!("plan started on {}", date(event.start_date.as_ref())),
-            ));
-        }
-        if content == wire::PlanCategoryChanged::full_name() {
-            let event = wire::PlanCategoryChanged::decode(payload).ok()?;
-            return Some((
-                None,
-                format!(
-                    "plan category changed to {} on {}",
-                    category(event.category),
-                    date(event.changed_on.as_ref())
-                ),
-            ));
-        }
-        if content == wire::BirthLinked::full_name() {
-            let event = wire::BirthLinked::decode(payload).ok()?;
-            return Some((
-                Some(child_of(event.baby_nhs_number.as_ref())?),
-                format!(
-                    "born on {}; the unborn plan now follows the baby",
-                    date(event.born_on.as_ref())
-                ),
-            ));
-        }
-        if content == wire::PlanEnded::full_name() {
-            let event = wire::PlanEnded::decode(payload).ok()?;
-            return Some((
-                Some(child_of(event.child_nhs_number.as_ref())?),
-                format!("plan ended on {}", date(event.end_date.as_ref())),
-            ));
-        }
-        if content == wire::ChildLookedUp::full_name() {
-            let event = wire::ChildLookedUp::decode(payload).ok()?;
-            let caller = event.caller.unwrap_or_default();
+            ),
+        )),
+        ReferralEvent::Quarantined(_) => None,
+    }
+}
+
+fn describe_registry(event: &RegistryEvent) -> Option<(Option<NhsNumber>, String)> {
+    match event {
+        RegistryEvent::PlanStarted(event) => Some((
+            Some(child_of(event.child_nhs_number.as_ref())?),
+            format!("plan started on {}", date(event.start_date.as_ref())),
+        )),
+        RegistryEvent::PlanCategoryChanged(event) => Some((
+            None,
+            format!(
+                "plan category changed to {} on {}",
+                category(event.category),
+                date(event.changed_on.as_ref())
+            ),
+        )),
+        RegistryEvent::BirthLinked(event) => Some((
+            Some(child_of(event.baby_nhs_number.as_ref())?),
+            format!(
+                "born on {}; the unborn plan now follows the baby",
+                date(event.born_on.as_ref())
+            ),
+        )),
+        RegistryEvent::PlanEnded(event) => Some((
+            Some(child_of(event.child_nhs_number.as_ref())?),
+            format!("plan ended on {}", date(event.end_date.as_ref())),
+        )),
+        RegistryEvent::ChildLookedUp(event) => {
+            let caller = event.caller.clone().unwrap_or_default();
             let organisation = caller.organisation.map(|o| o.name).unwrap_or_default();
-            return Some((
+            Some((
                 Some(child_of(event.nhs_number.as_ref())?),
                 format!(
                     "record viewed by {organisation}{}: {}",
                     if event.silent { " (silent)" } else { "" },
                     event.purpose
                 ),
-            ));
+            ))
         }
-        None
+        RegistryEvent::ContactsSet(_) | RegistryEvent::Quarantined(_) => None,
     }
 }

@@ -244,9 +244,7 @@ impl Handler<RegistryEvent> for PeerView {
     async fn handle(&mut self, record: Record<'_>, event: RegistryEvent) -> Result<(), Failure> {
         let applied = match self.projection.write() {
             Ok(mut state) => {
-                state
-                    .chronology
-                    .add_from_pod(record.producer, record.position, record.envelope);
+                state.chronology.add_from_pod(record, event.clone());
                 state.apply(record, event).map_err(Failure::Unapplied)
             }
             Err(_) => Err(Failure::Stopped(
@@ -263,14 +261,12 @@ impl Handler<RegistryEvent> for PeerView {
 struct ChronologyView(Shared);
 
 impl Handler<AnyEvent> for ChronologyView {
-    async fn handle(&mut self, record: Record<'_>, _: AnyEvent) -> Result<(), Failure> {
+    async fn handle(&mut self, record: Record<'_>, event: AnyEvent) -> Result<(), Failure> {
         let mut state = self
             .0
             .write()
             .map_err(|_| Failure::Stopped("the registry's view was poisoned".to_owned()))?;
-        state
-            .chronology
-            .add(record.producer, record.position, record.envelope);
+        state.chronology.add(record, &event);
         Ok(())
     }
 }

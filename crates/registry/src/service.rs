@@ -10,6 +10,7 @@ use tokio::sync::Notify;
 use tonic::transport::Channel;
 
 use contract::common::v1::{ConsistencyToken, Organisation, Role};
+use contract::records::{AnyEvent, Records, RegistryEvent};
 use contract::registry::v1 as wire;
 use contract::registry::v1::plan_registry_server::{self, PlanRegistryServer};
 use domain::NhsNumber;
@@ -17,6 +18,7 @@ use domain::codes::PlanType;
 use domain::plan::Plan;
 use eventlog::{EventId, EventLog, ExpectedVersion};
 use prost::{Message, Name};
+use service_core::follow::Record;
 use service_core::reject::{denied, from_domain, from_log, invalid, not_found};
 use service_core::validate::{self, Caller};
 use service_core::{Watermark, consistency};
@@ -375,10 +377,19 @@ impl PlanRegistry {
                     .map_err(from_log)?;
                 for event in &events {
                     let envelope = event.envelope().map_err(from_log)?;
+                    // A record of its own that does not decode was
+                    // quarantined when the projection met it (and is listed
+                    // by GetStatus); it names no child anyone can read.
+                    let Ok(Some(decoded)) = RegistryEvent::decode(&envelope) else {
+                        continue;
+                    };
+                    let record = Record {
+                        producer: &self.inner.producer,
+                        position: event.position(),
+                        envelope: &envelope,
+                    };
                     if let Some((_, entry)) =
-                        state
-                            .chronology
-                            .entry(&self.inner.producer, event.position(), &envelope)
+                        state.chronology.entry(record, &AnyEvent::Registry(decoded))
                     {
                         entries.push(entry);
                     }
