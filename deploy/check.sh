@@ -23,6 +23,7 @@ bash -n local.sh check.sh
 
 python3 - <<'EOF'
 """docker-compose.yml and the manifests against each other and the workspace."""
+import json
 import pathlib
 import re
 import sys
@@ -46,6 +47,10 @@ producers = {
     "notification": ("notification-service", "notification-service", 50055),
 }
 registry_pods = [p for p in producers if p.startswith("plan-registry")]
+# One settings file for every service (crates/service-core/src/settings.rs).
+SETTINGS_PATH = "/etc/safeguard/settings.json"
+settings = pathlib.Path("settings.json").read_text()
+json.loads(settings)
 def flag(command, name):
     return command[command.index(name) + 1] if name in command else None
 compose = yaml.safe_load(pathlib.Path("docker-compose.yml").read_text())
@@ -65,6 +70,9 @@ for producer, (name, binary, port) in producers.items():
         problems.append(f"{name} does not listen on {port}")
     if flag(command, "--metrics") != "0.0.0.0:9090":
         problems.append(f"{name} serves no metrics on 9090")
+    if flag(command, "--config") != SETTINGS_PATH or not any(
+            v.startswith("./settings.json:" + SETTINGS_PATH) for v in service.get("volumes", [])):
+        problems.append(f"{name} does not read deploy/settings.json at {SETTINGS_PATH}")
     given = dict(arg.split("=", 1) for arg in command if "=http" in arg)
     expected = {p: f"http://{n}:{pt}" for p, (n, _, pt) in producers.items() if p != producer}
     if given != expected:
@@ -82,7 +90,10 @@ for producer, (name, binary, port) in producers.items():
             problems.append(f"{name} mounts undeclared volume {volume_name}")
     if service.get("depends_on", {}).get("nats", {}).get("condition") != "service_healthy":
         problems.append(f"{name} does not wait for a healthy NATS")
-mounted = [v.split(":")[0] for s in services.values() for v in s.get("volumes", [])]
+# Each log has one writer: no two services share a data volume (files
+# mounted read-only, like the settings, may be shared).
+mounted = [v.split(":")[0] for s in services.values() for v in s.get("volumes", [])
+           if not v.endswith(":ro")]
 if len(mounted) != len(set(mounted)):
     problems.append(f"services share a volume: {mounted}")
 # The cluster ConfigMap carries deploy/nats/cluster.conf unchanged.
@@ -92,6 +103,9 @@ if configmap["data"]["nats.conf"].strip() != pathlib.Path("nats/cluster.conf").r
     problems.append("k8s/nats.yaml's ConfigMap differs from nats/cluster.conf")
 
 manifests = list(yaml.safe_load_all(pathlib.Path("k8s/services.yaml").read_text()))
+settings_map = [d for d in manifests if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "safeguard-settings"]
+if len(settings_map) != 1 or settings_map[0]["data"]["settings.json"].strip() != settings.strip():
+    problems.append("k8s/services.yaml's safeguard-settings ConfigMap differs from settings.json")
 def stateful_set(binary):
     sets = [d for d in manifests if d["kind"] == "StatefulSet" and d["metadata"]["name"] == binary]
     if len(sets) != 1:
@@ -109,6 +123,11 @@ for binary, port in ports.items():
     if flag(container["args"], "--metrics") != "0.0.0.0:9090" or not any(
             p.get("containerPort") == 9090 for p in container.get("ports", [])):
         problems.append(f"k8s {binary} serves no metrics on 9090")
+    mounted = [m for m in container.get("volumeMounts", []) if m["mountPath"] == "/etc/safeguard"]
+    pod_volumes = {v["name"]: v for v in found["spec"]["template"]["spec"].get("volumes", [])}
+    if flag(container["args"], "--config") != SETTINGS_PATH or not mounted or pod_volumes.get(
+            mounted[0]["name"], {}).get("configMap", {}).get("name") != "safeguard-settings":
+        problems.append(f"k8s {binary} does not read the safeguard-settings ConfigMap at {SETTINGS_PATH}")
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         if container.get(probe, {}).get("grpc", {}).get("port") != port:
             problems.append(f"k8s {binary} has no gRPC {probe} on {port}")

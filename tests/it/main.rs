@@ -12,12 +12,14 @@ mod quarantine;
 mod registry_pods;
 mod restart;
 mod scenario;
+mod settings;
 mod traces;
 
 use std::path::Path;
 use std::time::Duration;
 
 use safeguard::backbone::{self, Config, Running};
+use service_core::settings::Settings;
 
 #[derive(Debug)]
 pub struct Backbone {
@@ -33,14 +35,33 @@ pub async fn spawn_backbone(dir: &Path) -> Backbone {
 
 /// The same, with domain events over NATS JetStream at `nats` when given.
 pub async fn spawn_backbone_over(dir: &Path, nats: Option<String>) -> Backbone {
-    let config = Config {
+    let settings = Settings {
+        deadline_check_seconds: 1,
+        ..Settings::default()
+    };
+    spawn(Config {
+        nats,
+        ..config(dir, settings)
+    })
+    .await
+}
+
+/// The same, set up as `settings` say.
+pub async fn spawn_backbone_configured(dir: &Path, settings: Settings) -> Backbone {
+    spawn(config(dir, settings)).await
+}
+
+fn config(dir: &Path, settings: Settings) -> Config {
+    Config {
         data_dir: dir.to_path_buf(),
         listen: ([127, 0, 0, 1], 0).into(),
-        deadline_check_seconds: 1,
-        nats,
         metrics: Some(([127, 0, 0, 1], 0).into()),
+        settings,
         ..Config::default()
-    };
+    }
+}
+
+async fn spawn(config: Config) -> Backbone {
     let mut last = None;
     for _ in 0..100 {
         match backbone::start(&config).await {

@@ -110,8 +110,17 @@ impl Deployment {
     /// (`plan-registry`) and read replicas named by their producers
     /// (`plan-registry-1`, …).
     pub async fn start_with(registry_pods: u32) -> Deployment {
+        Self::start_configured(registry_pods, &[]).await
+    }
+
+    /// The same, with `flags` given to every service.
+    pub async fn start_configured(registry_pods: u32, flags: &[String]) -> Deployment {
         let nats = NatsServer::start().expect("nats-server");
-        let pods = ["--registry-pods".to_owned(), registry_pods.to_string()];
+        let pods = [
+            &["--registry-pods".to_owned(), registry_pods.to_string()],
+            flags,
+        ]
+        .concat();
         let mut services: Vec<Service> = SERVICES
             .iter()
             .map(|(binary, producer)| Service {

@@ -219,7 +219,10 @@ async fn outcome_to_partner(url: &str, dir: &std::path::Path, scale: Scale) -> R
         nats: Some(url.to_owned()),
         // The cases are dated in the past, so their reviews are overdue: no
         // deadline check may add its notifications to the measurement.
-        deadline_check_seconds: 24 * 60 * 60,
+        settings: service_core::settings::Settings {
+            deadline_check_seconds: 24 * 60 * 60,
+            ..Default::default()
+        },
         ..safeguard::backbone::Config::default()
     })
     .await?;
@@ -375,7 +378,7 @@ async fn replica_reads(
             pods: 2,
             pod: 1,
             primary_url: Some(primary_url.to_owned()),
-            ..registry::Options::new(dir.join("replica"))
+            ..registry::Options::new(dir.join("replica"), &Default::default())
         },
         &bus,
     )

@@ -318,7 +318,7 @@ pub async fn serve(data: PathBuf) -> Result<(), Error> {
     let before = rss_mib();
     let bus = bus::Bus::in_process();
     let started = Instant::now();
-    let registry = registry::open(registry::Options::new(data), &bus).await?;
+    let registry = registry::open(registry::Options::new(data, &Default::default()), &bus).await?;
     let rebuilt = started.elapsed();
     let head = registry.log().head() as usize;
     figure("registry_rebuild_events_per_s", per_second(head, rebuilt));

@@ -21,6 +21,7 @@ use domain::calendar::Calendar;
 use domain::conference::QuorumRule;
 use eventlog::EventLog;
 use service_core::Watermark;
+use service_core::settings::Settings;
 
 pub use crate::service::ConferenceScheduler;
 
@@ -31,6 +32,19 @@ pub struct Options {
     pub data_dir: PathBuf,
     pub calendar: Calendar,
     pub quorum: QuorumRule,
+}
+
+impl Options {
+    /// The service with its log in `data_dir`, set up as `settings` say:
+    /// how `safeguard up` and the `conference-scheduler` binary both build
+    /// it.
+    pub fn new(data_dir: impl Into<PathBuf>, settings: &Settings) -> Result<Self, String> {
+        Ok(Options {
+            data_dir: data_dir.into(),
+            calendar: settings.calendar()?,
+            quorum: settings.quorum(),
+        })
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

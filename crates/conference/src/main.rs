@@ -21,10 +21,9 @@ async fn main() -> ExitCode {
         Ok(bus) => bus,
         Err(code) => return code,
     };
-    let options = conference::Options {
-        data_dir: args.data_dir.clone(),
-        calendar: domain::calendar::Calendar::england_and_wales(),
-        quorum: domain::conference::QuorumRule::default(),
+    let options = match conference::Options::new(&args.data_dir, &args.settings) {
+        Ok(options) => options,
+        Err(error) => return process::failed(NAME, error),
     };
     match conference::open(options, &bus).await {
         Ok(service) => {

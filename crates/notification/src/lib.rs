@@ -24,6 +24,7 @@ use eventlog::{EventLog, ExpectedVersion, NewEvent};
 use service_core::event::Derived;
 use service_core::follow::{Follower, Record};
 use service_core::rule::{Applier, Effects, Rule};
+use service_core::settings::Settings;
 use service_core::{Quarantine, Watermark};
 
 pub use crate::service::Notification;
@@ -48,10 +49,13 @@ pub struct Options {
 }
 
 impl Options {
-    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+    /// The service with its log in `data_dir`, following one registry pod,
+    /// set up as `settings` say: how `safeguard up` and the
+    /// `notification-service` binary both build it.
+    pub fn new(data_dir: impl Into<PathBuf>, settings: &Settings) -> Self {
         Options {
             data_dir: data_dir.into(),
-            deadline_check: Duration::from_secs(60),
+            deadline_check: settings.deadline_check(),
             registry_pods: 1,
         }
     }

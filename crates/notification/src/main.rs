@@ -23,7 +23,7 @@ async fn main() -> ExitCode {
     };
     let options = notification::Options {
         registry_pods: args.registry_pods,
-        ..notification::Options::new(&args.data_dir)
+        ..notification::Options::new(&args.data_dir, &args.settings)
     };
     match notification::open(options, &bus).await {
         Ok(service) => {

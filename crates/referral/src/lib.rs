@@ -17,6 +17,7 @@ use std::sync::{Arc, RwLock};
 use domain::calendar::Calendar;
 use eventlog::EventLog;
 use service_core::Watermark;
+use service_core::settings::Settings;
 
 pub use crate::service::ReferralIntake;
 
@@ -28,6 +29,17 @@ pub struct Options {
     /// Where this service's log lives; no other service reads it.
     pub data_dir: PathBuf,
     pub calendar: Calendar,
+}
+
+impl Options {
+    /// The service with its log in `data_dir`, set up as `settings` say:
+    /// how `safeguard up` and the `referral-intake` binary both build it.
+    pub fn new(data_dir: impl Into<PathBuf>, settings: &Settings) -> Result<Self, String> {
+        Ok(Options {
+            data_dir: data_dir.into(),
+            calendar: settings.calendar()?,
+        })
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -21,9 +21,9 @@ async fn main() -> ExitCode {
         Ok(bus) => bus,
         Err(code) => return code,
     };
-    let options = referral::Options {
-        data_dir: args.data_dir.clone(),
-        calendar: domain::calendar::Calendar::england_and_wales(),
+    let options = match referral::Options::new(&args.data_dir, &args.settings) {
+        Ok(options) => options,
+        Err(error) => return process::failed(NAME, error),
     };
     match referral::open(options, &bus).await {
         Ok(service) => {

@@ -32,6 +32,7 @@ use std::sync::{Arc, RwLock};
 use contract::records::{AnyEvent, Records, RegistryEvent};
 use eventlog::EventLog;
 use service_core::follow::{Failure, Follower, Handler, Record};
+use service_core::settings::Settings;
 use service_core::{Quarantine, Watermark};
 use tokio::sync::Notify;
 
@@ -70,12 +71,13 @@ pub struct Options {
 }
 
 impl Options {
-    /// One registry alone, the primary, keeping ended plans visible for 12
-    /// months.
-    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+    /// The primary, alone, with its log in `data_dir`, set up as
+    /// `settings` say: how `safeguard up` and the `plan-registry` binary
+    /// both build it.
+    pub fn new(data_dir: impl Into<PathBuf>, settings: &Settings) -> Self {
         Options {
             data_dir: data_dir.into(),
-            visibility_months: 12,
+            visibility_months: settings.visibility_months,
             pods: 1,
             pod: 0,
             primary_url: None,

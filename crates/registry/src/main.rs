@@ -27,7 +27,7 @@ async fn main() -> ExitCode {
         pods: args.registry_pods,
         pod: args.pod,
         primary_url: args.producers.get(registry::LOG).cloned(),
-        ..registry::Options::new(&args.data_dir)
+        ..registry::Options::new(&args.data_dir, &args.settings)
     };
     match registry::open(options, &bus).await {
         Ok(service) => {

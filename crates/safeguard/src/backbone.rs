@@ -4,38 +4,23 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::Duration;
 
-use domain::calendar::Calendar;
-use domain::conference::QuorumRule;
-use domain::date::Date;
-use serde::Deserialize;
+use service_core::settings::Settings;
 use tokio::sync::oneshot;
 
-/// Everything an operator can set. Read from a JSON file, then overridden by
-/// flags and environment variables.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+/// How the backbone runs: where it listens and keeps its data (flags and
+/// environment), and the settings every service reads
+/// (`service_core::settings`, from `--config FILE`).
+#[derive(Debug, Clone)]
 pub struct Config {
     pub data_dir: PathBuf,
     pub listen: SocketAddr,
-    /// How long ended plans stay visible to lookups.
-    pub visibility_months: u32,
-    /// The quorum rule: social care present, and at least this many other
-    /// agencies.
-    pub quorum_social_care_required: bool,
-    pub quorum_min_other_agencies: usize,
-    /// One-off bank holidays announced after this release (YYYY-MM-DD).
-    pub extra_bank_holidays: Vec<String>,
-    /// Bank holidays moved away from their usual date (YYYY-MM-DD).
-    pub removed_bank_holidays: Vec<String>,
-    /// How often missed deadlines are looked for, in seconds.
-    pub deadline_check_seconds: u64,
     /// Carry domain events over NATS JetStream at this URL instead of the
     /// in-process bus (`safeguard up --nats URL`).
     pub nats: Option<String>,
     /// Serve Prometheus metrics (`GET /metrics`) here, if anywhere.
     pub metrics: Option<SocketAddr>,
+    pub settings: Settings,
 }
 
 impl Default for Config {
@@ -43,14 +28,9 @@ impl Default for Config {
         Config {
             data_dir: PathBuf::from("./safeguard-data"),
             listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
-            visibility_months: 12,
-            quorum_social_care_required: true,
-            quorum_min_other_agencies: 2,
-            extra_bank_holidays: Vec::new(),
-            removed_bank_holidays: Vec::new(),
-            deadline_check_seconds: 60,
             nats: None,
             metrics: None,
+            settings: Settings::default(),
         }
     }
 }
@@ -78,31 +58,6 @@ pub enum Error {
     Serve(String),
     #[error("bus: {0}")]
     Bus(#[from] bus::Error),
-}
-
-impl Config {
-    /// Reads a JSON config file.
-    pub fn from_file(path: &std::path::Path) -> Result<Self, Error> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|error| Error::Config(format!("{}: {error}", path.display())))?;
-        serde_json::from_str(&text)
-            .map_err(|error| Error::Config(format!("{}: {error}", path.display())))
-    }
-
-    fn calendar(&self) -> Result<Calendar, Error> {
-        let dates = |field: &str, values: &[String]| {
-            values
-                .iter()
-                .map(|value| {
-                    Date::parse(value).map_err(|error| Error::Config(format!("{field}: {error}")))
-                })
-                .collect::<Result<Vec<_>, _>>()
-        };
-        Ok(Calendar::england_and_wales().with_adjustments(
-            dates("extra_bank_holidays", &self.extra_bank_holidays)?,
-            dates("removed_bank_holidays", &self.removed_bank_holidays)?,
-        ))
-    }
 }
 
 /// A running backbone.
@@ -160,48 +115,32 @@ async fn start_services(
     config: &Config,
     opened: &mut Vec<eventlog::EventLog>,
 ) -> Result<Running, Error> {
-    let calendar = config.calendar()?;
+    let settings = &config.settings;
     let bus = match &config.nats {
         Some(url) => bus::Bus::jetstream(bus::JetStreamOptions::new(url.clone())).await?,
         None => bus::Bus::in_process(),
     };
     let dir = &config.data_dir;
     let referrals = referral::open(
-        referral::Options {
-            data_dir: dir.join("referral-intake"),
-            calendar: calendar.clone(),
-        },
+        referral::Options::new(dir.join(referral::LOG), settings).map_err(Error::Config)?,
         &bus,
     )
     .await?;
     opened.push(referrals.log().clone());
     let conferences = conference::open(
-        conference::Options {
-            data_dir: dir.join("conference-scheduler"),
-            calendar,
-            quorum: QuorumRule {
-                social_care_required: config.quorum_social_care_required,
-                min_other_agencies: config.quorum_min_other_agencies,
-            },
-        },
+        conference::Options::new(dir.join(conference::LOG), settings).map_err(Error::Config)?,
         &bus,
     )
     .await?;
     opened.push(conferences.log().clone());
     let registry = registry::open(
-        registry::Options {
-            visibility_months: config.visibility_months,
-            ..registry::Options::new(dir.join("plan-registry"))
-        },
+        registry::Options::new(dir.join(registry::LOG), settings),
         &bus,
     )
     .await?;
     opened.push(registry.log().clone());
     let notifications = notification::open(
-        notification::Options {
-            deadline_check: Duration::from_secs(config.deadline_check_seconds.max(1)),
-            ..notification::Options::new(dir.join("notification"))
-        },
+        notification::Options::new(dir.join(notification::LOG), settings),
         &bus,
     )
     .await?;

@@ -179,10 +179,10 @@ async fn up(
     nats: Option<String>,
     metrics: Option<SocketAddr>,
 ) -> Result<(), String> {
-    let mut config = match file {
-        Some(path) => Config::from_file(&path).map_err(|error| error.to_string())?,
-        None => Config::default(),
-    };
+    let mut config = Config::default();
+    if let Some(path) = file {
+        config.settings = service_core::settings::Settings::from_file(&path)?;
+    }
     if let Some(data_dir) = data_dir {
         config.data_dir = data_dir;
     }

@@ -19,6 +19,7 @@ pub mod projection;
 pub mod quarantine;
 pub mod reject;
 pub mod rule;
+pub mod settings;
 pub mod status;
 pub mod trace;
 pub mod validate;

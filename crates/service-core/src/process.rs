@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use tower::layer::util::{Identity, Stack};
 
 use crate::health::Watched;
+use crate::settings::Settings;
 use crate::status::Status;
 use crate::trace::TraceLayer;
 
@@ -34,9 +35,12 @@ pub struct Args {
     pub pod: u32,
     /// Where to serve Prometheus metrics (`GET /metrics`), if anywhere.
     pub metrics: Option<SocketAddr>,
+    /// The settings file (`--config FILE` or `SAFEGUARD_CONFIG`) every way
+    /// of running safeguard reads the same way; defaults without one.
+    pub settings: Settings,
 }
 
-const USAGE: &str = "[--data-dir DIR] [--listen ADDR] [--metrics ADDR] [--nats URL [--replicas N] [--producer NAME=URL]... [--registry-pods N [--pod ORDINAL]]]";
+const USAGE: &str = "[--config FILE] [--data-dir DIR] [--listen ADDR] [--metrics ADDR] [--nats URL [--replicas N] [--producer NAME=URL]... [--registry-pods N [--pod ORDINAL]]]";
 
 /// A flag's number, if it is in `range`; else says why and gives the exit code.
 fn within<N>(
@@ -95,10 +99,13 @@ pub fn args(name: &str, default_port: u16) -> Result<Args, ExitCode> {
         registry_pods: 1,
         pod: 0,
         metrics: None,
+        settings: Settings::default(),
     };
+    let mut config = std::env::var_os("SAFEGUARD_CONFIG").map(PathBuf::from);
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match (arg.as_str(), args.next()) {
+            ("--config", Some(value)) => config = Some(value.into()),
             ("--data-dir", Some(value)) => parsed.data_dir = value.into(),
             ("--listen", Some(value)) => {
                 parsed.listen = value.parse().map_err(|error| {
@@ -139,6 +146,12 @@ pub fn args(name: &str, default_port: u16) -> Result<Args, ExitCode> {
                 return Err(ExitCode::from(2));
             }
         }
+    }
+    if let Some(path) = config {
+        parsed.settings = Settings::from_file(&path).map_err(|error| {
+            eprintln!("{name}: --config {error}");
+            ExitCode::from(2)
+        })?;
     }
     let refusal = if parsed.pod >= parsed.registry_pods {
         Some(format!(
