@@ -20,6 +20,9 @@
 //! and the same list of who looked.
 
 mod chronology;
+mod convert;
+mod forward;
+mod lookup;
 mod projection;
 mod rules;
 mod service;
@@ -117,7 +120,7 @@ pub async fn open(options: Options, bus: &bus::Bus) -> Result<PlanRegistry, Erro
     let primary = match (options.pod, &options.primary_url) {
         (0, _) => None,
         (pod, None) => return Err(Error::NoPrimary { pod }),
-        (_, Some(url)) => Some(service::primary(url).map_err(|reason| Error::PrimaryUrl {
+        (_, Some(url)) => Some(forward::primary(url).map_err(|reason| Error::PrimaryUrl {
             url: url.clone(),
             reason,
         })?),

@@ -17,7 +17,7 @@ use contract::common::v1::{ContactDetails, Organisation};
 use contract::records::RegistryEvent;
 use contract::registry::v1 as wire;
 use domain::NhsNumber;
-use domain::codes::{PlanEndReason, PlanType};
+
 use domain::plan::{Event, Plan};
 use eventlog::EventId;
 use prost::Message;
@@ -25,6 +25,7 @@ use service_core::follow::Record;
 use service_core::validate;
 
 use crate::chronology;
+use crate::convert::{category, end_reason, plan_type};
 
 /// How many accesses a lookup shows, as CP-IS does.
 pub const RECENT_ACCESSES: usize = 25;
@@ -172,40 +173,6 @@ fn date(
     value: Option<&contract::common::v1::Date>,
 ) -> Result<domain::date::Date, String> {
     validate::date(field, value).map_err(|status| status.message().to_owned())
-}
-
-pub fn plan_type(value: i32) -> Option<PlanType> {
-    match wire::PlanType::try_from(value).ok()? {
-        wire::PlanType::ChildProtection => Some(PlanType::ChildProtection),
-        wire::PlanType::LookedAfter => Some(PlanType::LookedAfter),
-        wire::PlanType::Unborn => Some(PlanType::Unborn),
-        wire::PlanType::Unspecified => None,
-    }
-}
-
-pub fn end_reason(value: i32) -> PlanEndReason {
-    match wire::PlanEndReason::try_from(value).unwrap_or_default() {
-        wire::PlanEndReason::NoLongerAtRisk => PlanEndReason::NoLongerAtRisk,
-        wire::PlanEndReason::SteppedDownToChildInNeed => PlanEndReason::SteppedDownToChildInNeed,
-        wire::PlanEndReason::TransferredOut => PlanEndReason::TransferredOut,
-        wire::PlanEndReason::TurnedEighteen => PlanEndReason::TurnedEighteen,
-        wire::PlanEndReason::LeftTheCountry => PlanEndReason::LeftTheCountry,
-        wire::PlanEndReason::Died => PlanEndReason::Died,
-        _ => PlanEndReason::Other,
-    }
-}
-
-pub fn category(value: i32) -> Option<domain::codes::AbuseCategory> {
-    use contract::common::v1::AbuseCategory as Wire;
-    use domain::codes::AbuseCategory;
-    match Wire::try_from(value).ok()? {
-        Wire::Neglect => Some(AbuseCategory::Neglect),
-        Wire::Physical => Some(AbuseCategory::Physical),
-        Wire::Sexual => Some(AbuseCategory::Sexual),
-        Wire::Emotional => Some(AbuseCategory::Emotional),
-        Wire::Multiple => Some(AbuseCategory::Multiple),
-        Wire::Unspecified => None,
-    }
 }
 
 impl Projection {

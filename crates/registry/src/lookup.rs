@@ -1,0 +1,252 @@
+//! What a lookup or a chronology shows, and to whom: the plans a setting
+//! needs, the category only to those who act on it, every lookup audited
+//! before its answer, and a child whose history could not be fully applied
+//! never answered "no plan".
+
+use contract::common::v1::{Organisation, Role};
+use contract::records::{AnyEvent, Records, RegistryEvent};
+use contract::registry::v1 as wire;
+use domain::NhsNumber;
+use eventlog::ExpectedVersion;
+use service_core::consistency;
+use service_core::follow::Record;
+use service_core::reject::{denied, from_log};
+use service_core::validate::{self, Caller};
+use tonic::Status;
+
+use crate::chronology;
+use crate::convert::wire_nhs;
+use crate::projection::{self, PlanRecord};
+use crate::service::PlanRegistry;
+
+/// How many of its own events the registry reads at a time for a chronology.
+const CHRONOLOGY_READ_CHUNK: usize = 1000;
+
+/// Who may see the category of a plan: those who act on it. An emergency
+/// department needs to know there is a plan and whom to call, not why.
+fn may_see_category(caller: &Caller) -> bool {
+    caller.is_local_authority()
+        || matches!(
+            caller.role,
+            Role::PoliceOfficer
+                | Role::GeneralPractitioner
+                | Role::Paediatrician
+                | Role::NamedSafeguardingProfessional
+        )
+}
+
+/// Who may look a child up at all: professionals, not the public or the
+/// people who run the service.
+fn may_look_up(caller: &Caller) -> bool {
+    !matches!(
+        caller.role,
+        Role::MemberOfPublic | Role::Operator | Role::Unspecified
+    )
+}
+
+impl PlanRegistry {
+    /// A lookup: the plans shown to this caller, audited before the
+    /// answer; a child whose history is not whole fails closed.
+    pub(crate) async fn look_up(
+        &self,
+        request: wire::LookupChildRequest,
+    ) -> Result<wire::LookupChildResponse, Status> {
+        let caller = validate::caller(request.caller.as_ref())?;
+        if !may_look_up(&caller) {
+            return Err(denied(format!(
+                "caller.role: {} may not look children up",
+                caller.role.as_str_name()
+            )));
+        }
+        let child = validate::nhs_number("nhs_number", request.nhs_number.as_ref())?;
+        let purpose = validate::required_text("purpose", &request.purpose)?;
+        let as_of = validate::optional_date("as_of", request.as_of.as_ref())?;
+        self.reflect(request.min_token.as_ref()).await?;
+        let today = validate::today();
+        let (plans, owners, refusal) = {
+            let state = self.read()?;
+            let mut plans = Vec::new();
+            let mut owners: Vec<Organisation> = Vec::new();
+            // Fail closed: a child whose history is not whole is never
+            // answered "no plan"; the owners are told of the lookup.
+            let refusal = state.unsure(&child).map(|unsure| {
+                owners.extend(unsure.owners.iter().cloned());
+                Self::cannot_show(&state, unsure)
+            });
+            for record in state.plans_of(&child) {
+                let shown = match as_of {
+                    Some(date) => record.aggregate.in_force_on(date),
+                    None => record
+                        .aggregate
+                        .shown_on(today, self.inner.visibility_months),
+                };
+                if !shown {
+                    continue;
+                }
+                let local_authority = state.local_authority(record);
+                if !owners
+                    .iter()
+                    .any(|owner| owner.ods_code == local_authority.ods_code)
+                {
+                    owners.push(local_authority.clone());
+                }
+                plans.push(self.plan_view(record, &caller, &state));
+            }
+            (plans, owners, refusal)
+        };
+        // Every lookup is itself an event; the notification service tells
+        // the owners unless it is silent.
+        let looked_up = wire::ChildLookedUp {
+            nhs_number: wire_nhs(child),
+            caller: Some(caller.to_wire()),
+            purpose,
+            silent: request.silent,
+            owners,
+            as_of: as_of.map(validate::to_wire_date),
+        };
+        let token = self
+            .append(
+                format!("child-{child}"),
+                ExpectedVersion::Any,
+                &looked_up,
+                &caller,
+            )
+            .await?;
+        if let Some(refusal) = refusal {
+            return Err(refusal);
+        }
+        let recent_accesses = self.read()?.accesses_of(&child);
+        Ok(wire::LookupChildResponse {
+            nhs_number: wire_nhs(child),
+            plans,
+            recent_accesses,
+            token: Some(token),
+        })
+    }
+
+    /// A child's chronology, for the local authority.
+    pub(crate) async fn chronology(
+        &self,
+        request: wire::ChildChronologyRequest,
+    ) -> Result<wire::ChildChronologyResponse, Status> {
+        let caller = validate::caller(request.caller.as_ref())?;
+        caller.require_local_authority("read a chronology")?;
+        let child = validate::nhs_number("nhs_number", request.nhs_number.as_ref())?;
+        self.reflect(request.min_token.as_ref()).await?;
+        for watermark in self.inner.sources.values() {
+            watermark
+                .wait_for(request.min_token.as_ref(), consistency::DEFAULT_WAIT)
+                .await?;
+        }
+        let entries = self.chronology_of(child)?;
+        Ok(wire::ChildChronologyResponse { entries })
+    }
+
+    /// The refusal for a child whose history could not be fully applied:
+    /// what cannot be shown, and whom to call instead.
+    fn cannot_show(state: &projection::Projection, unsure: &projection::Unsure) -> Status {
+        let call = unsure
+            .owners
+            .iter()
+            .map(|owner| {
+                let contacts = state.owner(owner);
+                let mut numbers = Vec::new();
+                if !contacts.office_hours_phone.is_empty() {
+                    numbers.push(format!("office hours {}", contacts.office_hours_phone));
+                }
+                if !contacts.out_of_hours_phone.is_empty() {
+                    numbers.push(format!("out of hours {}", contacts.out_of_hours_phone));
+                }
+                match numbers.is_empty() {
+                    true => owner.name.clone(),
+                    false => format!("{} ({})", owner.name, numbers.join(", ")),
+                }
+            })
+            .collect::<Vec<_>>();
+        let whom = match call.is_empty() {
+            true => "call the local authority's children's social care".to_owned(),
+            false => format!("call {}", call.join(" or ")),
+        };
+        Status::failed_precondition(format!(
+            "nhs_number: this child's record cannot be shown: part of its history \
+             ({}@{}) could not be applied, so whether the child is on a plan is not \
+             known; {whom}",
+            unsure.producer, unsure.position
+        ))
+    }
+
+    pub(crate) fn plan_view(
+        &self,
+        record: &PlanRecord,
+        caller: &Caller,
+        state: &projection::Projection,
+    ) -> wire::Plan {
+        let mut view = state.view(record);
+        if !may_see_category(caller) {
+            view.category = 0;
+        }
+        if let Some((end_date, _)) = record.aggregate.end {
+            view.visible_until = Some(validate::to_wire_date(
+                end_date.add_months(self.inner.visibility_months),
+            ));
+        }
+        view
+    }
+
+    /// A child's chronology: the other services' events the projection
+    /// holds (on a replica, the primary's plan events too), and this pod's
+    /// own read from its log (the streams of the child's plans and of the
+    /// lookups of the child), in the order things happened.
+    fn chronology_of(&self, child: NhsNumber) -> Result<Vec<wire::ChronologyEntry>, Status> {
+        let (mut entries, streams) = {
+            let state = self.read()?;
+            if let Some(unsure) = state.unsure(&child) {
+                return Err(Self::cannot_show(&state, unsure));
+            }
+            let mut entries = state.chronology.of(&child);
+            let mut streams = Vec::new();
+            for record in state.plans_of(&child) {
+                entries.extend_from_slice(state.chronology.of_plan(&record.id));
+                streams.push(format!("plan-{}", record.id));
+            }
+            streams.push(format!("child-{child}"));
+            (entries, streams)
+        };
+        let state = self.read()?;
+        for stream in streams {
+            let mut from_version = 0;
+            loop {
+                let events = self
+                    .inner
+                    .log
+                    .read_stream(&stream, from_version, CHRONOLOGY_READ_CHUNK)
+                    .map_err(from_log)?;
+                for event in &events {
+                    let envelope = event.envelope().map_err(from_log)?;
+                    // A record of its own that does not decode was
+                    // quarantined when the projection met it (and is listed
+                    // by GetStatus); it names no child anyone can read.
+                    let Ok(Some(decoded)) = RegistryEvent::decode(&envelope) else {
+                        continue;
+                    };
+                    let record = Record {
+                        producer: &self.inner.producer,
+                        position: event.position(),
+                        envelope: &envelope,
+                    };
+                    if let Some((_, entry)) =
+                        state.chronology.entry(record, &AnyEvent::Registry(decoded))
+                    {
+                        entries.push(entry);
+                    }
+                }
+                if events.len() < CHRONOLOGY_READ_CHUNK {
+                    break;
+                }
+                from_version += events.len() as u64;
+            }
+        }
+        chronology::sort(&mut entries);
+        Ok(entries)
+    }
+}
