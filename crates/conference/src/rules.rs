@@ -6,6 +6,7 @@
 
 use contract::conference::v1 as wire;
 use contract::records::{ConferenceEvent, Records, ReferralEvent};
+use domain::calendar::Calendar;
 use domain::clocks;
 use domain::codes::ConferenceKind;
 use service_core::event::Derived;
@@ -32,7 +33,7 @@ pub fn start(service: &ConferenceScheduler, bus: &bus::Bus) {
 }
 
 /// What a rule makes of one event: a conference to request, if any.
-type Requests<E> = fn(&ConferenceScheduler, E) -> Result<Option<wire::ConferenceRequested>, String>;
+type Requests<E> = fn(&Calendar, E) -> Result<Option<wire::ConferenceRequested>, String>;
 
 /// The purpose the ids of a rule's requests derive from.
 fn purpose(kind: i32) -> &'static str {
@@ -74,7 +75,7 @@ async fn follow<E: Records + 'static>(
     let rule = Rule::new(
         applier,
         move |record: Record<'_>, event: E| -> Result<Effects, String> {
-            let Some(mut requested) = requests(&rule_service, event)? else {
+            let Some(mut requested) = requests(rule_service.calendar(), event)? else {
                 return Ok(Vec::new());
             };
             let derived = Derived::from(record.envelope, crate::LOG, "conference-rule")?;
@@ -89,7 +90,7 @@ async fn follow<E: Records + 'static>(
 
 /// A section 47 enquiry that needs a conference requests the initial one.
 fn on_referral_event(
-    service: &ConferenceScheduler,
+    calendar: &Calendar,
     event: ReferralEvent,
 ) -> Result<Option<wire::ConferenceRequested>, String> {
     let ReferralEvent::Section47Concluded(concluded) = event else {
@@ -104,7 +105,7 @@ fn on_referral_event(
     let child = concluded.child.unwrap_or_default();
     let due = concluded.icpc_due.or_else(|| {
         Some(validate::to_wire_date(clocks::icpc_due(
-            service.calendar(),
+            calendar,
             validate::today(),
         )))
     });
@@ -126,7 +127,7 @@ fn on_referral_event(
 
 /// An outcome that starts or continues a plan requests the next review.
 fn on_own_event(
-    _: &ConferenceScheduler,
+    _: &Calendar,
     event: ConferenceEvent,
 ) -> Result<Option<wire::ConferenceRequested>, String> {
     let ConferenceEvent::OutcomeRecorded(recorded) = event else {
@@ -180,4 +181,184 @@ fn outcome_kind(
         .as_ref()
         .and_then(|outcome| outcome.kind.as_ref())
         .ok_or_else(|| "outcome.kind: is required".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use contract::common::v1::{Date, NhsNumber, Organisation};
+    use contract::referral::v1 as referral;
+
+    use super::*;
+
+    fn council() -> Option<Organisation> {
+        Some(Organisation {
+            ods_code: "E09000999".into(),
+            ..Organisation::default()
+        })
+    }
+
+    fn date(year: i32, month: i32, day: i32) -> Option<Date> {
+        Some(Date { year, month, day })
+    }
+
+    fn concluded(needed: bool, child: referral::Child) -> ReferralEvent {
+        ReferralEvent::Section47Concluded(referral::Section47Concluded {
+            referral_id: "r1".into(),
+            conference_needed: needed,
+            local_authority: council(),
+            child: Some(child),
+            icpc_due: date(2026, 1, 30),
+            ..referral::Section47Concluded::default()
+        })
+    }
+
+    fn number(value: &str) -> Option<NhsNumber> {
+        Some(NhsNumber {
+            value: value.into(),
+        })
+    }
+
+    #[test]
+    fn a_section_47_that_needs_a_conference_requests_the_initial_one() {
+        let calendar = Calendar::england_and_wales();
+        let named = referral::Child {
+            nhs_number: number("9990000018"),
+            given_name: "Alex".into(),
+            family_name: "Testchild".into(),
+            ..referral::Child::default()
+        };
+        let unborn = referral::Child {
+            mother_nhs_number: number("9990000026"),
+            ..referral::Child::default()
+        };
+        // (what, event, the child the request names, or why none)
+        type Case = (
+            &'static str,
+            ReferralEvent,
+            Result<Option<Option<NhsNumber>>, &'static str>,
+        );
+        let cases: Vec<Case> = vec![
+            (
+                "a child",
+                concluded(true, named.clone()),
+                Ok(Some(number("9990000018"))),
+            ),
+            (
+                "an unborn child: the mother",
+                concluded(true, unborn),
+                Ok(Some(number("9990000026"))),
+            ),
+            (
+                "no NHS number at all",
+                concluded(true, referral::Child::default()),
+                Ok(Some(None)),
+            ),
+            (
+                "no conference needed",
+                concluded(false, named.clone()),
+                Ok(None),
+            ),
+            (
+                "no local authority",
+                ReferralEvent::Section47Concluded(referral::Section47Concluded {
+                    conference_needed: true,
+                    ..referral::Section47Concluded::default()
+                }),
+                Err("local_authority"),
+            ),
+            (
+                "another event",
+                ReferralEvent::Decided(referral::ReferralDecided::default()),
+                Ok(None),
+            ),
+        ];
+        for (what, event, expected) in cases {
+            let requested = on_referral_event(&calendar, event);
+            match (requested, expected) {
+                (Ok(requested), Ok(expected)) => assert_eq!(
+                    requested.as_ref().map(|r| r.child_nhs_number.clone()),
+                    expected,
+                    "{what}"
+                ),
+                (Err(reason), Err(field)) => assert!(reason.starts_with(field), "{what}: {reason}"),
+                (requested, _) => panic!("{what}: {requested:?}"),
+            }
+        }
+        let requested = on_referral_event(&calendar, concluded(true, named))
+            .expect("made")
+            .expect("requested");
+        assert_eq!(requested.kind, i32::from(wire::ConferenceKind::Initial));
+        assert_eq!(requested.due, date(2026, 1, 30));
+        assert_eq!(requested.child_name, "Alex Testchild");
+    }
+
+    fn outcome(kind: wire::outcome::Kind) -> ConferenceEvent {
+        ConferenceEvent::OutcomeRecorded(wire::ConferenceOutcomeRecorded {
+            plan_id: "p1".into(),
+            held_on: date(2026, 1, 20),
+            local_authority: council(),
+            invitees: vec![wire::Invitee {
+                response: 1,
+                attended: true,
+                report_received: true,
+                ..wire::Invitee::default()
+            }],
+            outcome: Some(wire::Outcome {
+                kind: Some(kind),
+                quorum_override_reason: String::new(),
+            }),
+            ..wire::ConferenceOutcomeRecorded::default()
+        })
+    }
+
+    #[test]
+    fn an_outcome_that_starts_or_continues_a_plan_requests_the_next_review() {
+        use wire::review_outcome::Decision;
+        let calendar = Calendar::england_and_wales();
+        let review = |decision| {
+            outcome(wire::outcome::Kind::Review(wire::ReviewOutcome {
+                decision: Some(decision),
+            }))
+        };
+        let initial = |plan| {
+            outcome(wire::outcome::Kind::Initial(wire::InitialOutcome {
+                plan,
+                category: 1,
+            }))
+        };
+        // (what, event, the review's due date if one is requested)
+        let cases = vec![
+            (
+                "a plan: three months on",
+                initial(true),
+                Some(date(2026, 4, 20)),
+            ),
+            ("no plan", initial(false), None),
+            (
+                "a plan continued: six months on",
+                review(Decision::ContinuePlan(true)),
+                Some(date(2026, 7, 20)),
+            ),
+            (
+                "a category changed",
+                review(Decision::ChangeCategory(2)),
+                Some(date(2026, 7, 20)),
+            ),
+            (
+                "a plan ended",
+                review(Decision::EndReason("safe".into())),
+                None,
+            ),
+        ];
+        for (what, event, due) in cases {
+            let requested = on_own_event(&calendar, event).expect(what);
+            assert_eq!(requested.as_ref().map(|r| r.due), due, "{what}");
+            if let Some(requested) = requested {
+                assert_eq!(requested.plan_id, "p1", "{what}");
+                // The review invites the same agencies afresh.
+                assert_eq!(requested.invitees[0].response, 0, "{what}");
+                assert!(!requested.invitees[0].attended, "{what}");
+            }
+        }
+    }
 }

@@ -337,3 +337,203 @@ fn accessed(source: Record<'_>, looked: &registry::ChildLookedUp) -> Vec<Notific
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use contract::common::v1::{CallerIdentity, Date};
+    use contract::events::v1::EventEnvelope;
+
+    use super::*;
+
+    fn organisation(ods: &str) -> Organisation {
+        Organisation {
+            ods_code: ods.into(),
+            name: format!("Test {ods}"),
+            ..Organisation::default()
+        }
+    }
+
+    fn child() -> Option<NhsNumber> {
+        Some(NhsNumber {
+            value: "9990000018".into(),
+        })
+    }
+
+    fn date(year: i32, month: i32, day: i32) -> Option<Date> {
+        Some(Date { year, month, day })
+    }
+
+    /// What `events` raise, in order, as (kind, recipient) pairs.
+    fn check(memory: &mut Memory, events: Vec<AnyEvent>) -> Vec<Vec<(NotificationKind, String)>> {
+        let envelope = EventEnvelope::default();
+        events
+            .into_iter()
+            .enumerate()
+            .map(|(position, event)| {
+                let record = Record {
+                    producer: "test",
+                    position: position as u64,
+                    envelope: &envelope,
+                };
+                memory
+                    .derive(record, &event)
+                    .into_iter()
+                    .map(|raised| {
+                        (
+                            raised.kind(),
+                            raised.recipient.map(|r| r.ods_code).unwrap_or_default(),
+                        )
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    fn invitee(ods: &str) -> conference::Invitee {
+        conference::Invitee {
+            organisation: Some(organisation(ods)),
+            ..conference::Invitee::default()
+        }
+    }
+
+    #[test]
+    fn each_event_tells_whom_it_concerns() {
+        use NotificationKind::*;
+        let looked_up = |silent| {
+            AnyEvent::Registry(RegistryEvent::ChildLookedUp(registry::ChildLookedUp {
+                nhs_number: child(),
+                caller: Some(CallerIdentity {
+                    organisation: Some(organisation("RXX01")),
+                    ..CallerIdentity::default()
+                }),
+                purpose: "attendance".into(),
+                silent,
+                owners: vec![organisation("E09000999"), organisation("E09000999")],
+                as_of: None,
+            }))
+        };
+        // (what, event, whom it tells what)
+        type Case = (
+            &'static str,
+            AnyEvent,
+            Vec<(NotificationKind, &'static str)>,
+        );
+        let cases: Vec<Case> = vec![
+            (
+                "a decision, to the referrer",
+                AnyEvent::Referral(Box::new(ReferralEvent::Decided(
+                    referral::ReferralDecided {
+                        referrer: Some(referral::Referrer {
+                            organisation: Some(organisation("S999001")),
+                            person: None,
+                        }),
+                        ..referral::ReferralDecided::default()
+                    },
+                ))),
+                vec![(ReferralOutcome, "S999001")],
+            ),
+            (
+                "a decision without a referrer, to nobody",
+                AnyEvent::Referral(Box::new(ReferralEvent::Decided(
+                    referral::ReferralDecided::default(),
+                ))),
+                vec![],
+            ),
+            (
+                "a conference scheduled, to each invitee once",
+                AnyEvent::Conference(ConferenceEvent::Scheduled(
+                    conference::ConferenceScheduled {
+                        conference_id: "c1".into(),
+                        invitees: vec![invitee("P99001"), invitee("Y99001"), invitee("P99001")],
+                        ..conference::ConferenceScheduled::default()
+                    },
+                )),
+                vec![
+                    (ConferenceInvitation, "P99001"),
+                    (ConferenceInvitation, "Y99001"),
+                ],
+            ),
+            (
+                "the same conference rearranged, to the same invitees",
+                AnyEvent::Conference(ConferenceEvent::Rearranged(
+                    conference::ConferenceRearranged {
+                        conference_id: "c1".into(),
+                        ..conference::ConferenceRearranged::default()
+                    },
+                )),
+                vec![
+                    (ConferenceInvitation, "P99001"),
+                    (ConferenceInvitation, "Y99001"),
+                ],
+            ),
+            (
+                "a plan started, to its care team",
+                AnyEvent::Registry(RegistryEvent::PlanStarted(registry::PlanStarted {
+                    care_team: vec![organisation("Y99001"), organisation("")],
+                    ..registry::PlanStarted::default()
+                })),
+                vec![(PlanStarted, "Y99001")],
+            ),
+            (
+                "a plan ended, to its care team",
+                AnyEvent::Registry(RegistryEvent::PlanEnded(registry::PlanEnded {
+                    care_team: vec![organisation("Y99001")],
+                    ..registry::PlanEnded::default()
+                })),
+                vec![(PlanEnded, "Y99001")],
+            ),
+            (
+                "a lookup, to the owners once",
+                looked_up(false),
+                vec![(Access, "E09000999")],
+            ),
+            ("a silent lookup, to nobody", looked_up(true), vec![]),
+        ];
+        // One memory throughout: a rearrangement reaches whom the
+        // scheduling invited.
+        let mut memory = Memory::default();
+        for (what, event, expected) in cases {
+            let told = check(&mut memory, vec![event]).remove(0);
+            let expected: Vec<(NotificationKind, String)> = expected
+                .into_iter()
+                .map(|(kind, ods)| (kind, ods.to_owned()))
+                .collect();
+            assert_eq!(told, expected, "{what}");
+        }
+    }
+
+    #[test]
+    fn a_deadline_is_missed_once_unless_met() {
+        let submitted = |id: &str| {
+            AnyEvent::Referral(Box::new(ReferralEvent::Submitted(
+                referral::ReferralSubmitted {
+                    referral_id: id.into(),
+                    decision_due: date(2026, 1, 5),
+                    local_authority: Some(organisation("E09000999")),
+                    ..referral::ReferralSubmitted::default()
+                },
+            )))
+        };
+        let decided = AnyEvent::Referral(Box::new(ReferralEvent::Decided(
+            referral::ReferralDecided {
+                referral_id: "met".into(),
+                ..referral::ReferralDecided::default()
+            },
+        )));
+        let mut memory = Memory::default();
+        check(
+            &mut memory,
+            vec![submitted("missed"), submitted("met"), decided],
+        );
+        let day = |d| domain::date::Date::from_ymd(2026, 1, d).expect("a date");
+        assert!(memory.missed(day(5)).is_empty(), "due that day, not missed");
+        let missed = memory.missed(day(6));
+        assert_eq!(missed.len(), 1);
+        assert_eq!(
+            missed[0].notification.kind(),
+            NotificationKind::DeadlineMissed
+        );
+        assert!(missed[0].notification.summary.contains("2026-01-05"));
+        assert!(memory.missed(day(7)).is_empty(), "told once");
+    }
+}

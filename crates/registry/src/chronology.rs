@@ -23,7 +23,7 @@ pub struct Chronology {
 }
 
 /// The plan a plan event belongs to, if it is one.
-fn plan_of(event: &RegistryEvent) -> Option<&str> {
+pub fn plan_of(event: &RegistryEvent) -> Option<&str> {
     match event {
         RegistryEvent::PlanStarted(e) => Some(&e.plan_id),
         RegistryEvent::PlanCategoryChanged(e) => Some(&e.plan_id),

@@ -210,11 +210,18 @@ impl Projection {
             applied.insert(id);
         }
         let (children, local_authority) = named(&event);
-        let children: Vec<NhsNumber> = children
+        let mut children: Vec<NhsNumber> = children
             .into_iter()
             .filter_map(|number| NhsNumber::parse(&number.value).ok())
             .collect();
-        let local_authority = local_authority.cloned();
+        let mut local_authority = local_authority.cloned();
+        // The children of the plan it is about, if the plan is known: an
+        // end or a change that cannot be applied leaves that plan unsure.
+        if let Some(plan) = chronology::plan_of(&event).and_then(|id| self.plan(id)) {
+            children.push(plan.aggregate.nhs_number);
+            children.extend(plan.aggregate.baby);
+            local_authority.get_or_insert_with(|| self.local_authority(plan).clone());
+        }
         let applied = self.apply_event(record, event);
         if applied.is_err() {
             for child in children {
@@ -460,5 +467,218 @@ impl Projection {
                 local_authority: Some(local_authority.clone()),
                 ..Default::default()
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use contract::common::v1::{Date, NhsNumber as WireNhs};
+    use contract::events::v1::EventEnvelope;
+
+    use super::*;
+
+    const CHILD: &str = "9990000018";
+    const OTHER: &str = "9990000026";
+
+    fn nhs(value: &str) -> Option<WireNhs> {
+        Some(WireNhs {
+            value: value.into(),
+        })
+    }
+
+    fn date(year: i32, month: i32, day: i32) -> Option<Date> {
+        Some(Date { year, month, day })
+    }
+
+    fn council() -> Option<Organisation> {
+        Some(Organisation {
+            ods_code: "E09000999".into(),
+            name: "Test council".into(),
+            ..Organisation::default()
+        })
+    }
+
+    fn started(plan_id: &str, child: Option<WireNhs>) -> RegistryEvent {
+        RegistryEvent::PlanStarted(wire::PlanStarted {
+            plan_id: plan_id.into(),
+            r#type: wire::PlanType::ChildProtection.into(),
+            child_nhs_number: child,
+            category: contract::common::v1::AbuseCategory::Physical.into(),
+            start_date: date(2026, 1, 20),
+            local_authority: council(),
+            ..wire::PlanStarted::default()
+        })
+    }
+
+    fn ended(plan_id: &str, child: Option<WireNhs>) -> RegistryEvent {
+        RegistryEvent::PlanEnded(wire::PlanEnded {
+            plan_id: plan_id.into(),
+            end_date: date(2026, 6, 1),
+            child_nhs_number: child,
+            local_authority: council(),
+            ..wire::PlanEnded::default()
+        })
+    }
+
+    fn changed(plan_id: &str, category: i32) -> RegistryEvent {
+        RegistryEvent::PlanCategoryChanged(wire::PlanCategoryChanged {
+            plan_id: plan_id.into(),
+            category,
+            changed_on: date(2026, 4, 1),
+            ..wire::PlanCategoryChanged::default()
+        })
+    }
+
+    /// Applies `events` in order, each at its position; returns the view
+    /// and what each application came to.
+    fn check(events: Vec<RegistryEvent>) -> (Projection, Vec<Result<(), String>>) {
+        let mut projection = Projection::new(false);
+        let envelope = EventEnvelope::default();
+        let outcomes = events
+            .into_iter()
+            .enumerate()
+            .map(|(position, event)| {
+                let record = Record {
+                    producer: "plan-registry",
+                    position: position as u64,
+                    envelope: &envelope,
+                };
+                projection.apply(record, event)
+            })
+            .collect();
+        (projection, outcomes)
+    }
+
+    fn child(value: &str) -> NhsNumber {
+        NhsNumber::parse(value).expect("a test NHS number")
+    }
+
+    #[test]
+    fn what_cannot_be_applied_is_refused_naming_the_field_and_its_children_are_unsure() {
+        // (what, events, the last one's refusal naming, children then unsure)
+        type Case = (
+            &'static str,
+            Vec<RegistryEvent>,
+            Option<&'static str>,
+            Vec<&'static str>,
+        );
+        let cases: Vec<Case> = vec![
+            (
+                "a plan as every day",
+                vec![started("p1", nhs(CHILD))],
+                None,
+                vec![],
+            ),
+            (
+                "a plan without an NHS number: nobody to mark",
+                vec![started("p1", None)],
+                Some("child_nhs_number"),
+                vec![],
+            ),
+            (
+                "a plan without an id",
+                vec![started("", nhs(CHILD))],
+                Some("plan_id"),
+                vec![CHILD],
+            ),
+            (
+                "an end of a plan the registry does not know",
+                vec![started("p1", nhs(CHILD)), ended("typo", nhs(CHILD))],
+                Some("plan_id"),
+                vec![CHILD],
+            ),
+            (
+                "an end of a plan whose start was quarantined",
+                vec![started("p1", None), ended("p1", None)],
+                Some("plan_id"),
+                vec![],
+            ),
+            (
+                "a change of a known plan to no category: its child",
+                vec![started("p1", nhs(CHILD)), changed("p1", 0)],
+                Some("category"),
+                vec![CHILD],
+            ),
+            (
+                "an end of a known plan without a date: its child",
+                vec![
+                    started("p1", nhs(CHILD)),
+                    RegistryEvent::PlanEnded(wire::PlanEnded {
+                        plan_id: "p1".into(),
+                        ..wire::PlanEnded::default()
+                    }),
+                ],
+                Some("end_date"),
+                vec![CHILD],
+            ),
+            (
+                "a change of a plan it does not know",
+                vec![changed("p9", 1)],
+                Some("plan_id"),
+                vec![],
+            ),
+            (
+                "a birth linked to a plan it does not know names both",
+                vec![RegistryEvent::BirthLinked(wire::BirthLinked {
+                    plan_id: "p9".into(),
+                    mother_nhs_number: nhs(CHILD),
+                    baby_nhs_number: nhs(OTHER),
+                    born_on: date(2026, 3, 3),
+                })],
+                Some("plan_id"),
+                vec![CHILD, OTHER],
+            ),
+            (
+                "contacts without their numbers",
+                vec![RegistryEvent::ContactsSet(
+                    wire::LocalAuthorityContactsSet { contacts: None },
+                )],
+                Some("contacts"),
+                vec![],
+            ),
+        ];
+        for (what, events, refusal, unsure) in cases {
+            let (projection, outcomes) = check(events);
+            let last = outcomes.last().expect("an outcome");
+            match refusal {
+                None => assert_eq!(last, &Ok(()), "{what}"),
+                Some(field) => {
+                    let reason = last.as_ref().expect_err(what);
+                    assert!(reason.starts_with(field), "{what}: {reason}");
+                }
+            }
+            for number in [CHILD, OTHER] {
+                assert_eq!(
+                    projection.unsure(&child(number)).is_some(),
+                    unsure.contains(&number),
+                    "{what}: {number}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn an_unsure_child_names_the_first_unapplied_record_and_each_owner_once() {
+        let (projection, _) = check(vec![
+            started("p1", nhs(CHILD)),
+            ended("typo", nhs(CHILD)),
+            ended("typo-again", nhs(CHILD)),
+        ]);
+        let unsure = projection.unsure(&child(CHILD)).expect("unsure");
+        assert_eq!(
+            (unsure.producer.as_str(), unsure.position),
+            ("plan-registry", 1)
+        );
+        assert_eq!(
+            unsure
+                .owners
+                .iter()
+                .map(|o| o.ods_code.as_str())
+                .collect::<Vec<_>>(),
+            ["E09000999"]
+        );
+        // The plan itself is untouched: it is the history around it that
+        // is not whole.
+        assert_eq!(projection.plans_of(&child(CHILD)).count(), 1);
     }
 }

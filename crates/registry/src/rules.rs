@@ -181,3 +181,143 @@ fn plan_event(
     };
     Ok(Some((stream, event)))
 }
+
+#[cfg(test)]
+mod tests {
+    use contract::events::v1::EventEnvelope;
+    use prost::Name;
+
+    use super::*;
+
+    fn recorded(kind: Option<conference::outcome::Kind>) -> ConferenceEvent {
+        ConferenceEvent::OutcomeRecorded(conference::ConferenceOutcomeRecorded {
+            conference_id: "c1".into(),
+            plan_id: "p1".into(),
+            child_nhs_number: Some(contract::common::v1::NhsNumber {
+                value: "9990000018".into(),
+            }),
+            outcome: Some(conference::Outcome {
+                kind,
+                quorum_override_reason: String::new(),
+            }),
+            ..conference::ConferenceOutcomeRecorded::default()
+        })
+    }
+
+    fn review(decision: Option<conference::review_outcome::Decision>) -> ConferenceEvent {
+        recorded(Some(conference::outcome::Kind::Review(
+            conference::ReviewOutcome { decision },
+        )))
+    }
+
+    fn initial(plan: bool) -> ConferenceEvent {
+        recorded(Some(conference::outcome::Kind::Initial(
+            conference::InitialOutcome { plan, category: 1 },
+        )))
+    }
+
+    /// The stream and content type of the event an outcome makes.
+    type Made = Result<Option<(String, String)>, String>;
+
+    fn check(event: ConferenceEvent, event_id: Vec<u8>) -> Made {
+        let envelope = EventEnvelope {
+            event_id,
+            ..EventEnvelope::default()
+        };
+        let record = Record {
+            producer: PRODUCER,
+            position: 7,
+            envelope: &envelope,
+        };
+        plan_event(record, event)
+            .map(|made| made.map(|(stream, event)| (stream, event.content_type)))
+    }
+
+    #[test]
+    fn each_outcome_makes_its_plan_event_as_decided() {
+        use conference::review_outcome::Decision;
+        let id = eventlog::EventId::new().as_bytes().to_vec();
+        let made = |content: String| Ok(Some(("plan-p1".to_owned(), content)));
+        // (what, event, its event id, the stream and content type made)
+        type Case = (&'static str, ConferenceEvent, Vec<u8>, Made);
+        let cases: Vec<Case> = vec![
+            (
+                "an initial plan",
+                initial(true),
+                id.clone(),
+                made(wire::PlanStarted::full_name()),
+            ),
+            ("no plan", initial(false), id.clone(), Ok(None)),
+            (
+                "a plan continued",
+                review(Some(Decision::ContinuePlan(true))),
+                id.clone(),
+                Ok(None),
+            ),
+            (
+                "a category changed",
+                review(Some(Decision::ChangeCategory(2))),
+                id.clone(),
+                made(wire::PlanCategoryChanged::full_name()),
+            ),
+            (
+                "a plan ended",
+                review(Some(Decision::EndReason("no longer at risk".into()))),
+                id.clone(),
+                made(wire::PlanEnded::full_name()),
+            ),
+            (
+                "a review without a decision",
+                review(None),
+                id.clone(),
+                Err("outcome.review.decision: is required".into()),
+            ),
+            (
+                "an outcome of no kind",
+                recorded(None),
+                id.clone(),
+                Err("outcome.kind: is required".into()),
+            ),
+            (
+                "an outcome without an event id to derive from",
+                initial(true),
+                vec![1, 2, 3],
+                Err("event_id".into()),
+            ),
+            (
+                "another event",
+                ConferenceEvent::Cancelled(conference::ConferenceCancelled::default()),
+                id.clone(),
+                Ok(None),
+            ),
+        ];
+        for (what, event, event_id, expected) in cases {
+            let made = check(event, event_id);
+            match (&made, &expected) {
+                (Err(reason), Err(start)) => assert!(reason.starts_with(start), "{what}: {reason}"),
+                _ => assert_eq!(made, expected, "{what}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_redelivered_outcome_makes_the_same_event() {
+        let envelope = EventEnvelope {
+            event_id: eventlog::EventId::new().as_bytes().to_vec(),
+            ..EventEnvelope::default()
+        };
+        let record = Record {
+            producer: PRODUCER,
+            position: 3,
+            envelope: &envelope,
+        };
+        let once = plan_event(record, initial(true))
+            .expect("made")
+            .expect("an event");
+        let again = plan_event(record, initial(true))
+            .expect("made")
+            .expect("an event");
+        assert_eq!(once.1.event_id, again.1.event_id);
+        assert_eq!(once.1.causation_id, envelope.event_id);
+    }
+}
