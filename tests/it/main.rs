@@ -51,12 +51,21 @@ pub async fn spawn_backbone_configured(dir: &Path, settings: Settings) -> Backbo
     spawn(config(dir, settings)).await
 }
 
+/// The day every backbone these tests start believes it is, whenever they
+/// run: no assertion depends on the calendar date of the run. (The
+/// services run as their own binaries keep the wall clock; what those
+/// tests assert holds on any day after this one.)
+pub fn today() -> domain::date::Date {
+    domain::date::Date::from_ymd(2026, 11, 30).expect("a date")
+}
+
 fn config(dir: &Path, settings: Settings) -> Config {
     Config {
         data_dir: dir.to_path_buf(),
         listen: ([127, 0, 0, 1], 0).into(),
         metrics: Some(([127, 0, 0, 1], 0).into()),
         settings,
+        clock: service_core::clock::Clock::Fixed(today()),
         ..Config::default()
     }
 }

@@ -279,7 +279,7 @@ impl Drop for Deployment {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_case_runs_across_four_processes_over_jetstream() {
     let deployment = Deployment::start().await;
-    crate::scenario::the_demo_case(&deployment.endpoints()).await;
+    crate::scenario::the_demo_case(&deployment.endpoints(), service_core::validate::today()).await;
 }
 
 fn school() -> contract::common::v1::CallerIdentity {

@@ -32,7 +32,7 @@ async fn the_demo_case_runs_with_every_registry_call_on_a_read_replica() {
         registry: deployment.url(REPLICA),
         ..deployment.endpoints()
     };
-    crate::scenario::the_demo_case(&endpoints).await;
+    crate::scenario::the_demo_case(&endpoints, service_core::validate::today()).await;
 }
 
 /// One lookup of `child`, on the first of `pods` that takes the
@@ -99,9 +99,13 @@ async fn accesses_on(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lookups_on_either_pod_are_told_once_and_survive_kill_9_of_either() {
     let mut deployment = Deployment::start_with(2).await;
-    let report = safeguard::demo::run_against(&deployment.endpoints(), true)
-        .await
-        .expect("a plan to look up");
+    let report = safeguard::demo::run_against(
+        &deployment.endpoints(),
+        true,
+        service_core::validate::today(),
+    )
+    .await
+    .expect("a plan to look up");
     let child = report.child.clone();
     let pods = [deployment.url(PRIMARY), deployment.url(REPLICA)];
     // Forty lookups, alternating between the pods; a pod that is down

@@ -83,7 +83,7 @@ async fn views(
 async fn views_are_rebuilt_from_the_logs_after_a_restart() {
     let dir = tempfile::tempdir().expect("temp dir");
     let backbone = spawn_backbone(dir.path()).await;
-    let report = safeguard::demo::run(&backbone.url, true)
+    let report = safeguard::demo::run(&backbone.url, true, crate::today())
         .await
         .expect("demo");
     let (plans, chronology, open) = views(&backbone.url, &report.child).await;
@@ -98,7 +98,7 @@ async fn views_are_rebuilt_from_the_logs_after_a_restart() {
     assert_eq!(open_after, open);
 
     // And the case carries on: a second demo case on the same backbone.
-    let second = safeguard::demo::run(&backbone.url, true)
+    let second = safeguard::demo::run(&backbone.url, true, crate::today())
         .await
         .expect("demo after restart");
     assert_ne!(second.child, report.child);

@@ -17,7 +17,11 @@ fn date(wire: Option<contract::common::v1::Date>) -> Date {
 async fn the_demo_case_runs_end_to_end() {
     let dir = tempfile::tempdir().expect("temp dir");
     let backbone = spawn_backbone(dir.path()).await;
-    the_demo_case(&safeguard::demo::Endpoints::one(&backbone.url)).await;
+    the_demo_case(
+        &safeguard::demo::Endpoints::one(&backbone.url),
+        crate::today(),
+    )
+    .await;
     backbone.running.stop().await.expect("stop");
 }
 
@@ -27,13 +31,17 @@ async fn the_demo_case_runs_end_to_end_over_jetstream() {
     let nats = natsd::NatsServer::start().expect("nats-server");
     let dir = tempfile::tempdir().expect("temp dir");
     let backbone = spawn_backbone_over(dir.path(), Some(nats.url())).await;
-    the_demo_case(&safeguard::demo::Endpoints::one(&backbone.url)).await;
+    the_demo_case(
+        &safeguard::demo::Endpoints::one(&backbone.url),
+        crate::today(),
+    )
+    .await;
     backbone.running.stop().await.expect("stop");
 }
 
 /// The demo case against services wherever they run, asserted.
-pub async fn the_demo_case(endpoints: &safeguard::demo::Endpoints) {
-    let report = safeguard::demo::run_against(endpoints, true)
+pub async fn the_demo_case(endpoints: &safeguard::demo::Endpoints, today: Date) {
+    let report = safeguard::demo::run_against(endpoints, true, today)
         .await
         .expect("the demo runs");
     let calendar = Calendar::england_and_wales();
@@ -115,7 +123,7 @@ pub async fn the_demo_case(endpoints: &safeguard::demo::Endpoints) {
 async fn any_rpc_can_be_called_with_json_from_the_command_line() {
     let dir = tempfile::tempdir().expect("temp dir");
     let backbone = spawn_backbone(dir.path()).await;
-    let report = safeguard::demo::run(&backbone.url, true)
+    let report = safeguard::demo::run(&backbone.url, true, crate::today())
         .await
         .expect("demo");
     let request = format!(

@@ -21,6 +21,7 @@ use domain::calendar::Calendar;
 use domain::conference::QuorumRule;
 use eventlog::EventLog;
 use service_core::Watermark;
+use service_core::clock::Clock;
 use service_core::settings::Settings;
 
 pub use crate::service::ConferenceScheduler;
@@ -32,6 +33,8 @@ pub struct Options {
     pub data_dir: PathBuf,
     pub calendar: Calendar,
     pub quorum: QuorumRule,
+    /// What day it is (the wall clock's unless a test fixes it).
+    pub clock: Clock,
 }
 
 impl Options {
@@ -43,6 +46,7 @@ impl Options {
             data_dir: data_dir.into(),
             calendar: settings.calendar()?,
             quorum: settings.quorum(),
+            clock: Clock::System,
         })
     }
 }
@@ -81,6 +85,7 @@ pub async fn open(options: Options, bus: &bus::Bus) -> Result<ConferenceSchedule
         watermark,
         options.calendar,
         options.quorum,
+        options.clock,
         quarantine,
     );
     rules::start(&service, bus);

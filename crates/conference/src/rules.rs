@@ -9,6 +9,7 @@ use contract::records::{ConferenceEvent, Records, ReferralEvent};
 use domain::calendar::Calendar;
 use domain::clocks;
 use domain::codes::ConferenceKind;
+use domain::date::Date;
 use service_core::event::Derived;
 use service_core::follow::{Follower, Record};
 use service_core::rule::{Applier, Effects, Rule};
@@ -33,7 +34,7 @@ pub fn start(service: &ConferenceScheduler, bus: &bus::Bus) {
 }
 
 /// What a rule makes of one event: a conference to request, if any.
-type Requests<E> = fn(&Calendar, E) -> Result<Option<wire::ConferenceRequested>, String>;
+type Requests<E> = fn(&Calendar, Date, E) -> Result<Option<wire::ConferenceRequested>, String>;
 
 /// The purpose the ids of a rule's requests derive from.
 fn purpose(kind: i32) -> &'static str {
@@ -75,7 +76,9 @@ async fn follow<E: Records + 'static>(
     let rule = Rule::new(
         applier,
         move |record: Record<'_>, event: E| -> Result<Effects, String> {
-            let Some(mut requested) = requests(rule_service.calendar(), event)? else {
+            let Some(mut requested) =
+                requests(rule_service.calendar(), rule_service.today(), event)?
+            else {
                 return Ok(Vec::new());
             };
             let derived = Derived::from(record.envelope, crate::LOG, "conference-rule")?;
@@ -91,6 +94,7 @@ async fn follow<E: Records + 'static>(
 /// A section 47 enquiry that needs a conference requests the initial one.
 fn on_referral_event(
     calendar: &Calendar,
+    today: Date,
     event: ReferralEvent,
 ) -> Result<Option<wire::ConferenceRequested>, String> {
     let ReferralEvent::Section47Concluded(concluded) = event else {
@@ -103,12 +107,9 @@ fn on_referral_event(
         .local_authority
         .ok_or("local_authority: is required")?;
     let child = concluded.child.unwrap_or_default();
-    let due = concluded.icpc_due.or_else(|| {
-        Some(validate::to_wire_date(clocks::icpc_due(
-            calendar,
-            validate::today(),
-        )))
-    });
+    let due = concluded
+        .icpc_due
+        .or_else(|| Some(validate::to_wire_date(clocks::icpc_due(calendar, today))));
     Ok(Some(wire::ConferenceRequested {
         conference_id: String::new(),
         kind: wire::ConferenceKind::Initial.into(),
@@ -128,6 +129,7 @@ fn on_referral_event(
 /// An outcome that starts or continues a plan requests the next review.
 fn on_own_event(
     _: &Calendar,
+    _: Date,
     event: ConferenceEvent,
 ) -> Result<Option<wire::ConferenceRequested>, String> {
     let ConferenceEvent::OutcomeRecorded(recorded) = event else {
@@ -189,6 +191,10 @@ mod tests {
     use contract::referral::v1 as referral;
 
     use super::*;
+
+    fn today() -> domain::date::Date {
+        domain::date::Date::from_ymd(2026, 1, 12).expect("a date")
+    }
 
     fn council() -> Option<Organisation> {
         Some(Organisation {
@@ -273,7 +279,7 @@ mod tests {
             ),
         ];
         for (what, event, expected) in cases {
-            let requested = on_referral_event(&calendar, event);
+            let requested = on_referral_event(&calendar, today(), event);
             match (requested, expected) {
                 (Ok(requested), Ok(expected)) => assert_eq!(
                     requested.as_ref().map(|r| r.child_nhs_number.clone()),
@@ -284,7 +290,7 @@ mod tests {
                 (requested, _) => panic!("{what}: {requested:?}"),
             }
         }
-        let requested = on_referral_event(&calendar, concluded(true, named))
+        let requested = on_referral_event(&calendar, today(), concluded(true, named))
             .expect("made")
             .expect("requested");
         assert_eq!(requested.kind, i32::from(wire::ConferenceKind::Initial));
@@ -351,7 +357,7 @@ mod tests {
             ),
         ];
         for (what, event, due) in cases {
-            let requested = on_own_event(&calendar, event).expect(what);
+            let requested = on_own_event(&calendar, today(), event).expect(what);
             assert_eq!(requested.as_ref().map(|r| r.due), due, "{what}");
             if let Some(requested) = requested {
                 assert_eq!(requested.plan_id, "p1", "{what}");

@@ -12,6 +12,7 @@ use domain::codes::ConferenceKind;
 use domain::conference::{InviteeRole, QuorumRule};
 use eventlog::{EventId, EventLog, ExpectedVersion, NewEvent};
 use prost::{Message, Name};
+use service_core::clock::Clock;
 use service_core::reject::{from_domain, from_log, invalid, not_found};
 use service_core::validate::{self, Caller};
 use service_core::{Watermark, consistency};
@@ -32,6 +33,7 @@ struct Inner {
     watermark: Watermark,
     calendar: Calendar,
     quorum: QuorumRule,
+    clock: Clock,
     quarantine: service_core::Quarantine,
 }
 
@@ -59,6 +61,7 @@ impl ConferenceScheduler {
         watermark: Watermark,
         calendar: Calendar,
         quorum: QuorumRule,
+        clock: Clock,
         quarantine: service_core::Quarantine,
     ) -> Self {
         ConferenceScheduler {
@@ -68,6 +71,7 @@ impl ConferenceScheduler {
                 watermark,
                 calendar,
                 quorum,
+                clock,
                 quarantine,
             }),
         }
@@ -96,6 +100,11 @@ impl ConferenceScheduler {
 
     pub fn log(&self) -> &EventLog {
         &self.inner.log
+    }
+
+    /// What day it is for this service.
+    pub(crate) fn today(&self) -> domain::date::Date {
+        self.inner.clock.today()
     }
 
     pub(crate) fn calendar(&self) -> &Calendar {
@@ -204,7 +213,7 @@ impl ConferenceScheduler {
                 service_core::event::by_person(&payload, caller),
             )
             .await?;
-        self.answer(conference_id, token, validate::today()).await
+        self.answer(conference_id, token, self.today()).await
     }
 }
 
@@ -258,7 +267,7 @@ impl conference_scheduler_server::ConferenceScheduler for ConferenceScheduler {
             plan_id: request.plan_id,
         };
         let token = self.request(id, requested, &caller).await?;
-        self.answer(&conference_id, token, validate::today()).await
+        self.answer(&conference_id, token, self.today()).await
     }
 
     async fn schedule_conference(
@@ -437,7 +446,7 @@ impl conference_scheduler_server::ConferenceScheduler for ConferenceScheduler {
         let request = request.into_inner();
         let caller = validate::caller(request.caller.as_ref())?;
         let held_on = validate::date("held_on", request.held_on.as_ref())?;
-        if held_on > validate::today() {
+        if held_on > self.today() {
             return Err(invalid("held_on", "is in the future"));
         }
         let present = request
@@ -516,7 +525,7 @@ impl conference_scheduler_server::ConferenceScheduler for ConferenceScheduler {
             .wait_for(request.min_token.as_ref(), consistency::DEFAULT_WAIT)
             .await?;
         Ok(Response::new(wire::ConferenceResponse {
-            conference: Some(self.view(&request.conference_id, validate::today())?),
+            conference: Some(self.view(&request.conference_id, self.today())?),
             token: None,
         }))
     }

@@ -17,6 +17,7 @@ use std::sync::{Arc, RwLock};
 use domain::calendar::Calendar;
 use eventlog::EventLog;
 use service_core::Watermark;
+use service_core::clock::Clock;
 use service_core::settings::Settings;
 
 pub use crate::service::ReferralIntake;
@@ -29,6 +30,8 @@ pub struct Options {
     /// Where this service's log lives; no other service reads it.
     pub data_dir: PathBuf,
     pub calendar: Calendar,
+    /// What day it is (the wall clock's unless a test fixes it).
+    pub clock: Clock,
 }
 
 impl Options {
@@ -38,6 +41,7 @@ impl Options {
         Ok(Options {
             data_dir: data_dir.into(),
             calendar: settings.calendar()?,
+            clock: Clock::System,
         })
     }
 }
@@ -76,6 +80,7 @@ pub async fn open(options: Options, bus: &bus::Bus) -> Result<ReferralIntake, Er
         projection,
         watermark,
         options.calendar,
+        options.clock,
         health,
     ))
 }

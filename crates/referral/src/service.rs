@@ -10,6 +10,7 @@ use contract::referral::v1::referral_intake_server::{self, ReferralIntakeServer}
 use domain::calendar::Calendar;
 use domain::clocks;
 use eventlog::{EventId, EventLog, ExpectedVersion, NewEvent};
+use service_core::clock::Clock;
 use service_core::reject::{from_domain, from_log, invalid, not_found};
 use service_core::validate::{self};
 use service_core::{Watermark, consistency};
@@ -30,6 +31,7 @@ struct Inner {
     projection: Arc<RwLock<Projection>>,
     watermark: Watermark,
     calendar: Calendar,
+    clock: Clock,
     health: service_core::Health,
 }
 
@@ -39,6 +41,7 @@ impl ReferralIntake {
         projection: Arc<RwLock<Projection>>,
         watermark: Watermark,
         calendar: Calendar,
+        clock: Clock,
         health: service_core::Health,
     ) -> Self {
         ReferralIntake {
@@ -47,6 +50,7 @@ impl ReferralIntake {
                 projection,
                 watermark,
                 calendar,
+                clock,
                 health,
             }),
         }
@@ -226,7 +230,7 @@ impl referral_intake_server::ReferralIntake for ReferralIntake {
             .ok_or_else(|| invalid("referrer", "is required"))?;
         let referrer_organisation =
             validate::organisation("referrer.organisation", referrer.organisation.as_ref())?;
-        let child = validate_child(request.child.as_ref(), validate::today())?;
+        let child = validate_child(request.child.as_ref(), self.inner.clock.today())?;
         let concerns = validate::required_text("concerns", &request.concerns)?;
         validate::known_enum::<AbuseCategory>("category_of_concern", request.category_of_concern)?;
         validate_police(request.police_risk_assessment.as_ref())?;
@@ -331,7 +335,7 @@ impl referral_intake_server::ReferralIntake for ReferralIntake {
         let caller = validate::caller(request.caller.as_ref())?;
         caller.require_local_authority("record this")?;
         let held_on = validate::date("held_on", request.held_on.as_ref())?;
-        if held_on > validate::today() {
+        if held_on > self.inner.clock.today() {
             return Err(invalid("held_on", "is in the future"));
         }
         let agencies = request
@@ -438,7 +442,7 @@ impl referral_intake_server::ReferralIntake for ReferralIntake {
             .wait_for(request.min_token.as_ref(), consistency::DEFAULT_WAIT)
             .await?;
         let mut view = self.tracked(&request.referral_id)?.view;
-        view.decision_overdue = self.is_overdue(&view, validate::today());
+        view.decision_overdue = self.is_overdue(&view, self.inner.clock.today());
         Ok(Response::new(wire::GetReferralResponse {
             referral: Some(view),
         }))

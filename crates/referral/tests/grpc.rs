@@ -23,10 +23,7 @@ struct App {
 
 async fn spawn(dir: &Path) -> App {
     let bus = bus::Bus::in_process();
-    let options = referral::Options {
-        data_dir: dir.to_path_buf(),
-        calendar: domain::calendar::Calendar::england_and_wales(),
-    };
+    let options = referral::Options::new(dir, &Default::default()).expect("options");
     // A previous instance may still be letting go of the files.
     let mut service = None;
     for _ in 0..100 {

@@ -34,6 +34,7 @@ use std::sync::{Arc, RwLock};
 
 use contract::records::{AnyEvent, Records, RegistryEvent};
 use eventlog::EventLog;
+use service_core::clock::Clock;
 use service_core::follow::{Failure, Follower, Handler, Record};
 use service_core::settings::Settings;
 use service_core::{Quarantine, Watermark};
@@ -71,6 +72,8 @@ pub struct Options {
     /// Where the primary serves gRPC: a read replica forwards plan writes
     /// there.
     pub primary_url: Option<String>,
+    /// What day it is (the wall clock's unless a test fixes it).
+    pub clock: Clock,
 }
 
 impl Options {
@@ -84,6 +87,7 @@ impl Options {
             pods: 1,
             pod: 0,
             primary_url: None,
+            clock: Clock::System,
         }
     }
 
@@ -208,6 +212,7 @@ pub async fn open(options: Options, bus: &bus::Bus) -> Result<PlanRegistry, Erro
         plan_rule: plan_rule.clone(),
         sources,
         visibility_months: options.visibility_months,
+        clock: options.clock,
         quarantine,
         primary,
     });

@@ -62,7 +62,7 @@ impl PlanRegistry {
         let purpose = validate::required_text("purpose", &request.purpose)?;
         let as_of = validate::optional_date("as_of", request.as_of.as_ref())?;
         self.reflect(request.min_token.as_ref()).await?;
-        let today = validate::today();
+        let today = self.inner.clock.today();
         let (plans, owners, refusal) = {
             let state = self.read()?;
             let mut plans = Vec::new();

@@ -44,6 +44,8 @@ pub(crate) struct Inner {
     /// How far the chronology has read each other producer.
     pub sources: HashMap<&'static str, Watermark>,
     pub visibility_months: u32,
+    /// What day it is, for which plans a lookup shows.
+    pub clock: service_core::clock::Clock,
     pub quarantine: service_core::Quarantine,
     /// Set on a read replica: where its plan writes go.
     pub primary: Option<Primary>,

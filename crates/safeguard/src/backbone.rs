@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use service_core::clock::Clock;
 use service_core::settings::Settings;
 use tokio::sync::oneshot;
 
@@ -21,6 +22,9 @@ pub struct Config {
     /// Serve Prometheus metrics (`GET /metrics`) here, if anywhere.
     pub metrics: Option<SocketAddr>,
     pub settings: Settings,
+    /// What day it is for every service: the wall clock's, unless a test
+    /// or a replay fixes it. Not a setting: no deployment should pretend.
+    pub clock: Clock,
 }
 
 impl Default for Config {
@@ -31,6 +35,7 @@ impl Default for Config {
             nats: None,
             metrics: None,
             settings: Settings::default(),
+            clock: Clock::System,
         }
     }
 }
@@ -122,25 +127,38 @@ async fn start_services(
     };
     let dir = &config.data_dir;
     let referrals = referral::open(
-        referral::Options::new(dir.join(referral::LOG), settings).map_err(Error::Config)?,
+        referral::Options {
+            clock: config.clock,
+            ..referral::Options::new(dir.join(referral::LOG), settings).map_err(Error::Config)?
+        },
         &bus,
     )
     .await?;
     opened.push(referrals.log().clone());
     let conferences = conference::open(
-        conference::Options::new(dir.join(conference::LOG), settings).map_err(Error::Config)?,
+        conference::Options {
+            clock: config.clock,
+            ..conference::Options::new(dir.join(conference::LOG), settings)
+                .map_err(Error::Config)?
+        },
         &bus,
     )
     .await?;
     opened.push(conferences.log().clone());
     let registry = registry::open(
-        registry::Options::new(dir.join(registry::LOG), settings),
+        registry::Options {
+            clock: config.clock,
+            ..registry::Options::new(dir.join(registry::LOG), settings)
+        },
         &bus,
     )
     .await?;
     opened.push(registry.log().clone());
     let notifications = notification::open(
-        notification::Options::new(dir.join(notification::LOG), settings),
+        notification::Options {
+            clock: config.clock,
+            ..notification::Options::new(dir.join(notification::LOG), settings)
+        },
         &bus,
     )
     .await?;

@@ -128,10 +128,11 @@ fn say(quiet: bool, line: String) {
     }
 }
 
-/// Plays the case against the backbone at `server`. Each run uses a new
-/// synthetic child, so the demo can be played again and again.
-pub async fn run(server: &str, quiet: bool) -> Result<Report, Error> {
-    run_against(&Endpoints::one(server), quiet).await
+/// Plays the case against the backbone at `server`, as if on `today` (the
+/// day the backbone's clock says). Each run uses a new synthetic child, so
+/// the demo can be played again and again.
+pub async fn run(server: &str, quiet: bool, today: Date) -> Result<Report, Error> {
+    run_against(&Endpoints::one(server), quiet, today).await
 }
 
 /// Where each service listens: one address for the one-process backbone,
@@ -160,7 +161,7 @@ async fn channel(url: &str) -> Result<Channel, Error> {
 }
 
 /// The demo against services wherever they run.
-pub async fn run_against(endpoints: &Endpoints, quiet: bool) -> Result<Report, Error> {
+pub async fn run_against(endpoints: &Endpoints, quiet: bool, today: Date) -> Result<Report, Error> {
     let mut referrals = ReferralIntakeClient::new(channel(&endpoints.referrals).await?);
     let mut conferences = ConferenceSchedulerClient::new(channel(&endpoints.conferences).await?);
     let mut plans = PlanRegistryClient::new(channel(&endpoints.registry).await?);
@@ -174,7 +175,6 @@ pub async fn run_against(endpoints: &Endpoints, quiet: bool) -> Result<Report, E
     let child_wire = Some(WireNhs {
         value: child.to_string(),
     });
-    let today = service_today();
     // The case began six weeks ago, so every step is in the past.
     let received = weekday_on_or_before(today.add_days(-42));
     let mut report = Report {
@@ -557,10 +557,6 @@ fn show(date: &Option<WireDate>) -> String {
         || "?".into(),
         |d| format!("{:04}-{:02}-{:02}", d.year, d.month, d.day),
     )
-}
-
-fn service_today() -> Date {
-    service_core::validate::today()
 }
 
 fn weekday_on_or_before(date: Date) -> Date {

@@ -139,6 +139,7 @@ async fn main() -> ExitCode {
                 notifications: notifications.unwrap_or_else(|| server.clone()),
             },
             false,
+            service_core::validate::today(),
         )
         .await
         .map(|_| ())

@@ -9,6 +9,7 @@
 //! (`health`, `status`), and following one request across services
 //! (`trace`).
 
+pub mod clock;
 pub mod consistency;
 pub mod event;
 pub mod follow;
