@@ -13,7 +13,7 @@ use domain::conference::{InviteeRole, QuorumRule};
 use eventlog::{EventId, EventLog, ExpectedVersion, NewEvent};
 use prost::{Message, Name};
 use service_core::clock::Clock;
-use service_core::reject::{from_domain, from_log, invalid, not_found};
+use service_core::reject::{from_domain, from_log, internal, invalid, not_found};
 use service_core::validate::{self, Caller};
 use service_core::{Watermark, consistency};
 use tonic::{Request, Response, Status};
@@ -123,7 +123,7 @@ impl ConferenceScheduler {
         self.inner
             .projection
             .read()
-            .map_err(|_| Status::internal("conference state unavailable"))?
+            .map_err(|error| internal("reading conferences", error))?
             .conferences
             .get(conference_id)
             .cloned()
@@ -308,7 +308,7 @@ impl conference_scheduler_server::ConferenceScheduler for ConferenceScheduler {
                 .rearrange(validate::date_of(&at), &request.reason)
                 .map_err(from_domain)?
             else {
-                return Err(Status::internal("rearranging gave another event"));
+                return Err(internal("rearranging", "the domain gave another event"));
             };
             Ok(wire::ConferenceRearranged {
                 conference_id: request.conference_id.clone(),
@@ -486,7 +486,10 @@ impl conference_scheduler_server::ConferenceScheduler for ConferenceScheduler {
                 .record_outcome(outcome.clone(), quorum, override_reason)
                 .map_err(from_domain)?;
             let domain::conference::Event::OutcomeRecorded { quorate, .. } = decided else {
-                return Err(Status::internal("recording an outcome gave another event"));
+                return Err(internal(
+                    "recording an outcome",
+                    "the domain gave another event",
+                ));
             };
             let starts_plan = matches!(
                 outcome,
@@ -548,7 +551,7 @@ impl conference_scheduler_server::ConferenceScheduler for ConferenceScheduler {
             .inner
             .projection
             .read()
-            .map_err(|_| Status::internal("conference state unavailable"))?;
+            .map_err(|error| internal("reading conferences", error))?;
         let mut conferences: Vec<wire::Conference> = projection
             .conferences
             .values()

@@ -8,7 +8,7 @@ use contract::notification::v1 as wire;
 use contract::notification::v1::notification_server::{self, NotificationServer};
 use contract::records::{NotificationEvent, Records};
 use eventlog::{EventLog, ExpectedVersion};
-use service_core::reject::{denied, from_log, invalid};
+use service_core::reject::{denied, from_log, internal, invalid};
 use service_core::validate::{self, Caller};
 use service_core::{Watermark, consistency};
 use tokio_stream::Stream;
@@ -108,7 +108,7 @@ impl notification_server::Notification for Notification {
             self.inner
                 .acks
                 .read()
-                .map_err(|_| Status::internal("acknowledgements unavailable"))?
+                .map_err(|error| internal("reading acknowledgements", error))?
                 .get(&(recipient.clone(), subscriber))
                 .copied()
         };

@@ -11,7 +11,7 @@ use domain::calendar::Calendar;
 use domain::clocks;
 use eventlog::{EventId, EventLog, ExpectedVersion, NewEvent};
 use service_core::clock::Clock;
-use service_core::reject::{from_domain, from_log, invalid, not_found};
+use service_core::reject::{from_domain, from_log, internal, invalid, not_found};
 use service_core::validate::{self};
 use service_core::{Watermark, consistency};
 use tonic::{Request, Response, Status};
@@ -77,7 +77,7 @@ impl ReferralIntake {
         self.inner
             .projection
             .read()
-            .map_err(|_| Status::internal("referral state unavailable"))
+            .map_err(|error| internal("reading referrals", error))
     }
 
     /// Waits until the projection reflects everything in the log, so a
@@ -320,7 +320,8 @@ impl referral_intake_server::ReferralIntake for ReferralIntake {
                 },
             )
             .await?;
-        projection::apply_decided(&mut tracked, &decided).map_err(Status::internal)?;
+        projection::apply_decided(&mut tracked, &decided)
+            .map_err(|error| internal("showing the decision", error))?;
         Ok(Response::new(wire::RecordDecisionResponse {
             referral: Some(tracked.view),
             token: Some(token),
@@ -382,7 +383,8 @@ impl referral_intake_server::ReferralIntake for ReferralIntake {
                 },
             )
             .await?;
-        projection::apply_strategy(&mut tracked, &held).map_err(Status::internal)?;
+        projection::apply_strategy(&mut tracked, &held)
+            .map_err(|error| internal("showing the strategy discussion", error))?;
         Ok(Response::new(wire::RecordStrategyDiscussionResponse {
             referral: Some(tracked.view),
             token: Some(token),
@@ -424,7 +426,8 @@ impl referral_intake_server::ReferralIntake for ReferralIntake {
                 },
             )
             .await?;
-        projection::apply_section_47(&mut tracked, &concluded).map_err(Status::internal)?;
+        projection::apply_section_47(&mut tracked, &concluded)
+            .map_err(|error| internal("showing the enquiry's conclusion", error))?;
         Ok(Response::new(wire::RecordSection47OutcomeResponse {
             referral: Some(tracked.view),
             token: Some(token),

@@ -13,7 +13,7 @@ use contract::registry::v1::plan_registry_server::{self, PlanRegistryServer};
 use domain::codes::PlanType;
 use eventlog::{EventId, EventLog, ExpectedVersion};
 use prost::{Message, Name};
-use service_core::reject::{denied, from_domain, from_log, invalid, not_found};
+use service_core::reject::{denied, from_domain, from_log, internal, invalid, not_found};
 use service_core::validate::{self, Caller};
 use service_core::{Watermark, consistency};
 use tonic::{Request, Response, Status};
@@ -104,7 +104,7 @@ impl PlanRegistry {
         self.inner
             .projection
             .read()
-            .map_err(|_| Status::internal("registry state unavailable"))
+            .map_err(|error| internal("reading the registry", error))
     }
 
     pub(crate) async fn append<M: Message + Name>(

@@ -85,7 +85,7 @@ impl Watermark {
             let mut state = self
                 .state
                 .lock()
-                .map_err(|_| Status::internal("watermark poisoned"))?;
+                .map_err(|error| crate::reject::internal("waiting for a view", error))?;
             if state.applied >= wanted {
                 return Ok(());
             }

@@ -42,9 +42,14 @@ pub fn from_log(error: eventlog::Error) -> Status {
         eventlog::Error::IdempotencyConflict { .. } => Status::already_exists(error.to_string()),
         eventlog::Error::InvalidArgument { field, reason } => invalid(field, reason),
         eventlog::Error::Closed => Status::unavailable("the service is shutting down"),
-        other => {
-            tracing::error!(error = %other, "event log failure");
-            Status::internal("storage failure; the operator has been told")
-        }
+        other => internal("the event log", other),
     }
+}
+
+/// A failure inside the service (storage, a view that cannot be read, a
+/// bug): logged here with its cause, for the operator; the caller learns
+/// only what failed, never the internals.
+pub fn internal(what: &str, cause: impl std::fmt::Display) -> Status {
+    tracing::error!(what, %cause, "internal failure");
+    Status::internal(format!("{what} failed; the operator has been told"))
 }
