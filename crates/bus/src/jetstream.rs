@@ -25,19 +25,21 @@
 //!   made again starts its sequences afresh, so the consumer then reads it
 //!   from the start and skips by position.
 
-use std::collections::{HashMap, VecDeque};
-use std::future::{Future, IntoFuture};
-use std::pin::Pin;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_nats::HeaderMap;
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
-use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::{self, stream};
-use eventlog::{EventId, EventLog, RecordedEvent};
-use futures_util::StreamExt;
+use eventlog::{EventId, EventLog};
 
+mod consumer;
+mod relay;
+
+pub(crate) use consumer::Consumer;
+use relay::relay;
+
+use crate::backoff::Backoff;
 use crate::in_process::InProcess;
 use crate::repair::Repair;
 use crate::{Error, Result};
@@ -57,8 +59,6 @@ pub const TRACEPARENT_HEADER: &str = "traceparent";
 const WINDOW: usize = 256;
 /// How often the relay records its cursor while publishing.
 const CURSOR_INTERVAL: Duration = Duration::from_millis(500);
-const FIRST_BACKOFF: Duration = Duration::from_millis(100);
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// Consecutive errors from a consumer's messages before it is made again.
 const REOPEN_AFTER_FAILURES: u32 = 5;
 /// How long start-up waits for JetStream before giving up.
@@ -146,14 +146,13 @@ impl JetStream {
             ..stream::Config::default()
         };
         let started = Instant::now();
-        let mut backoff = FIRST_BACKOFF;
+        let mut backoff = Backoff::default();
         loop {
             match self.context.get_or_create_stream(config.clone()).await {
                 Ok(stream) => return Ok(stream),
                 Err(error) if started.elapsed() < START_WITHIN => {
                     tracing::warn!(%error, producer, "JetStream not ready; retrying");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    backoff.wait().await;
                 }
                 Err(error) => return Err(nats(error)),
             }
@@ -173,20 +172,7 @@ impl JetStream {
         producer: &str,
         from_position: u64,
     ) -> Result<Consumer> {
-        let stream = self.stream(producer).await?;
-        let name = durable_name(consumer);
-        let messages = open(&stream, &name, from_position).await?;
-        Ok(Consumer {
-            producer: producer.to_owned(),
-            name,
-            stream,
-            expected: from_position,
-            messages,
-            unacked: None,
-            pending: VecDeque::new(),
-            held: None,
-            bus: self.clone(),
-        })
+        Consumer::start(self, consumer, producer, from_position).await
     }
 
     pub(crate) async fn published_head(&self, producer: &str) -> Result<u64> {
@@ -285,305 +271,6 @@ async fn last_message(stream: &stream::Stream) -> Result<Option<(u64, u64)>> {
         }
     }
     Ok(None)
-}
-
-/// One subscriber's durable JetStream consumer.
-pub(crate) struct Consumer {
-    producer: String,
-    name: String,
-    stream: stream::Stream,
-    /// The next position to pass on.
-    expected: u64,
-    messages: pull::Stream,
-    /// The message last passed on, acknowledged when the next is asked for.
-    unacked: Option<jetstream::Message>,
-    /// Events read from the producer to fill a gap.
-    pending: VecDeque<RecordedEvent>,
-    /// The message that revealed the gap, passed on after it.
-    held: Option<(RecordedEvent, jetstream::Message)>,
-    bus: JetStream,
-}
-
-impl std::fmt::Debug for Consumer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Consumer")
-            .field("producer", &self.producer)
-            .field("name", &self.name)
-            .field("expected", &self.expected)
-            .finish()
-    }
-}
-
-impl Consumer {
-    pub(crate) async fn next(&mut self) -> Result<RecordedEvent> {
-        if let Some(message) = self.unacked.take() {
-            // A lost ack only means a redelivery, which the position check
-            // skips.
-            let _ = message.ack().await;
-        }
-        let mut backoff = FIRST_BACKOFF;
-        let mut failures = 0;
-        loop {
-            if let Some(event) = self.pending.pop_front() {
-                self.expected = event.position() + 1;
-                return Ok(event);
-            }
-            if let Some((event, message)) = self.held.take() {
-                self.expected = event.position() + 1;
-                self.unacked = Some(message);
-                return Ok(event);
-            }
-            let message = match self.messages.next().await {
-                Some(Ok(message)) => message,
-                Some(Err(error)) => {
-                    // Missed heartbeats while the server is away, and the
-                    // like: the consumer lives on the server, so wait; but
-                    // if errors go on (the consumer was deleted, the stream
-                    // recreated), make it again from the expected position.
-                    failures += 1;
-                    tracing::debug!(%error, consumer = self.name, failures, "JetStream consumer interrupted");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
-                    if failures >= REOPEN_AFTER_FAILURES {
-                        failures = 0;
-                        self.reopen().await;
-                    }
-                    continue;
-                }
-                None => {
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
-                    self.reopen().await;
-                    continue;
-                }
-            };
-            backoff = FIRST_BACKOFF;
-            failures = 0;
-            let event = match self.event_of(&message) {
-                Ok(event) => event,
-                Err(error) => {
-                    // Not a record of the producer's log (someone else
-                    // published on its subjects): stopping here would stop
-                    // this consumer for good. Positions, not messages, say
-                    // what is missing, so passing it by loses nothing.
-                    tracing::error!(%error, consumer = self.name, "passing by a message that is not an event");
-                    let _ = message.ack().await;
-                    continue;
-                }
-            };
-            let position = event.position();
-            if position < self.expected {
-                let _ = message.ack().await;
-                continue;
-            }
-            if position > self.expected {
-                self.pending = self.repair(position).await?.into();
-                self.held = Some((event, message));
-                continue;
-            }
-            self.expected = position + 1;
-            self.unacked = Some(message);
-            return Ok(event);
-        }
-    }
-
-    /// Makes the consumer again on the server, from the expected position.
-    async fn reopen(&mut self) {
-        match self.bus.stream(&self.producer).await {
-            Ok(stream) => self.stream = stream,
-            Err(error) => {
-                tracing::warn!(%error, consumer = self.name, "cannot find the stream");
-                return;
-            }
-        }
-        match open(&self.stream, &self.name, self.expected).await {
-            Ok(messages) => self.messages = messages,
-            Err(error) => {
-                tracing::warn!(%error, consumer = self.name, "cannot reopen the consumer")
-            }
-        }
-    }
-
-    fn event_of(&self, message: &jetstream::Message) -> Result<RecordedEvent> {
-        let malformed = |reason: String| Error::Malformed {
-            producer: self.producer.clone(),
-            reason,
-        };
-        let position = message
-            .headers
-            .as_ref()
-            .and_then(|headers| headers.get(POSITION_HEADER))
-            .and_then(|value| value.as_str().parse::<u64>().ok())
-            .ok_or_else(|| malformed(format!("no {POSITION_HEADER} header")))?;
-        RecordedEvent::from_record(position, &message.payload)
-            .map_err(|error| malformed(error.to_string()))
-    }
-
-    /// The events from the expected position up to `found`, from the
-    /// producer. Retries while the producer is unreachable: nothing is lost
-    /// for good while its log exists, so the consumer waits rather than
-    /// skip.
-    async fn repair(&self, found: u64) -> Result<Vec<RecordedEvent>> {
-        let gap = |reason: String| Error::Gap {
-            producer: self.producer.clone(),
-            expected: self.expected,
-            found,
-            reason,
-        };
-        let mut backoff = FIRST_BACKOFF;
-        loop {
-            let repair = self.bus.repair(&self.producer).ok_or_else(|| {
-                gap("the producer runs elsewhere and no address is configured for it".into())
-            })?;
-            match repair.read(&self.producer, self.expected, found).await {
-                Ok(events) => {
-                    tracing::info!(
-                        producer = self.producer,
-                        from = self.expected,
-                        to = found,
-                        "repaired a gap from the producer"
-                    );
-                    return Ok(events);
-                }
-                Err(reason) => {
-                    tracing::warn!(
-                        reason,
-                        producer = self.producer,
-                        "gap repair failed; retrying"
-                    );
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
-                }
-            }
-        }
-    }
-}
-
-type AckFuture = Pin<
-    Box<
-        dyn Future<
-                Output = Result<jetstream::publish::PublishAck, jetstream::context::PublishError>,
-            > + Send,
-    >,
->;
-
-/// Publishes `producer`'s durable events for as long as its log is open,
-/// starting again from the cursor after any failure.
-async fn relay(bus: JetStream, producer: String, log: EventLog) {
-    let mut backoff = FIRST_BACKOFF;
-    loop {
-        let started = Instant::now();
-        match relay_from_cursor(&bus.context, &producer, &log).await {
-            Ok(()) => return,
-            Err(error) => {
-                if started.elapsed() > MAX_BACKOFF {
-                    backoff = FIRST_BACKOFF;
-                }
-                tracing::warn!(
-                    error,
-                    producer,
-                    "relay interrupted; resuming from its cursor"
-                );
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(MAX_BACKOFF);
-                // The stream may be what went (deleted by an operator,
-                // say): make it again, idempotently, before publishing.
-                if let Err(error) = bus.stream(&producer).await {
-                    tracing::warn!(%error, producer, "cannot make the stream again");
-                }
-            }
-        }
-    }
-}
-
-/// Publishes from the relay's cursor until the log closes (`Ok`) or a
-/// publish fails (`Err`), recording in the cursor what JetStream has
-/// acknowledged.
-async fn relay_from_cursor(
-    context: &jetstream::Context,
-    producer: &str,
-    log: &EventLog,
-) -> Result<(), String> {
-    let from = match log.cursor(RELAY_CURSOR) {
-        Ok(cursor) => cursor.unwrap_or(0),
-        Err(eventlog::Error::Closed) => return Ok(()),
-        Err(error) => return Err(error.to_string()),
-    };
-    let mut events = log.subscribe(from);
-    let mut in_flight: VecDeque<(u64, AckFuture)> = VecDeque::new();
-    let mut acked = from;
-    let mut recorded = from;
-    let mut tick = tokio::time::interval(CURSOR_INTERVAL);
-    let outcome = loop {
-        tokio::select! {
-            biased;
-            ack = async {
-                match in_flight.front_mut() {
-                    Some((_, ack)) => ack.as_mut().await,
-                    None => std::future::pending().await,
-                }
-            }, if !in_flight.is_empty() => {
-                let Some((position, _)) = in_flight.pop_front() else {
-                    continue;
-                };
-                match ack {
-                    Ok(_) => acked = position + 1,
-                    Err(error) => break Err(format!("JetStream did not acknowledge position {position}: {error}")),
-                }
-            }
-            _ = tick.tick() => {
-                if acked > recorded {
-                    match log.set_cursor(RELAY_CURSOR, acked).await {
-                        Ok(()) => recorded = acked,
-                        Err(eventlog::Error::Closed) => break Ok(()),
-                        Err(error) => break Err(error.to_string()),
-                    }
-                }
-            }
-            event = events.next(), if in_flight.len() < WINDOW => {
-                match event {
-                    Ok(event) => {
-                        let ack = publish(context, producer, &event).await?;
-                        in_flight.push_back((event.position(), Box::pin(ack.into_future())));
-                    }
-                    Err(eventlog::Error::Closed) => break Ok(()),
-                    Err(error) => break Err(error.to_string()),
-                }
-            }
-        }
-    };
-    if acked > recorded {
-        // The log may be closing: then the next start republishes a little,
-        // which the server's duplicate window and consumers' positions drop.
-        let _ = log.set_cursor(RELAY_CURSOR, acked).await;
-    }
-    outcome
-}
-
-async fn publish(
-    context: &jetstream::Context,
-    producer: &str,
-    event: &RecordedEvent,
-) -> Result<jetstream::context::PublishAckFuture, String> {
-    let envelope = event.envelope().map_err(|error| error.to_string())?;
-    let id = EventId::from_slice(&envelope.event_id)
-        .map(|id| id.to_string())
-        .unwrap_or_else(|| format!("{producer}-{}", event.position()));
-    let mut headers = HeaderMap::new();
-    headers.insert(POSITION_HEADER, event.position().to_string().as_str());
-    headers.insert(PRODUCER_HEADER, producer);
-    headers.insert(CONTENT_TYPE_HEADER, envelope.content_type.as_str());
-    if !envelope.traceparent.is_empty() {
-        headers.insert(TRACEPARENT_HEADER, envelope.traceparent.as_str());
-    }
-    let message = PublishMessage::build()
-        .payload(bytes::Bytes::copy_from_slice(event.record()))
-        .headers(headers)
-        .message_id(id);
-    context
-        .send_publish(subject(producer, &envelope.content_type), message)
-        .await
-        .map_err(|error| format!("cannot publish position {}: {error}", event.position()))
 }
 
 #[cfg(test)]

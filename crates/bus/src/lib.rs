@@ -17,6 +17,7 @@
 //!   consumers and repair any gap in positions from the producer itself
 //!   (`repair`).
 
+mod backoff;
 mod in_process;
 mod jetstream;
 mod log_reader;
