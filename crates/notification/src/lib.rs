@@ -10,24 +10,20 @@
 //! restarts of either side.
 
 mod derive;
+mod projection;
+mod rules;
 mod service;
 
-use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use contract::events::v1::EventEnvelope;
-use contract::notification::v1 as wire;
-use contract::records::{AnyEvent, NotificationEvent};
-use eventlog::{EventLog, ExpectedVersion, NewEvent};
+use eventlog::EventLog;
 use service_core::clock::Clock;
-use service_core::event::Derived;
-use service_core::follow::{Follower, Record};
-use service_core::rule::{Applier, Effects, Rule};
 use service_core::settings::Settings;
 use service_core::{Quarantine, Watermark};
 
+pub(crate) use crate::projection::Acks;
 pub use crate::service::Notification;
 
 pub const LOG: &str = contract::producers::NOTIFICATION;
@@ -76,9 +72,6 @@ pub enum Error {
     Bus(#[from] bus::Error),
 }
 
-/// Acknowledged sequence by (recipient ODS code, subscriber name).
-pub(crate) type Acks = Arc<RwLock<HashMap<(String, String), u64>>>;
-
 pub async fn open(options: Options, bus: &bus::Bus) -> Result<Notification, Error> {
     let log = EventLog::open(eventlog::Options::new(&options.data_dir))?;
     bus.register_producer(LOG, log.clone()).await?;
@@ -91,14 +84,14 @@ pub async fn open(options: Options, bus: &bus::Bus) -> Result<Notification, Erro
         quarantine.clone(),
         acks.clone(),
         watermark.clone(),
-        apply_ack,
+        projection::apply_ack,
     )
     .await
     .map_err(Error::Projection)?;
     let memory = Arc::new(Mutex::new(derive::Memory::default()));
     let registry = contract::producers::plan_registry_pods(options.registry_pods);
     for producer in SOURCES.map(str::to_owned).into_iter().chain(registry) {
-        tokio::spawn(follow_source(
+        tokio::spawn(rules::follow_source(
             log.clone(),
             bus.clone(),
             producer,
@@ -106,7 +99,7 @@ pub async fn open(options: Options, bus: &bus::Bus) -> Result<Notification, Erro
             quarantine.clone(),
         ));
     }
-    tokio::spawn(check_deadlines(
+    tokio::spawn(rules::check_deadlines(
         log.clone(),
         memory,
         options.deadline_check,
@@ -118,132 +111,4 @@ pub async fn open(options: Options, bus: &bus::Bus) -> Result<Notification, Erro
         watermark,
         quarantine.health().clone(),
     ))
-}
-
-/// How far each subscriber has acknowledged: the highest sequence each
-/// acknowledgement names.
-fn apply_ack(
-    acks: &mut HashMap<(String, String), u64>,
-    _: Record<'_>,
-    event: NotificationEvent,
-) -> Result<(), String> {
-    if let NotificationEvent::Acknowledged(ack) = event {
-        let place = acks
-            .entry((ack.recipient_ods_code, ack.subscriber))
-            .or_default();
-        *place = (*place).max(ack.sequence);
-    }
-    Ok(())
-}
-
-/// The event that raises `notification`, the `index`-th that `derived`
-/// comes to for `purpose`, in its recipient's stream.
-fn raised_event(
-    derived: &Derived<'_>,
-    purpose: &str,
-    index: u32,
-    notification: &wire::NotificationRaised,
-) -> (String, Vec<NewEvent>) {
-    let recipient = notification
-        .recipient
-        .as_ref()
-        .map(|r| r.ods_code.clone())
-        .unwrap_or_default();
-    let event = derived.event(purpose, index, notification);
-    (format!("recipient-{recipient}"), vec![event])
-}
-
-/// Reads a producer from its first event, so what the rules remember
-/// (invitees, open deadlines) is whole, but raises only from its cursor on;
-/// the derived ids make anything raised twice harmless anyway.
-async fn follow_source(
-    log: EventLog,
-    bus: bus::Bus,
-    producer: String,
-    memory: Arc<Mutex<derive::Memory>>,
-    quarantine: Quarantine,
-) {
-    let cursor = format!("rule:{producer}");
-    let what = format!("the notification rules following {producer}");
-    let health = quarantine.health().clone();
-    let raised_up_to = match log.cursor(&cursor) {
-        Ok(position) => position.unwrap_or_default(),
-        Err(error) => return health.broken(&what, error),
-    };
-    let consumer = format!("{LOG}.rules.{producer}");
-    let Ok(follower) = Follower::bus(what, &bus, &consumer, producer, 0, quarantine).await else {
-        return;
-    };
-    let applier = Applier::start(log, cursor, health, |_, _| async {});
-    let rule = Rule::new(
-        applier,
-        move |record: Record<'_>, event: AnyEvent| -> Result<Effects, String> {
-            let notifications = memory
-                .lock()
-                .map_err(|_| "the rules' memory was poisoned".to_owned())?
-                .derive(record, &event);
-            if record.position < raised_up_to {
-                return Ok(Vec::new());
-            }
-            let derived = Derived::from(record.envelope, LOG, "notification")?;
-            Ok(notifications
-                .iter()
-                .enumerate()
-                .map(|(index, notification)| {
-                    raised_event(&derived, "notification", index as u32, notification)
-                })
-                .collect())
-        },
-    );
-    follower.run(rule).await;
-}
-
-async fn check_deadlines(
-    log: EventLog,
-    memory: Arc<Mutex<derive::Memory>>,
-    every: Duration,
-    clock: Clock,
-) {
-    // Following the log's head tells this task when the log closes, so it
-    // lets go of it at once instead of at its next check.
-    let mut closing = log.subscribe(log.head());
-    let mut ticks = tokio::time::interval(every);
-    loop {
-        tokio::select! {
-            _ = ticks.tick() => {}
-            next = closing.next() => match next {
-                Ok(_) => continue,
-                Err(_) => return,
-            },
-        }
-        let missed = match memory.lock() {
-            Ok(mut memory) => memory.missed(clock.today()),
-            Err(_) => return,
-        };
-        for deadline in missed {
-            // Time, not a request, raises it: a trace of its own.
-            let source = EventEnvelope {
-                event_id: deadline.source_event.clone(),
-                ..EventEnvelope::default()
-            };
-            let Ok(derived) = Derived::from(&source, LOG, "deadline-missed") else {
-                continue;
-            };
-            let (stream, events) =
-                raised_event(&derived, "deadline-missed", 0, &deadline.notification);
-            loop {
-                match log
-                    .append(&stream, ExpectedVersion::Any, events.clone())
-                    .await
-                {
-                    Ok(_) => break,
-                    Err(eventlog::Error::Closed) => return,
-                    Err(error) => {
-                        tracing::warn!(%error, "could not raise a missed deadline; retrying");
-                        tokio::time::sleep(Duration::from_millis(200)).await;
-                    }
-                }
-            }
-        }
-    }
 }

@@ -92,7 +92,7 @@ fn domain_date(date: Option<&contract::common::v1::Date>) -> Result<domain::date
     validate::date("date", date).map_err(|status| status.message().to_owned())
 }
 
-pub fn apply_decided(tracked: &mut Tracked, decided: &wire::ReferralDecided) -> Result<(), String> {
+fn apply_decided(tracked: &mut Tracked, decided: &wire::ReferralDecided) -> Result<(), String> {
     let outcome =
         crate::convert::outcome_to_domain(decided.outcome).ok_or("decision without an outcome")?;
     let decided_on = decided
@@ -118,7 +118,7 @@ pub fn apply_decided(tracked: &mut Tracked, decided: &wire::ReferralDecided) -> 
     Ok(())
 }
 
-pub fn apply_strategy(
+fn apply_strategy(
     tracked: &mut Tracked,
     held: &wire::StrategyDiscussionHeld,
 ) -> Result<(), String> {
@@ -139,7 +139,7 @@ pub fn apply_strategy(
     Ok(())
 }
 
-pub fn apply_section_47(
+fn apply_section_47(
     tracked: &mut Tracked,
     concluded: &wire::Section47Concluded,
 ) -> Result<(), String> {

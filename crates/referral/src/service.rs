@@ -17,7 +17,7 @@ use service_core::{Watermark, consistency};
 use tonic::{Request, Response, Status};
 
 use crate::convert;
-use crate::projection::{self, Projection, Tracked};
+use crate::projection::{Projection, Tracked};
 
 /// The service; cheap to clone.
 #[derive(Debug, Clone)]
@@ -111,6 +111,28 @@ impl ReferralIntake {
             .await
             .map_err(from_log)?;
         Ok(self.inner.watermark.token(outcome.positions.end))
+    }
+
+    /// The referral as the service shows it once its view has applied the
+    /// write `token` names: every write answers from the view, as any
+    /// later read will.
+    async fn answered(
+        &self,
+        referral_id: &str,
+        token: &ConsistencyToken,
+    ) -> Result<wire::Referral, Status> {
+        self.inner
+            .watermark
+            .wait_for(Some(token), consistency::DEFAULT_WAIT)
+            .await?;
+        self.view(referral_id)
+    }
+
+    /// A referral's view, with whether its decision is overdue today.
+    fn view(&self, referral_id: &str) -> Result<wire::Referral, Status> {
+        let mut view = self.tracked(referral_id)?.view;
+        view.decision_overdue = self.is_overdue(&view, self.inner.clock.today());
+        Ok(view)
     }
 
     fn is_overdue(&self, view: &wire::Referral, today: domain::date::Date) -> bool {
@@ -291,7 +313,7 @@ impl referral_intake_server::ReferralIntake for ReferralIntake {
         let rationale = validate::required_text("rationale", &request.rationale)?;
         let decided_at = validate::timestamp_or_now("decided_at", request.decided_at.as_ref())?;
         self.catch_up().await?;
-        let mut tracked = self.tracked(&request.referral_id)?;
+        let tracked = self.tracked(&request.referral_id)?;
         tracked
             .aggregate
             .decide(outcome, validate::date_of(&decided_at))
@@ -320,10 +342,8 @@ impl referral_intake_server::ReferralIntake for ReferralIntake {
                 },
             )
             .await?;
-        projection::apply_decided(&mut tracked, &decided)
-            .map_err(|error| internal("showing the decision", error))?;
         Ok(Response::new(wire::RecordDecisionResponse {
-            referral: Some(tracked.view),
+            referral: Some(self.answered(&request.referral_id, &token).await?),
             token: Some(token),
         }))
     }
@@ -345,7 +365,7 @@ impl referral_intake_server::ReferralIntake for ReferralIntake {
             .map(|agency| validate::organisation("agencies_present", Some(agency)))
             .collect::<Result<Vec<_>, _>>()?;
         self.catch_up().await?;
-        let mut tracked = self.tracked(&request.referral_id)?;
+        let tracked = self.tracked(&request.referral_id)?;
         tracked
             .aggregate
             .hold_strategy_discussion(held_on, request.section_47_enquiry)
@@ -383,10 +403,8 @@ impl referral_intake_server::ReferralIntake for ReferralIntake {
                 },
             )
             .await?;
-        projection::apply_strategy(&mut tracked, &held)
-            .map_err(|error| internal("showing the strategy discussion", error))?;
         Ok(Response::new(wire::RecordStrategyDiscussionResponse {
-            referral: Some(tracked.view),
+            referral: Some(self.answered(&request.referral_id, &token).await?),
             token: Some(token),
         }))
     }
@@ -401,7 +419,7 @@ impl referral_intake_server::ReferralIntake for ReferralIntake {
         let concluded_on = validate::date("concluded_on", request.concluded_on.as_ref())?;
         let rationale = validate::required_text("rationale", &request.rationale)?;
         self.catch_up().await?;
-        let mut tracked = self.tracked(&request.referral_id)?;
+        let tracked = self.tracked(&request.referral_id)?;
         tracked
             .aggregate
             .conclude_section_47(concluded_on, request.conference_needed)
@@ -426,10 +444,8 @@ impl referral_intake_server::ReferralIntake for ReferralIntake {
                 },
             )
             .await?;
-        projection::apply_section_47(&mut tracked, &concluded)
-            .map_err(|error| internal("showing the enquiry's conclusion", error))?;
         Ok(Response::new(wire::RecordSection47OutcomeResponse {
-            referral: Some(tracked.view),
+            referral: Some(self.answered(&request.referral_id, &token).await?),
             token: Some(token),
         }))
     }
@@ -444,10 +460,8 @@ impl referral_intake_server::ReferralIntake for ReferralIntake {
             .watermark
             .wait_for(request.min_token.as_ref(), consistency::DEFAULT_WAIT)
             .await?;
-        let mut view = self.tracked(&request.referral_id)?.view;
-        view.decision_overdue = self.is_overdue(&view, self.inner.clock.today());
         Ok(Response::new(wire::GetReferralResponse {
-            referral: Some(view),
+            referral: Some(self.view(&request.referral_id)?),
         }))
     }
 
