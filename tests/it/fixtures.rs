@@ -120,39 +120,63 @@ pub fn invitee(role: InviteeRole, ods: &str, kind: OrganisationKind) -> Invitee 
     }
 }
 
+/// A school's referral of `child`, received at `received_at`, under the
+/// client's idempotency `key`.
+pub fn referral_of(
+    key: &str,
+    child: referral::Child,
+    received_at: Option<prost_types::Timestamp>,
+) -> referral::SubmitReferralRequest {
+    referral::SubmitReferralRequest {
+        caller: Some(chair()),
+        idempotency_key: key.into(),
+        referrer: Some(referral::Referrer {
+            organisation: Some(organisation("S999001", OrganisationKind::School)),
+            person: None,
+        }),
+        child: Some(child),
+        concerns: "unexplained bruising".into(),
+        category_of_concern: AbuseCategory::Physical.into(),
+        consent: Some(referral::Consent {
+            status: referral::ConsentStatus::Given.into(),
+            reason: String::new(),
+        }),
+        local_authority: Some(council()),
+        received_at,
+        ..referral::SubmitReferralRequest::default()
+    }
+}
+
+/// The child most tests are about.
+pub fn the_child() -> referral::Child {
+    referral::Child {
+        nhs_number: child(),
+        given_name: "Alex".into(),
+        family_name: "Testchild".into(),
+        date_of_birth: date(2019, 4, 2),
+        ..referral::Child::default()
+    }
+}
+
 /// A referral taken to a section 47 enquiry that needs a conference.
 pub async fn refer_to_conference(backbone: &mut Backbone) -> String {
+    refer_to_conference_with(backbone, "case-0001", the_child()).await
+}
+
+/// A referral of `child` under `key` taken to a section 47 enquiry that
+/// needs a conference; its id.
+pub async fn refer_to_conference_with(
+    backbone: &mut Backbone,
+    key: &str,
+    child: referral::Child,
+) -> String {
+    let received_at = Some(prost_types::Timestamp {
+        seconds: 1_766_136_600,
+        nanos: 0,
+    });
     let submitted = backbone
         .referrals
-        .submit_referral(referral::SubmitReferralRequest {
-            caller: Some(chair()),
-            idempotency_key: "case-0001".into(),
-            referrer: Some(referral::Referrer {
-                organisation: Some(organisation("S999001", OrganisationKind::School)),
-                person: None,
-            }),
-            child: Some(referral::Child {
-                nhs_number: Some(NhsNumber {
-                    value: "9990000018".into(),
-                }),
-                given_name: "Alex".into(),
-                family_name: "Testchild".into(),
-                date_of_birth: date(2019, 4, 2),
-                ..referral::Child::default()
-            }),
-            concerns: "unexplained bruising".into(),
-            category_of_concern: AbuseCategory::Physical.into(),
-            consent: Some(referral::Consent {
-                status: referral::ConsentStatus::Given.into(),
-                reason: String::new(),
-            }),
-            local_authority: Some(council()),
-            received_at: Some(prost_types::Timestamp {
-                seconds: 1_766_136_600,
-                nanos: 0,
-            }),
-            ..referral::SubmitReferralRequest::default()
-        })
+        .submit_referral(referral_of(key, child, received_at))
         .await
         .expect("submit")
         .into_inner();
@@ -253,49 +277,9 @@ pub const CALLER_TRACE_ID: &str = "5afe9a4d0000000000000000000c0de1";
 /// Runs the initial conference to a plan (physical abuse).
 pub async fn make_plan(backbone: &mut Backbone) -> Planned {
     refer_to_conference(backbone).await;
-    let id = conferences(backbone, 1).await.remove(0).conference_id;
-    let present = vec![
-        invitee(
-            InviteeRole::SocialCare,
-            "E09000999",
-            OrganisationKind::LocalAuthority,
-        ),
-        invitee(InviteeRole::Police, "P99001", OrganisationKind::Police),
-        invitee(InviteeRole::Gp, "Y99001", OrganisationKind::GpPractice),
-    ];
-    backbone
-        .conferences
-        .update_invitations(UpdateInvitationsRequest {
-            caller: Some(chair()),
-            conference_id: id.clone(),
-            add: present[1..].to_vec(),
-            remove: vec![],
-        })
-        .await
-        .expect("invite");
-    backbone
-        .conferences
-        .schedule_conference(ScheduleConferenceRequest {
-            caller: Some(chair()),
-            conference_id: id.clone(),
-            scheduled_for: Some(prost_types::Timestamp {
-                seconds: 1_768_900_000,
-                nanos: 0,
-            }),
-            venue: "Civic Centre".into(),
-        })
-        .await
-        .expect("schedule");
-    backbone
-        .conferences
-        .record_attendance(RecordAttendanceRequest {
-            caller: Some(chair()),
-            conference_id: id.clone(),
-            present,
-            held_on: date(2026, 1, 20),
-        })
-        .await
-        .expect("attendance");
+    let conference = conferences(backbone, 1).await.remove(0);
+    convene(backbone, &conference, date(2026, 1, 20)).await;
+    let id = conference.conference_id;
     let mut request = tonic::Request::new(RecordOutcomeRequest {
         caller: Some(chair()),
         conference_id: id,
@@ -400,4 +384,134 @@ pub async fn receive(
         received.push(message);
     }
     received
+}
+
+/// Holds `conference` on `held_on` with a quorum present and records
+/// `outcome`.
+pub async fn hold(
+    backbone: &mut Backbone,
+    conference: &Conference,
+    held_on: Option<Date>,
+    outcome: outcome::Kind,
+) {
+    convene(backbone, conference, held_on).await;
+    backbone
+        .conferences
+        .record_outcome(RecordOutcomeRequest {
+            caller: Some(chair()),
+            conference_id: conference.conference_id.clone(),
+            outcome: Some(Outcome {
+                kind: Some(outcome),
+                quorum_override_reason: String::new(),
+            }),
+        })
+        .await
+        .expect("outcome");
+}
+
+/// Schedules `conference` and records it held on `held_on` with a quorum
+/// present: social care, police and the GP, inviting those not invited
+/// yet.
+pub async fn convene(backbone: &mut Backbone, conference: &Conference, held_on: Option<Date>) {
+    let present = vec![
+        invitee(
+            InviteeRole::SocialCare,
+            "E09000999",
+            OrganisationKind::LocalAuthority,
+        ),
+        invitee(InviteeRole::Police, "P99001", OrganisationKind::Police),
+        invitee(InviteeRole::Gp, "Y99001", OrganisationKind::GpPractice),
+    ];
+    let missing: Vec<Invitee> = present
+        .iter()
+        .filter(|wanted| {
+            !conference.invitees.iter().any(|known| {
+                known.role == wanted.role
+                    && known.organisation.as_ref().map(|o| &o.ods_code)
+                        == wanted.organisation.as_ref().map(|o| &o.ods_code)
+            })
+        })
+        .cloned()
+        .collect();
+    let id = conference.conference_id.clone();
+    if !missing.is_empty() {
+        backbone
+            .conferences
+            .update_invitations(UpdateInvitationsRequest {
+                caller: Some(chair()),
+                conference_id: id.clone(),
+                add: missing,
+                remove: vec![],
+            })
+            .await
+            .expect("invite");
+    }
+    backbone
+        .conferences
+        .schedule_conference(ScheduleConferenceRequest {
+            caller: Some(chair()),
+            conference_id: id.clone(),
+            scheduled_for: Some(prost_types::Timestamp {
+                seconds: 1_768_900_000,
+                nanos: 0,
+            }),
+            venue: "Civic Centre".into(),
+        })
+        .await
+        .expect("schedule");
+    backbone
+        .conferences
+        .record_attendance(RecordAttendanceRequest {
+            caller: Some(chair()),
+            conference_id: id,
+            present,
+            held_on,
+        })
+        .await
+        .expect("attendance");
+}
+
+/// A plan recorded directly for `child`, continued here after a transfer
+/// in from another council on `start`.
+pub async fn transfer_in(
+    backbone: &mut Backbone,
+    child: &str,
+    start: Option<Date>,
+) -> registry_wire::PlanResponse {
+    backbone
+        .registry
+        .record_transfer_in(registry_wire::RecordTransferInRequest {
+            caller: Some(chair()),
+            child_nhs_number: Some(NhsNumber {
+                value: child.into(),
+            }),
+            category: AbuseCategory::Emotional.into(),
+            start_date: start,
+            local_authority: Some(council()),
+            previous_local_authority: Some(organisation(
+                "E09000998",
+                OrganisationKind::LocalAuthority,
+            )),
+            lead_social_worker: None,
+        })
+        .await
+        .expect("transfer in")
+        .into_inner()
+}
+
+/// The council's office-hours and out-of-hours numbers, as lookups show
+/// them.
+pub async fn set_contacts(backbone: &mut Backbone, office: &str, out_of_hours: &str) {
+    backbone
+        .registry
+        .set_local_authority_contacts(registry_wire::SetLocalAuthorityContactsRequest {
+            caller: Some(chair()),
+            contacts: Some(registry_wire::LocalAuthorityContacts {
+                local_authority: Some(council()),
+                office_hours_phone: office.into(),
+                out_of_hours_phone: out_of_hours.into(),
+            }),
+        })
+        .await
+        .expect("contacts");
 }

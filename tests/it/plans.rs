@@ -12,18 +12,7 @@ use crate::fixtures::*;
 async fn an_emergency_department_sees_the_plan_and_whom_to_call_and_the_lookup_is_recorded() {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut backbone = spawn(dir.path()).await;
-    backbone
-        .registry
-        .set_local_authority_contacts(registry_wire::SetLocalAuthorityContactsRequest {
-            caller: Some(chair()),
-            contacts: Some(registry_wire::LocalAuthorityContacts {
-                local_authority: Some(council()),
-                office_hours_phone: "01632 960100".into(),
-                out_of_hours_phone: "01632 960999".into(),
-            }),
-        })
-        .await
-        .expect("contacts");
+    set_contacts(&mut backbone, "01632 960100", "01632 960999").await;
     let planned = make_plan(&mut backbone).await;
     let decided = planned.conference;
 

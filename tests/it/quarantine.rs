@@ -15,7 +15,7 @@ use contract::referral::v1 as referral;
 use contract::registry::v1 as registry_wire;
 use tonic::Code;
 
-use crate::fixtures::{self, Backbone, chair, council, date, invitee, nurse};
+use crate::fixtures::{self, Backbone, chair, council, date, nurse};
 
 /// The child taken to a plan without an NHS number: a newborn.
 const NEWBORN_KEY: &str = "newborn-0001";
@@ -54,83 +54,6 @@ async fn open_conference(
     panic!("no such conference was requested");
 }
 
-/// Holds a conference with a quorum present and records `outcome`.
-async fn hold(
-    backbone: &mut Backbone,
-    conference: &Conference,
-    held_on: (i32, i32, i32),
-    outcome: outcome::Kind,
-) {
-    let present = vec![
-        invitee(
-            InviteeRole::SocialCare,
-            "E09000999",
-            OrganisationKind::LocalAuthority,
-        ),
-        invitee(InviteeRole::Police, "P99001", OrganisationKind::Police),
-        invitee(InviteeRole::Gp, "Y99001", OrganisationKind::GpPractice),
-    ];
-    let missing: Vec<Invitee> = present
-        .iter()
-        .filter(|wanted| {
-            !conference.invitees.iter().any(|known| {
-                known.role == wanted.role
-                    && known.organisation.as_ref().map(|o| &o.ods_code)
-                        == wanted.organisation.as_ref().map(|o| &o.ods_code)
-            })
-        })
-        .cloned()
-        .collect();
-    let id = conference.conference_id.clone();
-    if !missing.is_empty() {
-        backbone
-            .conferences
-            .update_invitations(UpdateInvitationsRequest {
-                caller: Some(chair()),
-                conference_id: id.clone(),
-                add: missing,
-                remove: vec![],
-            })
-            .await
-            .expect("invite");
-    }
-    backbone
-        .conferences
-        .schedule_conference(ScheduleConferenceRequest {
-            caller: Some(chair()),
-            conference_id: id.clone(),
-            scheduled_for: Some(prost_types::Timestamp {
-                seconds: 1_768_900_000,
-                nanos: 0,
-            }),
-            venue: "Civic Centre".into(),
-        })
-        .await
-        .expect("schedule");
-    backbone
-        .conferences
-        .record_attendance(RecordAttendanceRequest {
-            caller: Some(chair()),
-            conference_id: id.clone(),
-            present,
-            held_on: date(held_on.0, held_on.1, held_on.2),
-        })
-        .await
-        .expect("attendance");
-    backbone
-        .conferences
-        .record_outcome(RecordOutcomeRequest {
-            caller: Some(chair()),
-            conference_id: id,
-            outcome: Some(Outcome {
-                kind: Some(outcome),
-                quorum_override_reason: String::new(),
-            }),
-        })
-        .await
-        .expect("outcome");
-}
-
 fn review(decision: review_outcome::Decision) -> outcome::Kind {
     outcome::Kind::Review(ReviewOutcome {
         decision: Some(decision),
@@ -141,82 +64,19 @@ fn review(decision: review_outcome::Decision) -> outcome::Kind {
 /// reviews then change the plan's category and end it: three plan events
 /// the registry cannot apply, none naming a child it could look up.
 async fn newborn_through_plan_and_reviews(backbone: &mut Backbone) {
-    let referral_id = backbone
-        .referrals
-        .submit_referral(referral::SubmitReferralRequest {
-            caller: Some(chair()),
-            idempotency_key: NEWBORN_KEY.into(),
-            referrer: Some(referral::Referrer {
-                organisation: Some(fixtures::organisation("RXX01", OrganisationKind::NhsTrust)),
-                person: None,
-            }),
-            child: Some(referral::Child {
-                given_name: "Baby".into(),
-                family_name: "Testnewborn".into(),
-                date_of_birth: date(2026, 1, 2),
-                ..referral::Child::default()
-            }),
-            concerns: "injuries at birth unexplained".into(),
-            category_of_concern: AbuseCategory::Physical.into(),
-            consent: Some(referral::Consent {
-                status: referral::ConsentStatus::Given.into(),
-                reason: String::new(),
-            }),
-            local_authority: Some(council()),
-            received_at: Some(prost_types::Timestamp {
-                seconds: 1_767_342_600,
-                nanos: 0,
-            }),
-            ..referral::SubmitReferralRequest::default()
-        })
-        .await
-        .expect("a referral without an NHS number is accepted")
-        .into_inner()
-        .referral_id;
-    backbone
-        .referrals
-        .record_decision(referral::RecordDecisionRequest {
-            caller: Some(chair()),
-            referral_id: referral_id.clone(),
-            rag_rating: referral::RagRating::Red.into(),
-            outcome: referral::ReferralOutcome::StrategyDiscussion.into(),
-            rationale: "significant harm suspected".into(),
-            decided_at: Some(prost_types::Timestamp {
-                seconds: 1_767_346_200,
-                nanos: 0,
-            }),
-        })
-        .await
-        .expect("decide");
-    backbone
-        .referrals
-        .record_strategy_discussion(referral::RecordStrategyDiscussionRequest {
-            caller: Some(chair()),
-            referral_id: referral_id.clone(),
-            held_on: date(2026, 1, 5),
-            agencies_present: vec![council()],
-            section_47_enquiry: true,
-            notes: String::new(),
-        })
-        .await
-        .expect("strategy");
-    backbone
-        .referrals
-        .record_section47_outcome(referral::RecordSection47OutcomeRequest {
-            caller: Some(chair()),
-            referral_id: referral_id.clone(),
-            concluded_on: date(2026, 1, 8),
-            conference_needed: true,
-            rationale: "risk of significant harm".into(),
-        })
-        .await
-        .expect("conclude");
+    let newborn = referral::Child {
+        given_name: "Baby".into(),
+        family_name: "Testnewborn".into(),
+        date_of_birth: date(2025, 12, 2),
+        ..referral::Child::default()
+    };
+    let referral_id = fixtures::refer_to_conference_with(backbone, NEWBORN_KEY, newborn).await;
     let initial = open_conference(backbone, |c| c.referral_id == referral_id).await;
     assert_eq!(initial.child_nhs_number, None);
-    hold(
+    fixtures::hold(
         backbone,
         &initial,
-        (2026, 1, 20),
+        date(2026, 1, 20),
         outcome::Kind::Initial(InitialOutcome {
             plan: true,
             category: AbuseCategory::Physical.into(),
@@ -227,10 +87,10 @@ async fn newborn_through_plan_and_reviews(backbone: &mut Backbone) {
         c.kind == i32::from(ConferenceKind::Review) && c.child_nhs_number.is_none()
     };
     let first_review = open_conference(backbone, plan_of).await;
-    hold(
+    fixtures::hold(
         backbone,
         &first_review,
-        (2026, 4, 20),
+        date(2026, 4, 20),
         review(review_outcome::Decision::ChangeCategory(
             AbuseCategory::Neglect.into(),
         )),
@@ -240,10 +100,10 @@ async fn newborn_through_plan_and_reviews(backbone: &mut Backbone) {
         plan_of(c) && c.conference_id != first_review.conference_id
     })
     .await;
-    hold(
+    fixtures::hold(
         backbone,
         &second_review,
-        (2026, 10, 20),
+        date(2026, 10, 20),
         review(review_outcome::Decision::EndReason(
             "no longer at risk".into(),
         )),
@@ -256,22 +116,7 @@ async fn newborn_through_plan_and_reviews(backbone: &mut Backbone) {
 /// registry cannot know which plan ended, so the child's record cannot be
 /// shown as it is.
 async fn plan_ended_under_a_mistyped_id(backbone: &mut Backbone) {
-    backbone
-        .registry
-        .record_transfer_in(registry_wire::RecordTransferInRequest {
-            caller: Some(chair()),
-            child_nhs_number: nhs(MISTYPED),
-            category: AbuseCategory::Emotional.into(),
-            start_date: date(2026, 2, 2),
-            local_authority: Some(council()),
-            previous_local_authority: Some(fixtures::organisation(
-                "E09000998",
-                OrganisationKind::LocalAuthority,
-            )),
-            lead_social_worker: None,
-        })
-        .await
-        .expect("transfer in");
+    fixtures::transfer_in(backbone, MISTYPED, date(2026, 2, 2)).await;
     let review_conference = backbone
         .conferences
         .create_conference(CreateConferenceRequest {
@@ -290,10 +135,10 @@ async fn plan_ended_under_a_mistyped_id(backbone: &mut Backbone) {
         .into_inner()
         .conference
         .expect("conference");
-    hold(
+    fixtures::hold(
         backbone,
         &review_conference,
-        (2026, 5, 5),
+        date(2026, 5, 5),
         review(review_outcome::Decision::EndReason(
             "stepped down to child in need".into(),
         )),
@@ -386,18 +231,7 @@ fn assert_fails_closed(answer: Result<registry_wire::LookupChildResponse, tonic:
 async fn a_record_that_cannot_be_applied_is_quarantined_and_its_child_fails_closed() {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut backbone = fixtures::spawn(dir.path()).await;
-    backbone
-        .registry
-        .set_local_authority_contacts(registry_wire::SetLocalAuthorityContactsRequest {
-            caller: Some(chair()),
-            contacts: Some(registry_wire::LocalAuthorityContacts {
-                local_authority: Some(council()),
-                office_hours_phone: "0300 000 0001".into(),
-                out_of_hours_phone: "0300 000 0002".into(),
-            }),
-        })
-        .await
-        .expect("contacts");
+    fixtures::set_contacts(&mut backbone, "0300 000 0001", "0300 000 0002").await;
     // The child everyone else is: a plan made as every day.
     let planned = fixtures::make_plan(&mut backbone).await;
     let before = fixtures::lookup(&mut backbone, nurse(), true, planned.token).await;

@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use contract::common::v1::{AbuseCategory, Date, NhsNumber, OrganisationKind, Role};
+use contract::common::v1::{Date, NhsNumber, OrganisationKind, Role};
 use contract::conference::v1 as conference;
 use contract::notification::v1 as note;
 use contract::referral::v1 as referral;
@@ -55,23 +55,27 @@ fn day(year: i32, month: u32, day: u32) -> domain::date::Date {
     domain::date::Date::from_ymd(year, month, day).expect("a date")
 }
 
-/// What the settings in `SETTINGS` should make the services answer, from
-/// the domain's own clocks with the same calendar.
-fn expected(settings: &Settings) -> Observed {
-    let calendar = settings.calendar().expect("calendar");
+/// What the services should answer with `calendar`, and the quorum,
+/// visibility and deadline check that make the last three answers.
+fn answers(
+    calendar: &Calendar,
+    outcome_with_one_other_agency: Result<(), String>,
+    plans_shown_after_an_end_in_september: usize,
+    missed_deadline_told: bool,
+) -> Observed {
     Observed {
         decision_due_over_a_removed_holiday: wire(clocks::referral_decision_due(
-            &calendar,
+            calendar,
             day(2026, 8, 28),
         )),
         decision_due_over_an_extra_holiday: wire(clocks::referral_decision_due(
-            &calendar,
+            calendar,
             day(2026, 9, 8),
         )),
-        conference_due: wire(clocks::icpc_due(&calendar, day(2026, 9, 1))),
-        outcome_with_one_other_agency: Ok(()),
-        plans_shown_after_an_end_in_september: 0,
-        missed_deadline_told: true,
+        conference_due: wire(clocks::icpc_due(calendar, day(2026, 9, 1))),
+        outcome_with_one_other_agency,
+        plans_shown_after_an_end_in_september,
+        missed_deadline_told,
     }
 }
 
@@ -88,34 +92,15 @@ async fn refer(
     child: &str,
     received: Option<prost_types::Timestamp>,
 ) -> Option<Date> {
+    let child = referral::Child {
+        nhs_number: Some(NhsNumber {
+            value: child.into(),
+        }),
+        ..fixtures::the_child()
+    };
     backbone
         .referrals
-        .submit_referral(referral::SubmitReferralRequest {
-            caller: Some(chair()),
-            idempotency_key: key.into(),
-            referrer: Some(referral::Referrer {
-                organisation: Some(fixtures::organisation("S999001", OrganisationKind::School)),
-                person: None,
-            }),
-            child: Some(referral::Child {
-                nhs_number: Some(NhsNumber {
-                    value: child.into(),
-                }),
-                given_name: "Alex".into(),
-                family_name: "Testchild".into(),
-                date_of_birth: date(2019, 4, 2),
-                ..referral::Child::default()
-            }),
-            concerns: "unexplained bruising".into(),
-            category_of_concern: AbuseCategory::Physical.into(),
-            consent: Some(referral::Consent {
-                status: referral::ConsentStatus::Given.into(),
-                reason: String::new(),
-            }),
-            local_authority: Some(council()),
-            received_at: received,
-            ..referral::SubmitReferralRequest::default()
-        })
+        .submit_referral(fixtures::referral_of(key, child, received))
         .await
         .expect("submit")
         .into_inner()
@@ -216,23 +201,7 @@ async fn observe(backbone: &mut Backbone) -> Observed {
     let ended_child = Some(NhsNumber {
         value: "9990000042".into(),
     });
-    let plan = backbone
-        .registry
-        .record_transfer_in(registry_wire::RecordTransferInRequest {
-            caller: Some(chair()),
-            child_nhs_number: ended_child.clone(),
-            category: AbuseCategory::Emotional.into(),
-            start_date: date(2026, 1, 5),
-            local_authority: Some(council()),
-            previous_local_authority: Some(fixtures::organisation(
-                "E09000998",
-                OrganisationKind::LocalAuthority,
-            )),
-            lead_social_worker: None,
-        })
-        .await
-        .expect("transfer in")
-        .into_inner();
+    let plan = fixtures::transfer_in(backbone, "9990000042", date(2026, 1, 5)).await;
     let ended = backbone
         .registry
         .end_plan(registry_wire::EndPlanRequest {
@@ -292,10 +261,15 @@ async fn one_settings_file_means_the_same_to_the_backbone_and_to_each_service() 
     let dir = tempfile::tempdir().expect("temp dir");
     let path = settings_file(dir.path());
     let settings = Settings::from_file(&path).expect("settings");
-    let expected = expected(&settings);
+    let expected = answers(&settings.calendar().expect("calendar"), Ok(()), 0, true);
     // Each setting is away from its default, so an answer that ignored it
     // would differ.
-    let default = expected_by_default();
+    let default = answers(
+        &Calendar::england_and_wales(),
+        Err("not quorate".into()),
+        1,
+        false,
+    );
     assert_ne!(
         expected.decision_due_over_a_removed_holiday,
         default.decision_due_over_a_removed_holiday
@@ -328,23 +302,4 @@ async fn one_settings_file_means_the_same_to_the_backbone_and_to_each_service() 
         expected,
         "the services as their own binaries"
     );
-}
-
-/// What the same calls answer with no settings at all.
-fn expected_by_default() -> Observed {
-    let calendar = Calendar::england_and_wales();
-    Observed {
-        decision_due_over_a_removed_holiday: wire(clocks::referral_decision_due(
-            &calendar,
-            day(2026, 8, 28),
-        )),
-        decision_due_over_an_extra_holiday: wire(clocks::referral_decision_due(
-            &calendar,
-            day(2026, 9, 8),
-        )),
-        conference_due: wire(clocks::icpc_due(&calendar, day(2026, 9, 1))),
-        outcome_with_one_other_agency: Err("not quorate".into()),
-        plans_shown_after_an_end_in_september: 1,
-        missed_deadline_told: false,
-    }
 }

@@ -43,31 +43,39 @@ pub async fn listen(address: SocketAddr, watched: Vec<Watched>) -> std::io::Resu
 /// The Prometheus text exposition of `watched`.
 pub fn render(watched: &[Watched]) -> String {
     let mut text = String::new();
-    let _ = writeln!(
-        text,
-        "# HELP safeguard_service_serving 1 while the service does all its work, 0 once a part of it stopped for good."
+    gauge(
+        &mut text,
+        watched,
+        "safeguard_service_serving",
+        "1 while the service does all its work, 0 once a part of it stopped for good.",
+        |health| u64::from(health.problem().is_none()),
     );
-    let _ = writeln!(text, "# TYPE safeguard_service_serving gauge");
-    for service in watched {
-        let _ = writeln!(
-            text,
-            "safeguard_service_serving{{service=\"{}\"}} {}",
-            service.producer,
-            u8::from(service.health.problem().is_none())
-        );
-    }
-    let _ = writeln!(
-        text,
-        "# HELP safeguard_quarantined_records Records the service could not apply and passed by (see `safeguard health`)."
+    gauge(
+        &mut text,
+        watched,
+        "safeguard_quarantined_records",
+        "Records the service could not apply and passed by (see `safeguard health`).",
+        |health| health.quarantine().len() as u64,
     );
-    let _ = writeln!(text, "# TYPE safeguard_quarantined_records gauge");
-    for service in watched {
-        let _ = writeln!(
-            text,
-            "safeguard_quarantined_records{{service=\"{}\"}} {}",
-            service.producer,
-            service.health.quarantine().len()
-        );
-    }
     text
+}
+
+/// One gauge, a line per service.
+fn gauge(
+    text: &mut String,
+    watched: &[Watched],
+    name: &str,
+    help: &str,
+    value: impl Fn(&crate::Health) -> u64,
+) {
+    let _ = writeln!(text, "# HELP {name} {help}");
+    let _ = writeln!(text, "# TYPE {name} gauge");
+    for service in watched {
+        let _ = writeln!(
+            text,
+            "{name}{{service=\"{}\"}} {}",
+            service.producer,
+            value(&service.health)
+        );
+    }
 }
