@@ -23,6 +23,22 @@ struct Table {
 }
 
 impl Table {
+    /// Asserts every case went as the table says and no log moved.
+    fn finish(self, case: &Case) {
+        assert!(
+            self.wrong.is_empty(),
+            "{} of {} cases went wrong:\n{}",
+            self.wrong.len(),
+            self.cases,
+            self.wrong.join("\n")
+        );
+        assert_eq!(
+            case.b.heads(),
+            case.heads,
+            "a refused request wrote nothing"
+        );
+    }
+
     async fn case<T>(
         &mut self,
         name: &str,
@@ -69,13 +85,38 @@ fn other_council() -> Organisation {
     organisation("E09000998", OrganisationKind::LocalAuthority)
 }
 
-#[tokio::test]
-async fn bad_input_is_refused_precisely_and_writes_nothing() {
+/// A case to refuse requests in: a plan made by a conference (`held`,
+/// `plan_id`), a conference not yet held (`requested`) and a plan already
+/// ended (`ended`), and every log's head once all that is written.
+struct Case {
+    b: Backbone,
+    held: String,
+    plan_id: String,
+    requested: String,
+    ended: String,
+    heads: Vec<u64>,
+    _dir: tempfile::TempDir,
+}
+
+fn end(
+    plan_id: &str,
+    end_date: Option<Date>,
+    reason: registry_wire::PlanEndReason,
+) -> registry_wire::EndPlanRequest {
+    registry_wire::EndPlanRequest {
+        caller: Some(chair()),
+        plan_id: plan_id.to_owned(),
+        end_date,
+        reason: reason.into(),
+    }
+}
+
+async fn case() -> Case {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut b = spawn(dir.path()).await;
     let planned = make_plan(&mut b).await;
     let held = planned.conference.conference_id.clone();
-    let plan_id = planned.conference.plan_id.clone();
+    let plan_id = planned.conference.plan_id.to_owned();
     // A conference not yet held, and a plan already ended.
     let requested = b
         .conferences
@@ -114,14 +155,6 @@ async fn bad_input_is_refused_precisely_and_writes_nothing() {
         .plan
         .expect("plan")
         .plan_id;
-    let end = |plan_id: &str, end_date, reason: registry_wire::PlanEndReason| {
-        registry_wire::EndPlanRequest {
-            caller: Some(chair()),
-            plan_id: plan_id.to_owned(),
-            end_date,
-            reason: reason.into(),
-        }
-    };
     b.registry
         .end_plan(end(
             &ended,
@@ -131,14 +164,24 @@ async fn bad_input_is_refused_precisely_and_writes_nothing() {
         .await
         .expect("end");
     let heads = b.quiet_heads().await;
+    Case {
+        b,
+        held,
+        plan_id,
+        requested,
+        ended,
+        heads,
+        _dir: dir,
+    }
+}
 
+/// The conference scheduler's table.
+#[tokio::test]
+async fn the_conference_scheduler_refuses_bad_input_precisely() {
+    let case = case().await;
+    let (held, requested) = (case.held.as_str(), case.requested.as_str());
     let mut t = Table::default();
-    let (c, r, n) = (
-        b.conferences.clone(),
-        b.registry.clone(),
-        b.notifications.clone(),
-    );
-
+    let c = case.b.conferences.clone();
     // The conference scheduler.
     let create = || CreateConferenceRequest {
         caller: Some(chair()),
@@ -224,14 +267,14 @@ async fn bad_input_is_refused_precisely_and_writes_nothing() {
     .await;
     t.case(
         "schedule: no time",
-        c.schedule_conference(schedule(&requested, None)),
+        c.schedule_conference(schedule(requested, None)),
         Code::InvalidArgument,
         "scheduled_for",
     )
     .await;
     t.case(
         "schedule: a conference already held",
-        c.schedule_conference(schedule(&held, at)),
+        c.schedule_conference(schedule(held, at)),
         Code::FailedPrecondition,
         "held",
     )
@@ -240,7 +283,7 @@ async fn bad_input_is_refused_precisely_and_writes_nothing() {
         "rearrange: no reason",
         c.rearrange_conference(RearrangeConferenceRequest {
             caller: Some(chair()),
-            conference_id: requested.clone(),
+            conference_id: requested.to_owned(),
             scheduled_for: at,
             venue: "Room 2".into(),
             reason: " ".into(),
@@ -253,7 +296,7 @@ async fn bad_input_is_refused_precisely_and_writes_nothing() {
         "cancel: a conference already held",
         c.cancel_conference(CancelConferenceRequest {
             caller: Some(chair()),
-            conference_id: held.clone(),
+            conference_id: held.to_owned(),
             reason: "no longer needed".into(),
         }),
         Code::FailedPrecondition,
@@ -264,7 +307,7 @@ async fn bad_input_is_refused_precisely_and_writes_nothing() {
         "invite: an organisation with an invalid ODS code",
         c.update_invitations(UpdateInvitationsRequest {
             caller: Some(chair()),
-            conference_id: requested.clone(),
+            conference_id: requested.to_owned(),
             add: vec![invitee(
                 InviteeRole::Gp,
                 "not an ods code!",
@@ -280,7 +323,7 @@ async fn bad_input_is_refused_precisely_and_writes_nothing() {
         "reply: no response",
         c.record_invite_reply(RecordInviteReplyRequest {
             caller: Some(chair()),
-            conference_id: requested.clone(),
+            conference_id: requested.to_owned(),
             role: InviteeRole::SocialCare.into(),
             organisation_ods_code: "E09000999".into(),
             response: 0,
@@ -293,7 +336,7 @@ async fn bad_input_is_refused_precisely_and_writes_nothing() {
         "reply: from an agency not invited",
         c.record_invite_reply(RecordInviteReplyRequest {
             caller: Some(chair()),
-            conference_id: requested.clone(),
+            conference_id: requested.to_owned(),
             role: InviteeRole::Housing.into(),
             organisation_ods_code: "H99001".into(),
             response: InviteResponse::Attending.into(),
@@ -306,7 +349,7 @@ async fn bad_input_is_refused_precisely_and_writes_nothing() {
         "attendance: no date held",
         c.record_attendance(RecordAttendanceRequest {
             caller: Some(chair()),
-            conference_id: requested.clone(),
+            conference_id: requested.to_owned(),
             present: vec![],
             held_on: None,
         }),
@@ -329,14 +372,14 @@ async fn bad_input_is_refused_precisely_and_writes_nothing() {
     };
     t.case(
         "outcome: none given",
-        c.record_outcome(outcome(&requested, None)),
+        c.record_outcome(outcome(requested, None)),
         Code::InvalidArgument,
         "outcome",
     )
     .await;
     t.case(
         "outcome: for a conference not held",
-        c.record_outcome(outcome(&requested, plan())),
+        c.record_outcome(outcome(requested, plan())),
         Code::FailedPrecondition,
         "held",
     )
@@ -344,7 +387,7 @@ async fn bad_input_is_refused_precisely_and_writes_nothing() {
     t.case(
         "outcome: a second one",
         c.record_outcome(outcome(
-            &held,
+            held,
             Some(outcome::Kind::Initial(InitialOutcome {
                 plan: true,
                 category: AbuseCategory::Neglect.into(),
@@ -388,7 +431,16 @@ async fn bad_input_is_refused_precisely_and_writes_nothing() {
         "caller",
     )
     .await;
+    t.finish(&case);
+}
 
+/// The plan registry's table.
+#[tokio::test]
+async fn the_registry_refuses_bad_input_precisely() {
+    let case = case().await;
+    let (plan_id, ended) = (case.plan_id.as_str(), case.ended.as_str());
+    let mut t = Table::default();
+    let r = case.b.registry.clone();
     // The plan registry.
     let mut r = r.clone();
     let lookup = |change: &dyn Fn(&mut registry_wire::LookupChildRequest)| {
@@ -528,7 +580,7 @@ async fn bad_input_is_refused_precisely_and_writes_nothing() {
     .await;
     t.case(
         "link birth: to a plan that is not for an unborn child",
-        r.link_birth(link(&plan_id)),
+        r.link_birth(link(plan_id)),
         Code::FailedPrecondition,
         "unborn",
     )
@@ -538,7 +590,7 @@ async fn bad_input_is_refused_precisely_and_writes_nothing() {
         r.end_plan(registry_wire::EndPlanRequest {
             reason: 99,
             ..end(
-                &plan_id,
+                plan_id,
                 date(2026, 6, 1),
                 registry_wire::PlanEndReason::Other,
             )
@@ -550,7 +602,7 @@ async fn bad_input_is_refused_precisely_and_writes_nothing() {
     t.case(
         "end plan: one already ended",
         r.end_plan(end(
-            &ended,
+            ended,
             date(2026, 4, 1),
             registry_wire::PlanEndReason::NoLongerAtRisk,
         )),
@@ -561,7 +613,7 @@ async fn bad_input_is_refused_precisely_and_writes_nothing() {
     t.case(
         "end plan: before it started",
         r.end_plan(end(
-            &plan_id,
+            plan_id,
             date(2025, 12, 1),
             registry_wire::PlanEndReason::NoLongerAtRisk,
         )),
@@ -593,7 +645,15 @@ async fn bad_input_is_refused_precisely_and_writes_nothing() {
         "contacts.out_of_hours_phone",
     )
     .await;
+    t.finish(&case);
+}
 
+/// The notification service's table.
+#[tokio::test]
+async fn the_notification_service_refuses_bad_input_precisely() {
+    let case = case().await;
+    let mut t = Table::default();
+    let n = case.b.notifications.clone();
     // The notification service.
     let mut n = n.clone();
     let inbox = member_of(
@@ -670,13 +730,5 @@ async fn bad_input_is_refused_precisely_and_writes_nothing() {
         "caller",
     )
     .await;
-
-    assert!(
-        t.wrong.is_empty(),
-        "{} of {} cases went wrong:\n{}",
-        t.wrong.len(),
-        t.cases,
-        t.wrong.join("\n")
-    );
-    assert_eq!(b.heads(), heads, "a refused request wrote nothing");
+    t.finish(&case);
 }
