@@ -8,7 +8,8 @@ use contract::records::ReferralEvent;
 use contract::referral::v1 as wire;
 use domain::referral::{Event, Referral};
 use service_core::follow::Record;
-use service_core::validate;
+
+use crate::convert;
 
 #[derive(Debug, Clone)]
 pub struct Tracked {
@@ -30,13 +31,11 @@ impl Projection {
     /// with the reason, and quarantined by the caller.
     pub fn apply(&mut self, record: Record<'_>, event: ReferralEvent) -> Result<(), String> {
         let version = record.envelope.stream_version;
+        let Some(change) = convert::to_domain(&event)? else {
+            return Ok(());
+        };
         match event {
             ReferralEvent::Submitted(submitted) => {
-                let received_on = submitted
-                    .received_at
-                    .as_ref()
-                    .map(validate::date_of)
-                    .ok_or("received_at: is required")?;
                 let view = wire::Referral {
                     referral_id: submitted.referral_id.clone(),
                     status: wire::ReferralStatus::AwaitingDecision.into(),
@@ -50,8 +49,8 @@ impl Projection {
                 };
                 self.keys
                     .insert(submitted.idempotency_key, submitted.referral_id.clone());
-                let aggregate = Referral::from_events(&[Event::Submitted { received_on }])
-                    .ok_or("a submission makes a referral")?;
+                let aggregate =
+                    Referral::from_events(&[change]).ok_or("a submission makes a referral")?;
                 self.referrals.insert(
                     submitted.referral_id,
                     Tracked {
@@ -60,94 +59,71 @@ impl Projection {
                         version,
                     },
                 );
+                return Ok(());
             }
             ReferralEvent::Decided(decided) => {
-                let tracked = self.tracked(&decided.referral_id)?;
-                apply_decided(tracked, &decided)?;
-                tracked.version = version;
+                let tracked = self.tracked(&decided.referral_id, &change, version)?;
+                show_decided(&mut tracked.view, &decided);
             }
             ReferralEvent::StrategyDiscussionHeld(held) => {
-                let tracked = self.tracked(&held.referral_id)?;
-                apply_strategy(tracked, &held)?;
-                tracked.version = version;
+                let tracked = self.tracked(&held.referral_id, &change, version)?;
+                show_strategy(&mut tracked.view, held);
             }
             ReferralEvent::Section47Concluded(concluded) => {
-                let tracked = self.tracked(&concluded.referral_id)?;
-                apply_section_47(tracked, &concluded)?;
-                tracked.version = version;
+                let tracked = self.tracked(&concluded.referral_id, &change, version)?;
+                show_section_47(&mut tracked.view, &concluded);
             }
             ReferralEvent::Quarantined(_) => {}
         }
         Ok(())
     }
 
-    fn tracked(&mut self, referral_id: &str) -> Result<&mut Tracked, String> {
-        self.referrals
+    /// The referral `referral_id`, with `change` applied to its aggregate
+    /// at stream `version`.
+    fn tracked(
+        &mut self,
+        referral_id: &str,
+        change: &Event,
+        version: u64,
+    ) -> Result<&mut Tracked, String> {
+        let tracked = self
+            .referrals
             .get_mut(referral_id)
-            .ok_or_else(|| format!("event for unknown referral {referral_id}"))
+            .ok_or_else(|| format!("referral_id: no referral {referral_id} is known"))?;
+        tracked.aggregate.apply(change);
+        tracked.version = version;
+        Ok(tracked)
     }
 }
 
-fn domain_date(date: Option<&contract::common::v1::Date>) -> Result<domain::date::Date, String> {
-    validate::date("date", date).map_err(|status| status.message().to_owned())
-}
-
-fn apply_decided(tracked: &mut Tracked, decided: &wire::ReferralDecided) -> Result<(), String> {
-    let outcome =
-        crate::convert::outcome_to_domain(decided.outcome).ok_or("decision without an outcome")?;
-    let decided_on = decided
-        .decided_at
-        .as_ref()
-        .map(validate::date_of)
-        .ok_or("decision without a time")?;
-    tracked.aggregate.apply(&Event::Decided {
-        outcome,
-        decided_on,
-    });
-    let view = &mut tracked.view;
+/// What a decision shows: its rating, outcome, time and the assessment due.
+fn show_decided(view: &mut wire::Referral, decided: &wire::ReferralDecided) {
     view.rag_rating = decided.rag_rating;
     view.outcome = decided.outcome;
     view.decided_at = decided.decided_at;
     view.assessment_due = decided.assessment_due;
-    view.status = if outcome == domain::codes::ReferralOutcome::StrategyDiscussion {
+    view.status = if decided.outcome == i32::from(wire::ReferralOutcome::StrategyDiscussion) {
         wire::ReferralStatus::InStrategy
     } else {
         wire::ReferralStatus::Decided
     }
     .into();
-    Ok(())
 }
 
-fn apply_strategy(
-    tracked: &mut Tracked,
-    held: &wire::StrategyDiscussionHeld,
-) -> Result<(), String> {
-    let discussion = held
-        .discussion
-        .clone()
-        .ok_or("strategy discussion without details")?;
-    tracked.aggregate.apply(&Event::StrategyDiscussionHeld {
-        held_on: domain_date(discussion.held_on.as_ref())?,
-        section_47: discussion.section_47_enquiry,
-    });
-    let view = &mut tracked.view;
-    if discussion.section_47_enquiry {
-        view.status = wire::ReferralStatus::Section47.into();
+/// What a strategy discussion shows: it, the enquiry it opens, and when the
+/// initial conference is due.
+fn show_strategy(view: &mut wire::Referral, held: wire::StrategyDiscussionHeld) {
+    if let Some(discussion) = held.discussion {
+        if discussion.section_47_enquiry {
+            view.status = wire::ReferralStatus::Section47.into();
+        }
+        view.strategy_discussions.push(discussion);
     }
-    view.strategy_discussions.push(discussion);
     view.icpc_due = held.icpc_due;
-    Ok(())
 }
 
-fn apply_section_47(
-    tracked: &mut Tracked,
-    concluded: &wire::Section47Concluded,
-) -> Result<(), String> {
-    tracked.aggregate.apply(&Event::Section47Concluded {
-        concluded_on: domain_date(concluded.concluded_on.as_ref())?,
-        conference_needed: concluded.conference_needed,
-    });
-    let view = &mut tracked.view;
+/// What an enquiry's conclusion shows: whether a conference follows.
+fn show_section_47(view: &mut wire::Referral, concluded: &wire::Section47Concluded) {
     view.conference_needed = concluded.conference_needed;
     view.status = if concluded.conference_needed {
         wire::ReferralStatus::ConferenceRequested
@@ -155,5 +131,4 @@ fn apply_section_47(
         wire::ReferralStatus::Closed
     }
     .into();
-    Ok(())
 }

@@ -5,6 +5,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use contract::common::v1::{AbuseCategory, ConsistencyToken};
+use contract::records::ReferralEvent;
 use contract::referral::v1 as wire;
 use contract::referral::v1::referral_intake_server::{self, ReferralIntakeServer};
 use domain::calendar::Calendar;
@@ -314,14 +315,16 @@ impl referral_intake_server::ReferralIntake for ReferralIntake {
         let decided_at = validate::timestamp_or_now("decided_at", request.decided_at.as_ref())?;
         self.catch_up().await?;
         let tracked = self.tracked(&request.referral_id)?;
-        tracked
+        let change = tracked
             .aggregate
             .decide(outcome, validate::date_of(&decided_at))
             .map_err(from_domain)?;
+        let ReferralEvent::Decided(decided) = convert::to_wire(&change) else {
+            return Err(internal("deciding", "the domain gave another event"));
+        };
         let decided = wire::ReferralDecided {
             referral_id: request.referral_id.clone(),
             rag_rating: request.rag_rating,
-            outcome: request.outcome,
             rationale,
             decided_at: Some(decided_at),
             decided_by: Some(caller.to_wire()),
@@ -331,6 +334,7 @@ impl referral_intake_server::ReferralIntake for ReferralIntake {
             assessment_due: Some(validate::to_wire_date(
                 tracked.aggregate.assessment_due(&self.inner.calendar),
             )),
+            ..decided
         };
         let token = self
             .append(
@@ -366,10 +370,16 @@ impl referral_intake_server::ReferralIntake for ReferralIntake {
             .collect::<Result<Vec<_>, _>>()?;
         self.catch_up().await?;
         let tracked = self.tracked(&request.referral_id)?;
-        tracked
+        let change = tracked
             .aggregate
             .hold_strategy_discussion(held_on, request.section_47_enquiry)
             .map_err(from_domain)?;
+        let ReferralEvent::StrategyDiscussionHeld(held) = convert::to_wire(&change) else {
+            return Err(internal(
+                "holding a strategy discussion",
+                "the domain gave another event",
+            ));
+        };
         let latest = tracked
             .aggregate
             .strategy_discussions
@@ -380,10 +390,9 @@ impl referral_intake_server::ReferralIntake for ReferralIntake {
             .unwrap_or(held_on);
         let held = wire::StrategyDiscussionHeld {
             referral_id: request.referral_id.clone(),
-            discussion: Some(wire::StrategyDiscussion {
-                held_on: request.held_on,
+            discussion: held.discussion.map(|discussion| wire::StrategyDiscussion {
                 agencies_present: agencies,
-                section_47_enquiry: request.section_47_enquiry,
+                ..discussion
             }),
             notes: request.notes.trim().to_owned(),
             icpc_due: Some(validate::to_wire_date(clocks::icpc_due(
@@ -420,19 +429,24 @@ impl referral_intake_server::ReferralIntake for ReferralIntake {
         let rationale = validate::required_text("rationale", &request.rationale)?;
         self.catch_up().await?;
         let tracked = self.tracked(&request.referral_id)?;
-        tracked
+        let change = tracked
             .aggregate
             .conclude_section_47(concluded_on, request.conference_needed)
             .map_err(from_domain)?;
+        let ReferralEvent::Section47Concluded(concluded) = convert::to_wire(&change) else {
+            return Err(internal(
+                "concluding an enquiry",
+                "the domain gave another event",
+            ));
+        };
         let concluded = wire::Section47Concluded {
             referral_id: request.referral_id.clone(),
-            concluded_on: request.concluded_on,
-            conference_needed: request.conference_needed,
             rationale,
             icpc_due: tracked.view.icpc_due,
             child: tracked.view.child.clone(),
             local_authority: tracked.view.local_authority.clone(),
             referrer: tracked.view.referrer.clone(),
+            ..concluded
         };
         let token = self
             .append(
