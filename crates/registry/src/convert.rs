@@ -1,13 +1,19 @@
 //! The registry's wire and domain values, each way: plan types, end
-//! reasons, categories, NHS numbers, and a new plan's first event.
+//! reasons, categories, NHS numbers, and its plan events (`to_domain`,
+//! what the projection applies to a plan; `to_wire`, the payload of what a
+//! plan decided, which the service completes with the plan's id, owner
+//! and care team). The two agree: an event taken to the wire and back is
+//! itself (tested).
 
 use contract::common::v1::Organisation;
+use contract::records::RegistryEvent;
 use contract::registry::v1 as wire;
 use domain::NhsNumber;
-use domain::codes::{PlanEndReason, PlanType};
-use domain::plan::Plan;
+use domain::codes::{AbuseCategory, PlanEndReason, PlanType};
+use domain::date::Date;
+use domain::plan::{Event, Plan};
 use eventlog::EventId;
-use service_core::reject::{from_domain, invalid};
+use service_core::reject::{from_domain, internal, invalid};
 use service_core::validate;
 use tonic::Status;
 
@@ -32,9 +38,8 @@ pub fn end_reason(value: i32) -> PlanEndReason {
     }
 }
 
-pub fn category(value: i32) -> Option<domain::codes::AbuseCategory> {
+pub fn category(value: i32) -> Option<AbuseCategory> {
     use contract::common::v1::AbuseCategory as Wire;
-    use domain::codes::AbuseCategory;
     match Wire::try_from(value).ok()? {
         Wire::Neglect => Some(AbuseCategory::Neglect),
         Wire::Physical => Some(AbuseCategory::Physical),
@@ -51,10 +56,118 @@ pub fn wire_nhs(number: NhsNumber) -> Option<contract::common::v1::NhsNumber> {
     })
 }
 
-/// Checks a new plan with the domain and builds its first event.
+pub fn plan_type_to_wire(plan_type: PlanType) -> wire::PlanType {
+    match plan_type {
+        PlanType::ChildProtection => wire::PlanType::ChildProtection,
+        PlanType::LookedAfter => wire::PlanType::LookedAfter,
+        PlanType::Unborn => wire::PlanType::Unborn,
+    }
+}
+
+pub fn end_reason_to_wire(reason: PlanEndReason) -> wire::PlanEndReason {
+    match reason {
+        PlanEndReason::NoLongerAtRisk => wire::PlanEndReason::NoLongerAtRisk,
+        PlanEndReason::SteppedDownToChildInNeed => wire::PlanEndReason::SteppedDownToChildInNeed,
+        PlanEndReason::TransferredOut => wire::PlanEndReason::TransferredOut,
+        PlanEndReason::TurnedEighteen => wire::PlanEndReason::TurnedEighteen,
+        PlanEndReason::LeftTheCountry => wire::PlanEndReason::LeftTheCountry,
+        PlanEndReason::Died => wire::PlanEndReason::Died,
+        PlanEndReason::Other => wire::PlanEndReason::Other,
+    }
+}
+
+pub fn category_to_wire(category: AbuseCategory) -> contract::common::v1::AbuseCategory {
+    use contract::common::v1::AbuseCategory as Wire;
+    match category {
+        AbuseCategory::Neglect => Wire::Neglect,
+        AbuseCategory::Physical => Wire::Physical,
+        AbuseCategory::Sexual => Wire::Sexual,
+        AbuseCategory::Emotional => Wire::Emotional,
+        AbuseCategory::Multiple => Wire::Multiple,
+    }
+}
+
+fn nhs(field: &str, value: Option<&contract::common::v1::NhsNumber>) -> Result<NhsNumber, String> {
+    validate::nhs_number(field, value).map_err(|status| status.message().to_owned())
+}
+
+fn date(field: &str, value: Option<&contract::common::v1::Date>) -> Result<Date, String> {
+    validate::date(field, value).map_err(|status| status.message().to_owned())
+}
+
+/// What a stored event means to a plan; `None` for what is not a plan's
+/// (a lookup, contact numbers, a quarantine record).
+pub fn to_domain(event: &RegistryEvent) -> Result<Option<Event>, String> {
+    Ok(Some(match event {
+        RegistryEvent::PlanStarted(started) => Event::Started {
+            plan_type: plan_type(started.r#type).ok_or("type: a plan needs a type")?,
+            nhs_number: nhs("child_nhs_number", started.child_nhs_number.as_ref())?,
+            category: category(started.category),
+            start_date: date("start_date", started.start_date.as_ref())?,
+        },
+        RegistryEvent::PlanCategoryChanged(changed) => Event::CategoryChanged {
+            category: category(changed.category).ok_or("category: is required")?,
+            changed_on: date("changed_on", changed.changed_on.as_ref())?,
+        },
+        RegistryEvent::BirthLinked(linked) => Event::BirthLinked {
+            baby: nhs("baby_nhs_number", linked.baby_nhs_number.as_ref())?,
+            born_on: date("born_on", linked.born_on.as_ref())?,
+        },
+        RegistryEvent::PlanEnded(ended) => Event::Ended {
+            end_date: date("end_date", ended.end_date.as_ref())?,
+            reason: end_reason(ended.reason),
+        },
+        RegistryEvent::ChildLookedUp(_)
+        | RegistryEvent::ContactsSet(_)
+        | RegistryEvent::Quarantined(_) => return Ok(None),
+    }))
+}
+
+/// The payload of what a plan decided, with the values the domain holds;
+/// the service completes it.
+pub fn to_wire(event: &Event) -> RegistryEvent {
+    match *event {
+        Event::Started {
+            plan_type,
+            nhs_number,
+            category,
+            start_date,
+        } => wire::PlanStarted {
+            r#type: plan_type_to_wire(plan_type).into(),
+            child_nhs_number: wire_nhs(nhs_number),
+            category: category.map_or(0, |category| category_to_wire(category).into()),
+            start_date: Some(validate::to_wire_date(start_date)),
+            ..wire::PlanStarted::default()
+        }
+        .into(),
+        Event::CategoryChanged {
+            category,
+            changed_on,
+        } => wire::PlanCategoryChanged {
+            category: category_to_wire(category).into(),
+            changed_on: Some(validate::to_wire_date(changed_on)),
+            ..wire::PlanCategoryChanged::default()
+        }
+        .into(),
+        Event::BirthLinked { baby, born_on } => wire::BirthLinked {
+            baby_nhs_number: wire_nhs(baby),
+            born_on: Some(validate::to_wire_date(born_on)),
+            ..wire::BirthLinked::default()
+        }
+        .into(),
+        Event::Ended { end_date, reason } => wire::PlanEnded {
+            end_date: Some(validate::to_wire_date(end_date)),
+            reason: end_reason_to_wire(reason).into(),
+            ..wire::PlanEnded::default()
+        }
+        .into(),
+    }
+}
+
+/// Checks a new plan with the domain and builds its first event: what the
+/// domain decided, with a fresh plan id, its owner and social worker.
 pub fn started(
     plan_type: PlanType,
-    wire_type: wire::PlanType,
     child: NhsNumber,
     category: i32,
     start: Option<&contract::common::v1::Date>,
@@ -71,15 +184,74 @@ pub fn started(
                 .ok_or_else(|| invalid("category", format!("unknown value {category}")))?,
         )
     };
-    Plan::start(plan_type, child, domain_category, start_date).map_err(from_domain)?;
+    let change = Plan::start(plan_type, child, domain_category, start_date).map_err(from_domain)?;
+    let RegistryEvent::PlanStarted(started) = to_wire(&change) else {
+        return Err(internal("starting a plan", "the domain gave another event"));
+    };
     Ok(wire::PlanStarted {
         plan_id: EventId::new().to_string(),
-        r#type: wire_type.into(),
-        child_nhs_number: wire_nhs(child),
-        category,
-        start_date: Some(validate::to_wire_date(start_date)),
         local_authority: Some(local_authority),
         lead_social_worker,
-        ..wire::PlanStarted::default()
+        ..started
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_plan_event_taken_to_the_wire_and_back_is_itself() {
+        let day = Date::from_ymd(2026, 1, 20).expect("a date");
+        let child = NhsNumber::parse("9990000018").expect("a test number");
+        let baby = NhsNumber::parse("9990000026").expect("a test number");
+        let mut events = vec![Event::BirthLinked { baby, born_on: day }];
+        for plan_type in [
+            PlanType::ChildProtection,
+            PlanType::LookedAfter,
+            PlanType::Unborn,
+        ] {
+            for category in [None, Some(AbuseCategory::Neglect)] {
+                events.push(Event::Started {
+                    plan_type,
+                    nhs_number: child,
+                    category,
+                    start_date: day,
+                });
+            }
+        }
+        for category in [
+            AbuseCategory::Neglect,
+            AbuseCategory::Physical,
+            AbuseCategory::Sexual,
+            AbuseCategory::Emotional,
+            AbuseCategory::Multiple,
+        ] {
+            events.push(Event::CategoryChanged {
+                category,
+                changed_on: day,
+            });
+        }
+        for reason in [
+            PlanEndReason::NoLongerAtRisk,
+            PlanEndReason::SteppedDownToChildInNeed,
+            PlanEndReason::TransferredOut,
+            PlanEndReason::TurnedEighteen,
+            PlanEndReason::LeftTheCountry,
+            PlanEndReason::Died,
+            PlanEndReason::Other,
+        ] {
+            events.push(Event::Ended {
+                end_date: day,
+                reason,
+            });
+        }
+        for event in events {
+            assert_eq!(
+                to_domain(&to_wire(&event)),
+                Ok(Some(event.clone())),
+                "{event:?}"
+            );
+        }
+    }
 }

@@ -18,14 +18,14 @@ use contract::records::RegistryEvent;
 use contract::registry::v1 as wire;
 use domain::NhsNumber;
 
-use domain::plan::{Event, Plan};
+use domain::plan::Plan;
 use eventlog::EventId;
 use prost::Message;
 use service_core::follow::Record;
 use service_core::validate;
 
 use crate::chronology;
-use crate::convert::{category, end_reason, plan_type};
+use crate::convert;
 
 /// How many accesses a lookup shows, as CP-IS does.
 pub const RECENT_ACCESSES: usize = 25;
@@ -250,21 +250,16 @@ impl Projection {
 
     fn apply_event(&mut self, record: Record<'_>, event: RegistryEvent) -> Result<(), String> {
         let version = record.envelope.stream_version;
-        match event {
-            RegistryEvent::PlanStarted(started) => {
+        // What the event means to its plan, if it is a plan's: the one way
+        // a stored plan event becomes a domain event.
+        let change = convert::to_domain(&event)?;
+        match (event, change) {
+            (RegistryEvent::PlanStarted(started), Some(change)) => {
                 if started.plan_id.is_empty() {
                     return Err("plan_id: is required".to_owned());
                 }
-                let child = nhs("child_nhs_number", started.child_nhs_number.as_ref())?;
-                let kind = plan_type(started.r#type).ok_or("type: a plan needs a type")?;
-                let start = date("start_date", started.start_date.as_ref())?;
-                let aggregate = Plan::from_events(&[Event::Started {
-                    plan_type: kind,
-                    nhs_number: child,
-                    category: category(started.category),
-                    start_date: start,
-                }])
-                .ok_or("a start makes a plan")?;
+                let aggregate = Plan::from_events(&[change]).ok_or("a start makes a plan")?;
+                let child = aggregate.nhs_number;
                 let expected_date_of_delivery = match started.expected_date_of_delivery.as_ref() {
                     Some(expected) => Some(date("expected_date_of_delivery", Some(expected))?),
                     None => None,
@@ -301,39 +296,28 @@ impl Projection {
                 self.plan_index.insert(id, index);
                 self.add_plan_to(child, index);
             }
-            RegistryEvent::PlanCategoryChanged(changed) => {
-                let category = category(changed.category).ok_or("category: is required")?;
-                let changed_on = date("changed_on", changed.changed_on.as_ref())?;
+            (RegistryEvent::PlanCategoryChanged(changed), Some(change)) => {
                 let record = self.plan_mut(&changed.plan_id)?;
-                record.aggregate.apply(&Event::CategoryChanged {
-                    category,
-                    changed_on,
-                });
+                record.aggregate.apply(&change);
                 record.wire_category = changed.category;
                 record.version = version;
             }
-            RegistryEvent::PlanEnded(ended) => {
-                let end_date = date("end_date", ended.end_date.as_ref())?;
+            (RegistryEvent::PlanEnded(ended), Some(change)) => {
                 let record = self.plan_mut(&ended.plan_id)?;
-                record.aggregate.apply(&Event::Ended {
-                    end_date,
-                    reason: end_reason(ended.reason),
-                });
+                record.aggregate.apply(&change);
                 record.wire_end_reason = ended.reason;
                 record.version = version;
             }
-            RegistryEvent::BirthLinked(linked) => {
-                let baby = nhs("baby_nhs_number", linked.baby_nhs_number.as_ref())?;
-                let born_on = date("born_on", linked.born_on.as_ref())?;
+            (RegistryEvent::BirthLinked(linked), Some(change)) => {
                 let index = self.plan_index_of(&linked.plan_id)?;
                 let record = &mut self.plans[index as usize];
-                record
-                    .aggregate
-                    .apply(&Event::BirthLinked { baby, born_on });
+                record.aggregate.apply(&change);
                 record.version = version;
-                self.add_plan_to(baby, index);
+                if let Some(baby) = record.aggregate.baby {
+                    self.add_plan_to(baby, index);
+                }
             }
-            RegistryEvent::ChildLookedUp(looked) => {
+            (RegistryEvent::ChildLookedUp(looked), _) => {
                 let child = nhs("nhs_number", looked.nhs_number.as_ref())?;
                 let caller = looked.caller.unwrap_or_default();
                 let who = self.callers.intern_message(&wire::Access {
@@ -361,7 +345,7 @@ impl Projection {
                 accesses.truncate(RECENT_ACCESSES);
                 entry.accesses = accesses.into_boxed_slice();
             }
-            RegistryEvent::ContactsSet(set) => {
+            (RegistryEvent::ContactsSet(set), _) => {
                 let contacts = set.contacts.ok_or("contacts: is required")?;
                 let ods = contacts
                     .local_authority
@@ -370,7 +354,13 @@ impl Projection {
                     .unwrap_or_default();
                 self.contacts.insert(ods, contacts);
             }
-            RegistryEvent::Quarantined(_) => {}
+            (RegistryEvent::Quarantined(_), _) => {}
+            (event, None) => {
+                return Err(format!(
+                    "{} is a plan's event but means nothing to a plan",
+                    event.content_type()
+                ));
+            }
         }
         Ok(())
     }

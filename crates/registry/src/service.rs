@@ -8,6 +8,7 @@ use std::sync::Arc;
 use tokio::sync::Notify;
 
 use contract::common::v1::{ConsistencyToken, Organisation};
+use contract::records::RegistryEvent;
 use contract::registry::v1 as wire;
 use contract::registry::v1::plan_registry_server::{self, PlanRegistryServer};
 use domain::codes::PlanType;
@@ -261,7 +262,6 @@ impl plan_registry_server::PlanRegistry for PlanRegistry {
         )?;
         let started = started(
             PlanType::ChildProtection,
-            wire::PlanType::ChildProtection,
             child,
             request.category,
             request.start_date.as_ref(),
@@ -282,7 +282,6 @@ impl plan_registry_server::PlanRegistry for PlanRegistry {
         let child = validate::nhs_number("child_nhs_number", request.child_nhs_number.as_ref())?;
         let started = started(
             PlanType::LookedAfter,
-            wire::PlanType::LookedAfter,
             child,
             0,
             request.start_date.as_ref(),
@@ -307,7 +306,6 @@ impl plan_registry_server::PlanRegistry for PlanRegistry {
         )?;
         let mut started = started(
             PlanType::Unborn,
-            wire::PlanType::Unborn,
             mother,
             request.category,
             request.start_date.as_ref(),
@@ -330,15 +328,17 @@ impl plan_registry_server::PlanRegistry for PlanRegistry {
         let born_on = validate::date("born_on", request.born_on.as_ref())?;
         self.catch_up().await?;
         let (record, _, _) = self.record(&request.plan_id)?;
-        record
+        let change = record
             .aggregate
             .link_birth(baby, born_on)
             .map_err(from_domain)?;
+        let RegistryEvent::BirthLinked(linked) = convert::to_wire(&change) else {
+            return Err(internal("linking a birth", "the domain gave another event"));
+        };
         let linked = wire::BirthLinked {
             plan_id: request.plan_id.clone(),
             mother_nhs_number: wire_nhs(record.aggregate.nhs_number),
-            baby_nhs_number: wire_nhs(baby),
-            born_on: request.born_on,
+            ..linked
         };
         let token = self
             .append(
@@ -363,20 +363,21 @@ impl plan_registry_server::PlanRegistry for PlanRegistry {
         validate::known_enum::<wire::PlanEndReason>("reason", request.reason)?;
         self.catch_up().await?;
         let (record, local_authority, care_team) = self.record(&request.plan_id)?;
-        record
+        let change = record
             .aggregate
             .end(end_date, convert::end_reason(request.reason))
             .map_err(from_domain)?;
+        let RegistryEvent::PlanEnded(ended) = convert::to_wire(&change) else {
+            return Err(internal("ending a plan", "the domain gave another event"));
+        };
         let ended = wire::PlanEnded {
             plan_id: request.plan_id.clone(),
-            end_date: request.end_date,
-            reason: request.reason,
-            detail: String::new(),
             child_nhs_number: wire_nhs(
                 record.aggregate.baby.unwrap_or(record.aggregate.nhs_number),
             ),
             local_authority: Some(local_authority),
             care_team,
+            ..ended
         };
         let token = self
             .append(
