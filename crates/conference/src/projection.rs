@@ -8,7 +8,6 @@ use contract::conference::v1 as wire;
 use contract::records::ConferenceEvent;
 use domain::conference::{Conference, Event, InviteeKey};
 use service_core::follow::Record;
-use service_core::validate;
 
 use crate::convert;
 
@@ -71,65 +70,43 @@ fn keys(
         .collect()
 }
 
-fn date(
-    field: &str,
-    value: Option<&contract::common::v1::Date>,
-) -> Result<domain::date::Date, String> {
-    validate::date(field, value).map_err(|status| status.message().to_owned())
-}
-
 impl Projection {
     /// Applies one event of the log; an event it cannot apply is refused
     /// with the reason, and quarantined by the caller.
     pub fn apply(&mut self, record: Record<'_>, event: ConferenceEvent) -> Result<(), String> {
         let version = record.envelope.stream_version;
-        let (conference_id, domain_event, edit): (String, Event, ViewEdit) = match event {
-            ConferenceEvent::Requested(requested) => return self.requested(requested, version),
+        // What the event means to the aggregate: the one way a stored
+        // conference event becomes a domain event.
+        let Some(change) = convert::to_domain(&event)? else {
+            return Ok(());
+        };
+        let (conference_id, edit): (String, ViewEdit) = match event {
+            ConferenceEvent::Requested(requested) => {
+                return self.requested(requested, change, version);
+            }
             ConferenceEvent::Quarantined(_) => return Ok(()),
-            ConferenceEvent::Scheduled(scheduled) => {
-                let on = scheduled
-                    .scheduled_for
-                    .as_ref()
-                    .map(validate::date_of)
-                    .ok_or("no time")?;
-                (
-                    scheduled.conference_id.clone(),
-                    Event::Scheduled { on },
-                    Box::new(move |tracked| {
-                        tracked.view.status = wire::ConferenceStatus::Scheduled.into();
-                        tracked.view.scheduled_for = scheduled.scheduled_for;
-                        tracked.view.venue = scheduled.venue;
-                    }),
-                )
-            }
-            ConferenceEvent::Rearranged(moved) => {
-                let on = moved
-                    .scheduled_for
-                    .as_ref()
-                    .map(validate::date_of)
-                    .ok_or("no time")?;
-                (
-                    moved.conference_id.clone(),
-                    Event::Rearranged {
-                        on,
-                        reason: moved.reason.clone(),
-                    },
-                    Box::new(move |tracked| {
-                        tracked.view.status = wire::ConferenceStatus::Scheduled.into();
-                        tracked.view.scheduled_for = moved.scheduled_for;
-                        tracked.view.venue = moved.venue;
-                        tracked
-                            .view
-                            .history
-                            .push(format!("rearranged: {}", moved.reason));
-                    }),
-                )
-            }
+            ConferenceEvent::Scheduled(scheduled) => (
+                scheduled.conference_id.clone(),
+                Box::new(move |tracked| {
+                    tracked.view.status = wire::ConferenceStatus::Scheduled.into();
+                    tracked.view.scheduled_for = scheduled.scheduled_for;
+                    tracked.view.venue = scheduled.venue;
+                }),
+            ),
+            ConferenceEvent::Rearranged(moved) => (
+                moved.conference_id.clone(),
+                Box::new(move |tracked| {
+                    tracked.view.status = wire::ConferenceStatus::Scheduled.into();
+                    tracked.view.scheduled_for = moved.scheduled_for;
+                    tracked.view.venue = moved.venue;
+                    tracked
+                        .view
+                        .history
+                        .push(format!("rearranged: {}", moved.reason));
+                }),
+            ),
             ConferenceEvent::Cancelled(cancelled) => (
                 cancelled.conference_id.clone(),
-                Event::Cancelled {
-                    reason: cancelled.reason.clone(),
-                },
                 Box::new(move |tracked| {
                     tracked.view.status = wire::ConferenceStatus::Cancelled.into();
                     tracked.view.scheduled_for = None;
@@ -144,10 +121,6 @@ impl Projection {
                 let removed = keys("removed", &updated.removed)?;
                 (
                     updated.conference_id.clone(),
-                    Event::InvitationsUpdated {
-                        added: added.iter().map(|(key, _)| key.clone()).collect(),
-                        removed: removed.iter().map(|(key, _)| key.clone()).collect(),
-                    },
                     Box::new(move |tracked| {
                         for (key, _) in &removed {
                             tracked.details.remove(key);
@@ -156,71 +129,30 @@ impl Projection {
                     }),
                 )
             }
-            ConferenceEvent::InviteReplied(replied) => {
-                let invitee = convert::key("invitee", replied.role, &replied.organisation_ods_code)
-                    .map_err(|status| status.message().to_owned())?;
-                let response = convert::response(replied.response)
-                    .map_err(|status| status.message().to_owned())?;
-                (
-                    replied.conference_id,
-                    Event::InviteReplied { invitee, response },
-                    Box::new(|_| {}),
-                )
-            }
-            ConferenceEvent::ReportReceived(received) => {
-                let invitee =
-                    convert::key("invitee", received.role, &received.organisation_ods_code)
-                        .map_err(|status| status.message().to_owned())?;
-                (
-                    received.conference_id,
-                    Event::ReportReceived { invitee },
-                    Box::new(|_| {}),
-                )
-            }
-            ConferenceEvent::AttendanceRecorded(attended) => {
-                let held_on = date("held_on", attended.held_on.as_ref())?;
-                let present = keys("present", &attended.present)?;
-                (
-                    attended.conference_id.clone(),
-                    Event::AttendanceRecorded {
-                        held_on,
-                        present: present.into_iter().map(|(key, _)| key).collect(),
-                    },
-                    Box::new(move |tracked| {
-                        tracked.view.held_on = attended.held_on;
-                        tracked.view.status = wire::ConferenceStatus::Held.into();
-                    }),
-                )
-            }
-            ConferenceEvent::OutcomeRecorded(recorded) => {
-                let outcome = convert::outcome(recorded.outcome.as_ref())
-                    .map_err(|status| status.message().to_owned())?;
-                let override_reason = recorded
-                    .outcome
-                    .as_ref()
-                    .map(|outcome| outcome.quorum_override_reason.clone())
-                    .filter(|reason| !reason.is_empty());
-                (
-                    recorded.conference_id.clone(),
-                    Event::OutcomeRecorded {
-                        outcome,
-                        quorate: recorded.quorate,
-                        override_reason,
-                    },
-                    Box::new(move |tracked| {
-                        tracked.view.outcome = recorded.outcome;
-                        if !recorded.plan_id.is_empty() {
-                            tracked.view.plan_id = recorded.plan_id;
-                        }
-                    }),
-                )
-            }
+            ConferenceEvent::InviteReplied(replied) => (replied.conference_id, Box::new(|_| {})),
+            ConferenceEvent::ReportReceived(received) => (received.conference_id, Box::new(|_| {})),
+            ConferenceEvent::AttendanceRecorded(attended) => (
+                attended.conference_id.clone(),
+                Box::new(move |tracked| {
+                    tracked.view.held_on = attended.held_on;
+                    tracked.view.status = wire::ConferenceStatus::Held.into();
+                }),
+            ),
+            ConferenceEvent::OutcomeRecorded(recorded) => (
+                recorded.conference_id.clone(),
+                Box::new(move |tracked| {
+                    tracked.view.outcome = recorded.outcome;
+                    if !recorded.plan_id.is_empty() {
+                        tracked.view.plan_id = recorded.plan_id;
+                    }
+                }),
+            ),
         };
         let tracked = self
             .conferences
             .get_mut(&conference_id)
-            .ok_or_else(|| format!("event for unknown conference {conference_id}"))?;
-        tracked.aggregate.apply(&domain_event);
+            .ok_or_else(|| format!("conference_id: no conference {conference_id} is known"))?;
+        tracked.aggregate.apply(&change);
         edit(tracked);
         tracked.version = version;
         Ok(())
@@ -229,17 +161,11 @@ impl Projection {
     fn requested(
         &mut self,
         requested: wire::ConferenceRequested,
+        change: Event,
         version: u64,
     ) -> Result<(), String> {
         let invitees = keys("invitees", &requested.invitees)?;
-        let due = date("due", requested.due.as_ref())?;
-        let kind = convert::kind(requested.kind).map_err(|status| status.message().to_owned())?;
-        let aggregate = Conference::from_events(&[Event::Requested {
-            kind,
-            due,
-            invitees: invitees.iter().map(|(key, _)| key.clone()).collect(),
-        }])
-        .ok_or("a request makes a conference")?;
+        let aggregate = Conference::from_events(&[change]).ok_or("a request makes a conference")?;
         let view = wire::Conference {
             conference_id: requested.conference_id.clone(),
             kind: requested.kind,

@@ -6,6 +6,7 @@ use std::sync::{Arc, RwLock};
 use contract::common::v1::ConsistencyToken;
 use contract::conference::v1 as wire;
 use contract::conference::v1::conference_scheduler_server::{self, ConferenceSchedulerServer};
+use contract::records::ConferenceEvent;
 use domain::calendar::Calendar;
 use domain::clocks;
 use domain::codes::ConferenceKind;
@@ -303,18 +304,18 @@ impl conference_scheduler_server::ConferenceScheduler for ConferenceScheduler {
         let caller = validate::caller(request.caller.as_ref())?;
         let at = time("scheduled_for", request.scheduled_for.as_ref())?;
         self.change(&caller, &request.conference_id, |tracked| {
-            let domain::conference::Event::Rearranged { reason, .. } = tracked
+            let change = tracked
                 .aggregate
                 .rearrange(validate::date_of(&at), &request.reason)
-                .map_err(from_domain)?
-            else {
+                .map_err(from_domain)?;
+            let ConferenceEvent::Rearranged(moved) = convert::to_wire(&change) else {
                 return Err(internal("rearranging", "the domain gave another event"));
             };
             Ok(wire::ConferenceRearranged {
                 conference_id: request.conference_id.clone(),
                 scheduled_for: Some(at),
                 venue: request.venue.trim().to_owned(),
-                reason,
+                ..moved
             })
         })
         .await
@@ -327,13 +328,16 @@ impl conference_scheduler_server::ConferenceScheduler for ConferenceScheduler {
         let request = request.into_inner();
         let caller = validate::caller(request.caller.as_ref())?;
         self.change(&caller, &request.conference_id, |tracked| {
-            tracked
+            let change = tracked
                 .aggregate
                 .cancel(&request.reason)
                 .map_err(from_domain)?;
+            let ConferenceEvent::Cancelled(cancelled) = convert::to_wire(&change) else {
+                return Err(internal("cancelling", "the domain gave another event"));
+            };
             Ok(wire::ConferenceCancelled {
                 conference_id: request.conference_id.clone(),
-                reason: request.reason.trim().to_owned(),
+                ..cancelled
             })
         })
         .await
@@ -371,17 +375,24 @@ impl conference_scheduler_server::ConferenceScheduler for ConferenceScheduler {
             .map(|(index, invitee)| convert::invitee_key(&format!("remove[{index}]"), invitee))
             .collect::<Result<Vec<_>, _>>()?;
         self.change(&caller, &request.conference_id, |tracked| {
-            tracked
+            let change = tracked
                 .aggregate
                 .update_invitations(
                     added.iter().map(|(key, _)| key.clone()).collect(),
                     removed.clone(),
                 )
                 .map_err(from_domain)?;
+            let ConferenceEvent::InvitationsUpdated(updated) = convert::to_wire(&change) else {
+                return Err(internal(
+                    "updating invitations",
+                    "the domain gave another event",
+                ));
+            };
+            // Those added as the caller named them, with their details.
             Ok(wire::InvitationsUpdated {
                 conference_id: request.conference_id.clone(),
                 added: added.iter().map(|(_, invitee)| invitee.clone()).collect(),
-                removed: request.remove.clone(),
+                ..updated
             })
         })
         .await
@@ -396,19 +407,19 @@ impl conference_scheduler_server::ConferenceScheduler for ConferenceScheduler {
         let key = convert::key("invitee", request.role, &request.organisation_ods_code)?;
         let response = convert::response(request.response)?;
         self.change(&caller, &request.conference_id, |tracked| {
-            tracked
+            let change = tracked
                 .aggregate
                 .reply(key.clone(), response)
                 .map_err(from_domain)?;
+            let ConferenceEvent::InviteReplied(replied) = convert::to_wire(&change) else {
+                return Err(internal(
+                    "recording a reply",
+                    "the domain gave another event",
+                ));
+            };
             Ok(wire::InviteReplied {
                 conference_id: request.conference_id.clone(),
-                role: request.role,
-                organisation_ods_code: key
-                    .organisation
-                    .as_ref()
-                    .map(ToString::to_string)
-                    .unwrap_or_default(),
-                response: request.response,
+                ..replied
             })
         })
         .await
@@ -422,18 +433,19 @@ impl conference_scheduler_server::ConferenceScheduler for ConferenceScheduler {
         let caller = validate::caller(request.caller.as_ref())?;
         let key = convert::key("invitee", request.role, &request.organisation_ods_code)?;
         self.change(&caller, &request.conference_id, |tracked| {
-            tracked
+            let change = tracked
                 .aggregate
                 .receive_report(key.clone())
                 .map_err(from_domain)?;
+            let ConferenceEvent::ReportReceived(received) = convert::to_wire(&change) else {
+                return Err(internal(
+                    "recording a report",
+                    "the domain gave another event",
+                ));
+            };
             Ok(wire::ReportReceived {
                 conference_id: request.conference_id.clone(),
-                role: request.role,
-                organisation_ods_code: key
-                    .organisation
-                    .as_ref()
-                    .map(ToString::to_string)
-                    .unwrap_or_default(),
+                ..received
             })
         })
         .await
@@ -455,14 +467,21 @@ impl conference_scheduler_server::ConferenceScheduler for ConferenceScheduler {
             .map(|invitee| convert::invitee_key("present", invitee))
             .collect::<Result<Vec<_>, _>>()?;
         self.change(&caller, &request.conference_id, |tracked| {
-            tracked
+            let change = tracked
                 .aggregate
                 .record_attendance(held_on, present.clone())
                 .map_err(from_domain)?;
+            let ConferenceEvent::AttendanceRecorded(attended) = convert::to_wire(&change) else {
+                return Err(internal(
+                    "recording attendance",
+                    "the domain gave another event",
+                ));
+            };
+            // Those present as the caller named them, with their details.
             Ok(wire::AttendanceRecorded {
                 conference_id: request.conference_id.clone(),
-                held_on: request.held_on,
                 present: request.present.clone(),
+                ..attended
             })
         })
         .await
@@ -481,11 +500,11 @@ impl conference_scheduler_server::ConferenceScheduler for ConferenceScheduler {
             .map(|outcome| outcome.quorum_override_reason.as_str());
         let quorum = self.inner.quorum;
         self.change(&caller, &request.conference_id, |tracked| {
-            let decided = tracked
+            let change = tracked
                 .aggregate
                 .record_outcome(outcome.clone(), quorum, override_reason)
                 .map_err(from_domain)?;
-            let domain::conference::Event::OutcomeRecorded { quorate, .. } = decided else {
+            let ConferenceEvent::OutcomeRecorded(recorded) = convert::to_wire(&change) else {
                 return Err(internal(
                     "recording an outcome",
                     "the domain gave another event",
@@ -504,14 +523,13 @@ impl conference_scheduler_server::ConferenceScheduler for ConferenceScheduler {
             Ok(wire::ConferenceOutcomeRecorded {
                 conference_id: request.conference_id.clone(),
                 kind: tracked.view.kind,
-                outcome: request.outcome.clone(),
                 held_on: tracked.view.held_on,
                 child_nhs_number: tracked.view.child_nhs_number.clone(),
                 child_name: tracked.view.child_name.clone(),
                 local_authority: tracked.view.local_authority.clone(),
                 plan_id,
                 invitees: view.invitees,
-                quorate,
+                ..recorded
             })
         })
         .await
