@@ -190,3 +190,228 @@ impl Projection {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use contract::common::v1::{Date, Organisation};
+    use contract::events::v1::EventEnvelope;
+
+    use super::*;
+
+    fn date(year: i32, month: i32, day: i32) -> Option<Date> {
+        Some(Date { year, month, day })
+    }
+
+    fn at() -> Option<prost_types::Timestamp> {
+        Some(prost_types::Timestamp {
+            seconds: 1_768_900_000,
+            nanos: 0,
+        })
+    }
+
+    fn gp() -> wire::Invitee {
+        wire::Invitee {
+            role: wire::InviteeRole::Gp.into(),
+            organisation: Some(Organisation {
+                ods_code: "Y99001".into(),
+                name: "Northgate Surgery".into(),
+                ..Organisation::default()
+            }),
+            ..wire::Invitee::default()
+        }
+    }
+
+    fn requested() -> ConferenceEvent {
+        wire::ConferenceRequested {
+            conference_id: "c".into(),
+            kind: wire::ConferenceKind::Initial.into(),
+            due: date(2026, 1, 30),
+            ..wire::ConferenceRequested::default()
+        }
+        .into()
+    }
+
+    fn scheduled() -> ConferenceEvent {
+        wire::ConferenceScheduled {
+            conference_id: "c".into(),
+            scheduled_for: at(),
+            venue: "Civic Centre".into(),
+            ..wire::ConferenceScheduled::default()
+        }
+        .into()
+    }
+
+    /// Applies `events` in order, the n-th at stream version n.
+    fn check(events: Vec<ConferenceEvent>) -> (Projection, Vec<Result<(), String>>) {
+        let mut projection = Projection::default();
+        let outcomes = events
+            .into_iter()
+            .enumerate()
+            .map(|(version, event)| {
+                let envelope = EventEnvelope {
+                    stream_version: version as u64,
+                    ..EventEnvelope::default()
+                };
+                let record = Record {
+                    producer: "conference-scheduler",
+                    position: version as u64,
+                    envelope: &envelope,
+                };
+                projection.apply(record, event)
+            })
+            .collect();
+        (projection, outcomes)
+    }
+
+    #[test]
+    fn each_step_of_a_conference_shows_in_its_view() {
+        use wire::ConferenceStatus::*;
+        let attended = wire::AttendanceRecorded {
+            conference_id: "c".into(),
+            held_on: date(2026, 1, 20),
+            present: vec![gp()],
+        };
+        let invited = wire::InvitationsUpdated {
+            conference_id: "c".into(),
+            added: vec![gp()],
+            removed: vec![],
+        };
+        // (what, events of conference "c", its status, its invitees, its history)
+        type Case = (
+            &'static str,
+            Vec<ConferenceEvent>,
+            wire::ConferenceStatus,
+            usize,
+            usize,
+        );
+        let cases: Vec<Case> = vec![
+            ("requested", vec![requested()], Requested, 0, 0),
+            ("scheduled", vec![requested(), scheduled()], Scheduled, 0, 0),
+            (
+                "a GP invited, with the name the chair gave",
+                vec![requested(), invited.clone().into()],
+                Requested,
+                1,
+                0,
+            ),
+            (
+                "rearranged",
+                vec![
+                    requested(),
+                    scheduled(),
+                    wire::ConferenceRearranged {
+                        conference_id: "c".into(),
+                        scheduled_for: at(),
+                        reason: "chair unwell".into(),
+                        ..wire::ConferenceRearranged::default()
+                    }
+                    .into(),
+                ],
+                Scheduled,
+                0,
+                1,
+            ),
+            (
+                "cancelled",
+                vec![
+                    requested(),
+                    wire::ConferenceCancelled {
+                        conference_id: "c".into(),
+                        reason: "moved away".into(),
+                    }
+                    .into(),
+                ],
+                Cancelled,
+                0,
+                1,
+            ),
+            (
+                "held",
+                vec![requested(), invited.into(), scheduled(), attended.into()],
+                Held,
+                1,
+                0,
+            ),
+        ];
+        for (what, events, status, invitees, history) in cases {
+            let count = events.len();
+            let (projection, outcomes) = check(events);
+            assert!(outcomes.iter().all(Result::is_ok), "{what}: {outcomes:?}");
+            let tracked = &projection.conferences["c"];
+            let view = tracked.refreshed_view();
+            assert_eq!(view.status, i32::from(status), "{what}");
+            assert_eq!(view.invitees.len(), invitees, "{what}");
+            assert_eq!(view.history.len(), history, "{what}");
+            assert_eq!(tracked.version, count as u64 - 1, "{what}");
+            if invitees > 0 {
+                let named = view.invitees[0]
+                    .organisation
+                    .as_ref()
+                    .map(|o| o.name.as_str());
+                assert_eq!(named, Some("Northgate Surgery"), "{what}");
+            }
+        }
+    }
+
+    #[test]
+    fn what_cannot_be_applied_is_refused_naming_the_field() {
+        let agency_without_organisation = wire::Invitee {
+            role: wire::InviteeRole::Police.into(),
+            ..wire::Invitee::default()
+        };
+        // (what, events, the field the last one's refusal names)
+        let cases: Vec<(&str, Vec<ConferenceEvent>, &str)> = vec![
+            (
+                "scheduling a conference never requested",
+                vec![scheduled()],
+                "conference_id",
+            ),
+            (
+                "a request of no kind",
+                vec![
+                    wire::ConferenceRequested {
+                        conference_id: "c".into(),
+                        due: date(2026, 1, 30),
+                        ..wire::ConferenceRequested::default()
+                    }
+                    .into(),
+                ],
+                "kind",
+            ),
+            (
+                "a schedule without a time",
+                vec![
+                    requested(),
+                    wire::ConferenceScheduled {
+                        conference_id: "c".into(),
+                        ..wire::ConferenceScheduled::default()
+                    }
+                    .into(),
+                ],
+                "scheduled_for",
+            ),
+            (
+                "an agency invited without its organisation",
+                vec![
+                    requested(),
+                    wire::InvitationsUpdated {
+                        conference_id: "c".into(),
+                        added: vec![agency_without_organisation],
+                        removed: vec![],
+                    }
+                    .into(),
+                ],
+                "added.organisation",
+            ),
+        ];
+        for (what, events, field) in cases {
+            let (_, outcomes) = check(events);
+            let refused = outcomes
+                .last()
+                .expect("an outcome")
+                .as_ref()
+                .expect_err(what);
+            assert!(refused.starts_with(field), "{what}: {refused}");
+        }
+    }
+}

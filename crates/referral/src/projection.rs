@@ -132,3 +132,209 @@ fn show_section_47(view: &mut wire::Referral, concluded: &wire::Section47Conclud
     }
     .into();
 }
+
+#[cfg(test)]
+mod tests {
+    use contract::common::v1::Date;
+    use contract::events::v1::EventEnvelope;
+
+    use super::*;
+
+    fn submitted(id: &str) -> ReferralEvent {
+        wire::ReferralSubmitted {
+            referral_id: id.into(),
+            idempotency_key: format!("key-{id}"),
+            received_at: Some(prost_types::Timestamp {
+                seconds: 1_766_136_600,
+                nanos: 0,
+            }),
+            ..wire::ReferralSubmitted::default()
+        }
+        .into()
+    }
+
+    fn decided(id: &str, outcome: wire::ReferralOutcome) -> ReferralEvent {
+        wire::ReferralDecided {
+            referral_id: id.into(),
+            outcome: outcome.into(),
+            decided_at: Some(prost_types::Timestamp {
+                seconds: 1_766_397_600,
+                nanos: 0,
+            }),
+            ..wire::ReferralDecided::default()
+        }
+        .into()
+    }
+
+    fn strategy(id: &str, section_47: bool) -> ReferralEvent {
+        wire::StrategyDiscussionHeld {
+            referral_id: id.into(),
+            discussion: Some(wire::StrategyDiscussion {
+                held_on: Some(Date {
+                    year: 2026,
+                    month: 1,
+                    day: 6,
+                }),
+                section_47_enquiry: section_47,
+                ..wire::StrategyDiscussion::default()
+            }),
+            ..wire::StrategyDiscussionHeld::default()
+        }
+        .into()
+    }
+
+    fn concluded(id: &str, conference_needed: bool) -> ReferralEvent {
+        wire::Section47Concluded {
+            referral_id: id.into(),
+            concluded_on: Some(Date {
+                year: 2026,
+                month: 1,
+                day: 9,
+            }),
+            conference_needed,
+            ..wire::Section47Concluded::default()
+        }
+        .into()
+    }
+
+    /// Applies `events` in order, the n-th at stream version n.
+    fn check(events: Vec<ReferralEvent>) -> (Projection, Vec<Result<(), String>>) {
+        let mut projection = Projection::default();
+        let outcomes = events
+            .into_iter()
+            .enumerate()
+            .map(|(version, event)| {
+                let envelope = EventEnvelope {
+                    stream_version: version as u64,
+                    ..EventEnvelope::default()
+                };
+                let record = Record {
+                    producer: "referral-intake",
+                    position: version as u64,
+                    envelope: &envelope,
+                };
+                projection.apply(record, event)
+            })
+            .collect();
+        (projection, outcomes)
+    }
+
+    #[test]
+    fn each_step_of_a_referral_shows_its_status() {
+        use wire::ReferralStatus::*;
+        // (what, events of referral "r", its status then)
+        let cases = vec![
+            ("submitted", vec![submitted("r")], AwaitingDecision),
+            (
+                "decided: no further action",
+                vec![
+                    submitted("r"),
+                    decided("r", wire::ReferralOutcome::NoFurtherAction),
+                ],
+                Decided,
+            ),
+            (
+                "decided: a strategy discussion",
+                vec![
+                    submitted("r"),
+                    decided("r", wire::ReferralOutcome::StrategyDiscussion),
+                ],
+                InStrategy,
+            ),
+            (
+                "a discussion that opens an enquiry",
+                vec![
+                    submitted("r"),
+                    decided("r", wire::ReferralOutcome::StrategyDiscussion),
+                    strategy("r", true),
+                ],
+                Section47,
+            ),
+            (
+                "an enquiry that needs a conference",
+                vec![
+                    submitted("r"),
+                    decided("r", wire::ReferralOutcome::StrategyDiscussion),
+                    strategy("r", true),
+                    concluded("r", true),
+                ],
+                ConferenceRequested,
+            ),
+            (
+                "an enquiry that does not",
+                vec![
+                    submitted("r"),
+                    decided("r", wire::ReferralOutcome::StrategyDiscussion),
+                    strategy("r", true),
+                    concluded("r", false),
+                ],
+                Closed,
+            ),
+        ];
+        for (what, events, status) in cases {
+            let count = events.len();
+            let (projection, outcomes) = check(events);
+            assert!(outcomes.iter().all(Result::is_ok), "{what}: {outcomes:?}");
+            let tracked = &projection.referrals["r"];
+            assert_eq!(tracked.view.status, i32::from(status), "{what}");
+            assert_eq!(tracked.version, count as u64 - 1, "{what}");
+            assert_eq!(projection.keys["key-r"], "r", "{what}");
+        }
+    }
+
+    #[test]
+    fn what_cannot_be_applied_is_refused_naming_the_field() {
+        // (what, events, the field the last one's refusal names)
+        let cases = vec![
+            (
+                "a decision on a referral never submitted",
+                vec![decided("r", wire::ReferralOutcome::EarlyHelp)],
+                "referral_id",
+            ),
+            (
+                "a submission without a time",
+                vec![
+                    wire::ReferralSubmitted {
+                        referral_id: "r".into(),
+                        ..wire::ReferralSubmitted::default()
+                    }
+                    .into(),
+                ],
+                "received_at",
+            ),
+            (
+                "a decision without an outcome",
+                vec![
+                    submitted("r"),
+                    decided("r", wire::ReferralOutcome::Unspecified),
+                ],
+                "outcome",
+            ),
+            (
+                "a discussion without its details",
+                vec![
+                    submitted("r"),
+                    wire::StrategyDiscussionHeld {
+                        referral_id: "r".into(),
+                        ..wire::StrategyDiscussionHeld::default()
+                    }
+                    .into(),
+                ],
+                "discussion",
+            ),
+        ];
+        for (what, events, field) in cases {
+            let (projection, outcomes) = check(events);
+            let refused = outcomes
+                .last()
+                .expect("an outcome")
+                .as_ref()
+                .expect_err(what);
+            assert!(refused.starts_with(field), "{what}: {refused}");
+            // Nothing of a refused event shows.
+            if let Some(tracked) = projection.referrals.get("r") {
+                assert_eq!(tracked.version, 0, "{what}");
+            }
+        }
+    }
+}

@@ -330,3 +330,181 @@ fn describe_registry(event: &RegistryEvent) -> Option<(Option<NhsNumber>, String
         RegistryEvent::ContactsSet(_) | RegistryEvent::Quarantined(_) => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use contract::common::v1::{CallerIdentity, NhsNumber as WireNhs, Organisation};
+    use contract::events::v1::EventEnvelope;
+    use contract::notification::v1 as notification;
+    use contract::records::NotificationEvent;
+
+    use super::*;
+
+    const CHILD: &str = "9990000018";
+
+    fn number(value: &str) -> Option<WireNhs> {
+        Some(WireNhs {
+            value: value.into(),
+        })
+    }
+
+    fn school() -> Option<Organisation> {
+        Some(Organisation {
+            ods_code: "S999001".into(),
+            name: "Test School".into(),
+            ..Organisation::default()
+        })
+    }
+
+    fn submitted(child: Option<WireNhs>) -> AnyEvent {
+        AnyEvent::Referral(Box::new(ReferralEvent::Submitted(
+            referral::ReferralSubmitted {
+                referrer: Some(referral::Referrer {
+                    organisation: school(),
+                    person: None,
+                }),
+                child: Some(referral::Child {
+                    nhs_number: child,
+                    ..referral::Child::default()
+                }),
+                category_of_concern: contract::common::v1::AbuseCategory::Physical.into(),
+                ..referral::ReferralSubmitted::default()
+            },
+        )))
+    }
+
+    fn conference_event(event: ConferenceEvent) -> AnyEvent {
+        AnyEvent::Conference(event)
+    }
+
+    #[test]
+    fn each_event_about_a_child_reads_as_a_line_of_their_chronology() {
+        let requested = conference_event(ConferenceEvent::Requested(
+            conference::ConferenceRequested {
+                conference_id: "c1".into(),
+                kind: conference::ConferenceKind::Initial.into(),
+                child_nhs_number: number(CHILD),
+                ..conference::ConferenceRequested::default()
+            },
+        ));
+        let scheduled = |id: &str| {
+            conference_event(ConferenceEvent::Scheduled(
+                conference::ConferenceScheduled {
+                    conference_id: id.into(),
+                    venue: "Civic Centre".into(),
+                    ..conference::ConferenceScheduled::default()
+                },
+            ))
+        };
+        let looked_up = AnyEvent::Registry(RegistryEvent::ChildLookedUp(wire::ChildLookedUp {
+            nhs_number: number(CHILD),
+            caller: Some(CallerIdentity {
+                organisation: school(),
+                ..CallerIdentity::default()
+            }),
+            purpose: "a welfare check".into(),
+            silent: true,
+            ..wire::ChildLookedUp::default()
+        }));
+        // (what, event, the line it adds to the child's chronology)
+        let cases: Vec<(&str, AnyEvent, Option<&str>)> = vec![
+            (
+                "a referral",
+                submitted(number(CHILD)),
+                Some("referral received from Test School: physical"),
+            ),
+            ("a referral without an NHS number", submitted(None), None),
+            (
+                "a conference requested",
+                requested,
+                Some("initial conference requested, due no date"),
+            ),
+            (
+                "that conference scheduled",
+                scheduled("c1"),
+                Some("conference scheduled at Civic Centre"),
+            ),
+            ("a conference about no known child", scheduled("c9"), None),
+            (
+                "a silent lookup",
+                looked_up,
+                Some("record viewed by Test School (silent): a welfare check"),
+            ),
+            (
+                "a category change, which names its plan, not the child",
+                AnyEvent::Registry(RegistryEvent::PlanCategoryChanged(
+                    wire::PlanCategoryChanged::default(),
+                )),
+                None,
+            ),
+            (
+                "a notification",
+                AnyEvent::Notification(NotificationEvent::Raised(
+                    notification::NotificationRaised::default(),
+                )),
+                None,
+            ),
+        ];
+        let mut chronology = Chronology::default();
+        let envelope = EventEnvelope::default();
+        let child = NhsNumber::parse(CHILD).expect("a test number");
+        for (position, (what, event, line)) in cases.into_iter().enumerate() {
+            let before = chronology.of(&child).len();
+            let record = Record {
+                producer: "test",
+                position: position as u64,
+                envelope: &envelope,
+            };
+            assert_eq!(chronology.add(record, &event), line.is_some(), "{what}");
+            let entries = chronology.of(&child);
+            match line {
+                Some(line) => {
+                    assert_eq!(entries.len(), before + 1, "{what}");
+                    let entry = entries.last().expect("an entry");
+                    assert_eq!(entry.summary, line, "{what}");
+                    assert_eq!(
+                        (entry.log.as_str(), entry.position),
+                        ("test", position as u64)
+                    );
+                }
+                None => assert_eq!(entries.len(), before, "{what}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_chronology_is_in_the_order_things_happened() {
+        let entry = |seconds: i64, log: &str, position: u64| wire::ChronologyEntry {
+            occurred_at: Some(prost_types::Timestamp { seconds, nanos: 0 }),
+            log: log.into(),
+            position,
+            ..wire::ChronologyEntry::default()
+        };
+        let mut entries = vec![
+            entry(20, "plan-registry", 1),
+            entry(10, "referral-intake", 7),
+            entry(20, "conference-scheduler", 9),
+            entry(20, "conference-scheduler", 3),
+        ];
+        sort(&mut entries);
+        let order: Vec<(i64, &str, u64)> = entries
+            .iter()
+            .map(|e| {
+                (
+                    e.occurred_at.unwrap_or_default().seconds,
+                    e.log.as_str(),
+                    e.position,
+                )
+            })
+            .collect();
+        assert_eq!(
+            order,
+            [
+                (10, "referral-intake", 7),
+                (20, "conference-scheduler", 3),
+                (20, "conference-scheduler", 9),
+                (20, "plan-registry", 1),
+            ]
+        );
+    }
+}
