@@ -289,3 +289,117 @@ fn failed(failure: Failure) -> Ended {
         Failure::Unapplied(reason) | Failure::Stopped(reason) => Ended::Failed(reason),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use contract::records::NotificationEvent;
+    use eventlog::{EventId, ExpectedVersion, NewEvent};
+    use prost::{Message, Name};
+
+    use super::*;
+
+    /// Applies acknowledgements, refusing sequence 0 as unappliable and
+    /// stopping for good at sequence 99.
+    struct Acks(Vec<u64>);
+
+    impl Handler<NotificationEvent> for Acks {
+        async fn handle(&mut self, _: Record<'_>, event: NotificationEvent) -> Result<(), Failure> {
+            match event {
+                NotificationEvent::Acknowledged(ack) if ack.sequence == 0 => {
+                    Err(Failure::Unapplied("sequence: is zero".into()))
+                }
+                NotificationEvent::Acknowledged(ack) if ack.sequence == 99 => {
+                    Err(Failure::Stopped("the test says stop".into()))
+                }
+                NotificationEvent::Acknowledged(ack) => {
+                    self.0.push(ack.sequence);
+                    Ok(())
+                }
+                _ => Ok(()),
+            }
+        }
+    }
+
+    async fn acknowledge(log: &EventLog, sequence: u64) {
+        let ack = contract::notification::v1::SubscriberAcknowledged {
+            sequence,
+            ..Default::default()
+        };
+        log.append(
+            "acks",
+            ExpectedVersion::Any,
+            vec![NewEvent::new(
+                contract::notification::v1::SubscriberAcknowledged::full_name(),
+                ack.encode_to_vec(),
+            )],
+        )
+        .await
+        .expect("append");
+    }
+
+    #[tokio::test]
+    async fn what_cannot_be_applied_is_quarantined_once_and_passed_by() {
+        let dir = tempfile::tempdir().expect("dir");
+        let log = EventLog::open(eventlog::Options::new(dir.path())).expect("open");
+        for sequence in [1, 0, 2] {
+            acknowledge(&log, sequence).await;
+        }
+        // Not an acknowledgement at all: its payload does not decode.
+        log.append(
+            "acks",
+            ExpectedVersion::Any,
+            vec![NewEvent {
+                event_id: EventId::new(),
+                ..NewEvent::new(
+                    contract::notification::v1::SubscriberAcknowledged::full_name(),
+                    vec![0xff, 0xff],
+                )
+            }],
+        )
+        .await
+        .expect("append");
+        acknowledge(&log, 3).await;
+        let head = log.head();
+        let health = Health::default();
+        let quarantine = Quarantine::open(&log, "test", health.clone()).expect("quarantine");
+        let watermark = Watermark::new("test");
+        let mut follower = Follower::own_log("the test view", &log, "test", quarantine)
+            .with_watermark(watermark.clone());
+        let mut acks = Acks(Vec::new());
+        follower.catch_up(head, &mut acks).await.expect("caught up");
+        assert_eq!(acks.0, [1, 2, 3], "the others are applied, in order");
+        assert!(health.problem().is_none(), "a bad record does not stop it");
+        let quarantined = health.quarantine();
+        let reasons: Vec<(u64, &str)> = quarantined
+            .iter()
+            .map(|record| (record.position, record.reason.as_str()))
+            .collect();
+        assert_eq!(reasons.len(), 2, "{reasons:?}");
+        assert_eq!(reasons[0], (1, "sequence: is zero"));
+        assert_eq!(reasons[1].0, 3);
+        assert!(reasons[1].1.contains("does not decode"), "{reasons:?}");
+        // Each is durable in the log, and read back by a new quarantine.
+        let again = Health::default();
+        Quarantine::open(&log, "test", again.clone()).expect("quarantine");
+        assert_eq!(again.quarantine(), quarantined);
+        drop(follower);
+        log.close().await.expect("close");
+    }
+
+    #[tokio::test]
+    async fn a_handler_that_stops_marks_the_service_broken() {
+        let dir = tempfile::tempdir().expect("dir");
+        let log = EventLog::open(eventlog::Options::new(dir.path())).expect("open");
+        acknowledge(&log, 1).await;
+        acknowledge(&log, 99).await;
+        let health = Health::default();
+        let quarantine = Quarantine::open(&log, "test", health.clone()).expect("quarantine");
+        let follower = Follower::own_log("the test view", &log, "test", quarantine);
+        follower.run(Acks(Vec::new())).await;
+        let problem = health.problem().expect("broken");
+        assert!(problem.contains("the test view"), "{problem}");
+        assert!(problem.contains("the test says stop"), "{problem}");
+        assert!(health.quarantine().is_empty());
+        log.close().await.expect("close");
+    }
+}
