@@ -194,7 +194,6 @@ impl Projection {
 #[cfg(test)]
 mod tests {
     use contract::common::v1::{Date, Organisation};
-    use contract::events::v1::EventEnvelope;
 
     use super::*;
 
@@ -241,25 +240,13 @@ mod tests {
         .into()
     }
 
-    /// Applies `events` in order, the n-th at stream version n.
     fn check(events: Vec<ConferenceEvent>) -> (Projection, Vec<Result<(), String>>) {
         let mut projection = Projection::default();
-        let outcomes = events
-            .into_iter()
-            .enumerate()
-            .map(|(version, event)| {
-                let envelope = EventEnvelope {
-                    stream_version: version as u64,
-                    ..EventEnvelope::default()
-                };
-                let record = Record {
-                    producer: "conference-scheduler",
-                    position: version as u64,
-                    envelope: &envelope,
-                };
-                projection.apply(record, event)
-            })
-            .collect();
+        let outcomes = service_core::follow::apply_in_order(
+            "conference-scheduler",
+            events,
+            |record, event| projection.apply(record, event),
+        );
         (projection, outcomes)
     }
 

@@ -136,7 +136,6 @@ fn show_section_47(view: &mut wire::Referral, concluded: &wire::Section47Conclud
 #[cfg(test)]
 mod tests {
     use contract::common::v1::Date;
-    use contract::events::v1::EventEnvelope;
 
     use super::*;
 
@@ -197,25 +196,12 @@ mod tests {
         .into()
     }
 
-    /// Applies `events` in order, the n-th at stream version n.
     fn check(events: Vec<ReferralEvent>) -> (Projection, Vec<Result<(), String>>) {
         let mut projection = Projection::default();
-        let outcomes = events
-            .into_iter()
-            .enumerate()
-            .map(|(version, event)| {
-                let envelope = EventEnvelope {
-                    stream_version: version as u64,
-                    ..EventEnvelope::default()
-                };
-                let record = Record {
-                    producer: "referral-intake",
-                    position: version as u64,
-                    envelope: &envelope,
-                };
+        let outcomes =
+            service_core::follow::apply_in_order("referral-intake", events, |record, event| {
                 projection.apply(record, event)
-            })
-            .collect();
+            });
         (projection, outcomes)
     }
 

@@ -463,7 +463,6 @@ impl Projection {
 #[cfg(test)]
 mod tests {
     use contract::common::v1::{Date, NhsNumber as WireNhs};
-    use contract::events::v1::EventEnvelope;
 
     use super::*;
 
@@ -519,23 +518,14 @@ mod tests {
         })
     }
 
-    /// Applies `events` in order, each at its position; returns the view
-    /// and what each application came to.
+    /// Applies `events` in order; returns the view and what each
+    /// application came to.
     fn check(events: Vec<RegistryEvent>) -> (Projection, Vec<Result<(), String>>) {
         let mut projection = Projection::new(false);
-        let envelope = EventEnvelope::default();
-        let outcomes = events
-            .into_iter()
-            .enumerate()
-            .map(|(position, event)| {
-                let record = Record {
-                    producer: "plan-registry",
-                    position: position as u64,
-                    envelope: &envelope,
-                };
+        let outcomes =
+            service_core::follow::apply_in_order("plan-registry", events, |record, event| {
                 projection.apply(record, event)
-            })
-            .collect();
+            });
         (projection, outcomes)
     }
 

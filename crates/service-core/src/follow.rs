@@ -76,6 +76,33 @@ where
     }
 }
 
+/// Applies `events` in order as a follower would, the n-th at position
+/// and stream version n of `producer`'s log, and says what each came to:
+/// how the table tests of a view or a rule feed it without a log.
+pub fn apply_in_order<E>(
+    producer: &str,
+    events: Vec<E>,
+    mut apply: impl FnMut(Record<'_>, E) -> Result<(), String>,
+) -> Vec<Result<(), String>> {
+    events
+        .into_iter()
+        .enumerate()
+        .map(|(index, event)| {
+            let envelope = EventEnvelope {
+                stream_version: index as u64,
+                global_position: index as u64,
+                ..EventEnvelope::default()
+            };
+            let record = Record {
+                producer,
+                position: index as u64,
+                envelope: &envelope,
+            };
+            apply(record, event)
+        })
+        .collect()
+}
+
 /// Where a follower's records come from.
 #[derive(Debug)]
 enum Source {
