@@ -65,6 +65,7 @@ pub(crate) async fn follow_source(
                 .map_err(|_| "the rules' memory was poisoned".to_owned())?
                 .derive(record, &event);
             if record.position < raised_up_to {
+                // Raised before: remembered, not built again.
                 return Ok(Vec::new());
             }
             let derived = Derived::from(record.envelope, LOG, "notification")?;
@@ -76,7 +77,8 @@ pub(crate) async fn follow_source(
                 })
                 .collect())
         },
-    );
+    )
+    .writing_from(raised_up_to);
     follower.run(rule).await;
 }
 

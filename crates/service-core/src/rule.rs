@@ -140,6 +140,9 @@ impl Applier {
 pub struct Rule<F> {
     applier: Applier,
     derive: F,
+    /// Below this position the rule only derives (to remember what it
+    /// must), and writes nothing: its cursor is already past it.
+    writes_from: u64,
 }
 
 impl<F> Rule<F> {
@@ -147,7 +150,19 @@ impl<F> Rule<F> {
     where
         F: FnMut(Record<'_>, E) -> Result<Effects, String>,
     {
-        Rule { applier, derive }
+        Rule {
+            applier,
+            derive,
+            writes_from: 0,
+        }
+    }
+
+    /// For a rule that reads its producer from the first event but wrote
+    /// its effects up to `cursor` already: below it, nothing is written
+    /// again, not even the cursor, which must never move back.
+    pub fn writing_from(mut self, cursor: u64) -> Self {
+        self.writes_from = cursor;
+        self
     }
 }
 
@@ -158,6 +173,9 @@ where
 {
     async fn handle(&mut self, record: Record<'_>, event: E) -> Result<(), Failure> {
         let effects = (self.derive)(record, event).map_err(Failure::Unapplied)?;
+        if record.position < self.writes_from {
+            return Ok(());
+        }
         self.applier
             .apply(record.position, effects)
             .await
@@ -165,6 +183,9 @@ where
     }
 
     async fn pass(&mut self, record: Record<'_>) -> Result<(), Failure> {
+        if record.position < self.writes_from {
+            return Ok(());
+        }
         self.applier
             .apply(record.position, Vec::new())
             .await
@@ -233,6 +254,51 @@ mod tests {
         // 33 single events and 33 × 3 events.
         assert_eq!(log.head(), 33 + 33 * 3);
         drop(applier);
+        log.close().await.expect("close");
+    }
+
+    #[tokio::test]
+    async fn a_rule_writing_from_its_cursor_writes_nothing_below_it() {
+        use contract::events::v1::EventEnvelope;
+        let dir = tempfile::tempdir().expect("dir");
+        let log = EventLog::open(eventlog::Options::new(dir.path())).expect("open");
+        log.set_cursor("rule:test", 10).await.expect("cursor");
+        let applier = Applier::start(log.clone(), "rule:test", Health::default(), |_, _| async {});
+        let mut derived = Vec::new();
+        let mut rule = Rule::new(applier, |record: Record<'_>, label: &'static str| {
+            derived.push(record.position);
+            Ok(vec![(format!("s-{}", record.position), vec![event(label)])])
+        })
+        .writing_from(10);
+        let envelope = EventEnvelope::default();
+        let at = |position| Record {
+            producer: "test",
+            position,
+            envelope: &envelope,
+        };
+        rule.handle(at(3), "old").await.expect("handled");
+        rule.pass(at(4)).await.expect("passed");
+        assert_eq!(
+            log.cursor("rule:test").expect("cursor"),
+            Some(10),
+            "never moves back"
+        );
+        assert_eq!(log.head(), 0, "nothing written again below the cursor");
+        rule.handle(at(10), "new").await.expect("handled");
+        drop(rule);
+        for _ in 0..100 {
+            if log.head() == 1 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert_eq!(log.cursor("rule:test").expect("cursor"), Some(11));
+        assert_eq!(log.head(), 1);
+        assert_eq!(
+            derived,
+            [3, 10],
+            "derived below the cursor too, to remember"
+        );
         log.close().await.expect("close");
     }
 }
