@@ -48,6 +48,22 @@ impl Tracked {
     }
 }
 
+/// The conference an event is about.
+fn conference_of(event: &ConferenceEvent) -> Option<&str> {
+    Some(match event {
+        ConferenceEvent::Requested(e) => &e.conference_id,
+        ConferenceEvent::Scheduled(e) => &e.conference_id,
+        ConferenceEvent::Rearranged(e) => &e.conference_id,
+        ConferenceEvent::Cancelled(e) => &e.conference_id,
+        ConferenceEvent::InvitationsUpdated(e) => &e.conference_id,
+        ConferenceEvent::InviteReplied(e) => &e.conference_id,
+        ConferenceEvent::ReportReceived(e) => &e.conference_id,
+        ConferenceEvent::AttendanceRecorded(e) => &e.conference_id,
+        ConferenceEvent::OutcomeRecorded(e) => &e.conference_id,
+        ConferenceEvent::Quarantined(_) => return None,
+    })
+}
+
 /// How an event changes the wire view, beside what it does to the aggregate.
 type ViewEdit = Box<dyn FnOnce(&mut Tracked)>;
 
@@ -74,6 +90,20 @@ impl Projection {
     /// Applies one event of the log; an event it cannot apply is refused
     /// with the reason, and quarantined by the caller.
     pub fn apply(&mut self, record: Record<'_>, event: ConferenceEvent) -> Result<(), String> {
+        let conference_id = conference_of(&event).map(str::to_owned);
+        let applied = self.apply_event(record, event);
+        // The record is in the conference's stream all the same: a later
+        // change is decided on the conference as it stands, at the
+        // stream's real version, instead of failing its check for ever.
+        if applied.is_err()
+            && let Some(tracked) = conference_id.and_then(|id| self.conferences.get_mut(&id))
+        {
+            tracked.version = record.envelope.stream_version;
+        }
+        applied
+    }
+
+    fn apply_event(&mut self, record: Record<'_>, event: ConferenceEvent) -> Result<(), String> {
         let version = record.envelope.stream_version;
         // What the event means to the aggregate: the one way a stored
         // conference event becomes a domain event.

@@ -213,6 +213,14 @@ impl EventLog {
     /// refused for a storage failure fails the log, so nothing queued after
     /// it goes in; the other refusals (expected version, mixed retry,
     /// limits) depend only on the request itself.
+    /// Whether an append of `events` to `stream` would pass the checks
+    /// every append passes (stream name, batch size, event size, ids),
+    /// without appending: for a writer that must know all its appends are
+    /// valid before it queues any of them.
+    pub fn check_append(&self, stream: &str, events: &[NewEvent]) -> Result<()> {
+        self.limits.check_append(stream, events)
+    }
+
     pub async fn queue_append(
         &self,
         stream: &str,

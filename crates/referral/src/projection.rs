@@ -30,6 +30,20 @@ impl Projection {
     /// Applies one event of the log; an event it cannot apply is refused
     /// with the reason, and quarantined by the caller.
     pub fn apply(&mut self, record: Record<'_>, event: ReferralEvent) -> Result<(), String> {
+        let referral_id = referral_of(&event).map(str::to_owned);
+        let applied = self.apply_event(record, event);
+        // The record is in the referral's stream all the same: a later
+        // step is decided on the referral as it stands, at the stream's
+        // real version, instead of failing its check for ever.
+        if applied.is_err()
+            && let Some(tracked) = referral_id.and_then(|id| self.referrals.get_mut(&id))
+        {
+            tracked.version = record.envelope.stream_version;
+        }
+        applied
+    }
+
+    fn apply_event(&mut self, record: Record<'_>, event: ReferralEvent) -> Result<(), String> {
         let version = record.envelope.stream_version;
         let Some(change) = convert::to_domain(&event)? else {
             return Ok(());
@@ -94,6 +108,17 @@ impl Projection {
         tracked.version = version;
         Ok(tracked)
     }
+}
+
+/// The referral an event is about.
+fn referral_of(event: &ReferralEvent) -> Option<&str> {
+    Some(match event {
+        ReferralEvent::Submitted(e) => &e.referral_id,
+        ReferralEvent::Decided(e) => &e.referral_id,
+        ReferralEvent::StrategyDiscussionHeld(e) => &e.referral_id,
+        ReferralEvent::Section47Concluded(e) => &e.referral_id,
+        ReferralEvent::Quarantined(_) => return None,
+    })
 }
 
 /// What a decision shows: its rating, outcome, time and the assessment due.
@@ -317,9 +342,16 @@ mod tests {
                 .as_ref()
                 .expect_err(what);
             assert!(refused.starts_with(field), "{what}: {refused}");
-            // Nothing of a refused event shows.
+            // Nothing of a refused event shows, but its place in the
+            // stream counts, so the next step is not refused for ever.
             if let Some(tracked) = projection.referrals.get("r") {
-                assert_eq!(tracked.version, 0, "{what}");
+                assert_eq!(
+                    tracked.view.status,
+                    i32::from(wire::ReferralStatus::AwaitingDecision),
+                    "{what}"
+                );
+                assert_eq!(tracked.version, 1, "{what}");
+                assert_eq!(tracked.aggregate.outcome, None, "{what}");
             }
         }
     }

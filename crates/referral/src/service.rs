@@ -489,7 +489,7 @@ impl referral_intake_server::ReferralIntake for ReferralIntake {
         let local_authority = domain::OdsCode::parse(&request.local_authority_ods_code)
             .map_err(|error| invalid("local_authority_ods_code", error))?;
         let today = validate::optional_date("as_of", request.as_of.as_ref())?
-            .unwrap_or_else(validate::today);
+            .unwrap_or_else(|| self.inner.clock.today());
         self.inner
             .watermark
             .wait_for(request.min_token.as_ref(), Duration::from_secs(5))

@@ -217,13 +217,23 @@ impl Projection {
         let mut local_authority = local_authority.cloned();
         // The children of the plan it is about, if the plan is known: an
         // end or a change that cannot be applied leaves that plan unsure.
-        if let Some(plan) = chronology::plan_of(&event).and_then(|id| self.plan(id)) {
+        let known = chronology::plan_of(&event).and_then(|id| self.plan_index.get(id).copied());
+        if let Some(plan) = known.and_then(|index| self.plans.get(index as usize)) {
             children.push(plan.aggregate.nhs_number);
             children.extend(plan.aggregate.baby);
             local_authority.get_or_insert_with(|| self.local_authority(plan).clone());
         }
         let applied = self.apply_event(record, event);
         if applied.is_err() {
+            // The record is in the plan's stream all the same: a later
+            // write to the plan is decided on the plan as it stands, at the
+            // stream's real version, instead of failing its version check
+            // for ever.
+            if let Some(plan) = known.and_then(|index| self.plans.get_mut(index as usize))
+                && record.envelope.stream_id == format!("plan-{}", plan.id)
+            {
+                plan.version = record.envelope.stream_version;
+            }
             for child in children {
                 let unsure = self.unsure.entry(child).or_insert_with(|| Unsure {
                     producer: record.producer.to_owned(),
@@ -660,5 +670,35 @@ mod tests {
         // The plan itself is untouched: it is the history around it that
         // is not whole.
         assert_eq!(projection.plans_of(&child(CHILD)).count(), 1);
+    }
+
+    #[test]
+    fn a_refused_event_of_a_known_plan_still_counts_in_its_stream() {
+        use contract::events::v1::EventEnvelope;
+        let mut projection = Projection::new(false);
+        let undated_end = RegistryEvent::PlanEnded(wire::PlanEnded {
+            plan_id: "p1".into(),
+            ..wire::PlanEnded::default()
+        });
+        for (version, event) in [started("p1", nhs(CHILD)), undated_end]
+            .into_iter()
+            .enumerate()
+        {
+            let envelope = EventEnvelope {
+                stream_id: "plan-p1".into(),
+                stream_version: version as u64,
+                ..EventEnvelope::default()
+            };
+            let record = Record {
+                producer: "plan-registry",
+                position: version as u64,
+                envelope: &envelope,
+            };
+            let _ = projection.apply(record, event);
+        }
+        // The next end is checked against version 1, not refused for ever
+        // as a lost race.
+        assert_eq!(projection.plan("p1").expect("the plan").version, 1);
+        assert!(projection.unsure(&child(CHILD)).is_some());
     }
 }

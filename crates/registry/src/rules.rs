@@ -86,8 +86,10 @@ struct Mirror(PlanRegistry);
 impl Handler<ConferenceEvent> for Mirror {
     async fn handle(&mut self, record: Record<'_>, event: ConferenceEvent) -> Result<(), Failure> {
         // An outcome the primary could not turn into a plan event is the
-        // primary's to quarantine: there is nothing to wait for.
-        if let Ok(Some((_, event))) = plan_event(record, event) {
+        // primary's to quarantine, and one that names no plan can show
+        // none (the primary may not even write it): nothing to wait for.
+        let names_a_plan = matches!(&event, ConferenceEvent::OutcomeRecorded(recorded) if !recorded.plan_id.is_empty());
+        if names_a_plan && let Ok(Some((_, event))) = plan_event(record, event) {
             self.0.shown(event.event_id).await;
         }
         Ok(())
@@ -128,7 +130,7 @@ fn plan_event(
         .as_ref()
         .and_then(|outcome| outcome.kind.as_ref())
         .ok_or("outcome.kind: is required")?;
-    let derived = Derived::from(record.envelope, crate::LOG, "plan-rule")?;
+    let derived = Derived::from(record.envelope, crate::LOG, "plan-rule")?.occurring_with_source();
     let stream = format!("plan-{}", recorded.plan_id);
     let event = match kind {
         conference::outcome::Kind::Initial(initial) if initial.plan => derived.event(

@@ -36,6 +36,9 @@ pub struct Derived<'a> {
     source_id: EventId,
     service: &'a str,
     rule: &'static str,
+    /// Whether the derived events occur when the source did, rather than
+    /// when the rule derived them.
+    at_source_time: bool,
 }
 
 impl<'a> Derived<'a> {
@@ -53,7 +56,15 @@ impl<'a> Derived<'a> {
             source_id,
             service,
             rule,
+            at_source_time: false,
         })
+    }
+
+    /// The derived events occur when the source did: a plan starts when
+    /// the conference decided it, however late the registry hears of it.
+    pub fn occurring_with_source(mut self) -> Self {
+        self.at_source_time = true;
+        self
     }
 
     /// The id of the `index`-th event for `purpose`: what the payload may
@@ -64,12 +75,58 @@ impl<'a> Derived<'a> {
 
     /// The `index`-th event for `purpose`, carrying `payload`.
     pub fn event<M: Message + Name>(&self, purpose: &str, index: u32, payload: &M) -> NewEvent {
+        let built = by_system(payload, self.service);
+        let occurred_at = self
+            .source
+            .occurred_at
+            .filter(|_| self.at_source_time)
+            .and_then(|at| std::time::SystemTime::try_from(at).ok())
+            .unwrap_or(built.occurred_at);
         NewEvent {
             event_id: self.id(purpose, index),
+            occurred_at,
             correlation_id: self.source.correlation_id.clone(),
             causation_id: self.source.event_id.clone(),
             traceparent: crate::trace::follow(&self.source.traceparent, self.rule),
-            ..by_system(payload, self.service)
+            ..built
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn derived_events_are_caused_by_their_source_and_occur_when_asked() {
+        let source = EventEnvelope {
+            event_id: EventId::new().as_bytes().to_vec(),
+            correlation_id: b"case".to_vec(),
+            occurred_at: Some(prost_types::Timestamp {
+                seconds: 1_700_000_000,
+                nanos: 0,
+            }),
+            ..EventEnvelope::default()
+        };
+        let payload = contract::events::v1::RecordQuarantined::default();
+        let derived = Derived::from(&source, "test", "test-rule").expect("derived");
+        let now = derived.event("purpose", 0, &payload);
+        let again = derived.event("purpose", 0, &payload);
+        assert_eq!(now.event_id, again.event_id, "the same id every time");
+        assert_ne!(now.event_id, derived.event("purpose", 1, &payload).event_id);
+        assert_eq!(now.causation_id, source.event_id);
+        assert_eq!(now.correlation_id, b"case");
+        assert!(
+            now.occurred_at
+                > std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000)
+        );
+        let at_source = derived
+            .occurring_with_source()
+            .event("purpose", 0, &payload);
+        assert_eq!(
+            at_source.occurred_at,
+            std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000)
+        );
+        assert!(Derived::from(&EventEnvelope::default(), "test", "rule").is_err());
     }
 }

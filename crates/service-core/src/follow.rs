@@ -30,6 +30,8 @@ pub enum Failure {
     Unapplied(String),
     /// The handler cannot go on (its log failed): the loop stops for good.
     Stopped(String),
+    /// The handler's log is closing: the service is stopping.
+    Closing,
 }
 
 impl From<String> for Failure {
@@ -314,6 +316,7 @@ impl Follower {
 fn failed(failure: Failure) -> Ended {
     match failure {
         Failure::Unapplied(reason) | Failure::Stopped(reason) => Ended::Failed(reason),
+        Failure::Closing => Ended::Closed,
     }
 }
 

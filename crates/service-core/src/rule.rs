@@ -91,7 +91,14 @@ impl Applier {
     /// moving past it with the last of them (or alone, if there are none).
     /// Returns once queued; fails once the log or the writer has stopped,
     /// and then the rule should stop too.
+    /// Effects the log would refuse (a stream name or an event too long)
+    /// are refused as a whole before any is queued
+    /// (`eventlog::Error::InvalidArgument`), and the rule goes on: the
+    /// event that caused them is the one to quarantine.
     pub async fn apply(&self, position: u64, effects: Effects) -> Result<(), eventlog::Error> {
+        for (stream, events) in &effects {
+            self.log.check_append(stream, events)?;
+        }
         let applied = self.queue_effects(position, effects).await;
         if let Err(error) = &applied {
             stopped(&self.health, &self.cursor, error);
@@ -179,7 +186,7 @@ where
         self.applier
             .apply(record.position, effects)
             .await
-            .map_err(|error| Failure::Stopped(error.to_string()))
+            .map_err(failure)
     }
 
     async fn pass(&mut self, record: Record<'_>) -> Result<(), Failure> {
@@ -189,7 +196,19 @@ where
         self.applier
             .apply(record.position, Vec::new())
             .await
-            .map_err(|error| Failure::Stopped(error.to_string()))
+            .map_err(failure)
+    }
+}
+
+/// What a failed write means to the follower: effects the log refuses make
+/// their cause unappliable; a closing log ends it; anything else stops it.
+fn failure(error: eventlog::Error) -> Failure {
+    match error {
+        eventlog::Error::InvalidArgument { field, reason } => Failure::Unapplied(format!(
+            "what it causes cannot be written: {field}: {reason}"
+        )),
+        eventlog::Error::Closed => Failure::Closing,
+        other => Failure::Stopped(other.to_string()),
     }
 }
 
@@ -299,6 +318,44 @@ mod tests {
             [3, 10],
             "derived below the cursor too, to remember"
         );
+        log.close().await.expect("close");
+    }
+
+    #[tokio::test]
+    async fn effects_the_log_refuses_make_their_cause_unappliable_not_the_rule_stop() {
+        use contract::events::v1::EventEnvelope;
+        let dir = tempfile::tempdir().expect("dir");
+        let log = EventLog::open(eventlog::Options::new(dir.path())).expect("open");
+        let health = Health::default();
+        let applier = Applier::start(log.clone(), "rule:test", health.clone(), |_, _| async {});
+        let mut rule = Rule::new(applier, |_: Record<'_>, stream: String| {
+            Ok(vec![
+                ("fine".to_owned(), vec![event("one")]),
+                (stream, vec![event("two")]),
+            ])
+        });
+        let envelope = EventEnvelope::default();
+        let record = Record {
+            producer: "test",
+            position: 0,
+            envelope: &envelope,
+        };
+        let refused = rule.handle(record, "x".repeat(10_000)).await;
+        assert!(
+            matches!(&refused, Err(Failure::Unapplied(reason)) if reason.contains("stream_id")),
+            "{refused:?}"
+        );
+        assert_eq!(health.problem(), None, "the rule goes on");
+        rule.pass(record).await.expect("passed");
+        drop(rule);
+        for _ in 0..100 {
+            if log.cursor("rule:test").expect("cursor") == Some(1) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert_eq!(log.cursor("rule:test").expect("cursor"), Some(1));
+        assert_eq!(log.head(), 0, "none of the refused effects was written");
         log.close().await.expect("close");
     }
 }
