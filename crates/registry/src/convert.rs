@@ -87,11 +87,19 @@ pub fn category_to_wire(category: AbuseCategory) -> contract::common::v1::AbuseC
     }
 }
 
-fn nhs(field: &str, value: Option<&contract::common::v1::NhsNumber>) -> Result<NhsNumber, String> {
+/// A wire NHS number as the domain's, or why not, naming `field`.
+pub(crate) fn nhs(
+    field: &str,
+    value: Option<&contract::common::v1::NhsNumber>,
+) -> Result<NhsNumber, String> {
     validate::nhs_number(field, value).map_err(|status| status.message().to_owned())
 }
 
-fn date(field: &str, value: Option<&contract::common::v1::Date>) -> Result<Date, String> {
+/// A wire date as the domain's, or why not, naming `field`.
+pub(crate) fn date(
+    field: &str,
+    value: Option<&contract::common::v1::Date>,
+) -> Result<Date, String> {
     validate::date(field, value).map_err(|status| status.message().to_owned())
 }
 

@@ -164,17 +164,6 @@ fn named(event: &RegistryEvent) -> (Vec<&contract::common::v1::NhsNumber>, Optio
     }
 }
 
-fn nhs(field: &str, value: Option<&contract::common::v1::NhsNumber>) -> Result<NhsNumber, String> {
-    validate::nhs_number(field, value).map_err(|status| status.message().to_owned())
-}
-
-fn date(
-    field: &str,
-    value: Option<&contract::common::v1::Date>,
-) -> Result<domain::date::Date, String> {
-    validate::date(field, value).map_err(|status| status.message().to_owned())
-}
-
 impl Projection {
     /// An empty view; a read replica's remembers which plan events it has
     /// applied.
@@ -271,7 +260,9 @@ impl Projection {
                 let aggregate = Plan::from_events(&[change]).ok_or("a start makes a plan")?;
                 let child = aggregate.nhs_number;
                 let expected_date_of_delivery = match started.expected_date_of_delivery.as_ref() {
-                    Some(expected) => Some(date("expected_date_of_delivery", Some(expected))?),
+                    Some(expected) => {
+                        Some(convert::date("expected_date_of_delivery", Some(expected))?)
+                    }
                     None => None,
                 };
                 let local_authority = self
@@ -328,7 +319,7 @@ impl Projection {
                 }
             }
             (RegistryEvent::ChildLookedUp(looked), _) => {
-                let child = nhs("nhs_number", looked.nhs_number.as_ref())?;
+                let child = convert::nhs("nhs_number", looked.nhs_number.as_ref())?;
                 let caller = looked.caller.unwrap_or_default();
                 let who = self.callers.intern_message(&wire::Access {
                     organisation: caller.organisation,
