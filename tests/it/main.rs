@@ -4,6 +4,7 @@
 
 mod bad_input;
 mod conferences;
+mod credentials;
 mod fixtures;
 mod notifications;
 mod plans;
@@ -25,6 +26,15 @@ use service_core::settings::Settings;
 pub struct Backbone {
     pub url: String,
     pub running: Running,
+}
+
+impl Backbone {
+    /// Every agency's system, in this backbone's development realm.
+    pub fn agencies(&self) -> safeguard::agencies::Agencies {
+        let realm = self.running.realm.as_ref().expect("a development realm");
+        safeguard::agencies::Agencies::open(realm, safeguard::demo::Endpoints::one(&self.url))
+            .expect("the realm")
+    }
 }
 
 /// Starts the backbone on a free port with its data under `dir`. Retries
@@ -76,7 +86,7 @@ async fn spawn(config: Config) -> Backbone {
         match backbone::start(&config).await {
             Ok(running) => {
                 return Backbone {
-                    url: format!("http://{}", running.address),
+                    url: format!("https://{}", running.address),
                     running,
                 };
             }

@@ -81,9 +81,9 @@ async fn each_partner_is_told_what_concerns_it() {
 
     // Acknowledge, then resume: only later notifications arrive.
     backbone
+        .as_(&council_inbox)
         .notifications
         .acknowledge(note::AcknowledgeRequest {
-            caller: Some(council_inbox.clone()),
             subscriber: "inbox".into(),
             recipient_ods_code: "E09000999".into(),
             sequence: accesses[0].sequence,
@@ -106,9 +106,9 @@ async fn each_partner_is_told_what_concerns_it() {
 
     // Nobody reads another organisation's notifications.
     let status = backbone
+        .as_(&gp)
         .notifications
         .subscribe(note::SubscribeRequest {
-            caller: Some(gp),
             subscriber: "inbox".into(),
             recipient_ods_code: "E09000999".into(),
             ..note::SubscribeRequest::default()
@@ -126,7 +126,6 @@ async fn a_missed_decision_deadline_is_reported_to_the_council() {
     backbone
         .referrals
         .submit_referral(referral::SubmitReferralRequest {
-            caller: Some(chair()),
             idempotency_key: "late-0001".into(),
             referrer: Some(referral::Referrer {
                 organisation: Some(organisation("S999001", OrganisationKind::School)),

@@ -46,9 +46,9 @@ async fn an_emergency_department_sees_the_plan_and_whom_to_call_and_the_lookup_i
 
     // Was the child on a plan the day before the conference? No.
     let before = backbone
+        .as_(&nurse())
         .registry
         .lookup_child(registry_wire::LookupChildRequest {
-            caller: Some(nurse()),
             nhs_number: child(),
             purpose: "audit".into(),
             as_of: date(2026, 1, 19),
@@ -62,7 +62,6 @@ async fn an_emergency_department_sees_the_plan_and_whom_to_call_and_the_lookup_i
     let chronology = backbone
         .registry
         .child_chronology(registry_wire::ChildChronologyRequest {
-            caller: Some(chair()),
             nhs_number: child(),
             min_token: before.token,
         })
@@ -90,9 +89,9 @@ async fn an_emergency_department_sees_the_plan_and_whom_to_call_and_the_lookup_i
         );
     }
     let status = backbone
+        .as_(&nurse())
         .registry
         .child_chronology(registry_wire::ChildChronologyRequest {
-            caller: Some(nurse()),
             nhs_number: child(),
             min_token: None,
         })
@@ -111,7 +110,6 @@ async fn an_unborn_plan_follows_the_baby_and_ends_once() {
     let planned = backbone
         .registry
         .record_unborn_plan(registry_wire::RecordUnbornPlanRequest {
-            caller: Some(chair()),
             mother_nhs_number: mother.clone(),
             expected_date_of_delivery: date(2026, 3, 1),
             category: AbuseCategory::Neglect.into(),
@@ -128,7 +126,6 @@ async fn an_unborn_plan_follows_the_baby_and_ends_once() {
     let linked = backbone
         .registry
         .link_birth(registry_wire::LinkBirthRequest {
-            caller: Some(chair()),
             plan_id: planned.plan_id.clone(),
             baby_nhs_number: child(),
             born_on: date(2026, 2, 27),
@@ -144,7 +141,6 @@ async fn an_unborn_plan_follows_the_baby_and_ends_once() {
     let status = backbone
         .registry
         .link_birth(registry_wire::LinkBirthRequest {
-            caller: Some(chair()),
             plan_id: planned.plan_id.clone(),
             baby_nhs_number: child(),
             born_on: date(2026, 2, 27),
@@ -158,7 +154,6 @@ async fn an_unborn_plan_follows_the_baby_and_ends_once() {
         status.message()
     );
     let end = || registry_wire::EndPlanRequest {
-        caller: Some(chair()),
         plan_id: planned.plan_id.clone(),
         end_date: date(2026, 6, 1),
         reason: registry_wire::PlanEndReason::NoLongerAtRisk.into(),
@@ -186,9 +181,9 @@ async fn an_unborn_plan_follows_the_baby_and_ends_once() {
     );
 
     let bad = backbone
+        .as_(&nurse())
         .registry
         .lookup_child(registry_wire::LookupChildRequest {
-            caller: Some(nurse()),
             nhs_number: Some(NhsNumber {
                 value: "9990000019".into(),
             }),
@@ -200,9 +195,9 @@ async fn an_unborn_plan_follows_the_baby_and_ends_once() {
     assert_eq!(bad.code(), Code::InvalidArgument);
     assert!(bad.message().starts_with("nhs_number"), "{}", bad.message());
     let status = backbone
+        .as_(&nurse())
         .registry
         .record_looked_after(registry_wire::RecordLookedAfterRequest {
-            caller: Some(nurse()),
             child_nhs_number: child(),
             start_date: date(2026, 1, 5),
             local_authority: Some(council()),

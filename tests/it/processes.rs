@@ -12,12 +12,10 @@ use std::time::{Duration, Instant};
 
 use contract::common::v1::OrganisationKind;
 use contract::notification::v1 as note;
-use contract::notification::v1::notification_client::NotificationClient;
 use contract::referral::v1 as referral;
-use contract::referral::v1::referral_intake_client::ReferralIntakeClient;
 use natsd::NatsServer;
+use safeguard::agencies::Agencies;
 use safeguard::demo::Endpoints;
-use tonic::transport::Channel;
 
 use crate::fixtures::*;
 
@@ -98,6 +96,8 @@ struct Service {
 pub struct Deployment {
     pub nats: NatsServer,
     dir: tempfile::TempDir,
+    /// The development realm every service runs in (`--realm`).
+    realm: PathBuf,
     services: Vec<Service>,
 }
 
@@ -144,9 +144,13 @@ impl Deployment {
             });
         }
         let names: Vec<String> = services.iter().map(|s| s.name.clone()).collect();
+        let dir = tempfile::tempdir().expect("dir");
+        let realm = dir.path().join("realm");
+        trust::Realm::open_or_create(&realm).expect("a development realm");
         let mut deployment = Deployment {
             nats,
-            dir: tempfile::tempdir().expect("dir"),
+            dir,
+            realm,
             services,
         };
         for name in &names {
@@ -160,7 +164,17 @@ impl Deployment {
 
     pub fn url(&self, name: &str) -> String {
         let service = self.service(name);
-        format!("http://127.0.0.1:{}", service.port)
+        format!("https://127.0.0.1:{}", service.port)
+    }
+
+    /// Every agency's system, in the deployment's development realm.
+    pub fn agencies(&self) -> Agencies {
+        self.agencies_at(self.endpoints())
+    }
+
+    /// The same, with the services at `endpoints`.
+    pub fn agencies_at(&self, endpoints: Endpoints) -> Agencies {
+        Agencies::open(&self.realm, endpoints).expect("the realm")
     }
 
     fn service(&self, name: &str) -> &Service {
@@ -186,12 +200,13 @@ impl Deployment {
             .map(|service| {
                 (
                     service.producer.clone(),
-                    format!("http://127.0.0.1:{}", service.port),
+                    format!("https://127.0.0.1:{}", service.port),
                 )
             })
             .collect();
         let nats = self.nats.url();
         let data = self.dir.path().to_path_buf();
+        let realm = self.realm.clone();
         let service = self
             .services
             .iter_mut()
@@ -204,6 +219,8 @@ impl Deployment {
             .arg(data.join(&service.producer))
             .args(["--listen", &format!("127.0.0.1:{}", service.port)])
             .args(["--nats", &nats])
+            .arg("--realm")
+            .arg(&realm)
             .args(&service.flags);
         for (producer, url) in &producers {
             command.args(["--producer", &format!("{producer}={url}")]);
@@ -219,13 +236,12 @@ impl Deployment {
 
     pub async fn wait_until_serving(&self, name: &str) {
         let url = self.url(name);
+        let realm = trust::Realm::open(&self.realm).expect("the realm");
+        let health = trust::client::Credentials::anonymous(realm.ca_pem());
         let started = Instant::now();
         while started.elapsed() < Duration::from_secs(60) {
-            if let Ok(channel) = Channel::from_shared(url.clone())
-                .expect("url")
-                .connect()
-                .await
-            {
+            let endpoint = trust::client::endpoint(&url, health.tls()).expect("url");
+            if let Ok(channel) = endpoint.connect().await {
                 let checked = tonic_health::pb::health_client::HealthClient::new(channel)
                     .check(tonic_health::pb::HealthCheckRequest {
                         service: String::new(),
@@ -279,7 +295,7 @@ impl Drop for Deployment {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_case_runs_across_four_processes_over_jetstream() {
     let deployment = Deployment::start().await;
-    crate::scenario::the_demo_case(&deployment.endpoints(), service_core::validate::today()).await;
+    crate::scenario::the_demo_case(&deployment.agencies(), service_core::validate::today()).await;
 }
 
 fn school() -> contract::common::v1::CallerIdentity {
@@ -302,9 +318,8 @@ pub fn transient(status: &tonic::Status) -> bool {
 /// One referral and its decision, retried with the same idempotency key
 /// until both are acknowledged: the referral id, or `None` if the service
 /// stayed away too long.
-async fn refer_and_decide(url: &str, serial: u32) -> Option<String> {
+async fn refer_and_decide(agencies: &Agencies, serial: u32) -> Option<String> {
     let request = referral::SubmitReferralRequest {
-        caller: Some(school()),
         idempotency_key: format!("fault-{serial}"),
         referrer: Some(referral::Referrer {
             organisation: Some(organisation("S999001", OrganisationKind::School)),
@@ -331,17 +346,10 @@ async fn refer_and_decide(url: &str, serial: u32) -> Option<String> {
     let started = Instant::now();
     let mut referral_id = None;
     while started.elapsed() < Duration::from_secs(30) {
-        let Ok(channel) = Channel::from_shared(url.to_owned())
-            .expect("url")
-            .connect()
-            .await
-        else {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            continue;
-        };
-        let mut client = ReferralIntakeClient::new(channel);
+        let mut school = agencies.clients(&school()).expect("credentials").referrals;
+        let mut mash = agencies.clients(&chair()).expect("credentials").referrals;
         if referral_id.is_none() {
-            match client.submit_referral(request.clone()).await {
+            match school.submit_referral(request.clone()).await {
                 Ok(submitted) => referral_id = Some(submitted.into_inner().referral_id),
                 Err(status) => {
                     assert!(transient(&status), "submit refused: {status:?}");
@@ -351,9 +359,8 @@ async fn refer_and_decide(url: &str, serial: u32) -> Option<String> {
             }
         }
         let id = referral_id.clone()?;
-        let decided = client
+        let decided = mash
             .record_decision(referral::RecordDecisionRequest {
-                caller: Some(chair()),
                 referral_id: id.clone(),
                 rag_rating: referral::RagRating::Green.into(),
                 outcome: referral::ReferralOutcome::EarlyHelp.into(),
@@ -377,14 +384,14 @@ async fn refer_and_decide(url: &str, serial: u32) -> Option<String> {
 /// A steady stream of `count` referrals and decisions from `first` on, one
 /// every 20 ms; the ids acknowledged, each with when it was.
 fn write_steadily(
-    url: String,
+    agencies: Agencies,
     first: u32,
     count: u32,
 ) -> tokio::task::JoinHandle<Vec<(String, Instant)>> {
     tokio::spawn(async move {
         let mut acknowledged = Vec::new();
         for serial in first..first + count {
-            if let Some(id) = refer_and_decide(&url, serial).await {
+            if let Some(id) = refer_and_decide(&agencies, serial).await {
                 acknowledged.push((id, Instant::now()));
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -453,19 +460,17 @@ pub async fn told(
     key: &str,
     acknowledged: &[String],
 ) -> Told {
-    let channel = Channel::from_shared(deployment.url("notification-service"))
-        .expect("url")
-        .connect()
-        .await
-        .expect("connect");
     let ods = recipient
         .organisation
         .as_ref()
         .map(|o| o.ods_code.clone())
         .unwrap_or_default();
-    let mut stream = NotificationClient::new(channel)
+    let mut stream = deployment
+        .agencies()
+        .clients(&recipient)
+        .expect("credentials")
+        .notifications
         .subscribe(note::SubscribeRequest {
-            caller: Some(recipient),
             subscriber: "fault-test".into(),
             recipient_ods_code: ods,
             kinds: vec![kind.into()],
@@ -539,7 +544,7 @@ fn ids(acknowledged: &[(String, Instant)]) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_each_service_under_writes_loses_nothing_and_repeats_nothing() {
     let mut deployment = Deployment::start().await;
-    let writer = write_steadily(deployment.url("referral-intake"), 1, 60);
+    let writer = write_steadily(deployment.agencies(), 1, 60);
     for (binary, _) in SERVICES {
         tokio::time::sleep(Duration::from_millis(250)).await;
         deployment.kill(binary);
@@ -560,7 +565,7 @@ async fn kill_9_each_service_under_writes_loses_nothing_and_repeats_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nats_down_for_seconds_under_writes_loses_nothing_and_repeats_nothing() {
     let mut deployment = Deployment::start().await;
-    let writer = write_steadily(deployment.url("referral-intake"), 101, 100);
+    let writer = write_steadily(deployment.agencies(), 101, 100);
     tokio::time::sleep(Duration::from_millis(300)).await;
     deployment.nats.stop();
     let down = Instant::now();
@@ -590,7 +595,7 @@ async fn messages_lost_from_a_stream_are_repaired_from_the_producer() {
     // The notification service is away while the referrals it would read
     // are published and then lost from the stream.
     deployment.kill("notification-service");
-    let before = write_steadily(deployment.url("referral-intake"), 301, 20)
+    let before = write_steadily(deployment.agencies(), 301, 20)
         .await
         .expect("writer");
     let stream = bus::stream_name("referral-intake");
@@ -598,7 +603,7 @@ async fn messages_lost_from_a_stream_are_repaired_from_the_producer() {
     let published = 2 * before.len() as u64;
     let referrals = published_up_to(&deployment, "referral-intake", published).await;
     let purged = referrals.purge().await.expect("purge").purged;
-    let after = write_steadily(deployment.url("referral-intake"), 401, 20)
+    let after = write_steadily(deployment.agencies(), 401, 20)
         .await
         .expect("writer");
     deployment.restart("notification-service").await;

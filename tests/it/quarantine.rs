@@ -15,7 +15,7 @@ use contract::referral::v1 as referral;
 use contract::registry::v1 as registry_wire;
 use tonic::Code;
 
-use crate::fixtures::{self, Backbone, chair, council, date, nurse};
+use crate::fixtures::{self, Backbone, council, date, nurse};
 
 /// The child taken to a plan without an NHS number: a newborn.
 const NEWBORN_KEY: &str = "newborn-0001";
@@ -38,7 +38,6 @@ async fn open_conference(
         let listed = backbone
             .conferences
             .list_conferences(ListConferencesRequest {
-                caller: Some(chair()),
                 local_authority_ods_code: "E09000999".into(),
                 ..ListConferencesRequest::default()
             })
@@ -120,7 +119,6 @@ async fn plan_ended_under_a_mistyped_id(backbone: &mut Backbone) {
     let review_conference = backbone
         .conferences
         .create_conference(CreateConferenceRequest {
-            caller: Some(chair()),
             kind: ConferenceKind::Review.into(),
             child_nhs_number: nhs(MISTYPED),
             child_name: "Sam Testchild".into(),
@@ -147,10 +145,22 @@ async fn plan_ended_under_a_mistyped_id(backbone: &mut Backbone) {
 }
 
 /// What the registry quarantined, once it has at least `count`.
-async fn quarantined(url: &str, count: usize) -> Vec<contract::events::v1::RecordQuarantined> {
-    let mut status = ServiceStatusClient::connect(url.to_owned())
-        .await
-        .expect("connect");
+async fn quarantined(
+    backbone: &Backbone,
+    count: usize,
+) -> Vec<contract::events::v1::RecordQuarantined> {
+    let url = &backbone._backbone.as_ref().expect("backbone").url;
+    let operator = fixtures::member_of(
+        "E09000999",
+        OrganisationKind::LocalAuthority,
+        Role::Operator,
+    );
+    let mut status = ServiceStatusClient::new(
+        backbone
+            .agencies
+            .authorised(&operator, url)
+            .expect("credentials"),
+    );
     for _ in 0..250 {
         let services = status
             .get_status(GetStatusRequest {})
@@ -176,12 +186,20 @@ async fn quarantined(url: &str, count: usize) -> Vec<contract::events::v1::Recor
 
 /// What `GET /metrics` answers, as a monitoring system scrapes it.
 async fn scrape(address: std::net::SocketAddr) -> String {
+    get(address, "/metrics").await
+}
+
+/// What `GET path` answers on the metrics port.
+async fn get(address: std::net::SocketAddr, path: &str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(address)
         .await
         .expect("connect");
     stream
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: safeguard\r\nConnection: close\r\n\r\n")
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: safeguard\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
         .await
         .expect("request");
     let mut answer = String::new();
@@ -195,9 +213,9 @@ async fn lookup(
     child: &str,
 ) -> Result<registry_wire::LookupChildResponse, tonic::Status> {
     backbone
+        .as_(&nurse())
         .registry
         .lookup_child(registry_wire::LookupChildRequest {
-            caller: Some(nurse()),
             nhs_number: nhs(child),
             purpose: "unscheduled care attendance".into(),
             ..registry_wire::LookupChildRequest::default()
@@ -239,8 +257,7 @@ async fn a_record_that_cannot_be_applied_is_quarantined_and_its_child_fails_clos
 
     newborn_through_plan_and_reviews(&mut backbone).await;
     plan_ended_under_a_mistyped_id(&mut backbone).await;
-    let url = backbone._backbone.as_ref().expect("backbone").url.clone();
-    let records = quarantined(&url, 4).await;
+    let records = quarantined(&backbone, 4).await;
     let reasons: Vec<(&str, &str)> = records
         .iter()
         .map(|record| (record.content_type.as_str(), record.reason.as_str()))
@@ -266,6 +283,9 @@ async fn a_record_that_cannot_be_applied_is_quarantined_and_its_child_fails_clos
     assert_fails_closed(lookup(&mut backbone, MISTYPED).await);
     let metrics = backbone._backbone.as_ref().and_then(|b| b.running.metrics);
     let scraped = scrape(metrics.expect("metrics served")).await;
+    // Records set aside do not stop a service: the probe says serving.
+    let probed = get(metrics.expect("metrics served"), "/healthz").await;
+    assert!(probed.ends_with("serving\n"), "{probed}");
     assert!(
         scraped.contains(&format!(
             "safeguard_quarantined_records{{service=\"plan-registry\"}} {}\n",
@@ -292,8 +312,7 @@ async fn a_record_that_cannot_be_applied_is_quarantined_and_its_child_fails_clos
     drop(backbone);
     running.stop().await.expect("stop");
     let mut backbone = fixtures::spawn(dir.path()).await;
-    let url = backbone._backbone.as_ref().expect("backbone").url.clone();
-    let after = quarantined(&url, 4).await;
+    let after = quarantined(&backbone, 4).await;
     assert_eq!(
         after.len(),
         records.len(),

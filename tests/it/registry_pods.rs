@@ -7,12 +7,15 @@
 
 use std::time::{Duration, Instant};
 
-use contract::common::v1::{AbuseCategory, ConsistencyToken, NhsNumber, OrganisationKind, Role};
+use contract::common::v1::{
+    AbuseCategory, CallerIdentity, CareSetting, ConsistencyToken, NhsNumber, OrganisationKind, Role,
+};
 use contract::notification::v1::NotificationKind;
 use contract::registry::v1 as wire;
 use contract::registry::v1::plan_registry_client::PlanRegistryClient;
+use safeguard::agencies::Agencies;
 use safeguard::demo::Endpoints;
-use tonic::transport::Channel;
+use trust::client::Authorised;
 
 use crate::fixtures::{chair, council, date, member_of, nurse, organisation};
 use crate::processes::{
@@ -28,29 +31,31 @@ async fn the_demo_case_runs_with_every_registry_call_on_a_read_replica() {
     // Contact numbers are written through the replica (forwarded to the
     // primary), the nurse's lookup waits there for the chair's outcome, the
     // council is told of it, and the chronology is read there.
-    let endpoints = Endpoints {
+    let agencies = deployment.agencies_at(Endpoints {
         registry: deployment.url(REPLICA),
         ..deployment.endpoints()
-    };
-    crate::scenario::the_demo_case(&endpoints, service_core::validate::today()).await;
+    });
+    crate::scenario::the_demo_case(&agencies, service_core::validate::today()).await;
 }
 
 /// One lookup of `child`, on the first of `pods` that takes the
 /// connection, as a load balancer would route it, asserting it shows the
 /// child's plan: its token, or `None` if it failed once sent (it may have
 /// been audited: a retry would be a second lookup) or no pod answered.
-async fn look_up(pods: &[String], child: &str, purpose: &str) -> Option<ConsistencyToken> {
+async fn look_up(
+    agencies: &Agencies,
+    pods: &[String],
+    child: &str,
+    purpose: &str,
+) -> Option<ConsistencyToken> {
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(30) {
         for url in pods {
-            let Ok(channel) = Channel::from_shared(url.clone())
-                .expect("url")
-                .connect()
-                .await
-            else {
+            let channel = agencies.channel("RXX01", url).expect("a channel");
+            if channel_ready(channel).await.is_err() {
                 continue;
-            };
-            let looked = PlanRegistryClient::new(channel)
+            }
+            let looked = registry(agencies, url, &nurse())
                 .lookup_child(nurse_looks_up(child, purpose))
                 .await;
             match looked {
@@ -74,12 +79,12 @@ async fn look_up(pods: &[String], child: &str, purpose: &str) -> Option<Consiste
 /// A silent lookup on `url` once it reflects `after`: who looked, newest
 /// first.
 async fn accesses_on(
+    agencies: &Agencies,
     url: String,
     child: &str,
     after: ConsistencyToken,
 ) -> (Vec<String>, ConsistencyToken) {
-    let response = registry(url)
-        .await
+    let response = registry(agencies, &url, &nurse())
         .lookup_child(wire::LookupChildRequest {
             silent: true,
             min_token: Some(after),
@@ -99,25 +104,22 @@ async fn accesses_on(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lookups_on_either_pod_are_told_once_and_survive_kill_9_of_either() {
     let mut deployment = Deployment::start_with(2).await;
-    let report = safeguard::demo::run_against(
-        &deployment.endpoints(),
-        true,
-        service_core::validate::today(),
-    )
-    .await
-    .expect("a plan to look up");
+    let agencies = deployment.agencies();
+    let report = safeguard::demo::run_against(&agencies, true, service_core::validate::today())
+        .await
+        .expect("a plan to look up");
     let child = report.child.clone();
     let pods = [deployment.url(PRIMARY), deployment.url(REPLICA)];
     // Forty lookups, alternating between the pods; a pod that is down
     // sends its lookups to the other.
     let looker = {
-        let (pods, child) = (pods.clone(), child.clone());
+        let (pods, child, agencies) = (pods.clone(), child.clone(), agencies.clone());
         tokio::spawn(async move {
             let mut acknowledged = Vec::new();
             for serial in 0..40 {
                 let purpose = format!("steady lookup {serial}");
                 let order = [pods[serial % 2].clone(), pods[(serial + 1) % 2].clone()];
-                if let Some(token) = look_up(&order, &child, &purpose).await {
+                if let Some(token) = look_up(&agencies, &order, &child, &purpose).await {
                     acknowledged.push((purpose, token, Instant::now()));
                 }
                 tokio::time::sleep(Duration::from_millis(20)).await;
@@ -178,10 +180,11 @@ async fn lookups_on_either_pod_are_told_once_and_survive_kill_9_of_either() {
             .flat_map(|(_, token, _)| token.positions.clone())
             .collect(),
     };
-    let (on_primary, token) = accesses_on(pods[0].clone(), &child, everything.clone()).await;
+    let (on_primary, token) =
+        accesses_on(&agencies, pods[0].clone(), &child, everything.clone()).await;
     let mut both = everything;
     both.positions.extend(token.positions);
-    let (on_replica, _) = accesses_on(pods[1].clone(), &child, both).await;
+    let (on_replica, _) = accesses_on(&agencies, pods[1].clone(), &child, both).await;
     assert_eq!(on_replica[0], "who looked");
     assert_eq!(
         on_replica[1..],
@@ -196,7 +199,6 @@ async fn lookups_on_either_pod_are_told_once_and_survive_kill_9_of_either() {
 
 fn transfer_in(child: &str) -> wire::RecordTransferInRequest {
     wire::RecordTransferInRequest {
-        caller: Some(chair()),
         child_nhs_number: Some(NhsNumber {
             value: child.to_owned(),
         }),
@@ -211,18 +213,18 @@ fn transfer_in(child: &str) -> wire::RecordTransferInRequest {
 /// An A&E nurse looking `child` up.
 fn nurse_looks_up(child: &str, purpose: &str) -> wire::LookupChildRequest {
     wire::LookupChildRequest {
-        caller: Some(nurse()),
         nhs_number: Some(NhsNumber {
             value: child.to_owned(),
         }),
         purpose: purpose.to_owned(),
+        care_setting: CareSetting::EmergencyDepartment.into(),
         ..wire::LookupChildRequest::default()
     }
 }
 
 /// A nurse's lookup of `child`, answered.
 async fn look(
-    registry: &mut PlanRegistryClient<Channel>,
+    registry: &mut PlanRegistryClient<Authorised>,
     child: &str,
     purpose: &str,
 ) -> wire::LookupChildResponse {
@@ -233,14 +235,27 @@ async fn look(
         .into_inner()
 }
 
-async fn registry(url: String) -> PlanRegistryClient<Channel> {
-    PlanRegistryClient::new(
-        Channel::from_shared(url)
-            .expect("url")
-            .connect()
-            .await
-            .expect("connect"),
-    )
+/// The registry at `url`, acting as `who`.
+fn registry(
+    agencies: &Agencies,
+    url: &str,
+    who: &CallerIdentity,
+) -> PlanRegistryClient<Authorised> {
+    agencies
+        .at(Endpoints::one(url))
+        .clients(who)
+        .expect("credentials")
+        .registry
+}
+
+/// Whether `channel` connects now.
+async fn channel_ready(channel: tonic::transport::Channel) -> Result<(), String> {
+    let mut client = tonic_health::pb::health_client::HealthClient::new(channel);
+    client
+        .check(tonic_health::pb::HealthCheckRequest::default())
+        .await
+        .map(|_| ())
+        .map_err(|status| status.to_string())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -250,16 +265,15 @@ async fn a_restarted_replica_serves_only_with_the_primarys_plans_and_refuses_wri
     // While the replica is away, a thousand events before a new plan: a
     // replica that answered before reading them would say it has none.
     let child = domain::NhsNumber::test_number(7001).to_string();
+    let agencies = deployment.agencies();
     let lookups: Vec<_> = (0..16)
         .map(|worker| {
-            let url = deployment.url(PRIMARY);
+            let mut primary = registry(&agencies, &deployment.url(PRIMARY), &nurse());
             let child = child.clone();
             tokio::spawn(async move {
-                let mut primary = registry(url).await;
                 for serial in 0..64 {
                     primary
                         .lookup_child(wire::LookupChildRequest {
-                            caller: Some(nurse()),
                             nhs_number: Some(NhsNumber {
                                 value: child.clone(),
                             }),
@@ -276,8 +290,7 @@ async fn a_restarted_replica_serves_only_with_the_primarys_plans_and_refuses_wri
     for lookup in lookups {
         lookup.await.expect("lookups");
     }
-    let recorded = registry(deployment.url(PRIMARY))
-        .await
+    let recorded = registry(&agencies, &deployment.url(PRIMARY), &chair())
         .record_transfer_in(transfer_in(&child))
         .await
         .expect("a plan recorded on the primary")
@@ -290,8 +303,9 @@ async fn a_restarted_replica_serves_only_with_the_primarys_plans_and_refuses_wri
     deployment.restart(REPLICA).await;
     let said = deployment.log_of(REPLICA);
     assert!(said.contains("caught up with the primary"), "{said}");
-    let mut replica = registry(deployment.url(REPLICA)).await;
-    let looked = look(&mut replica, &child, "first lookup after a restart").await;
+    let mut replica = registry(&agencies, &deployment.url(REPLICA), &chair());
+    let mut replica_nurse = registry(&agencies, &deployment.url(REPLICA), &nurse());
+    let looked = look(&mut replica_nurse, &child, "first lookup after a restart").await;
     assert_eq!(looked.plans.len(), 1, "{looked:?}");
     assert_eq!(looked.plans[0].plan_id, plan.plan_id);
 
@@ -303,7 +317,6 @@ async fn a_restarted_replica_serves_only_with_the_primarys_plans_and_refuses_wri
     );
     let unborn = replica
         .record_unborn_plan(wire::RecordUnbornPlanRequest {
-            caller: Some(chair()),
             mother_nhs_number: Some(NhsNumber {
                 value: mother.clone(),
             }),
@@ -318,7 +331,6 @@ async fn a_restarted_replica_serves_only_with_the_primarys_plans_and_refuses_wri
         .into_inner();
     let linked = replica
         .link_birth(wire::LinkBirthRequest {
-            caller: Some(chair()),
             plan_id: unborn.plan.expect("plan").plan_id,
             baby_nhs_number: Some(NhsNumber {
                 value: baby.clone(),
@@ -330,8 +342,8 @@ async fn a_restarted_replica_serves_only_with_the_primarys_plans_and_refuses_wri
         .into_inner();
     let token = linked.token.expect("token");
     for person in [&mother, &baby] {
-        let on_primary = story(deployment.url(PRIMARY), person, &token).await;
-        let on_replica = story(deployment.url(REPLICA), person, &token).await;
+        let on_primary = story(&agencies, deployment.url(PRIMARY), person, &token).await;
+        let on_replica = story(&agencies, deployment.url(REPLICA), person, &token).await;
         assert!(
             on_primary.iter().any(|line| line.starts_with("born on")),
             "{on_primary:?}"
@@ -350,22 +362,25 @@ async fn a_restarted_replica_serves_only_with_the_primarys_plans_and_refuses_wri
         .expect_err("no primary");
     assert_eq!(refused.code(), tonic::Code::Unavailable, "{refused:?}");
     assert!(refused.message().contains("primary"), "{refused:?}");
-    let looked = look(&mut replica, &child, "lookup without the primary").await;
+    let looked = look(&mut replica_nurse, &child, "lookup without the primary").await;
     assert_eq!(looked.plans.len(), 1, "{looked:?}");
     // The refused write made nothing.
     deployment.restart(PRIMARY).await;
-    let mut primary = registry(deployment.url(PRIMARY)).await;
+    let mut primary = registry(&agencies, &deployment.url(PRIMARY), &nurse());
     let refused_child = domain::NhsNumber::test_number(7002).to_string();
     let looked = look(&mut primary, &refused_child, "after the refused write").await;
     assert!(looked.plans.is_empty(), "{looked:?}");
 }
 
 /// A child's chronology on `url` once it reflects `after`: its summaries.
-async fn story(url: String, child: &str, after: &ConsistencyToken) -> Vec<String> {
-    registry(url)
-        .await
+async fn story(
+    agencies: &Agencies,
+    url: String,
+    child: &str,
+    after: &ConsistencyToken,
+) -> Vec<String> {
+    registry(agencies, &url, &chair())
         .child_chronology(wire::ChildChronologyRequest {
-            caller: Some(chair()),
             nhs_number: Some(NhsNumber {
                 value: child.to_owned(),
             }),

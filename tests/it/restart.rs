@@ -6,8 +6,6 @@ use contract::common::v1::{
     CallerIdentity, CareSetting, NhsNumber, Organisation, OrganisationKind, Role,
 };
 use contract::conference::v1::ListConferencesRequest;
-use contract::conference::v1::conference_scheduler_client::ConferenceSchedulerClient;
-use contract::registry::v1::plan_registry_client::PlanRegistryClient;
 use contract::registry::v1::{ChildChronologyRequest, LookupChildRequest};
 
 use crate::spawn_backbone;
@@ -29,25 +27,23 @@ fn social_worker() -> CallerIdentity {
 /// What the backbone shows of a child: its plans (by a silent lookup), its
 /// chronology, and the council's open conferences.
 async fn views(
-    url: &str,
+    backbone: &crate::Backbone,
     child: &str,
 ) -> (
     Vec<contract::registry::v1::Plan>,
     Vec<contract::registry::v1::ChronologyEntry>,
     Vec<contract::conference::v1::Conference>,
 ) {
-    let mut registry = PlanRegistryClient::connect(url.to_owned())
-        .await
-        .expect("connect");
-    let mut conferences = ConferenceSchedulerClient::connect(url.to_owned())
-        .await
-        .expect("connect");
+    let clients = backbone
+        .agencies()
+        .clients(&social_worker())
+        .expect("credentials");
+    let (mut registry, mut conferences) = (clients.registry, clients.conferences);
     let nhs = Some(NhsNumber {
         value: child.into(),
     });
     let plans = registry
         .lookup_child(LookupChildRequest {
-            caller: Some(social_worker()),
             nhs_number: nhs.clone(),
             purpose: "restart check".into(),
             silent: true,
@@ -58,7 +54,6 @@ async fn views(
         .into_inner();
     let chronology = registry
         .child_chronology(ChildChronologyRequest {
-            caller: Some(social_worker()),
             nhs_number: nhs,
             min_token: plans.token.clone(),
         })
@@ -68,7 +63,6 @@ async fn views(
         .entries;
     let open = conferences
         .list_conferences(ListConferencesRequest {
-            caller: Some(social_worker()),
             local_authority_ods_code: "E09000999".into(),
             ..ListConferencesRequest::default()
         })
@@ -83,14 +77,14 @@ async fn views(
 async fn views_are_rebuilt_from_the_logs_after_a_restart() {
     let dir = tempfile::tempdir().expect("temp dir");
     let backbone = spawn_backbone(dir.path()).await;
-    let report = safeguard::demo::run(&backbone.url, true, crate::today())
+    let report = safeguard::demo::run(&backbone.agencies(), true, crate::today())
         .await
         .expect("demo");
-    let (plans, chronology, open) = views(&backbone.url, &report.child).await;
+    let (plans, chronology, open) = views(&backbone, &report.child).await;
     backbone.running.stop().await.expect("stop");
 
     let backbone = spawn_backbone(dir.path()).await;
-    let (plans_after, chronology_after, open_after) = views(&backbone.url, &report.child).await;
+    let (plans_after, chronology_after, open_after) = views(&backbone, &report.child).await;
     assert_eq!(plans_after, plans);
     // The restart check's own lookup is the one new entry.
     assert_eq!(chronology_after[..chronology.len()], chronology[..]);
@@ -98,7 +92,7 @@ async fn views_are_rebuilt_from_the_logs_after_a_restart() {
     assert_eq!(open_after, open);
 
     // And the case carries on: a second demo case on the same backbone.
-    let second = safeguard::demo::run(&backbone.url, true, crate::today())
+    let second = safeguard::demo::run(&backbone.agencies(), true, crate::today())
         .await
         .expect("demo after restart");
     assert_ne!(second.child, report.child);

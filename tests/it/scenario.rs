@@ -17,11 +17,7 @@ fn date(wire: Option<contract::common::v1::Date>) -> Date {
 async fn the_demo_case_runs_end_to_end() {
     let dir = tempfile::tempdir().expect("temp dir");
     let backbone = spawn_backbone(dir.path()).await;
-    the_demo_case(
-        &safeguard::demo::Endpoints::one(&backbone.url),
-        crate::today(),
-    )
-    .await;
+    the_demo_case(&backbone.agencies(), crate::today()).await;
     backbone.running.stop().await.expect("stop");
 }
 
@@ -31,17 +27,13 @@ async fn the_demo_case_runs_end_to_end_over_jetstream() {
     let nats = natsd::NatsServer::start().expect("nats-server");
     let dir = tempfile::tempdir().expect("temp dir");
     let backbone = spawn_backbone_over(dir.path(), Some(nats.url())).await;
-    the_demo_case(
-        &safeguard::demo::Endpoints::one(&backbone.url),
-        crate::today(),
-    )
-    .await;
+    the_demo_case(&backbone.agencies(), crate::today()).await;
     backbone.running.stop().await.expect("stop");
 }
 
 /// The demo case against services wherever they run, asserted.
-pub async fn the_demo_case(endpoints: &safeguard::demo::Endpoints, today: Date) {
-    let report = safeguard::demo::run_against(endpoints, true, today)
+pub async fn the_demo_case(agencies: &safeguard::agencies::Agencies, today: Date) {
+    let report = safeguard::demo::run_against(agencies, true, today)
         .await
         .expect("the demo runs");
     let calendar = Calendar::england_and_wales();
@@ -123,16 +115,31 @@ pub async fn the_demo_case(endpoints: &safeguard::demo::Endpoints, today: Date) 
 async fn any_rpc_can_be_called_with_json_from_the_command_line() {
     let dir = tempfile::tempdir().expect("temp dir");
     let backbone = spawn_backbone(dir.path()).await;
-    let report = safeguard::demo::run(&backbone.url, true, crate::today())
+    let report = safeguard::demo::run(&backbone.agencies(), true, crate::today())
         .await
         .expect("demo");
+    // Who calls is the nurse the identity flags name, proven by the
+    // realm's certificate and token; the body says only what is asked.
+    let nurse = safeguard::client::Identity {
+        organisation: "RXX01".into(),
+        organisation_name: String::new(),
+        user: "nurse-1".into(),
+        role: "UNSCHEDULED_CARE_CLINICIAN".into(),
+        setting: "EMERGENCY_DEPARTMENT".into(),
+        realm: backbone.running.realm.clone().expect("a development realm"),
+        cert: None,
+        cert_key: None,
+        ca: None,
+        token: None,
+    };
     let request = format!(
-        r#"{{"caller": {{"organisation": {{"odsCode": "RXX01"}}, "userId": "nurse-1", "role": "ROLE_UNSCHEDULED_CARE_CLINICIAN", "careSetting": "CARE_SETTING_EMERGENCY_DEPARTMENT"}},
-            "nhsNumber": {{"value": "{}"}}, "purpose": "json check", "silent": true}}"#,
+        r#"{{"nhsNumber": {{"value": "{}"}}, "purpose": "json check", "silent": true,
+            "careSetting": "CARE_SETTING_EMERGENCY_DEPARTMENT"}}"#,
         report.child
     );
     let response = safeguard::client::call(
         &backbone.url,
+        &nurse,
         "safeguard.registry.v1.PlanRegistry/LookupChild",
         &request,
     )
@@ -142,14 +149,29 @@ async fn any_rpc_can_be_called_with_json_from_the_command_line() {
     assert!(response.contains("01632 960999"), "{response}");
     let refused = safeguard::client::call(
         &backbone.url,
+        &nurse,
         "safeguard.registry.v1.PlanRegistry/LookupChild",
         r#"{"purpose": "x"}"#,
     )
     .await
-    .expect_err("no caller");
-    assert!(refused.starts_with("InvalidArgument: caller"), "{refused}");
+    .expect_err("no NHS number");
+    assert!(
+        refused.starts_with("InvalidArgument: nhs_number"),
+        "{refused}"
+    );
+    // A body cannot say who is calling: the contract has no such field.
+    let claimed = safeguard::client::call(
+        &backbone.url,
+        &nurse,
+        "safeguard.registry.v1.PlanRegistry/LookupChild",
+        r#"{"caller": {"userId": "someone-else"}, "purpose": "x"}"#,
+    )
+    .await
+    .expect_err("no caller field");
+    assert!(claimed.contains("caller"), "{claimed}");
     let unknown = safeguard::client::call(
         &backbone.url,
+        &nurse,
         "safeguard.registry.v1.PlanRegistry/Nothing",
         "{}",
     )

@@ -15,7 +15,7 @@ use domain::calendar::Calendar;
 use domain::clocks;
 use service_core::settings::Settings;
 
-use crate::fixtures::{self, Backbone, chair, council, date, invitee, nurse};
+use crate::fixtures::{self, Backbone, council, date, invitee, nurse};
 use crate::processes::Deployment;
 
 /// Every setting away from its default.
@@ -121,7 +121,6 @@ async fn observe(backbone: &mut Backbone) -> Observed {
     let created = backbone
         .conferences
         .create_conference(conference::CreateConferenceRequest {
-            caller: Some(chair()),
             kind: conference::ConferenceKind::Initial.into(),
             child_nhs_number: Some(NhsNumber {
                 value: "9990000034".into(),
@@ -153,7 +152,6 @@ async fn observe(backbone: &mut Backbone) -> Observed {
     backbone
         .conferences
         .update_invitations(conference::UpdateInvitationsRequest {
-            caller: Some(chair()),
             conference_id: id.clone(),
             add: present[1..].to_vec(),
             remove: vec![],
@@ -163,7 +161,6 @@ async fn observe(backbone: &mut Backbone) -> Observed {
     backbone
         .conferences
         .schedule_conference(conference::ScheduleConferenceRequest {
-            caller: Some(chair()),
             conference_id: id.clone(),
             scheduled_for: at(2026, 9, 15),
             venue: "Civic Centre".into(),
@@ -173,7 +170,6 @@ async fn observe(backbone: &mut Backbone) -> Observed {
     backbone
         .conferences
         .record_attendance(conference::RecordAttendanceRequest {
-            caller: Some(chair()),
             conference_id: id.clone(),
             present,
             held_on: date(2026, 9, 15),
@@ -183,7 +179,6 @@ async fn observe(backbone: &mut Backbone) -> Observed {
     let outcome_with_one_other_agency = backbone
         .conferences
         .record_outcome(conference::RecordOutcomeRequest {
-            caller: Some(chair()),
             conference_id: id,
             outcome: Some(conference::Outcome {
                 kind: Some(conference::outcome::Kind::Initial(
@@ -205,7 +200,6 @@ async fn observe(backbone: &mut Backbone) -> Observed {
     let ended = backbone
         .registry
         .end_plan(registry_wire::EndPlanRequest {
-            caller: Some(chair()),
             plan_id: plan.plan.expect("plan").plan_id,
             end_date: date(2026, 9, 15),
             reason: registry_wire::PlanEndReason::NoLongerAtRisk.into(),
@@ -214,9 +208,9 @@ async fn observe(backbone: &mut Backbone) -> Observed {
         .expect("end")
         .into_inner();
     let plans_shown_after_an_end_in_september = backbone
+        .as_(&nurse())
         .registry
         .lookup_child(registry_wire::LookupChildRequest {
-            caller: Some(nurse()),
             nhs_number: ended_child,
             purpose: "settings check".into(),
             silent: true,
@@ -290,13 +284,13 @@ async fn one_settings_file_means_the_same_to_the_backbone_and_to_each_service() 
     assert_ne!(expected.missed_deadline_told, default.missed_deadline_told);
 
     let running = crate::spawn_backbone_configured(&dir.path().join("backbone"), settings).await;
-    let mut clients = fixtures::connect(&safeguard::demo::Endpoints::one(&running.url));
+    let mut clients = fixtures::connect(&running.agencies());
     clients._backbone = Some(running);
     assert_eq!(observe(&mut clients).await, expected, "safeguard up");
 
     let deployment =
         Deployment::start_configured(1, &["--config".to_owned(), path.display().to_string()]).await;
-    let mut services = fixtures::connect(&deployment.endpoints());
+    let mut services = fixtures::connect(&deployment.agencies());
     assert_eq!(
         observe(&mut services).await,
         expected,

@@ -95,7 +95,7 @@ async fn a_request_is_followed_across_services_on_the_in_process_bus() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_is_followed_across_four_processes_and_in_nats_headers() {
     let deployment = crate::processes::Deployment::start().await;
-    let mut clients = connect(&deployment.endpoints());
+    let mut clients = connect(&deployment.agencies());
     an_outcome_is_followed_to_the_notifications(&mut clients).await;
     let nats = deployment.nats.url();
     traced_on_nats(

@@ -23,7 +23,7 @@ use domain::NhsNumber;
 use eventlog::{EventLog, Options, RecordedEvent};
 use futures_util::StreamExt;
 use natsd::NatsServer;
-use tonic::transport::Channel;
+use trust::client::Authorised;
 
 use crate::report::{figure, per_second, percentile_ms};
 
@@ -226,11 +226,18 @@ async fn outcome_to_partner(url: &str, dir: &std::path::Path, scale: Scale) -> R
         ..safeguard::backbone::Config::default()
     })
     .await?;
-    let endpoint = format!("http://{}", running.address);
+    let endpoint = format!("https://{}", running.address);
+    // The chair's system, over mutual TLS with the chair's token, as any
+    // agency's would: four connections.
+    let realm_dir = running.realm.clone().ok_or("no development realm")?;
+    let realm = trust::Realm::open(&realm_dir)?;
+    let chair_person = safeguard::agencies::person(&chair());
     let mut clients = Vec::new();
     for _ in 0..4 {
-        let channel = Channel::from_shared(endpoint.clone())?.connect().await?;
-        clients.push(ConferenceSchedulerClient::new(channel));
+        let credentials = realm.credentials(&chair_person, safeguard::agencies::SESSION)?;
+        clients.push(ConferenceSchedulerClient::new(
+            credentials.connect(&endpoint)?,
+        ));
     }
 
     let conferences = prepare(&clients, scale.outcomes).await?;
@@ -276,7 +283,6 @@ async fn outcome_to_partner(url: &str, dir: &std::path::Path, scale: Scale) -> R
         let returned = returned.clone();
         sends.push(tokio::spawn(async move {
             let mut request = tonic::Request::new(wire::RecordOutcomeRequest {
-                caller: Some(chair()),
                 conference_id,
                 outcome: Some(wire::Outcome {
                     kind: Some(wire::outcome::Kind::Initial(wire::InitialOutcome {
@@ -342,7 +348,7 @@ async fn outcome_to_partner(url: &str, dir: &std::path::Path, scale: Scale) -> R
     figure("e2e_p50_ms", percentile_ms(&mut latencies, 50.0));
     figure("e2e_p99_ms", percentile_ms(&mut latencies, 99.0));
     // The backbone, now holding every plan, as the registry's primary.
-    let replica = replica_reads(url, dir, &endpoint, scale).await;
+    let replica = replica_reads(url, dir, &endpoint, &realm_dir, scale).await;
     running.stop().await?;
     replica?;
     if failed > 0 || latencies.len() < scale.outcomes {
@@ -363,8 +369,11 @@ async fn replica_reads(
     url: &str,
     dir: &std::path::Path,
     primary_url: &str,
+    realm_dir: &std::path::Path,
     scale: Scale,
 ) -> Result<(), Error> {
+    let realm = trust::Realm::open(realm_dir)?;
+    let trust = trust::Trust::load(&realm.config())?;
     use contract::registry::v1 as registry_wire;
     use contract::registry::v1::plan_registry_client::PlanRegistryClient;
 
@@ -378,6 +387,7 @@ async fn replica_reads(
             pods: 2,
             pod: 1,
             primary_url: Some(primary_url.to_owned()),
+            primary_tls: Some(trust.service_client_tls()),
             ..registry::Options::new(dir.join("replica"), &Default::default())
         },
         &bus,
@@ -390,20 +400,17 @@ async fn replica_reads(
         (caught_up.as_secs_f64() * 1000.0).round() / 1000.0,
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let replica_url = format!("http://{}", listener.local_addr()?);
+    let replica_url = format!("https://{}", listener.local_addr()?);
     let log = replica.log().clone();
     let server = tokio::spawn(
-        service_core::process::server()
+        service_core::process::server(&trust)?
             .add_service(replica.into_server())
             .serve_with_incoming(service_core::process::incoming(listener)),
     );
 
-    let mut primary = PlanRegistryClient::new(
-        Channel::from_shared(primary_url.to_owned())?
-            .connect()
-            .await?,
-    );
-    let replica = PlanRegistryClient::new(Channel::from_shared(replica_url)?.connect().await?);
+    let agencies =
+        safeguard::agencies::Agencies::new(realm, safeguard::demo::Endpoints::one(primary_url));
+    let mut primary = PlanRegistryClient::new(agencies.authorised(&chair(), primary_url)?);
     let nurse = CallerIdentity {
         organisation: Some(organisation("RXX01", OrganisationKind::NhsTrust)),
         user_id: "bench-nurse".into(),
@@ -411,12 +418,13 @@ async fn replica_reads(
         role: Role::UnscheduledCareClinician.into(),
         care_setting: CareSetting::EmergencyDepartment.into(),
     };
+    let primary_nurse = PlanRegistryClient::new(agencies.authorised(&nurse, primary_url)?);
+    let replica = PlanRegistryClient::new(agencies.authorised(&nurse, &replica_url)?);
     let (mut on_primary, mut on_replica) = (Vec::new(), Vec::new());
     for write in 0..scale.replica_writes {
         // A write on the primary: a new out-of-hours number.
         let written = primary
             .set_local_authority_contacts(registry_wire::SetLocalAuthorityContactsRequest {
-                caller: Some(chair()),
                 contacts: Some(registry_wire::LocalAuthorityContacts {
                     local_authority: Some(council()),
                     office_hours_phone: "01632 960000".into(),
@@ -427,7 +435,7 @@ async fn replica_reads(
             .into_inner();
         let returned = Instant::now();
         let read = registry_wire::LookupChildRequest {
-            caller: Some(nurse.clone()),
+            care_setting: CareSetting::EmergencyDepartment.into(),
             nhs_number: Some(WireNhs {
                 value: NhsNumber::test_number(write as u32).to_string(),
             }),
@@ -437,7 +445,7 @@ async fn replica_reads(
             ..registry_wire::LookupChildRequest::default()
         };
         // Both at once, each timed from the write's answer.
-        let timed = |client: &PlanRegistryClient<Channel>, read| {
+        let timed = |client: &PlanRegistryClient<Authorised>, read| {
             let mut client = client.clone();
             async move {
                 client.lookup_child(read).await?;
@@ -445,7 +453,7 @@ async fn replica_reads(
             }
         };
         let (read_on_replica, read_on_primary) =
-            tokio::join!(timed(&replica, read.clone()), timed(&primary, read));
+            tokio::join!(timed(&replica, read.clone()), timed(&primary_nurse, read));
         on_replica.push(read_on_replica?);
         on_primary.push(read_on_primary?);
     }
@@ -514,7 +522,7 @@ fn delivered_latencies(
 /// outcome: created, police and GP invited, scheduled, quorate attendance
 /// recorded. Returns their ids in order.
 async fn prepare(
-    clients: &[ConferenceSchedulerClient<Channel>],
+    clients: &[ConferenceSchedulerClient<Authorised>],
     count: usize,
 ) -> Result<Vec<String>, Error> {
     let mut tasks = Vec::new();
@@ -538,7 +546,7 @@ async fn prepare(
 }
 
 async fn prepare_one(
-    client: &mut ConferenceSchedulerClient<Channel>,
+    client: &mut ConferenceSchedulerClient<Authorised>,
     number: usize,
 ) -> Result<String, Error> {
     let date = |day| {
@@ -550,7 +558,6 @@ async fn prepare_one(
     };
     let created = client
         .create_conference(wire::CreateConferenceRequest {
-            caller: Some(chair()),
             kind: wire::ConferenceKind::Initial.into(),
             child_nhs_number: Some(WireNhs {
                 value: NhsNumber::test_number(number as u32).to_string(),
@@ -586,7 +593,6 @@ async fn prepare_one(
     ];
     client
         .update_invitations(wire::UpdateInvitationsRequest {
-            caller: Some(chair()),
             conference_id: id.clone(),
             add: present[1..].to_vec(),
             remove: vec![],
@@ -594,7 +600,6 @@ async fn prepare_one(
         .await?;
     client
         .schedule_conference(wire::ScheduleConferenceRequest {
-            caller: Some(chair()),
             conference_id: id.clone(),
             scheduled_for: Some(prost_types::Timestamp {
                 seconds: 1_768_900_000,
@@ -605,7 +610,6 @@ async fn prepare_one(
         .await?;
     client
         .record_attendance(wire::RecordAttendanceRequest {
-            caller: Some(chair()),
             conference_id: id.clone(),
             present,
             held_on: date(20),

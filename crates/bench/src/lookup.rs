@@ -1,8 +1,10 @@
 //! `safeguard-bench lookup`: the emergency department's question against a
-//! registry of 100,000 children, over real gRPC, beside the transport's own
-//! ceiling (a no-op RPC, gRPC health `Check`, on the same server with the
-//! same clients); and how fast and how big the registry's projection is
-//! when rebuilt from a log of 1,000,000 events.
+//! registry of 100,000 children, over real gRPC with mutual TLS and a
+//! nurse's access token on every call, beside the transport's own ceiling
+//! (a no-op RPC, gRPC health `Check`, on the same server with the same
+//! clients, certificates and token, verified the same way); what verifying
+//! a token costs, first seen and remembered; and how fast and how big the
+//! registry's projection is when rebuilt from a log of 1,000,000 events.
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -19,9 +21,11 @@ use eventlog::{EventLog, ExpectedVersion, NewEvent};
 use prost::{Message, Name};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::process::Command;
-use tonic::transport::Channel;
+use tonic::service::interceptor::InterceptedService;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
+use trust::client::{Authorised, Bearer};
+use trust::token::Person;
 
 use crate::report::{figure, per_second, percentile_ms};
 
@@ -85,6 +89,55 @@ fn nurse() -> CallerIdentity {
         role: Role::UnscheduledCareClinician.into(),
         care_setting: CareSetting::EmergencyDepartment.into(),
     }
+}
+
+fn nurse_person() -> Person {
+    Person {
+        organisation: "RXX01".into(),
+        organisation_name: "Northgate General Hospital (bench)".into(),
+        user_id: "bench-nurse".into(),
+        display_name: "Bench Nurse".into(),
+        role: "UNSCHEDULED_CARE_CLINICIAN".into(),
+    }
+}
+
+/// Tokens verified per second by the verifier every server runs: each
+/// seen for the first time (its signature checked), and each seen before
+/// (remembered until it expires).
+fn token_verification(realm: &trust::Realm) -> Result<(), Error> {
+    const TOKENS: usize = 2_000;
+    let verifier = trust::Trust::load(&realm.config())?.verifier().clone();
+    let tokens = (0..TOKENS)
+        .map(|user| {
+            realm.token(
+                &Person {
+                    user_id: format!("bench-nurse-{user}"),
+                    ..nurse_person()
+                },
+                Duration::from_secs(3600),
+            )
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let started = Instant::now();
+    for token in &tokens {
+        verifier.verify(token).map_err(|refused| refused.0)?;
+    }
+    figure(
+        "token_verify_first_per_s",
+        per_second(TOKENS, started.elapsed()),
+    );
+    let started = Instant::now();
+    for round in 0..50 {
+        for token in &tokens[..100] {
+            verifier.verify(token).map_err(|refused| refused.0)?;
+        }
+        std::hint::black_box(round);
+    }
+    figure(
+        "token_verify_remembered_per_s",
+        per_second(5_000, started.elapsed()),
+    );
+    Ok(())
 }
 
 fn child(serial: usize) -> WireNhs {
@@ -213,9 +266,13 @@ pub async fn run(scale: Scale) -> Result<(), Error> {
 
     // The registry runs in a process of its own, as it would in service:
     // its memory is its own, not what filling the log left behind here.
+    let realm_dir = dir.path().join("realm");
+    let (realm, _) = trust::Realm::open_or_create(&realm_dir)?;
+    token_verification(&realm)?;
     let mut server = Command::new(std::env::current_exe()?)
         .arg(SERVE_COMMAND)
         .arg(&data)
+        .arg(&realm_dir)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .kill_on_drop(true)
@@ -237,10 +294,17 @@ pub async fn run(scale: Scale) -> Result<(), Error> {
         }
     }
     let address = address.ok_or("the registry process ended before it listened")?;
-    let url = format!("http://{address}");
-    let mut channels = Vec::new();
+    let url = format!("https://{address}");
+    // The hospital's system, presenting its certificate, and the nurse's
+    // token on every call: what an emergency department's would send.
+    let credentials = realm.credentials(&nurse_person(), Duration::from_secs(3600))?;
+    let (mut channels, mut untokened) = (Vec::new(), Vec::new());
     for _ in 0..CONNECTIONS {
-        channels.push(Channel::from_shared(url.clone())?.connect().await?);
+        let channel = trust::client::endpoint(&url, credentials.tls())?
+            .connect()
+            .await?;
+        untokened.push(InterceptedService::new(channel.clone(), Bearer::none()));
+        channels.push(InterceptedService::new(channel, credentials.bearer()));
     }
 
     // The transport's ceiling first, then lookups, the same clients each.
@@ -253,13 +317,24 @@ pub async fn run(scale: Scale) -> Result<(), Error> {
             .map(|_| ())
     })
     .await?;
+    // The same no-op with the certificate alone, no token: what verifying
+    // (remembering) the token adds to each call.
+    let (noop_without_token, _) = drive(&untokened, scale, |channel, _| async move {
+        HealthClient::new(channel)
+            .check(HealthCheckRequest {
+                service: String::new(),
+            })
+            .await
+            .map(|_| ())
+    })
+    .await?;
     let children = scale.children;
     let (lookups, mut latencies) = drive(&channels, scale, move |channel, n| async move {
         let response = PlanRegistryClient::new(channel)
             .lookup_child(wire::LookupChildRequest {
-                caller: Some(nurse()),
                 nhs_number: Some(child(n % children)),
                 purpose: "unscheduled care attendance".into(),
+                care_setting: CareSetting::EmergencyDepartment.into(),
                 ..wire::LookupChildRequest::default()
             })
             .await?;
@@ -274,6 +349,7 @@ pub async fn run(scale: Scale) -> Result<(), Error> {
     figure("lookup_per_s", lookups);
     figure("lookup_p99_ms", percentile_ms(&mut latencies, 99.0));
     figure("noop_grpc_per_s", noop);
+    figure("noop_grpc_without_token_per_s", noop_without_token);
     figure("lookup_vs_noop_ratio", lookups / noop);
     // What bare sled needs to store the lookups' events durably, on the same
     // machine with the same writers: if a no-op RPC and that write each
@@ -314,7 +390,8 @@ pub async fn log_alone(data: PathBuf) -> Result<(), Error> {
 /// The registry process: rebuilds the registry from the log at `data`,
 /// reports how fast and how much memory it took, serves it with gRPC
 /// health beside it on a free port, and stops when its stdin closes.
-pub async fn serve(data: PathBuf) -> Result<(), Error> {
+pub async fn serve(data: PathBuf, realm: PathBuf) -> Result<(), Error> {
+    let trust = trust::Trust::load(&trust::Realm::open(&realm)?.config())?;
     let before = rss_mib();
     let bus = bus::Bus::in_process();
     let started = Instant::now();
@@ -329,7 +406,7 @@ pub async fn serve(data: PathBuf) -> Result<(), Error> {
     println!("listening: {}", listener.local_addr()?);
     let log = registry.log().clone();
     let server = tokio::spawn(
-        service_core::process::server()
+        service_core::process::server(&trust)?
             .add_service(health_service)
             .add_service(registry.into_server())
             .serve_with_incoming(service_core::process::incoming(listener)),
@@ -345,12 +422,12 @@ pub async fn serve(data: PathBuf) -> Result<(), Error> {
 /// `CLIENTS` tasks calling `call` back to back for `scale.measure_for`;
 /// returns calls per second and every call's latency.
 async fn drive<F, Fut>(
-    channels: &[Channel],
+    channels: &[Authorised],
     scale: Scale,
     call: F,
 ) -> Result<(f64, Vec<Duration>), Error>
 where
-    F: Fn(Channel, usize) -> Fut + Clone + Send + 'static,
+    F: Fn(Authorised, usize) -> Fut + Clone + Send + 'static,
     Fut: Future<Output = Result<(), tonic::Status>> + Send,
 {
     let started = Instant::now();

@@ -40,7 +40,9 @@ fn main() -> ExitCode {
         }
     };
     let result = match commands.as_slice() {
-        [lookup::SERVE_COMMAND, data] => runtime.block_on(lookup::serve(data.into())),
+        [lookup::SERVE_COMMAND, data, realm] => {
+            runtime.block_on(lookup::serve(data.into(), realm.into()))
+        }
         [lookup::LOG_ALONE_COMMAND, data] => runtime.block_on(lookup::log_alone(data.into())),
         ["log"] => runtime.block_on(log::run(log::Scale::new(quick))),
         ["lookup"] => runtime.block_on(lookup::run(lookup::Scale::new(quick))),

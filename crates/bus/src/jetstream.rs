@@ -75,6 +75,10 @@ pub struct JetStreamOptions {
     /// gap repair (`ReadEvents`), e.g. `conference-scheduler` →
     /// `http://scheduler:50052`.
     pub producer_urls: HashMap<String, String>,
+    /// The TLS this process reads producers with: their CA, and its own
+    /// service certificate (`ReadEvents` answers only the backbone's
+    /// services). Without it, no producer in another process is asked.
+    pub producer_tls: Option<tonic::transport::ClientTlsConfig>,
     /// How long the server remembers message ids to drop duplicates.
     pub duplicate_window: Duration,
 }
@@ -85,6 +89,7 @@ impl JetStreamOptions {
             url: url.into(),
             replicas: 1,
             producer_urls: HashMap::new(),
+            producer_tls: None,
             duplicate_window: Duration::from_secs(120),
         }
     }
@@ -184,11 +189,9 @@ impl JetStream {
 
     fn repair(&self, producer: &str) -> Option<Repair> {
         self.local.log(producer).map(Repair::Local).or_else(|| {
-            self.options
-                .producer_urls
-                .get(producer)
-                .cloned()
-                .map(Repair::Remote)
+            let url = self.options.producer_urls.get(producer)?;
+            let tls = self.options.producer_tls.clone()?;
+            Some(Repair::Remote(url.clone(), tls))
         })
     }
 }

@@ -46,6 +46,8 @@ impl event_log_reader_server::EventLogReader for LogReader {
         &self,
         request: Request<wire::ReadEventsRequest>,
     ) -> Result<Response<Records>, Status> {
+        // Whole events, about any child: for the backbone's services alone.
+        trust::Peer::require_service(&request, "ReadEvents")?;
         let request = request.into_inner();
         let log = self
             .logs

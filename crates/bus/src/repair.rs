@@ -11,7 +11,7 @@ use eventlog::{EventLog, RecordedEvent};
 #[derive(Debug, Clone)]
 pub(crate) enum Repair {
     Local(EventLog),
-    Remote(String),
+    Remote(String, tonic::transport::ClientTlsConfig),
 }
 
 impl Repair {
@@ -29,7 +29,7 @@ impl Repair {
                 Repair::Local(log) => log
                     .read_all(next, (to - next).min(1_000) as usize)
                     .map_err(|error| error.to_string())?,
-                Repair::Remote(url) => read_remote(url, producer, next, to).await?,
+                Repair::Remote(url, tls) => read_remote(url, tls, producer, next, to).await?,
             };
             let Some(last) = chunk.last() else {
                 return Err(format!(
@@ -52,13 +52,16 @@ impl Repair {
 
 async fn read_remote(
     url: &str,
+    tls: &tonic::transport::ClientTlsConfig,
     producer: &str,
     from: u64,
     to: u64,
 ) -> Result<Vec<RecordedEvent>, String> {
-    let mut client = EventLogReaderClient::connect(url.to_owned())
+    let channel = trust::client::endpoint(url, tls.clone())?
+        .connect()
         .await
         .map_err(|error| format!("cannot reach {producer} at {url}: {error}"))?;
+    let mut client = EventLogReaderClient::new(channel);
     let mut records = client
         .read_events(ReadEventsRequest {
             log: producer.to_owned(),

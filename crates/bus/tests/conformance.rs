@@ -321,8 +321,16 @@ async fn a_gap_is_repaired_from_a_producer_in_another_process() {
         .await
         .expect("bind");
     let address = listener.local_addr().expect("address");
+    // Over mutual TLS, as between the backbone's processes: the reader
+    // answers only a service's certificate.
+    let realm_dir = tempfile::tempdir().expect("dir");
+    let (realm, _) = trust::Realm::open_or_create(&realm_dir.path().join("realm")).expect("realm");
+    let trust = trust::Trust::load(&realm.config()).expect("trust");
     tokio::spawn(
         tonic::transport::Server::builder()
+            .tls_config(trust.server_tls())
+            .expect("TLS")
+            .layer(trust.authenticate())
             .add_service(
                 bus::LogReader::new()
                     .with("referral-intake", log.clone())
@@ -339,7 +347,8 @@ async fn a_gap_is_repaired_from_a_producer_in_another_process() {
     let mut options = JetStreamOptions::new(server.url());
     options
         .producer_urls
-        .insert("referral-intake".into(), format!("http://{address}"));
+        .insert("referral-intake".into(), format!("https://{address}"));
+    options.producer_tls = Some(trust.service_client_tls());
     let elsewhere = Bus::jetstream(options).await.expect("connect");
     let mut subscription = elsewhere
         .subscribe("test.remote-repair", "referral-intake", 0)

@@ -232,8 +232,8 @@ impl conference_scheduler_server::ConferenceScheduler for ConferenceScheduler {
         &self,
         request: Request<wire::CreateConferenceRequest>,
     ) -> Result<Response<wire::ConferenceResponse>, Status> {
+        let caller = Caller::of(&request)?;
         let request = request.into_inner();
-        let caller = validate::caller(request.caller.as_ref())?;
         caller.require_local_authority("change a conference")?;
         let kind = convert::kind(request.kind)?;
         let child = validate::nhs_number("child_nhs_number", request.child_nhs_number.as_ref())?;
@@ -275,8 +275,8 @@ impl conference_scheduler_server::ConferenceScheduler for ConferenceScheduler {
         &self,
         request: Request<wire::ScheduleConferenceRequest>,
     ) -> Result<Response<wire::ConferenceResponse>, Status> {
+        let caller = Caller::of(&request)?;
         let request = request.into_inner();
-        let caller = validate::caller(request.caller.as_ref())?;
         let at = time("scheduled_for", request.scheduled_for.as_ref())?;
         self.change(&caller, &request.conference_id, |tracked| {
             tracked
@@ -300,8 +300,8 @@ impl conference_scheduler_server::ConferenceScheduler for ConferenceScheduler {
         &self,
         request: Request<wire::RearrangeConferenceRequest>,
     ) -> Result<Response<wire::ConferenceResponse>, Status> {
+        let caller = Caller::of(&request)?;
         let request = request.into_inner();
-        let caller = validate::caller(request.caller.as_ref())?;
         let at = time("scheduled_for", request.scheduled_for.as_ref())?;
         self.change(&caller, &request.conference_id, |tracked| {
             let change = tracked
@@ -325,8 +325,8 @@ impl conference_scheduler_server::ConferenceScheduler for ConferenceScheduler {
         &self,
         request: Request<wire::CancelConferenceRequest>,
     ) -> Result<Response<wire::ConferenceResponse>, Status> {
+        let caller = Caller::of(&request)?;
         let request = request.into_inner();
-        let caller = validate::caller(request.caller.as_ref())?;
         self.change(&caller, &request.conference_id, |tracked| {
             let change = tracked
                 .aggregate
@@ -347,8 +347,8 @@ impl conference_scheduler_server::ConferenceScheduler for ConferenceScheduler {
         &self,
         request: Request<wire::UpdateInvitationsRequest>,
     ) -> Result<Response<wire::ConferenceResponse>, Status> {
+        let caller = Caller::of(&request)?;
         let request = request.into_inner();
-        let caller = validate::caller(request.caller.as_ref())?;
         let mut added = Vec::new();
         for (index, invitee) in request.add.iter().enumerate() {
             let field = format!("add[{index}]");
@@ -402,8 +402,8 @@ impl conference_scheduler_server::ConferenceScheduler for ConferenceScheduler {
         &self,
         request: Request<wire::RecordInviteReplyRequest>,
     ) -> Result<Response<wire::ConferenceResponse>, Status> {
+        let caller = Caller::of(&request)?;
         let request = request.into_inner();
-        let caller = validate::caller(request.caller.as_ref())?;
         let key = convert::key("invitee", request.role, &request.organisation_ods_code)?;
         let response = convert::response(request.response)?;
         self.change(&caller, &request.conference_id, |tracked| {
@@ -429,8 +429,8 @@ impl conference_scheduler_server::ConferenceScheduler for ConferenceScheduler {
         &self,
         request: Request<wire::RecordReportReceivedRequest>,
     ) -> Result<Response<wire::ConferenceResponse>, Status> {
+        let caller = Caller::of(&request)?;
         let request = request.into_inner();
-        let caller = validate::caller(request.caller.as_ref())?;
         let key = convert::key("invitee", request.role, &request.organisation_ods_code)?;
         self.change(&caller, &request.conference_id, |tracked| {
             let change = tracked
@@ -455,8 +455,8 @@ impl conference_scheduler_server::ConferenceScheduler for ConferenceScheduler {
         &self,
         request: Request<wire::RecordAttendanceRequest>,
     ) -> Result<Response<wire::ConferenceResponse>, Status> {
+        let caller = Caller::of(&request)?;
         let request = request.into_inner();
-        let caller = validate::caller(request.caller.as_ref())?;
         let held_on = validate::date("held_on", request.held_on.as_ref())?;
         if held_on > self.today() {
             return Err(invalid("held_on", "is in the future"));
@@ -491,8 +491,8 @@ impl conference_scheduler_server::ConferenceScheduler for ConferenceScheduler {
         &self,
         request: Request<wire::RecordOutcomeRequest>,
     ) -> Result<Response<wire::ConferenceResponse>, Status> {
+        let caller = Caller::of(&request)?;
         let request = request.into_inner();
-        let caller = validate::caller(request.caller.as_ref())?;
         let outcome = convert::outcome(request.outcome.as_ref())?;
         let override_reason = request
             .outcome
@@ -539,8 +539,8 @@ impl conference_scheduler_server::ConferenceScheduler for ConferenceScheduler {
         &self,
         request: Request<wire::GetConferenceRequest>,
     ) -> Result<Response<wire::ConferenceResponse>, Status> {
+        Caller::of(&request)?;
         let request = request.into_inner();
-        validate::caller(request.caller.as_ref())?;
         self.inner
             .watermark
             .wait_for(request.min_token.as_ref(), consistency::DEFAULT_WAIT)
@@ -555,8 +555,8 @@ impl conference_scheduler_server::ConferenceScheduler for ConferenceScheduler {
         &self,
         request: Request<wire::ListConferencesRequest>,
     ) -> Result<Response<wire::ListConferencesResponse>, Status> {
+        Caller::of(&request)?;
         let request = request.into_inner();
-        validate::caller(request.caller.as_ref())?;
         let local_authority = domain::OdsCode::parse(&request.local_authority_ods_code)
             .map_err(|error| invalid("local_authority_ods_code", error))?;
         let today = validate::optional_date("as_of", request.as_of.as_ref())?

@@ -88,8 +88,8 @@ impl notification_server::Notification for Notification {
         &self,
         request: Request<wire::SubscribeRequest>,
     ) -> Result<Response<Self::SubscribeStream>, Status> {
+        let caller = Caller::of(&request)?;
         let request = request.into_inner();
-        let caller = validate::caller(request.caller.as_ref())?;
         let recipient = recipient(&caller, &request.recipient_ods_code)?;
         let subscriber = validate::required_text("subscriber", &request.subscriber)?;
         let kinds = request
@@ -168,8 +168,8 @@ impl notification_server::Notification for Notification {
         &self,
         request: Request<wire::AcknowledgeRequest>,
     ) -> Result<Response<wire::AcknowledgeResponse>, Status> {
+        let caller = Caller::of(&request)?;
         let request = request.into_inner();
-        let caller = validate::caller(request.caller.as_ref())?;
         let recipient = recipient(&caller, &request.recipient_ods_code)?;
         let subscriber = validate::required_text("subscriber", &request.subscriber)?;
         if request.sequence >= self.inner.log.head() {

@@ -30,7 +30,11 @@ async fn main() -> ExitCode {
             // Its own log, for consumers elsewhere that find a gap.
             let reader = bus::LogReader::new().with(referral::LOG, service.log().clone());
             let watched = [service.watched()];
-            let router = process::server()
+            let mut server = match process::server(&args.trust) {
+                Ok(server) => server,
+                Err(error) => return process::failed(NAME, error),
+            };
+            let router = server
                 .add_service(reader.into_server())
                 .add_service(service.into_server());
             process::serve(NAME, router, &args, &watched).await

@@ -13,6 +13,7 @@ use domain::clocks;
 use eventlog::{EventId, EventLog, ExpectedVersion, NewEvent};
 use service_core::clock::Clock;
 use service_core::reject::{from_domain, from_log, internal, invalid, not_found};
+use service_core::validate::Caller;
 use service_core::validate::{self};
 use service_core::{Watermark, consistency};
 use tonic::{Request, Response, Status};
@@ -242,8 +243,8 @@ impl referral_intake_server::ReferralIntake for ReferralIntake {
         &self,
         request: Request<wire::SubmitReferralRequest>,
     ) -> Result<Response<wire::SubmitReferralResponse>, Status> {
+        let caller = Caller::of(&request)?;
         let request = request.into_inner();
-        let caller = validate::caller(request.caller.as_ref())?;
         let key = validate::required_text("idempotency_key", &request.idempotency_key)?;
         let received_at = validate::timestamp_or_now("received_at", request.received_at.as_ref())?;
         let received_on = validate::date_of(&received_at);
@@ -304,8 +305,8 @@ impl referral_intake_server::ReferralIntake for ReferralIntake {
         &self,
         request: Request<wire::RecordDecisionRequest>,
     ) -> Result<Response<wire::RecordDecisionResponse>, Status> {
+        let caller = Caller::of(&request)?;
         let request = request.into_inner();
-        let caller = validate::caller(request.caller.as_ref())?;
         caller.require_local_authority("record this")?;
         validate::known_enum::<wire::RagRating>("rag_rating", request.rag_rating)?;
         validate::known_enum::<wire::ReferralOutcome>("outcome", request.outcome)?;
@@ -356,8 +357,8 @@ impl referral_intake_server::ReferralIntake for ReferralIntake {
         &self,
         request: Request<wire::RecordStrategyDiscussionRequest>,
     ) -> Result<Response<wire::RecordStrategyDiscussionResponse>, Status> {
+        let caller = Caller::of(&request)?;
         let request = request.into_inner();
-        let caller = validate::caller(request.caller.as_ref())?;
         caller.require_local_authority("record this")?;
         let held_on = validate::date("held_on", request.held_on.as_ref())?;
         if held_on > self.inner.clock.today() {
@@ -422,8 +423,8 @@ impl referral_intake_server::ReferralIntake for ReferralIntake {
         &self,
         request: Request<wire::RecordSection47OutcomeRequest>,
     ) -> Result<Response<wire::RecordSection47OutcomeResponse>, Status> {
+        let caller = Caller::of(&request)?;
         let request = request.into_inner();
-        let caller = validate::caller(request.caller.as_ref())?;
         caller.require_local_authority("record this")?;
         let concluded_on = validate::date("concluded_on", request.concluded_on.as_ref())?;
         let rationale = validate::required_text("rationale", &request.rationale)?;
@@ -468,8 +469,8 @@ impl referral_intake_server::ReferralIntake for ReferralIntake {
         &self,
         request: Request<wire::GetReferralRequest>,
     ) -> Result<Response<wire::GetReferralResponse>, Status> {
+        Caller::of(&request)?;
         let request = request.into_inner();
-        validate::caller(request.caller.as_ref())?;
         self.inner
             .watermark
             .wait_for(request.min_token.as_ref(), consistency::DEFAULT_WAIT)
@@ -483,8 +484,8 @@ impl referral_intake_server::ReferralIntake for ReferralIntake {
         &self,
         request: Request<wire::ListAwaitingDecisionRequest>,
     ) -> Result<Response<wire::ListAwaitingDecisionResponse>, Status> {
+        let caller = Caller::of(&request)?;
         let request = request.into_inner();
-        let caller = validate::caller(request.caller.as_ref())?;
         caller.require_local_authority("record this")?;
         let local_authority = domain::OdsCode::parse(&request.local_authority_ods_code)
             .map_err(|error| invalid("local_authority_ods_code", error))?;

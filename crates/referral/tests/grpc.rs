@@ -12,13 +12,38 @@ use contract::referral::v1::referral_intake_client::ReferralIntakeClient;
 use contract::referral::v1::*;
 use tokio::sync::oneshot;
 use tonic::Code;
-use tonic::transport::Channel;
+use trust::client::Authorised;
 
 struct App {
-    client: ReferralIntakeClient<Channel>,
+    /// The school's designated safeguarding lead.
+    client: ReferralIntakeClient<Authorised>,
+    /// The council's MASH officer.
+    mash: ReferralIntakeClient<Authorised>,
     stop: oneshot::Sender<()>,
     server: tokio::task::JoinHandle<()>,
     log: eventlog::EventLog,
+}
+
+/// A client acting as `who`, through their organisation's system, in the
+/// development realm at `realm`.
+fn client_as(realm: &Path, who: &CallerIdentity, url: &str) -> ReferralIntakeClient<Authorised> {
+    let organisation = who.organisation.clone().expect("organisation");
+    let person = trust::token::Person {
+        organisation: organisation.ods_code,
+        organisation_name: organisation.name,
+        user_id: who.user_id.clone(),
+        display_name: who.display_name.clone(),
+        role: who
+            .role()
+            .as_str_name()
+            .trim_start_matches("ROLE_")
+            .to_owned(),
+    };
+    let realm = trust::Realm::open(realm).expect("realm");
+    let credentials = realm
+        .credentials(&person, Duration::from_secs(600))
+        .expect("credentials");
+    ReferralIntakeClient::new(credentials.connect(url).expect("channel"))
 }
 
 async fn spawn(dir: &Path) -> App {
@@ -42,8 +67,13 @@ async fn spawn(dir: &Path) -> App {
         .expect("bind");
     let address = listener.local_addr().expect("address");
     let (stop, stopped) = oneshot::channel::<()>();
+    // Beside the log, not in it: the realm of certificates and keys.
+    let realm = dir.with_extension("realm");
+    let (made, _) = trust::Realm::open_or_create(&realm).expect("realm");
+    let trust = trust::Trust::load(&made.config()).expect("trust");
     let server = tokio::spawn(async move {
-        tonic::transport::Server::builder()
+        service_core::process::server(&trust)
+            .expect("TLS")
             .add_service(service.into_server())
             .serve_with_incoming_shutdown(service_core::process::incoming(listener), async {
                 let _ = stopped.await;
@@ -51,11 +81,10 @@ async fn spawn(dir: &Path) -> App {
             .await
             .expect("serve");
     });
-    let client = ReferralIntakeClient::connect(format!("http://{address}"))
-        .await
-        .expect("connect");
+    let url = format!("https://{address}");
     App {
-        client,
+        client: client_as(&realm, &teacher(), &url),
+        mash: client_as(&realm, &mash_officer(), &url),
         stop,
         server,
         log,
@@ -112,7 +141,6 @@ fn mash_officer() -> CallerIdentity {
 
 fn referral(key: &str) -> SubmitReferralRequest {
     SubmitReferralRequest {
-        caller: Some(teacher()),
         idempotency_key: key.into(),
         referrer: Some(Referrer {
             organisation: teacher().organisation,
@@ -179,9 +207,8 @@ async fn a_referral_goes_from_the_front_door_to_a_conference_request_and_survive
     assert_eq!(retried.token, submitted.token);
 
     let awaiting = app
-        .client
+        .mash
         .list_awaiting_decision(ListAwaitingDecisionRequest {
-            caller: Some(mash_officer()),
             local_authority_ods_code: "E09000999".into(),
             as_of: date(2025, 12, 23),
             min_token: submitted.token.clone(),
@@ -196,9 +223,8 @@ async fn a_referral_goes_from_the_front_door_to_a_conference_request_and_survive
     );
 
     let decided = app
-        .client
+        .mash
         .record_decision(RecordDecisionRequest {
-            caller: Some(mash_officer()),
             referral_id: submitted.referral_id.clone(),
             rag_rating: RagRating::Red.into(),
             outcome: ReferralOutcome::StrategyDiscussion.into(),
@@ -217,9 +243,8 @@ async fn a_referral_goes_from_the_front_door_to_a_conference_request_and_survive
     assert_eq!(view.assessment_due, date(2026, 2, 25));
 
     let strategy = app
-        .client
+        .mash
         .record_strategy_discussion(RecordStrategyDiscussionRequest {
-            caller: Some(mash_officer()),
             referral_id: submitted.referral_id.clone(),
             held_on: date(2026, 1, 6),
             agencies_present: vec![council()],
@@ -235,9 +260,8 @@ async fn a_referral_goes_from_the_front_door_to_a_conference_request_and_survive
     );
 
     let concluded = app
-        .client
+        .mash
         .record_section47_outcome(RecordSection47OutcomeRequest {
-            caller: Some(mash_officer()),
             referral_id: submitted.referral_id.clone(),
             concluded_on: date(2026, 1, 9),
             conference_needed: true,
@@ -247,9 +271,8 @@ async fn a_referral_goes_from_the_front_door_to_a_conference_request_and_survive
         .expect("conclude")
         .into_inner();
     let before = app
-        .client
+        .mash
         .get_referral(GetReferralRequest {
-            caller: Some(mash_officer()),
             referral_id: submitted.referral_id.clone(),
             min_token: concluded.token.clone(),
         })
@@ -265,9 +288,8 @@ async fn a_referral_goes_from_the_front_door_to_a_conference_request_and_survive
     app.stop().await;
     let mut app = spawn(dir.path()).await;
     let after = app
-        .client
+        .mash
         .get_referral(GetReferralRequest {
-            caller: Some(mash_officer()),
             referral_id: submitted.referral_id.clone(),
             min_token: concluded.token,
         })
@@ -298,18 +320,6 @@ async fn bad_input_is_refused_precisely_and_changes_nothing() {
         edit(&mut request);
         submissions.push((name, request, code, field));
     };
-    case(
-        "no caller",
-        &|r| r.caller = None,
-        Code::InvalidArgument,
-        "caller",
-    );
-    case(
-        "bad role",
-        &|r| r.caller.as_mut().expect("caller").role = 999,
-        Code::InvalidArgument,
-        "caller.role",
-    );
     case(
         "no key",
         &|r| r.idempotency_key = " ".into(),
@@ -389,8 +399,7 @@ async fn bad_input_is_refused_precisely_and_changes_nothing() {
         );
     }
 
-    let decision = |caller: CallerIdentity, id: &str| RecordDecisionRequest {
-        caller: Some(caller),
+    let decision = |id: &str| RecordDecisionRequest {
         referral_id: id.into(),
         rag_rating: RagRating::Green.into(),
         outcome: ReferralOutcome::EarlyHelp.into(),
@@ -399,7 +408,7 @@ async fn bad_input_is_refused_precisely_and_changes_nothing() {
     };
     let status = app
         .client
-        .record_decision(decision(teacher(), &submitted.referral_id))
+        .record_decision(decision(&submitted.referral_id))
         .await
         .expect_err("a school cannot decide");
     assert_eq!(
@@ -409,15 +418,14 @@ async fn bad_input_is_refused_precisely_and_changes_nothing() {
         status.message()
     );
     let status = app
-        .client
-        .record_decision(decision(mash_officer(), "no-such-referral"))
+        .mash
+        .record_decision(decision("no-such-referral"))
         .await
         .expect_err("unknown");
     assert_eq!(status.code(), Code::NotFound, "{}", status.message());
     let status = app
-        .client
+        .mash
         .record_strategy_discussion(RecordStrategyDiscussionRequest {
-            caller: Some(mash_officer()),
             referral_id: submitted.referral_id.clone(),
             held_on: date(2025, 12, 22),
             ..RecordStrategyDiscussionRequest::default()
@@ -432,13 +440,13 @@ async fn bad_input_is_refused_precisely_and_changes_nothing() {
     );
     assert_eq!(app.log.head(), head, "nothing was written");
 
-    app.client
-        .record_decision(decision(mash_officer(), &submitted.referral_id))
+    app.mash
+        .record_decision(decision(&submitted.referral_id))
         .await
         .expect("decide");
     let status = app
-        .client
-        .record_decision(decision(mash_officer(), &submitted.referral_id))
+        .mash
+        .record_decision(decision(&submitted.referral_id))
         .await
         .expect_err("decided twice");
     assert_eq!(

@@ -21,9 +21,14 @@ pub(crate) type Primary = PlanRegistryClient<Channel>;
 /// The primary at `url`, connected on first use: a replica starts and
 /// answers lookups while the primary is away, and a write it cannot pass on
 /// fails within seconds, not at the caller's patience.
-pub(crate) fn primary(url: &str) -> Result<Primary, String> {
-    let endpoint = Channel::from_shared(url.to_owned())
-        .map_err(|error| error.to_string())?
+pub(crate) fn primary(
+    url: &str,
+    tls: Option<tonic::transport::ClientTlsConfig>,
+) -> Result<Primary, String> {
+    let tls = tls.ok_or("no TLS is configured to reach the primary with")?;
+    // The replica connects with its service certificate and passes on the
+    // caller's own token: the primary verifies who they are itself.
+    let endpoint = trust::client::endpoint(url, tls)?
         .connect_timeout(std::time::Duration::from_secs(2))
         // Above the primary's own worst case: catching up, appending, then
         // waiting for its view, each wait up to `DEFAULT_WAIT`.
@@ -78,9 +83,18 @@ impl PlanRegistry {
         Call: FnOnce(Primary, Request<Req>) -> Answer,
         Answer: Future<Output = Result<Response<Resp>, Status>>,
     {
+        // The caller's own token goes with it: the primary verifies who
+        // they are itself, trusting this pod's service certificate only to
+        // have checked that the token's organisation is the caller's.
+        let authorization = request.metadata().get(trust::layer::AUTHORIZATION).cloned();
         let mut forwarded = Request::new(request.into_inner());
         if let Ok(traceparent) = service_core::trace::current().parse() {
             forwarded.metadata_mut().insert("traceparent", traceparent);
+        }
+        if let Some(authorization) = authorization {
+            forwarded
+                .metadata_mut()
+                .insert(trust::layer::AUTHORIZATION, authorization);
         }
         let response = call(primary, forwarded)
             .await

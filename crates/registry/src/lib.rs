@@ -72,6 +72,9 @@ pub struct Options {
     /// Where the primary serves gRPC: a read replica forwards plan writes
     /// there.
     pub primary_url: Option<String>,
+    /// How a read replica reaches the primary: its CA, and this pod's own
+    /// service certificate.
+    pub primary_tls: Option<tonic::transport::ClientTlsConfig>,
     /// What day it is (the wall clock's unless a test fixes it).
     pub clock: Clock,
 }
@@ -87,6 +90,7 @@ impl Options {
             pods: 1,
             pod: 0,
             primary_url: None,
+            primary_tls: None,
             clock: Clock::System,
         }
     }
@@ -124,10 +128,12 @@ pub async fn open(options: Options, bus: &bus::Bus) -> Result<PlanRegistry, Erro
     let primary = match (options.pod, &options.primary_url) {
         (0, _) => None,
         (pod, None) => return Err(Error::NoPrimary { pod }),
-        (_, Some(url)) => Some(forward::primary(url).map_err(|reason| Error::PrimaryUrl {
-            url: url.clone(),
-            reason,
-        })?),
+        (_, Some(url)) => Some(forward::primary(url, options.primary_tls.clone()).map_err(
+            |reason| Error::PrimaryUrl {
+                url: url.clone(),
+                reason,
+            },
+        )?),
     };
     let log = EventLog::open(eventlog::Options::new(&options.data_dir))?;
     bus.register_producer(&own, log.clone()).await?;

@@ -3,7 +3,7 @@
 //! before its answer, and a child whose history could not be fully applied
 //! never answered "no plan".
 
-use contract::common::v1::{Organisation, Role};
+use contract::common::v1::{CareSetting, Organisation, Role};
 use contract::records::{AnyEvent, Records, RegistryEvent};
 use contract::registry::v1 as wire;
 use domain::NhsNumber;
@@ -49,13 +49,15 @@ impl PlanRegistry {
     /// answer; a child whose history is not whole fails closed.
     pub(crate) async fn look_up(
         &self,
+        caller: Caller,
         request: wire::LookupChildRequest,
     ) -> Result<wire::LookupChildResponse, Status> {
-        let caller = validate::caller(request.caller.as_ref())?;
+        let setting = validate::optional_enum::<CareSetting>("care_setting", request.care_setting)?;
+        let caller = caller.in_setting(setting);
         if !may_look_up(&caller) {
             return Err(denied(format!(
-                "caller.role: {} may not look children up",
-                caller.role.as_str_name()
+                "role {} may not look children up",
+                caller.role_name()
             )));
         }
         let child = validate::nhs_number("nhs_number", request.nhs_number.as_ref())?;
@@ -127,9 +129,9 @@ impl PlanRegistry {
     /// A child's chronology, for the local authority.
     pub(crate) async fn chronology(
         &self,
+        caller: Caller,
         request: wire::ChildChronologyRequest,
     ) -> Result<wire::ChildChronologyResponse, Status> {
-        let caller = validate::caller(request.caller.as_ref())?;
         caller.require_local_authority("read a chronology")?;
         let child = validate::nhs_number("nhs_number", request.nhs_number.as_ref())?;
         self.reflect(request.min_token.as_ref()).await?;

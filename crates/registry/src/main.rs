@@ -27,6 +27,7 @@ async fn main() -> ExitCode {
         pods: args.registry_pods,
         pod: args.pod,
         primary_url: args.producers.get(registry::LOG).cloned(),
+        primary_tls: Some(args.trust.service_client_tls()),
         ..registry::Options::new(&args.data_dir, &args.settings)
     };
     match registry::open(options, &bus).await {
@@ -34,7 +35,11 @@ async fn main() -> ExitCode {
             // Its own log, for consumers elsewhere that find a gap.
             let reader = bus::LogReader::new().with(service.producer(), service.log().clone());
             let watched = [service.watched()];
-            let router = process::server()
+            let mut server = match process::server(&args.trust) {
+                Ok(server) => server,
+                Err(error) => return process::failed(NAME, error),
+            };
+            let router = server
                 .add_service(reader.into_server())
                 .add_service(service.into_server());
             process::serve(NAME, router, &args, &watched).await

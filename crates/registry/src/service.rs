@@ -235,14 +235,16 @@ impl plan_registry_server::PlanRegistry for PlanRegistry {
         &self,
         request: Request<wire::LookupChildRequest>,
     ) -> Result<Response<wire::LookupChildResponse>, Status> {
-        self.look_up(request.into_inner()).await.map(Response::new)
+        self.look_up(Caller::of(&request)?, request.into_inner())
+            .await
+            .map(Response::new)
     }
 
     async fn child_chronology(
         &self,
         request: Request<wire::ChildChronologyRequest>,
     ) -> Result<Response<wire::ChildChronologyResponse>, Status> {
-        self.chronology(request.into_inner())
+        self.chronology(Caller::of(&request)?, request.into_inner())
             .await
             .map(Response::new)
     }
@@ -252,8 +254,8 @@ impl plan_registry_server::PlanRegistry for PlanRegistry {
         request: Request<wire::RecordTransferInRequest>,
     ) -> Result<Response<wire::PlanResponse>, Status> {
         forward_on_replica!(self, request, record_transfer_in);
+        let caller = Caller::of(&request)?;
         let request = request.into_inner();
-        let caller = validate::caller(request.caller.as_ref())?;
         caller.require_local_authority("record plans")?;
         let child = validate::nhs_number("child_nhs_number", request.child_nhs_number.as_ref())?;
         validate::organisation(
@@ -276,8 +278,8 @@ impl plan_registry_server::PlanRegistry for PlanRegistry {
         request: Request<wire::RecordLookedAfterRequest>,
     ) -> Result<Response<wire::PlanResponse>, Status> {
         forward_on_replica!(self, request, record_looked_after);
+        let caller = Caller::of(&request)?;
         let request = request.into_inner();
-        let caller = validate::caller(request.caller.as_ref())?;
         caller.require_local_authority("record plans")?;
         let child = validate::nhs_number("child_nhs_number", request.child_nhs_number.as_ref())?;
         let started = started(
@@ -296,8 +298,8 @@ impl plan_registry_server::PlanRegistry for PlanRegistry {
         request: Request<wire::RecordUnbornPlanRequest>,
     ) -> Result<Response<wire::PlanResponse>, Status> {
         forward_on_replica!(self, request, record_unborn_plan);
+        let caller = Caller::of(&request)?;
         let request = request.into_inner();
-        let caller = validate::caller(request.caller.as_ref())?;
         caller.require_local_authority("record plans")?;
         let mother = validate::nhs_number("mother_nhs_number", request.mother_nhs_number.as_ref())?;
         let expected = validate::date(
@@ -321,8 +323,8 @@ impl plan_registry_server::PlanRegistry for PlanRegistry {
         request: Request<wire::LinkBirthRequest>,
     ) -> Result<Response<wire::PlanResponse>, Status> {
         forward_on_replica!(self, request, link_birth);
+        let caller = Caller::of(&request)?;
         let request = request.into_inner();
-        let caller = validate::caller(request.caller.as_ref())?;
         caller.require_local_authority("record plans")?;
         let baby = validate::nhs_number("baby_nhs_number", request.baby_nhs_number.as_ref())?;
         let born_on = validate::date("born_on", request.born_on.as_ref())?;
@@ -356,8 +358,8 @@ impl plan_registry_server::PlanRegistry for PlanRegistry {
         request: Request<wire::EndPlanRequest>,
     ) -> Result<Response<wire::PlanResponse>, Status> {
         forward_on_replica!(self, request, end_plan);
+        let caller = Caller::of(&request)?;
         let request = request.into_inner();
-        let caller = validate::caller(request.caller.as_ref())?;
         caller.require_local_authority("record plans")?;
         let end_date = validate::date("end_date", request.end_date.as_ref())?;
         validate::known_enum::<wire::PlanEndReason>("reason", request.reason)?;
@@ -395,8 +397,8 @@ impl plan_registry_server::PlanRegistry for PlanRegistry {
         request: Request<wire::SetLocalAuthorityContactsRequest>,
     ) -> Result<Response<wire::SetLocalAuthorityContactsResponse>, Status> {
         forward_on_replica!(self, request, set_local_authority_contacts);
+        let caller = Caller::of(&request)?;
         let request = request.into_inner();
-        let caller = validate::caller(request.caller.as_ref())?;
         caller.require_local_authority("record plans")?;
         let contacts = request
             .contacts

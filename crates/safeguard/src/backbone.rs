@@ -22,9 +22,22 @@ pub struct Config {
     /// Serve Prometheus metrics (`GET /metrics`) here, if anywhere.
     pub metrics: Option<SocketAddr>,
     pub settings: Settings,
+    /// Whom to trust and how to prove this backbone (`--security FILE`);
+    /// without it, the development realm in the data directory.
+    pub security: Option<trust::Config>,
     /// What day it is for every service: the wall clock's, unless a test
     /// or a replay fixes it. Not a setting: no deployment should pretend.
     pub clock: Clock,
+    /// Listen beyond loopback with the development realm all the same
+    /// (`--insecure-development-realm-on-network`).
+    pub development_realm_on_network: bool,
+}
+
+impl Config {
+    /// Where the development realm is kept when no security is configured.
+    pub fn realm_dir(&self) -> PathBuf {
+        self.data_dir.join("realm")
+    }
 }
 
 impl Default for Config {
@@ -35,7 +48,9 @@ impl Default for Config {
             nats: None,
             metrics: None,
             settings: Settings::default(),
+            security: None,
             clock: Clock::System,
+            development_realm_on_network: false,
         }
     }
 }
@@ -44,6 +59,8 @@ impl Default for Config {
 pub enum Error {
     #[error("config: {0}")]
     Config(String),
+    #[error("security: {0}")]
+    Trust(String),
     #[error("referral intake: {0}")]
     Referral(#[from] referral::Error),
     #[error("conference scheduler: {0}")]
@@ -71,6 +88,11 @@ pub struct Running {
     pub address: SocketAddr,
     /// Where `/metrics` is served, when asked for.
     pub metrics: Option<SocketAddr>,
+    /// The development realm it runs in, when no security is configured:
+    /// where the CLI finds the certificates and keys to act with.
+    pub realm: Option<PathBuf>,
+    /// Said once, when the development realm was made on this start.
+    pub realm_made: Option<String>,
     stop: Option<oneshot::Sender<()>>,
     server: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
     logs: Vec<eventlog::EventLog>,
@@ -121,6 +143,14 @@ async fn start_services(
     opened: &mut Vec<eventlog::EventLog>,
 ) -> Result<Running, Error> {
     let settings = &config.settings;
+    let realm = config.security.is_none().then(|| config.realm_dir());
+    let (trust, realm_made) = service_core::process::trust(
+        config.security.as_ref(),
+        realm.as_deref(),
+        config.listen,
+        config.development_realm_on_network,
+    )
+    .map_err(Error::Trust)?;
     let bus = match &config.nats {
         Some(url) => bus::Bus::jetstream(bus::JetStreamOptions::new(url.clone())).await?,
         None => bus::Bus::in_process(),
@@ -202,7 +232,8 @@ async fn start_services(
     })?;
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(
-        service_core::process::server()
+        service_core::process::server(&trust)
+            .map_err(Error::Trust)?
             .add_service(health_service)
             .add_service(status.into_server())
             .add_service(reflection)
@@ -218,6 +249,8 @@ async fn start_services(
     Ok(Running {
         address,
         metrics,
+        realm,
+        realm_made,
         stop: Some(stop),
         server,
         logs,

@@ -1,12 +1,30 @@
-//! Client plumbing: the caller identity sent with each request, and
-//! printing any response as JSON through the contract's descriptors.
+//! Client plumbing: who the command acts as and the credentials that prove
+//! it, and printing any response as JSON through the contract's
+//! descriptors.
 
-use contract::common::v1::{CallerIdentity, CareSetting, Organisation, OrganisationKind, Role};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use contract::common::v1::{CareSetting, Role};
 use prost::{Message, Name};
 use prost_reflect::{DescriptorPool, DynamicMessage};
+use trust::client::{Authorised, Credentials};
+use trust::realm::Issued;
+use trust::token::Person;
 
-/// Who the command acts as. Taken from flags or the environment; an
-/// organisation's identity provider sets these in a real deployment.
+/// Where `safeguard up` keeps its development realm by default.
+pub const DEFAULT_REALM: &str = "./safeguard-data/realm";
+
+/// How long a token the CLI mints in a development realm lasts: one command.
+const COMMAND: Duration = Duration::from_secs(300);
+
+/// Who the command acts as, and how that is proven. In a development realm
+/// (`--realm`, made by `safeguard up`) the `--as-*` flags name the person,
+/// and the CLI presents their organisation's certificate and a short-lived
+/// token the realm signs. Against a production backbone, give your
+/// system's certificate, key and the server's CA (`--cert`, `--key`,
+/// `--ca`, `--cert-key`) and the access token your identity provider issued (`--token`):
+/// then the token says who you are and the `--as-*` flags are not used.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Identity {
     /// The caller's organisation ODS code.
@@ -23,38 +41,93 @@ pub struct Identity {
         default_value = "SOCIAL_WORKER"
     )]
     pub role: String,
-    /// A care setting from the contract, e.g. EMERGENCY_DEPARTMENT.
+    /// A care setting from the contract, e.g. EMERGENCY_DEPARTMENT: where
+    /// the caller is working, sent with a lookup.
     #[arg(
         long = "as-setting",
         env = "SAFEGUARD_SETTING",
         default_value = "SOCIAL_CARE"
     )]
     pub setting: String,
+    /// The development realm to act in.
+    #[arg(long, env = "SAFEGUARD_REALM", default_value = DEFAULT_REALM)]
+    pub realm: PathBuf,
+    /// Your system's client certificate (PEM), instead of a realm's.
+    #[arg(long, env = "SAFEGUARD_CERT", requires_all = ["cert_key", "ca"])]
+    pub cert: Option<PathBuf>,
+    /// The key of `--cert` (PEM).
+    #[arg(long, env = "SAFEGUARD_CERT_KEY")]
+    pub cert_key: Option<PathBuf>,
+    /// The CA bundle (PEM) that signs the backbone's server certificate.
+    #[arg(long, env = "SAFEGUARD_CA")]
+    pub ca: Option<PathBuf>,
+    /// Your access token, from your identity provider.
+    #[arg(long, env = "SAFEGUARD_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+fn read(path: &std::path::Path) -> Result<String, String> {
+    std::fs::read_to_string(path).map_err(|error| format!("{}: {error}", path.display()))
 }
 
 impl Identity {
-    pub fn caller(&self) -> Result<CallerIdentity, String> {
-        let role = Role::from_str_name(&format!(
+    pub fn role(&self) -> Result<Role, String> {
+        Role::from_str_name(&format!(
             "ROLE_{}",
             self.role.to_uppercase().replace('-', "_")
         ))
-        .ok_or_else(|| format!("--as-role: unknown role {}", self.role))?;
-        let setting = CareSetting::from_str_name(&format!(
+        .ok_or_else(|| format!("--as-role: unknown role {}", self.role))
+    }
+
+    pub fn care_setting(&self) -> Result<CareSetting, String> {
+        CareSetting::from_str_name(&format!(
             "CARE_SETTING_{}",
             self.setting.to_uppercase().replace('-', "_")
         ))
-        .ok_or_else(|| format!("--as-setting: unknown care setting {}", self.setting))?;
-        Ok(CallerIdentity {
-            organisation: Some(Organisation {
-                ods_code: self.organisation.clone(),
-                name: self.organisation_name.clone(),
-                kind: OrganisationKind::Unspecified.into(),
-            }),
+        .ok_or_else(|| format!("--as-setting: unknown care setting {}", self.setting))
+    }
+
+    /// The person the `--as-*` flags name, in `role`.
+    fn person(&self, role: Role) -> Person {
+        Person {
+            organisation: self.organisation.clone(),
+            organisation_name: self.organisation_name.clone(),
             user_id: self.user.clone(),
             display_name: self.user.clone(),
-            role: role.into(),
-            care_setting: setting.into(),
-        })
+            role: crate::agencies::role_code(role),
+        }
+    }
+
+    /// The certificate and token this command presents.
+    pub fn credentials(&self) -> Result<Credentials, String> {
+        self.credentials_in(self.role()?)
+    }
+
+    /// The same, acting in `role` whatever `--as-role` says (an operator's
+    /// command, say).
+    pub fn credentials_in(&self, role: Role) -> Result<Credentials, String> {
+        if let (Some(cert), Some(key), Some(ca)) = (&self.cert, &self.cert_key, &self.ca) {
+            let issued = Issued {
+                certificate: read(cert)?,
+                key: read(key)?,
+            };
+            let credentials = Credentials::new(&read(ca)?, &issued);
+            return Ok(match &self.token {
+                Some(token) => credentials.with_token(token.clone()),
+                None => credentials,
+            });
+        }
+        let realm = trust::Realm::open(&self.realm).map_err(|error| {
+            format!(
+                "{error}\n(start the backbone with `safeguard up` first, point --realm at its realm, or give --cert, --key, --ca and --token)"
+            )
+        })?;
+        realm.credentials(&self.person(role), COMMAND)
+    }
+
+    /// A channel to `server` presenting these credentials.
+    pub fn connect(&self, server: &str) -> Result<Authorised, String> {
+        self.credentials()?.connect(server)
     }
 }
 
@@ -80,7 +153,12 @@ pub fn show_date(date: Option<&contract::common::v1::Date>) -> String {
 /// Calls any RPC of the contract by name with a JSON request, and returns
 /// the response as JSON: every RPC is reachable from the command line, in
 /// the protobuf JSON mapping, without a subcommand of its own.
-pub async fn call(server: &str, method: &str, request: &str) -> Result<String, String> {
+pub async fn call(
+    server: &str,
+    identity: &Identity,
+    method: &str,
+    request: &str,
+) -> Result<String, String> {
     let pool =
         DescriptorPool::decode(contract::FILE_DESCRIPTOR_SET).map_err(|error| error.to_string())?;
     let (service_name, method_name) = method
@@ -101,12 +179,7 @@ pub async fn call(server: &str, method: &str, request: &str) -> Result<String, S
     let mut deserializer = serde_json::Deserializer::from_str(request);
     let message = DynamicMessage::deserialize(method.input(), &mut deserializer)
         .map_err(|error| format!("request: {error}"))?;
-    let channel = tonic::transport::Channel::from_shared(server.to_owned())
-        .map_err(|error| error.to_string())?
-        .connect()
-        .await
-        .map_err(|error| format!("{server}: {error}"))?;
-    let mut grpc = tonic::client::Grpc::new(channel);
+    let mut grpc = tonic::client::Grpc::new(identity.connect(server)?);
     grpc.ready().await.map_err(|error| error.to_string())?;
     let path = tonic::codegen::http::uri::PathAndQuery::try_from(format!(
         "/{}/{}",

@@ -13,16 +13,13 @@ use contract::common::v1::{
     NhsNumber as WireNhs, Organisation, OrganisationKind, Role,
 };
 use contract::conference::v1 as conference;
-use contract::conference::v1::conference_scheduler_client::ConferenceSchedulerClient;
 use contract::notification::v1 as note;
-use contract::notification::v1::notification_client::NotificationClient;
 use contract::referral::v1 as referral;
-use contract::referral::v1::referral_intake_client::ReferralIntakeClient;
 use contract::registry::v1 as registry;
-use contract::registry::v1::plan_registry_client::PlanRegistryClient;
 use domain::NhsNumber;
 use domain::date::Date;
-use tonic::transport::Channel;
+
+use crate::agencies::Agencies;
 
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
 
@@ -131,8 +128,8 @@ fn say(quiet: bool, line: String) {
 /// Plays the case against the backbone at `server`, as if on `today` (the
 /// day the backbone's clock says). Each run uses a new synthetic child, so
 /// the demo can be played again and again.
-pub async fn run(server: &str, quiet: bool, today: Date) -> Result<Report, Error> {
-    run_against(&Endpoints::one(server), quiet, today).await
+pub async fn run(agencies: &Agencies, quiet: bool, today: Date) -> Result<Report, Error> {
+    run_against(agencies, quiet, today).await
 }
 
 /// Where each service listens: one address for the one-process backbone,
@@ -156,17 +153,11 @@ impl Endpoints {
     }
 }
 
-async fn channel(url: &str) -> Result<Channel, Error> {
-    Ok(Channel::from_shared(url.to_owned())?.connect().await?)
-}
-
 /// The demo against services wherever they run.
-pub async fn run_against(endpoints: &Endpoints, quiet: bool, today: Date) -> Result<Report, Error> {
-    let mut referrals = ReferralIntakeClient::new(channel(&endpoints.referrals).await?);
-    let mut conferences = ConferenceSchedulerClient::new(channel(&endpoints.conferences).await?);
-    let mut plans = PlanRegistryClient::new(channel(&endpoints.registry).await?);
-    let mut notifications = NotificationClient::new(channel(&endpoints.notifications).await?);
-
+/// Each step is taken by the person whose step it is, through their own
+/// organisation's system (`Agencies`): the school refers, the MASH decides,
+/// the chair records the outcome, the A&E nurse looks the child up.
+pub async fn run_against(agencies: &Agencies, quiet: bool, today: Date) -> Result<Report, Error> {
     let serial = (std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?
         .as_micros()
@@ -211,9 +202,10 @@ pub async fn run_against(endpoints: &Endpoints, quiet: bool, today: Date) -> Res
         CareSetting::EmergencyDepartment,
     );
 
-    plans
+    agencies
+        .clients(&chair)?
+        .registry
         .set_local_authority_contacts(registry::SetLocalAuthorityContactsRequest {
-            caller: Some(chair.clone()),
             contacts: Some(registry::LocalAuthorityContacts {
                 local_authority: Some(council()),
                 office_hours_phone: "01632 960100".into(),
@@ -222,9 +214,10 @@ pub async fn run_against(endpoints: &Endpoints, quiet: bool, today: Date) -> Res
         })
         .await?;
 
-    let submitted = referrals
+    let submitted = agencies
+        .clients(&teacher)?
+        .referrals
         .submit_referral(referral::SubmitReferralRequest {
-            caller: Some(teacher.clone()),
             idempotency_key: format!("demo-{serial}"),
             referrer: Some(referral::Referrer {
                 organisation: Some(school()),
@@ -266,9 +259,10 @@ pub async fn run_against(endpoints: &Endpoints, quiet: bool, today: Date) -> Res
     );
 
     let decided_on = weekday_after(received);
-    referrals
+    agencies
+        .clients(&mash)?
+        .referrals
         .record_decision(referral::RecordDecisionRequest {
-            caller: Some(mash.clone()),
             referral_id: submitted.referral_id.clone(),
             rag_rating: referral::RagRating::Red.into(),
             outcome: referral::ReferralOutcome::StrategyDiscussion.into(),
@@ -283,9 +277,10 @@ pub async fn run_against(endpoints: &Endpoints, quiet: bool, today: Date) -> Res
 
     let strategy_on = weekday_after(decided_on);
     report.strategy_held_on = strategy_on.to_string();
-    let strategy = referrals
+    let strategy = agencies
+        .clients(&mash)?
+        .referrals
         .record_strategy_discussion(referral::RecordStrategyDiscussionRequest {
-            caller: Some(mash.clone()),
             referral_id: submitted.referral_id.clone(),
             held_on: wire_date(strategy_on),
             agencies_present: vec![council(), police(), hospital()],
@@ -304,9 +299,10 @@ pub async fn run_against(endpoints: &Endpoints, quiet: bool, today: Date) -> Res
     );
 
     let concluded_on = weekday_after(weekday_after(strategy_on));
-    referrals
+    agencies
+        .clients(&mash)?
+        .referrals
         .record_section47_outcome(referral::RecordSection47OutcomeRequest {
-            caller: Some(mash.clone()),
             referral_id: submitted.referral_id.clone(),
             concluded_on: wire_date(concluded_on),
             conference_needed: true,
@@ -314,7 +310,7 @@ pub async fn run_against(endpoints: &Endpoints, quiet: bool, today: Date) -> Res
         })
         .await?;
 
-    let icpc = wait_for_conference(&mut conferences, &chair, &submitted.referral_id).await?;
+    let icpc = wait_for_conference(agencies, &chair, &submitted.referral_id).await?;
     report.conference_id = icpc.conference_id.clone();
     say(
         quiet,
@@ -330,9 +326,10 @@ pub async fn run_against(endpoints: &Endpoints, quiet: bool, today: Date) -> Res
         organisation: Some(organisation),
         ..conference::Invitee::default()
     };
-    conferences
+    agencies
+        .clients(&chair)?
+        .conferences
         .update_invitations(conference::UpdateInvitationsRequest {
-            caller: Some(chair.clone()),
             conference_id: icpc.conference_id.clone(),
             add: vec![
                 invitee(conference::InviteeRole::Police, police()),
@@ -344,9 +341,10 @@ pub async fn run_against(endpoints: &Endpoints, quiet: bool, today: Date) -> Res
         })
         .await?;
     let held_on = weekday_after(weekday_after(concluded_on));
-    conferences
+    agencies
+        .clients(&chair)?
+        .conferences
         .schedule_conference(conference::ScheduleConferenceRequest {
-            caller: Some(chair.clone()),
             conference_id: icpc.conference_id.clone(),
             scheduled_for: morning(held_on),
             venue: "Civic Centre, room 2".into(),
@@ -369,9 +367,10 @@ pub async fn run_against(endpoints: &Endpoints, quiet: bool, today: Date) -> Res
             conference::InviteResponse::SendingReport,
         ),
     ] {
-        conferences
+        agencies
+            .clients(&chair)?
+            .conferences
             .record_invite_reply(conference::RecordInviteReplyRequest {
-                caller: Some(chair.clone()),
                 conference_id: icpc.conference_id.clone(),
                 role: role.into(),
                 organisation_ods_code: ods.into(),
@@ -379,9 +378,10 @@ pub async fn run_against(endpoints: &Endpoints, quiet: bool, today: Date) -> Res
             })
             .await?;
     }
-    conferences
+    agencies
+        .clients(&chair)?
+        .conferences
         .record_report_received(conference::RecordReportReceivedRequest {
-            caller: Some(chair.clone()),
             conference_id: icpc.conference_id.clone(),
             role: conference::InviteeRole::Gp.into(),
             organisation_ods_code: "Y99001".into(),
@@ -393,9 +393,10 @@ pub async fn run_against(endpoints: &Endpoints, quiet: bool, today: Date) -> Res
             "5. conference scheduled for {held_on}; police and school attending, GP sending a report (received)"
         ),
     );
-    conferences
+    agencies
+        .clients(&chair)?
+        .conferences
         .record_attendance(conference::RecordAttendanceRequest {
-            caller: Some(chair.clone()),
             conference_id: icpc.conference_id.clone(),
             present: vec![
                 invitee(conference::InviteeRole::SocialCare, council()),
@@ -405,9 +406,10 @@ pub async fn run_against(endpoints: &Endpoints, quiet: bool, today: Date) -> Res
             held_on: wire_date(held_on),
         })
         .await?;
-    let recorded = conferences
+    let recorded = agencies
+        .clients(&chair)?
+        .conferences
         .record_outcome(conference::RecordOutcomeRequest {
-            caller: Some(chair.clone()),
             conference_id: icpc.conference_id.clone(),
             outcome: Some(conference::Outcome {
                 kind: Some(conference::outcome::Kind::Initial(
@@ -432,13 +434,15 @@ pub async fn run_against(endpoints: &Endpoints, quiet: bool, today: Date) -> Res
     );
 
     // The chair's token: the registry answers once it shows the plan.
-    let lookup = plans
+    let lookup = agencies
+        .clients(&nurse)?
+        .registry
         .lookup_child(registry::LookupChildRequest {
-            caller: Some(nurse.clone()),
             nhs_number: child_wire.clone(),
             purpose: "unscheduled care attendance".into(),
             silent: false,
             min_token: recorded.token,
+            care_setting: CareSetting::EmergencyDepartment.into(),
             ..registry::LookupChildRequest::default()
         })
         .await?
@@ -479,7 +483,7 @@ pub async fn run_against(endpoints: &Endpoints, quiet: bool, today: Date) -> Res
         CareSetting::SocialCare,
     );
     report.council_told = first_notification(
-        &mut notifications,
+        agencies,
         council_inbox,
         note::NotificationKind::Access,
         &child_wire,
@@ -497,7 +501,7 @@ pub async fn run_against(endpoints: &Endpoints, quiet: bool, today: Date) -> Res
         CareSetting::GeneralPractice,
     );
     report.gp_told = first_notification(
-        &mut notifications,
+        agencies,
         gp_inbox,
         note::NotificationKind::PlanStarted,
         &child_wire,
@@ -515,7 +519,7 @@ pub async fn run_against(endpoints: &Endpoints, quiet: bool, today: Date) -> Res
         CareSetting::Education,
     );
     report.referrer_told = first_notification(
-        &mut notifications,
+        agencies,
         school_inbox,
         note::NotificationKind::ReferralOutcome,
         &child_wire,
@@ -526,9 +530,10 @@ pub async fn run_against(endpoints: &Endpoints, quiet: bool, today: Date) -> Res
         format!("10. the school is told: {}", report.referrer_told.summary),
     );
 
-    report.chronology = plans
+    report.chronology = agencies
+        .clients(&chair)?
+        .registry
         .child_chronology(registry::ChildChronologyRequest {
-            caller: Some(chair),
             nhs_number: child_wire,
             min_token: report.lookup.token.clone(),
         })
@@ -576,14 +581,14 @@ fn weekday_after(date: Date) -> Date {
 }
 
 async fn wait_for_conference(
-    client: &mut ConferenceSchedulerClient<Channel>,
+    agencies: &Agencies,
     chair: &CallerIdentity,
     referral_id: &str,
 ) -> Result<conference::Conference, Error> {
+    let mut client = agencies.clients(chair)?.conferences;
     for _ in 0..500 {
         let listed = client
             .list_conferences(conference::ListConferencesRequest {
-                caller: Some(chair.clone()),
                 local_authority_ods_code: "E09000999".into(),
                 ..conference::ListConferencesRequest::default()
             })
@@ -602,7 +607,7 @@ async fn wait_for_conference(
 }
 
 async fn first_notification(
-    client: &mut NotificationClient<Channel>,
+    agencies: &Agencies,
     caller: CallerIdentity,
     kind: note::NotificationKind,
     child: &Option<WireNhs>,
@@ -612,9 +617,10 @@ async fn first_notification(
         .as_ref()
         .map(|o| o.ods_code.clone())
         .unwrap_or_default();
-    let mut stream = client
+    let mut stream = agencies
+        .clients(&caller)?
+        .notifications
         .subscribe(note::SubscribeRequest {
-            caller: Some(caller),
             subscriber: "demo".into(),
             recipient_ods_code: ods,
             kinds: vec![kind.into()],

@@ -3,6 +3,7 @@
 //! gRPC port, over the in-process bus, with embedded storage under one data
 //! directory; the other subcommands talk to a running backbone.
 
+pub mod agencies;
 pub mod backbone;
 pub mod client;
 pub mod commands;

@@ -26,6 +26,11 @@ enum Command {
         /// A JSON config file; flags and environment override it.
         #[arg(long, env = "SAFEGUARD_CONFIG")]
         config: Option<PathBuf>,
+        /// The security file: the server's certificate, the client CA
+        /// bundles, the trusted identity providers and their role codes.
+        /// Without it, a development realm in the data directory.
+        #[arg(long, env = "SAFEGUARD_SECURITY")]
+        security: Option<PathBuf>,
         #[arg(long, env = "SAFEGUARD_DATA_DIR")]
         data_dir: Option<PathBuf>,
         #[arg(long, env = "SAFEGUARD_LISTEN")]
@@ -38,13 +43,30 @@ enum Command {
         /// and the records it quarantined) at this address.
         #[arg(long, env = "SAFEGUARD_METRICS")]
         metrics: Option<SocketAddr>,
+        /// Listen beyond loopback with the development realm (whose keys
+        /// sit in the data directory) all the same. Never in production:
+        /// configure "security" instead.
+        #[arg(long = "insecure-development-realm-on-network")]
+        development_realm_on_network: bool,
+    },
+    /// Makes a development realm (a local CA, a server certificate, a
+    /// token-signing key and its JWKS) in a directory, for services run as
+    /// separate processes (`--realm DIR`) or containers; `safeguard up`
+    /// makes its own. For development only.
+    Realm {
+        #[arg(long, default_value = safeguard::client::DEFAULT_REALM)]
+        dir: PathBuf,
+        /// A host name the services are reached by, beside loopback (e.g.
+        /// each compose service's name); repeat for each.
+        #[arg(long = "server-name")]
+        server_names: Vec<String>,
     },
     /// Plays a whole case against a running backbone, with synthetic data.
     Demo {
         #[arg(
             long,
             env = "SAFEGUARD_SERVER",
-            default_value = "http://127.0.0.1:50051"
+            default_value = "https://127.0.0.1:50051"
         )]
         server: String,
         /// Where referral intake listens, when each service runs alone
@@ -58,6 +80,9 @@ enum Command {
         registry: Option<String>,
         #[arg(long)]
         notifications: Option<String>,
+        /// The development realm whose agencies the demo acts as.
+        #[arg(long, env = "SAFEGUARD_REALM", default_value = safeguard::client::DEFAULT_REALM)]
+        realm: PathBuf,
     },
     /// Refers a child to a local authority's front door (MASH).
     Refer(Box<commands::referral::Refer>),
@@ -93,7 +118,7 @@ enum Command {
     Health(commands::Health),
     /// Calls any RPC with a JSON request and prints the JSON response, e.g.
     /// `safeguard call safeguard.referral.v1.ReferralIntake/GetReferral
-    /// '{"caller": {...}, "referralId": "..."}'`.
+    /// '{"referralId": "..."}'`, acting as the person the identity flags say.
     Call {
         /// `<package>.<Service>/<Method>`.
         method: String,
@@ -102,9 +127,11 @@ enum Command {
         #[arg(
             long,
             env = "SAFEGUARD_SERVER",
-            default_value = "http://127.0.0.1:50051"
+            default_value = "https://127.0.0.1:50051"
         )]
         server: String,
+        #[command(flatten)]
+        identity: safeguard::client::Identity,
     },
 }
 
@@ -120,30 +147,52 @@ async fn main() -> ExitCode {
     let result = match cli.command {
         Command::Up {
             config,
+            security,
             data_dir,
             listen,
             nats,
             metrics,
-        } => up(config, data_dir, listen, nats, metrics).await,
+            development_realm_on_network,
+        } => {
+            up(
+                config,
+                security,
+                data_dir,
+                listen,
+                nats,
+                metrics,
+                development_realm_on_network,
+            )
+            .await
+        }
         Command::Demo {
             server,
             referrals,
             conferences,
             registry,
             notifications,
-        } => safeguard::demo::run_against(
-            &safeguard::demo::Endpoints {
-                referrals: referrals.unwrap_or_else(|| server.clone()),
-                conferences: conferences.unwrap_or_else(|| server.clone()),
-                registry: registry.unwrap_or_else(|| server.clone()),
-                notifications: notifications.unwrap_or_else(|| server.clone()),
-            },
-            false,
-            service_core::validate::today(),
-        )
-        .await
-        .map(|_| ())
-        .map_err(|error| error.to_string()),
+            realm,
+        } => {
+            demo(
+                safeguard::demo::Endpoints {
+                    referrals: referrals.unwrap_or_else(|| server.clone()),
+                    conferences: conferences.unwrap_or_else(|| server.clone()),
+                    registry: registry.unwrap_or_else(|| server.clone()),
+                    notifications: notifications.unwrap_or_else(|| server.clone()),
+                },
+                &realm,
+            )
+            .await
+        }
+        Command::Realm { dir, server_names } => {
+            trust::Realm::open_or_create_for(&dir, &server_names).map(|(_, made)| {
+                println!(
+                    "{} development realm in {} (for development only: its keys are on this disk)",
+                    if made { "made a" } else { "kept the" },
+                    dir.display()
+                );
+            })
+        }
         Command::Refer(command) => command.run().await,
         Command::Decide(command) => command.run().await,
         Command::Strategy(command) => command.run().await,
@@ -160,7 +209,8 @@ async fn main() -> ExitCode {
             method,
             request,
             server,
-        } => safeguard::client::call(&server, &method, &request)
+            identity,
+        } => safeguard::client::call(&server, &identity, &method, &request)
             .await
             .map(|json| println!("{json}")),
     };
@@ -173,16 +223,36 @@ async fn main() -> ExitCode {
     }
 }
 
+async fn demo(
+    endpoints: safeguard::demo::Endpoints,
+    realm: &std::path::Path,
+) -> Result<(), String> {
+    let agencies = safeguard::agencies::Agencies::open(realm, endpoints)?;
+    safeguard::demo::run_against(&agencies, false, service_core::validate::today())
+        .await
+        .map(|_| ())
+        .map_err(|error| error.to_string())
+}
+
 async fn up(
     file: Option<PathBuf>,
+    security: Option<PathBuf>,
     data_dir: Option<PathBuf>,
     listen: Option<SocketAddr>,
     nats: Option<String>,
     metrics: Option<SocketAddr>,
+    development_realm_on_network: bool,
 ) -> Result<(), String> {
-    let mut config = Config::default();
+    let mut config = Config {
+        development_realm_on_network,
+        ..Config::default()
+    };
     if let Some(path) = file {
         config.settings = service_core::settings::Settings::from_file(&path)?;
+    }
+    if let Some(path) = security {
+        config.security =
+            Some(trust::Config::from_file(&path).map_err(|error| format!("--security {error}"))?);
     }
     if let Some(data_dir) = data_dir {
         config.data_dir = data_dir;
@@ -199,8 +269,20 @@ async fn up(
     let running = backbone::start(&config)
         .await
         .map_err(|error| error.to_string())?;
+    if let Some(made) = &running.realm_made {
+        println!("safeguard: {made}");
+    }
+    let trust = running.realm.as_ref().map_or_else(
+        || "the configured certificates and identity providers".to_owned(),
+        |realm| {
+            format!(
+                "the development realm in {}, which the CLI uses with --realm or SAFEGUARD_REALM",
+                realm.display()
+            )
+        },
+    );
     println!(
-        "safeguard listening on {} (data in {}, events over {}); Ctrl-C or SIGTERM stops it",
+        "safeguard listening on https://{} (mutual TLS and access tokens: {trust}; data in {}, events over {}); Ctrl-C or SIGTERM stops it",
         running.address,
         config.data_dir.display(),
         config.nats.as_deref().map_or_else(
@@ -214,4 +296,13 @@ async fn up(
     service_core::process::stopping().await;
     eprintln!("safeguard: stopping");
     running.stop().await.map_err(|error| error.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_subcommand_has_flags_that_clap_can_tell_apart() {
+        use clap::CommandFactory as _;
+        super::Cli::command().debug_assert();
+    }
 }

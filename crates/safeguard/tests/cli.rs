@@ -10,6 +10,8 @@ use safeguard::backbone::{self, Config};
 
 struct Cli {
     server: String,
+    /// The backbone's development realm, which the CLI acts in.
+    realm: std::path::PathBuf,
 }
 
 /// Who runs each command.
@@ -43,7 +45,10 @@ impl Cli {
             .args(args)
             .args(who)
             .args(["--server", &self.server])
+            .arg("--realm")
+            .arg(&self.realm)
             .env_remove("SAFEGUARD_SERVER")
+            .env_remove("SAFEGUARD_REALM")
             .output()
             .expect("run safeguard")
     }
@@ -95,7 +100,8 @@ fn a_case_from_referral_to_plan_end_from_the_command_line() {
         }))
         .expect("backbone");
     let cli = Cli {
-        server: format!("http://{}", running.address),
+        server: format!("https://{}", running.address),
+        realm: running.realm.clone().expect("a development realm"),
     };
 
     let health = cli.ok(&[], &["health"]);

@@ -8,23 +8,35 @@ use std::net::SocketAddr;
 
 use crate::health::Watched;
 
-/// Serves `/metrics` for `watched` on `listener` until the process ends.
+/// Serves `/metrics` for `watched` on `listener` until the process ends,
+/// and `/healthz` (200 while every watched service serves, else 503): what
+/// a Kubernetes probe asks, since the gRPC port answers only over mutual
+/// TLS, which kubelet's gRPC probe cannot speak.
 pub fn serve(listener: tokio::net::TcpListener, watched: Vec<Watched>) {
-    let router = axum::Router::new().route(
-        "/metrics",
-        axum::routing::get(move || {
-            let text = render(&watched);
-            async move {
-                (
-                    [(
-                        http::header::CONTENT_TYPE,
-                        "text/plain; version=0.0.4; charset=utf-8",
-                    )],
-                    text,
-                )
-            }
-        }),
-    );
+    let probed = watched.clone();
+    let router = axum::Router::new()
+        .route(
+            "/metrics",
+            axum::routing::get(move || {
+                let text = render(&watched);
+                async move {
+                    (
+                        [(
+                            http::header::CONTENT_TYPE,
+                            "text/plain; version=0.0.4; charset=utf-8",
+                        )],
+                        text,
+                    )
+                }
+            }),
+        )
+        .route(
+            "/healthz",
+            axum::routing::get(move || {
+                let answer = healthz(&probed);
+                async move { answer }
+            }),
+        );
     tokio::spawn(async move {
         if let Err(error) = axum::serve(listener, router).await {
             tracing::error!(%error, "the metrics endpoint stopped");
@@ -38,6 +50,28 @@ pub async fn listen(address: SocketAddr, watched: Vec<Watched>) -> std::io::Resu
     let bound = listener.local_addr()?;
     serve(listener, watched);
     Ok(bound)
+}
+
+/// Whether every watched service does all its work, and if not, which
+/// stopped and why.
+pub fn healthz(watched: &[Watched]) -> (http::StatusCode, String) {
+    let stopped: Vec<String> = watched
+        .iter()
+        .filter_map(|service| {
+            service
+                .health
+                .problem()
+                .map(|problem| format!("{}: {problem}", service.producer))
+        })
+        .collect();
+    if stopped.is_empty() {
+        (http::StatusCode::OK, "serving\n".into())
+    } else {
+        (
+            http::StatusCode::SERVICE_UNAVAILABLE,
+            format!("not serving: {}\n", stopped.join("; ")),
+        )
+    }
 }
 
 /// The Prometheus text exposition of `watched`.

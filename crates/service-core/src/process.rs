@@ -4,10 +4,11 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use tower::layer::util::{Identity, Stack};
+use trust::{Authenticate, Realm, Trust};
 
 use crate::health::Watched;
 use crate::settings::Settings;
@@ -38,9 +39,12 @@ pub struct Args {
     /// The settings file (`--config FILE` or `SAFEGUARD_CONFIG`) every way
     /// of running safeguard reads the same way; defaults without one.
     pub settings: Settings,
+    /// Whom this process trusts and how it proves itself: its security
+    /// file (`--security FILE`), or a development realm (`--realm DIR`).
+    pub trust: Trust,
 }
 
-const USAGE: &str = "[--config FILE] [--data-dir DIR] [--listen ADDR] [--metrics ADDR] [--nats URL [--replicas N] [--producer NAME=URL]... [--registry-pods N [--pod ORDINAL]]]";
+const USAGE: &str = "(--security FILE | --realm DIR [--insecure-development-realm-on-network]) [--config FILE] [--data-dir DIR] [--listen ADDR] [--metrics ADDR] [--nats URL [--replicas N] [--producer NAME=URL]... [--registry-pods N [--pod ORDINAL]]]";
 
 /// A flag's number, if it is in `range`; else says why and gives the exit code.
 fn within<N>(
@@ -90,7 +94,7 @@ pub fn args(name: &str, default_port: u16) -> Result<Args, ExitCode> {
         )
         .with_writer(std::io::stderr)
         .init();
-    let mut parsed = Args {
+    let mut parsed = Flags {
         data_dir: PathBuf::from(format!("./safeguard-data/{name}")),
         listen: ([127, 0, 0, 1], default_port).into(),
         nats: std::env::var("SAFEGUARD_NATS").ok(),
@@ -102,10 +106,23 @@ pub fn args(name: &str, default_port: u16) -> Result<Args, ExitCode> {
         settings: Settings::default(),
     };
     let mut config = std::env::var_os("SAFEGUARD_CONFIG").map(PathBuf::from);
+    let mut realm = std::env::var_os("SAFEGUARD_REALM").map(PathBuf::from);
+    let mut security = std::env::var_os("SAFEGUARD_SECURITY").map(PathBuf::from);
+    let mut on_network = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match (arg.as_str(), args.next()) {
             ("--config", Some(value)) => config = Some(value.into()),
+            ("--realm", Some(value)) => realm = Some(value.into()),
+            ("--security", Some(value)) => security = Some(value.into()),
+            (DEVELOPMENT_REALM_ON_NETWORK, value) => {
+                on_network = true;
+                // A flag without a value: what followed it is the next flag.
+                if let Some(value) = value {
+                    eprintln!("{name}: {DEVELOPMENT_REALM_ON_NETWORK} takes no value, not {value}");
+                    return Err(ExitCode::from(2));
+                }
+            }
             ("--data-dir", Some(value)) => parsed.data_dir = value.into(),
             ("--listen", Some(value)) => {
                 parsed.listen = value.parse().map_err(|error| {
@@ -185,7 +202,72 @@ pub fn args(name: &str, default_port: u16) -> Result<Args, ExitCode> {
         eprintln!("{name}: {refusal}");
         return Err(ExitCode::from(2));
     }
-    Ok(parsed)
+    let security = match (security, &realm) {
+        (None, None) => {
+            eprintln!(
+                "{name}: no security is configured: give --security FILE (certificates and identity providers), or --realm DIR for a development realm"
+            );
+            return Err(ExitCode::from(2));
+        }
+        (Some(_), Some(_)) => {
+            eprintln!("{name}: --security and --realm both name whom to trust; give one");
+            return Err(ExitCode::from(2));
+        }
+        (Some(path), None) => Some(trust::Config::from_file(&path).map_err(|error| {
+            eprintln!("{name}: --security {error}");
+            ExitCode::from(2)
+        })?),
+        (None, Some(_)) => None,
+    };
+    let (trust, made) = trust(
+        security.as_ref(),
+        realm.as_deref(),
+        parsed.listen,
+        on_network,
+    )
+    .map_err(|error| {
+        eprintln!("{name}: {error}");
+        ExitCode::from(2)
+    })?;
+    if let Some(made) = made {
+        println!("{name}: {made}");
+    }
+    let Flags {
+        data_dir,
+        listen,
+        nats,
+        producers,
+        replicas,
+        registry_pods,
+        pod,
+        metrics,
+        settings,
+    } = parsed;
+    Ok(Args {
+        data_dir,
+        listen,
+        nats,
+        producers,
+        replicas,
+        registry_pods,
+        pod,
+        metrics,
+        settings,
+        trust,
+    })
+}
+
+/// The flags as read, before whom to trust is loaded from them.
+struct Flags {
+    data_dir: PathBuf,
+    listen: SocketAddr,
+    nats: Option<String>,
+    producers: HashMap<String, String>,
+    replicas: usize,
+    registry_pods: u32,
+    pod: u32,
+    metrics: Option<SocketAddr>,
+    settings: Settings,
 }
 
 /// The bus the flags ask for: JetStream at `--nats`, else in-process.
@@ -195,19 +277,64 @@ pub async fn bus(name: &str, args: &Args) -> Result<bus::Bus, ExitCode> {
     };
     let mut options = bus::JetStreamOptions::new(url.clone());
     options.producer_urls = args.producers.clone();
+    options.producer_tls = Some(args.trust.service_client_tls());
     options.replicas = args.replicas;
     bus::Bus::jetstream(options)
         .await
         .map_err(|error| failed(name, error))
 }
 
-/// A service's gRPC router: every request runs through [`TraceLayer`].
-pub type Router = tonic::transport::server::Router<Stack<TraceLayer, Identity>>;
+/// The flag without which a development realm is refused beyond loopback.
+pub const DEVELOPMENT_REALM_ON_NETWORK: &str = "--insecure-development-realm-on-network";
+
+/// Whom a process trusts: its `security` configuration, else the
+/// development realm in `realm` (made there on first start, when it says
+/// so). A development realm is refused on an address beyond loopback
+/// unless `on_network` (the loudly named flag) says so.
+pub fn trust(
+    security: Option<&trust::Config>,
+    realm: Option<&Path>,
+    listen: SocketAddr,
+    on_network: bool,
+) -> Result<(Trust, Option<String>), String> {
+    let (config, made) = match (security, realm) {
+        (Some(security), _) => (security.clone(), None),
+        (None, Some(dir)) => {
+            let (realm, made) = Realm::open_or_create(dir)?;
+            let said = made.then(|| {
+                format!(
+                    "made a development realm in {} (a local CA, this server's certificate, a token-signing key): for development only",
+                    dir.display()
+                )
+            });
+            (realm.config(), said)
+        }
+        (None, None) => return Err("no security is configured".into()),
+    };
+    if config.development && !listen.ip().is_loopback() && !on_network {
+        return Err(format!(
+            "refusing to listen on {listen} with a development realm, whose keys sit on this disk: configure \"security\" with your certificates and identity providers, listen on loopback, or pass {DEVELOPMENT_REALM_ON_NETWORK} if you mean it"
+        ));
+    }
+    Ok((Trust::load(&config)?, made))
+}
+
+/// What every request runs through: [`TraceLayer`], then the credentials
+/// are checked ([`Authenticate`]).
+pub type Layers = Stack<Authenticate, Stack<TraceLayer, Identity>>;
+
+/// A service's gRPC router.
+pub type Router = tonic::transport::server::Router<Layers>;
 
 /// The gRPC server every service (and the one-process backbone) builds its
-/// router on, so each request continues its caller's trace.
-pub fn server() -> tonic::transport::Server<Stack<TraceLayer, Identity>> {
-    tonic::transport::Server::builder().layer(TraceLayer)
+/// router on: mutual TLS, each request continuing its caller's trace and
+/// carrying only the identity its certificate and token prove.
+pub fn server(trust: &Trust) -> Result<tonic::transport::Server<Layers>, String> {
+    Ok(tonic::transport::Server::builder()
+        .tls_config(trust.server_tls())
+        .map_err(|error| format!("TLS: {error}"))?
+        .layer(TraceLayer)
+        .layer(trust.authenticate()))
 }
 
 /// Serves `router`, with gRPC health checking beside it (what load
@@ -224,7 +351,7 @@ pub async fn serve(name: &str, router: Router, args: &Args, watched: &[Watched])
             Err(error) => return failed(name, format!("--metrics {address}: {error}")),
         }
     }
-    println!("{name} listening on {listen}");
+    println!("{name} listening on https://{listen}");
     let served = router
         .add_service(health)
         .add_service(status.into_server())

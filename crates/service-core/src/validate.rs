@@ -10,88 +10,9 @@ use tonic::Status;
 
 use crate::reject::invalid;
 
-/// The person making a call, checked: every read and write is attributed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Caller {
-    pub organisation: OdsCode,
-    pub organisation_name: String,
-    pub organisation_kind: wire::OrganisationKind,
-    pub user_id: String,
-    pub display_name: String,
-    pub role: wire::Role,
-    pub care_setting: wire::CareSetting,
-}
-
-impl Caller {
-    /// Local authority children's social care roles: they own plans and see
-    /// case detail.
-    pub fn is_local_authority(&self) -> bool {
-        matches!(
-            self.role,
-            wire::Role::SocialWorker
-                | wire::Role::TeamManager
-                | wire::Role::MashOfficer
-                | wire::Role::ConferenceChair
-        )
-    }
-
-    /// Refuses callers outside local authority social care, naming what
-    /// they may not do.
-    pub fn require_local_authority(&self, action: &str) -> Result<(), Status> {
-        if self.is_local_authority() {
-            Ok(())
-        } else {
-            Err(crate::reject::denied(format!(
-                "caller.role: {} may not {action}; local authority social care roles only",
-                self.role.as_str_name()
-            )))
-        }
-    }
-
-    /// Back to the wire, for the actor of the events it causes.
-    pub fn to_wire(&self) -> wire::CallerIdentity {
-        wire::CallerIdentity {
-            organisation: Some(wire::Organisation {
-                ods_code: self.organisation.to_string(),
-                name: self.organisation_name.clone(),
-                kind: self.organisation_kind.into(),
-            }),
-            user_id: self.user_id.clone(),
-            display_name: self.display_name.clone(),
-            role: self.role.into(),
-            care_setting: self.care_setting.into(),
-        }
-    }
-}
-
-/// The caller identity every request carries.
-pub fn caller(identity: Option<&wire::CallerIdentity>) -> Result<Caller, Status> {
-    let identity = identity.ok_or_else(|| invalid("caller", "is required"))?;
-    let organisation = identity
-        .organisation
-        .as_ref()
-        .ok_or_else(|| invalid("caller.organisation", "is required"))?;
-    let ods = OdsCode::parse(&organisation.ods_code)
-        .map_err(|error| invalid("caller.organisation.ods_code", error))?;
-    let user_id = required_text("caller.user_id", &identity.user_id)?;
-    let role = known_enum::<wire::Role>("caller.role", identity.role)?;
-    let care_setting = wire::CareSetting::try_from(identity.care_setting).map_err(|_| {
-        invalid(
-            "caller.care_setting",
-            format!("unknown value {}", identity.care_setting),
-        )
-    })?;
-    Ok(Caller {
-        organisation: ods,
-        organisation_name: organisation.name.trim().to_owned(),
-        organisation_kind: wire::OrganisationKind::try_from(organisation.kind)
-            .unwrap_or(wire::OrganisationKind::Unspecified),
-        user_id,
-        display_name: identity.display_name.trim().to_owned(),
-        role,
-        care_setting,
-    })
-}
+/// Who is calling: from the verified certificate and token only
+/// (`Caller::of(&request)`), never from a request body.
+pub use trust::Caller;
 
 /// A protobuf enum value that is known and not `_UNSPECIFIED`.
 pub fn known_enum<E>(field: &str, value: i32) -> Result<E, Status>
@@ -103,6 +24,11 @@ where
         Ok(_) => Err(invalid(field, "is required")),
         Err(_) => Err(invalid(field, format!("unknown value {value}"))),
     }
+}
+
+/// A protobuf enum value that is known; `_UNSPECIFIED` (not given) too.
+pub fn optional_enum<E: TryFrom<i32>>(field: &str, value: i32) -> Result<E, Status> {
+    E::try_from(value).map_err(|_| invalid(field, format!("unknown value {value}")))
 }
 
 pub fn required_text(field: &str, value: &str) -> Result<String, Status> {

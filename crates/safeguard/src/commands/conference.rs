@@ -267,7 +267,6 @@ impl ConferenceCommand {
                 common,
             } => {
                 let request = wire::CreateConferenceRequest {
-                    caller: Some(common.identity.caller()?),
                     kind: choice(
                         "--kind",
                         &kind,
@@ -295,7 +294,6 @@ impl ConferenceCommand {
                 common,
             } => {
                 let request = wire::ScheduleConferenceRequest {
-                    caller: Some(common.identity.caller()?),
                     conference_id: conference,
                     scheduled_for: Some(time("--at", &at)?),
                     venue,
@@ -311,7 +309,6 @@ impl ConferenceCommand {
                 common,
             } => {
                 let request = wire::RearrangeConferenceRequest {
-                    caller: Some(common.identity.caller()?),
                     conference_id: conference,
                     scheduled_for: Some(time("--at", &at)?),
                     venue,
@@ -326,7 +323,6 @@ impl ConferenceCommand {
                 common,
             } => {
                 let request = wire::CancelConferenceRequest {
-                    caller: Some(common.identity.caller()?),
                     conference_id: conference,
                     reason,
                 };
@@ -340,7 +336,6 @@ impl ConferenceCommand {
                 common,
             } => {
                 let request = wire::UpdateInvitationsRequest {
-                    caller: Some(common.identity.caller()?),
                     conference_id: conference,
                     add: invitees("--add", &add)?,
                     remove: invitees("--remove", &remove)?,
@@ -356,7 +351,6 @@ impl ConferenceCommand {
             } => {
                 let who = invitee("--invitee", &who)?;
                 let request = wire::RecordInviteReplyRequest {
-                    caller: Some(common.identity.caller()?),
                     conference_id: conference,
                     role: who.role,
                     organisation_ods_code: who.organisation.unwrap_or_default().ods_code,
@@ -377,7 +371,6 @@ impl ConferenceCommand {
             } => {
                 let who = invitee("--invitee", &who)?;
                 let request = wire::RecordReportReceivedRequest {
-                    caller: Some(common.identity.caller()?),
                     conference_id: conference,
                     role: who.role,
                     organisation_ods_code: who.organisation.unwrap_or_default().ods_code,
@@ -392,7 +385,6 @@ impl ConferenceCommand {
                 common,
             } => {
                 let request = wire::RecordAttendanceRequest {
-                    caller: Some(common.identity.caller()?),
                     conference_id: conference,
                     present: invitees("--present", &present)?,
                     held_on: Some(date("--held-on", &held_on)?),
@@ -412,7 +404,6 @@ impl ConferenceCommand {
                 common,
             } => {
                 let request = wire::RecordOutcomeRequest {
-                    caller: Some(common.identity.caller()?),
                     conference_id: conference,
                     outcome: Some(wire::Outcome {
                         kind: Some(outcome(
@@ -435,7 +426,6 @@ impl ConferenceCommand {
                 common,
             } => {
                 let request = wire::GetConferenceRequest {
-                    caller: Some(common.identity.caller()?),
                     conference_id: conference,
                     min_token: token("--after", after.as_ref())?,
                 };
@@ -452,7 +442,6 @@ impl ConferenceCommand {
                 common,
             } => {
                 let request = wire::ListConferencesRequest {
-                    caller: Some(common.identity.caller()?),
                     local_authority_ods_code: local_authority,
                     as_of: optional_date("--as-of", as_of.as_ref())?,
                     overdue_only: overdue,

@@ -17,7 +17,7 @@ use contract::common::v1::{
 use contract::events::v1::GetStatusRequest;
 use contract::events::v1::service_status_client::ServiceStatusClient;
 use prost::{Message, Name};
-use tonic::transport::Channel;
+use trust::client::Authorised;
 
 use crate::client::{Identity, to_json};
 
@@ -27,7 +27,7 @@ pub struct Common {
     #[arg(
         long,
         env = "SAFEGUARD_SERVER",
-        default_value = "http://127.0.0.1:50051"
+        default_value = "https://127.0.0.1:50051"
     )]
     pub server: String,
     /// Print one JSON document instead of a summary.
@@ -38,12 +38,9 @@ pub struct Common {
 }
 
 impl Common {
-    pub async fn channel(&self) -> Result<Channel, String> {
-        Channel::from_shared(self.server.clone())
-            .map_err(|error| format!("--server {}: {error}", self.server))?
-            .connect()
-            .await
-            .map_err(|error| format!("cannot reach {}: {error}", self.server))
+    /// A channel to `--server`, presenting the identity's credentials.
+    pub async fn channel(&self) -> Result<Authorised, String> {
+        self.identity.connect(&self.server)
     }
 
     /// Prints a call's response as `print` does, or turns its refusal into
@@ -77,7 +74,7 @@ pub struct Health {
     #[arg(
         long,
         env = "SAFEGUARD_SERVER",
-        default_value = "http://127.0.0.1:50051"
+        default_value = "https://127.0.0.1:50051"
     )]
     server: String,
     /// One service's status, e.g.
@@ -85,15 +82,17 @@ pub struct Health {
     /// given.
     #[arg(long, default_value = "")]
     service: String,
+    /// Who asks; always in the OPERATOR role, whatever --as-role says.
+    #[command(flatten)]
+    identity: Identity,
 }
 
 impl Health {
     pub async fn run(self) -> Result<(), String> {
-        let channel = Channel::from_shared(self.server.clone())
-            .map_err(|error| format!("--server {}: {error}", self.server))?
-            .connect()
-            .await
-            .map_err(|error| format!("cannot reach {}: {error}", self.server))?;
+        let channel = self
+            .identity
+            .credentials_in(contract::common::v1::Role::Operator)?
+            .connect(&self.server)?;
         let answer = tonic_health::pb::health_client::HealthClient::new(channel.clone())
             .check(tonic_health::pb::HealthCheckRequest {
                 service: self.service.clone(),

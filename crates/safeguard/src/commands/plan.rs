@@ -119,7 +119,6 @@ impl PlanCommand {
                 common,
             } => {
                 let request = wire::RecordTransferInRequest {
-                    caller: Some(common.identity.caller()?),
                     child_nhs_number: nhs(&child),
                     category: category("--category", &value)?,
                     start_date: Some(date("--start", &start)?),
@@ -138,7 +137,6 @@ impl PlanCommand {
                 common,
             } => {
                 let request = wire::RecordLookedAfterRequest {
-                    caller: Some(common.identity.caller()?),
                     child_nhs_number: nhs(&child),
                     start_date: Some(date("--start", &start)?),
                     local_authority: local_authority(&owner),
@@ -157,7 +155,6 @@ impl PlanCommand {
                 common,
             } => {
                 let request = wire::RecordUnbornPlanRequest {
-                    caller: Some(common.identity.caller()?),
                     mother_nhs_number: nhs(&mother_nhs),
                     expected_date_of_delivery: Some(date("--expected", &expected)?),
                     category: category("--category", &value)?,
@@ -175,7 +172,6 @@ impl PlanCommand {
                 common,
             } => {
                 let request = wire::LinkBirthRequest {
-                    caller: Some(common.identity.caller()?),
                     plan_id: plan,
                     baby_nhs_number: nhs(&baby_nhs),
                     born_on: Some(date("--born-on", &born_on)?),
@@ -190,7 +186,6 @@ impl PlanCommand {
                 common,
             } => {
                 let request = wire::EndPlanRequest {
-                    caller: Some(common.identity.caller()?),
                     plan_id: plan,
                     end_date: Some(date("--end-date", &end_date)?),
                     reason: choice(
@@ -210,7 +205,6 @@ impl PlanCommand {
                 common,
             } => {
                 let request = wire::SetLocalAuthorityContactsRequest {
-                    caller: Some(common.identity.caller()?),
                     contacts: Some(wire::LocalAuthorityContacts {
                         local_authority: local_authority(&owner),
                         office_hours_phone: office_hours,

@@ -1,7 +1,7 @@
 //! `refer`, `decide`, `strategy`, `section47` and `referral …`: the MASH
 //! front door from the command line.
 
-use contract::common::v1::{ContactDetails, OrganisationKind};
+use contract::common::v1::{ContactDetails, Organisation, OrganisationKind};
 use contract::referral::v1 as wire;
 use contract::referral::v1::referral_intake_client::ReferralIntakeClient;
 
@@ -67,18 +67,21 @@ pub struct Refer {
 
 impl Refer {
     pub async fn run(self) -> Result<(), String> {
-        let caller = self.common.identity.caller()?;
+        let identity = &self.common.identity;
         let kind = OrganisationKind::from_str_name(&format!(
             "ORGANISATION_KIND_{}",
             self.referrer_kind.to_uppercase().replace('-', "_")
         ))
         .ok_or_else(|| format!("--referrer-kind: unknown kind {:?}", self.referrer_kind))?;
-        let mut referring = caller.organisation.clone().unwrap_or_default();
-        referring.kind = kind.into();
+        let referring = Organisation {
+            ods_code: identity.organisation.clone(),
+            name: identity.organisation_name.clone(),
+            kind: kind.into(),
+        };
         let person = match &self.referrer {
             Some(value) => super::contact(value),
             None => ContactDetails {
-                name: caller.display_name.clone(),
+                name: identity.user.clone(),
                 ..ContactDetails::default()
             },
         };
@@ -87,7 +90,6 @@ impl Refer {
             .clone()
             .unwrap_or_else(|| eventlog::EventId::new().to_string());
         let request = wire::SubmitReferralRequest {
-            caller: Some(caller),
             idempotency_key: key.clone(),
             referrer: Some(wire::Referrer {
                 organisation: Some(referring),
@@ -162,7 +164,6 @@ pub struct Decide {
 impl Decide {
     pub async fn run(self) -> Result<(), String> {
         let request = wire::RecordDecisionRequest {
-            caller: Some(self.common.identity.caller()?),
             referral_id: self.referral,
             rag_rating: choice(
                 "--rag",
@@ -214,7 +215,6 @@ pub struct Strategy {
 impl Strategy {
     pub async fn run(self) -> Result<(), String> {
         let request = wire::RecordStrategyDiscussionRequest {
-            caller: Some(self.common.identity.caller()?),
             referral_id: self.referral,
             held_on: Some(date("--held-on", &self.held_on)?),
             agencies_present: self
@@ -253,7 +253,6 @@ pub struct Section47 {
 impl Section47 {
     pub async fn run(self) -> Result<(), String> {
         let request = wire::RecordSection47OutcomeRequest {
-            caller: Some(self.common.identity.caller()?),
             referral_id: self.referral,
             concluded_on: Some(date("--concluded-on", &self.concluded_on)?),
             conference_needed: self.conference_needed,
@@ -304,7 +303,6 @@ impl ReferralCommand {
                 common,
             } => {
                 let request = wire::GetReferralRequest {
-                    caller: Some(common.identity.caller()?),
                     referral_id: referral,
                     min_token: token("--after", after.as_ref())?,
                 };
@@ -320,7 +318,6 @@ impl ReferralCommand {
                 common,
             } => {
                 let request = wire::ListAwaitingDecisionRequest {
-                    caller: Some(common.identity.caller()?),
                     local_authority_ods_code: local_authority,
                     as_of: optional_date("--as-of", as_of.as_ref())?,
                     min_token: token("--after", after.as_ref())?,

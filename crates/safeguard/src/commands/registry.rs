@@ -32,12 +32,12 @@ pub struct Lookup {
 impl Lookup {
     pub async fn run(self) -> Result<(), String> {
         let request = wire::LookupChildRequest {
-            caller: Some(self.common.identity.caller()?),
             nhs_number: nhs(&self.nhs),
             purpose: self.purpose,
             silent: self.silent,
             as_of: optional_date("--as-of", self.as_of.as_ref())?,
             min_token: token("--after", self.after.as_ref())?,
+            care_setting: self.common.identity.care_setting()?.into(),
         };
         let response = PlanRegistryClient::new(self.common.channel().await?)
             .lookup_child(request)
@@ -83,7 +83,6 @@ pub struct Chronology {
 impl Chronology {
     pub async fn run(self) -> Result<(), String> {
         let request = wire::ChildChronologyRequest {
-            caller: Some(self.common.identity.caller()?),
             nhs_number: nhs(&self.nhs),
             min_token: token("--after", self.after.as_ref())?,
         };
@@ -134,7 +133,6 @@ pub struct Subscribe {
 impl Subscribe {
     pub async fn run(self) -> Result<(), String> {
         let request = note::SubscribeRequest {
-            caller: Some(self.common.identity.caller()?),
             subscriber: self.subscriber,
             recipient_ods_code: self.common.identity.organisation.clone(),
             kinds: self
@@ -192,7 +190,6 @@ pub struct Acknowledge {
 impl Acknowledge {
     pub async fn run(self) -> Result<(), String> {
         let request = note::AcknowledgeRequest {
-            caller: Some(self.common.identity.caller()?),
             subscriber: self.subscriber.clone(),
             recipient_ods_code: self.common.identity.organisation.clone(),
             sequence: self.sequence,

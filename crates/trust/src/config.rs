@@ -1,0 +1,196 @@
+//! What a process trusts, as the operator configures it (a security file,
+//! `--security FILE`): its own certificate, the CA bundles whose client
+//! certificates it accepts, the identity providers whose tokens it accepts
+//! and what their role codes mean. A file of its own, not a setting: each
+//! process has its own certificate. Certificates, keys and JWKS are files
+//! beside it: mounted secrets, never part of an image.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tonic::transport::{Certificate, ClientTlsConfig, Identity, ServerTlsConfig};
+
+use crate::layer::Authenticate;
+use crate::token::{IssuerConfig, Verifier};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// This server's certificate chain and key (PEM).
+    pub server_certificate: PathBuf,
+    pub server_key: PathBuf,
+    /// The CA bundles (PEM) whose client certificates are accepted: one per
+    /// issuing authority (the NHS, a police force's PKI, the backbone's own).
+    pub client_ca: Vec<PathBuf>,
+    /// The certificate and key this process presents when it calls another
+    /// of the backbone's services (a registry replica passing a write to the
+    /// primary, a service repairing a gap from a producer). Naming
+    /// `urn:safeguard:service:<name>`; defaults to the server's own.
+    #[serde(default)]
+    pub service_certificate: Option<PathBuf>,
+    #[serde(default)]
+    pub service_key: Option<PathBuf>,
+    /// The CA bundles that sign the services' server certificates, trusted
+    /// when this process calls another service; defaults to `client_ca`.
+    #[serde(default)]
+    pub server_ca: Vec<PathBuf>,
+    /// The identity providers whose access tokens are accepted.
+    pub issuers: Vec<IssuerConfig>,
+    /// How far apart the issuers' clocks and ours may be, for `exp` and `nbf`.
+    #[serde(default = "default_skew")]
+    pub clock_skew_seconds: u64,
+    /// Set only in a development realm (`Realm`): a backbone refuses to
+    /// listen beyond loopback with one unless told so by a loud flag.
+    #[serde(default)]
+    pub development: bool,
+}
+
+fn default_skew() -> u64 {
+    30
+}
+
+impl Config {
+    /// Reads a security file; a field it does not know is refused by name,
+    /// and relative paths are taken from the file's directory, as a mounted
+    /// secret's are.
+    pub fn from_file(path: &Path) -> Result<Config, String> {
+        let text = read(path)?;
+        let config: Config =
+            serde_json::from_str(&text).map_err(|error| format!("{}: {error}", path.display()))?;
+        Ok(config.relative_to(path.parent().unwrap_or(Path::new("."))))
+    }
+
+    /// The same configuration with every relative path taken from `base`
+    /// (the directory of the file it was read from).
+    pub fn relative_to(mut self, base: &Path) -> Config {
+        let resolve = |path: &mut PathBuf| {
+            if path.is_relative() {
+                *path = base.join(&*path);
+            }
+        };
+        resolve(&mut self.server_certificate);
+        resolve(&mut self.server_key);
+        self.client_ca.iter_mut().for_each(resolve);
+        self.server_ca.iter_mut().for_each(resolve);
+        self.service_certificate.iter_mut().for_each(resolve);
+        self.service_key.iter_mut().for_each(resolve);
+        for issuer in &mut self.issuers {
+            resolve(&mut issuer.jwks);
+        }
+        self
+    }
+}
+
+fn read(path: &Path) -> Result<String, String> {
+    std::fs::read_to_string(path).map_err(|error| format!("{}: {error}", path.display()))
+}
+
+fn bundle(paths: &[PathBuf]) -> Result<String, String> {
+    let mut joined = String::new();
+    for path in paths {
+        joined.push_str(&read(path)?);
+        joined.push('\n');
+    }
+    Ok(joined)
+}
+
+/// The configuration loaded: TLS for serving and for calling, and the
+/// token verifier, each read once at start.
+#[derive(Clone)]
+pub struct Trust {
+    config: Config,
+    server: ServerTlsConfig,
+    client: ClientTlsConfig,
+    verifier: Arc<Verifier>,
+}
+
+impl std::fmt::Debug for Trust {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Trust")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How long a TLS handshake may take before the connection is dropped.
+const HANDSHAKE: Duration = Duration::from_secs(10);
+
+impl Trust {
+    pub fn load(config: &Config) -> Result<Trust, String> {
+        if config.client_ca.is_empty() {
+            return Err("client_ca: name at least one CA bundle".into());
+        }
+        if config.issuers.is_empty() {
+            return Err("issuers: name at least one identity provider".into());
+        }
+        let server_identity =
+            Identity::from_pem(read(&config.server_certificate)?, read(&config.server_key)?);
+        let client_ca = bundle(&config.client_ca)?;
+        let server = ServerTlsConfig::new()
+            .identity(server_identity.clone())
+            .client_ca_root(Certificate::from_pem(&client_ca))
+            // A caller without a certificate is answered UNAUTHENTICATED by
+            // the authentication layer, which says why, rather than cut off
+            // mid-handshake; one that presents a certificate is still
+            // verified against the bundles here, by rustls.
+            .client_auth_optional(true)
+            .timeout(HANDSHAKE);
+        let service_identity = match (&config.service_certificate, &config.service_key) {
+            (Some(certificate), Some(key)) => Identity::from_pem(read(certificate)?, read(key)?),
+            (None, None) => server_identity,
+            _ => {
+                return Err("service_certificate and service_key: give both or neither".into());
+            }
+        };
+        let server_ca = if config.server_ca.is_empty() {
+            client_ca
+        } else {
+            bundle(&config.server_ca)?
+        };
+        let client = ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(server_ca))
+            .identity(service_identity)
+            .timeout(HANDSHAKE);
+        let verifier = Verifier::new(
+            &config.issuers,
+            Duration::from_secs(config.clock_skew_seconds),
+        )
+        .map_err(|error| format!("issuers: {error}"))?;
+        Ok(Trust {
+            config: config.clone(),
+            server,
+            client,
+            verifier: Arc::new(verifier),
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn is_development(&self) -> bool {
+        self.config.development
+    }
+
+    /// TLS for this process's gRPC listener: mutual, against the client CAs.
+    pub fn server_tls(&self) -> ServerTlsConfig {
+        self.server.clone()
+    }
+
+    /// TLS for this process's calls to the backbone's other services,
+    /// presenting its service certificate.
+    pub fn service_client_tls(&self) -> ClientTlsConfig {
+        self.client.clone()
+    }
+
+    /// The layer every gRPC server runs requests through first.
+    pub fn authenticate(&self) -> Authenticate {
+        Authenticate::new(self.verifier.clone())
+    }
+
+    pub fn verifier(&self) -> &Arc<Verifier> {
+        &self.verifier
+    }
+}
