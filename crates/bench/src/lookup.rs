@@ -308,26 +308,10 @@ pub async fn run(scale: Scale) -> Result<(), Error> {
     }
 
     // The transport's ceiling first, then lookups, the same clients each.
-    let (noop, _) = drive(&channels, scale, |channel, _| async move {
-        HealthClient::new(channel)
-            .check(HealthCheckRequest {
-                service: String::new(),
-            })
-            .await
-            .map(|_| ())
-    })
-    .await?;
+    let (noop, _) = drive(&channels, scale, health_check).await?;
     // The same no-op with the certificate alone, no token: what verifying
     // (remembering) the token adds to each call.
-    let (noop_without_token, _) = drive(&untokened, scale, |channel, _| async move {
-        HealthClient::new(channel)
-            .check(HealthCheckRequest {
-                service: String::new(),
-            })
-            .await
-            .map(|_| ())
-    })
-    .await?;
+    let (noop_without_token, _) = drive(&untokened, scale, health_check).await?;
     let children = scale.children;
     let (lookups, mut latencies) = drive(&channels, scale, move |channel, n| async move {
         let response = PlanRegistryClient::new(channel)
@@ -417,6 +401,16 @@ pub async fn serve(data: PathBuf, realm: PathBuf) -> Result<(), Error> {
     server.abort();
     log.close().await?;
     Ok(())
+}
+
+/// The no-op: gRPC health `Check`, through the same layers as a lookup.
+async fn health_check(channel: Authorised, _: usize) -> Result<(), tonic::Status> {
+    HealthClient::new(channel)
+        .check(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .map(|_| ())
 }
 
 /// `CLIENTS` tasks calling `call` back to back for `scale.measure_for`;

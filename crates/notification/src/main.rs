@@ -13,11 +13,11 @@ const NAME: &str = "notification-service";
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let args = match process::args(NAME, 50055) {
-        Ok(args) => args,
+    let (args, trust) = match process::args(NAME, 50055) {
+        Ok(parsed) => parsed,
         Err(code) => return code,
     };
-    let bus = match process::bus(NAME, &args).await {
+    let bus = match process::bus(NAME, &args, &trust).await {
         Ok(bus) => bus,
         Err(code) => return code,
     };
@@ -30,7 +30,7 @@ async fn main() -> ExitCode {
             // Its own log, for consumers elsewhere that find a gap.
             let reader = bus::LogReader::new().with(notification::LOG, service.log().clone());
             let watched = [service.watched()];
-            let mut server = match process::server(&args.trust) {
+            let mut server = match process::server(&trust) {
                 Ok(server) => server,
                 Err(error) => return process::failed(NAME, error),
             };

@@ -15,11 +15,11 @@ const NAME: &str = "plan-registry";
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let args = match process::args(NAME, 50054) {
-        Ok(args) => args,
+    let (args, trust) = match process::args(NAME, 50054) {
+        Ok(parsed) => parsed,
         Err(code) => return code,
     };
-    let bus = match process::bus(NAME, &args).await {
+    let bus = match process::bus(NAME, &args, &trust).await {
         Ok(bus) => bus,
         Err(code) => return code,
     };
@@ -27,7 +27,7 @@ async fn main() -> ExitCode {
         pods: args.registry_pods,
         pod: args.pod,
         primary_url: args.producers.get(registry::LOG).cloned(),
-        primary_tls: Some(args.trust.service_client_tls()),
+        primary_tls: Some(trust.service_client_tls()),
         ..registry::Options::new(&args.data_dir, &args.settings)
     };
     match registry::open(options, &bus).await {
@@ -35,7 +35,7 @@ async fn main() -> ExitCode {
             // Its own log, for consumers elsewhere that find a gap.
             let reader = bus::LogReader::new().with(service.producer(), service.log().clone());
             let watched = [service.watched()];
-            let mut server = match process::server(&args.trust) {
+            let mut server = match process::server(&trust) {
                 Ok(server) => server,
                 Err(error) => return process::failed(NAME, error),
             };

@@ -22,33 +22,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Runs all four services in this process on one gRPC port.
-    Up {
-        /// A JSON config file; flags and environment override it.
-        #[arg(long, env = "SAFEGUARD_CONFIG")]
-        config: Option<PathBuf>,
-        /// The security file: the server's certificate, the client CA
-        /// bundles, the trusted identity providers and their role codes.
-        /// Without it, a development realm in the data directory.
-        #[arg(long, env = "SAFEGUARD_SECURITY")]
-        security: Option<PathBuf>,
-        #[arg(long, env = "SAFEGUARD_DATA_DIR")]
-        data_dir: Option<PathBuf>,
-        #[arg(long, env = "SAFEGUARD_LISTEN")]
-        listen: Option<SocketAddr>,
-        /// Carry domain events over NATS JetStream at this URL (the four
-        /// services still run in this process).
-        #[arg(long, env = "SAFEGUARD_NATS")]
-        nats: Option<String>,
-        /// Serve Prometheus metrics (`GET /metrics`: each service's health
-        /// and the records it quarantined) at this address.
-        #[arg(long, env = "SAFEGUARD_METRICS")]
-        metrics: Option<SocketAddr>,
-        /// Listen beyond loopback with the development realm (whose keys
-        /// sit in the data directory) all the same. Never in production:
-        /// configure "security" instead.
-        #[arg(long = "insecure-development-realm-on-network")]
-        development_realm_on_network: bool,
-    },
+    Up(Box<Up>),
     /// Makes a development realm (a local CA, a server certificate, a
     /// token-signing key and its JWKS) in a directory, for services run as
     /// separate processes (`--realm DIR`) or containers; `safeguard up`
@@ -135,6 +109,36 @@ enum Command {
     },
 }
 
+/// `safeguard up`: where it listens and keeps its data, and what it trusts.
+#[derive(Debug, clap::Args)]
+struct Up {
+    /// A JSON config file; flags and environment override it.
+    #[arg(long, env = "SAFEGUARD_CONFIG")]
+    config: Option<PathBuf>,
+    /// The security file: the server's certificate, the client CA
+    /// bundles, the trusted identity providers and their role codes.
+    /// Without it, a development realm in the data directory.
+    #[arg(long, env = "SAFEGUARD_SECURITY")]
+    security: Option<PathBuf>,
+    #[arg(long, env = "SAFEGUARD_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    #[arg(long, env = "SAFEGUARD_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// Carry domain events over NATS JetStream at this URL (the four
+    /// services still run in this process).
+    #[arg(long, env = "SAFEGUARD_NATS")]
+    nats: Option<String>,
+    /// Serve Prometheus metrics (`GET /metrics`: each service's health
+    /// and the records it quarantined) at this address.
+    #[arg(long, env = "SAFEGUARD_METRICS")]
+    metrics: Option<SocketAddr>,
+    /// Listen beyond loopback with the development realm (whose keys
+    /// sit in the data directory) all the same. Never in production:
+    /// give --security FILE instead.
+    #[arg(long = "insecure-development-realm-on-network")]
+    development_realm_on_network: bool,
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()
@@ -145,26 +149,7 @@ async fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Up {
-            config,
-            security,
-            data_dir,
-            listen,
-            nats,
-            metrics,
-            development_realm_on_network,
-        } => {
-            up(
-                config,
-                security,
-                data_dir,
-                listen,
-                nats,
-                metrics,
-                development_realm_on_network,
-            )
-            .await
-        }
+        Command::Up(flags) => up(*flags).await,
         Command::Demo {
             server,
             referrals,
@@ -234,15 +219,16 @@ async fn demo(
         .map_err(|error| error.to_string())
 }
 
-async fn up(
-    file: Option<PathBuf>,
-    security: Option<PathBuf>,
-    data_dir: Option<PathBuf>,
-    listen: Option<SocketAddr>,
-    nats: Option<String>,
-    metrics: Option<SocketAddr>,
-    development_realm_on_network: bool,
-) -> Result<(), String> {
+async fn up(flags: Up) -> Result<(), String> {
+    let Up {
+        config: file,
+        security,
+        data_dir,
+        listen,
+        nats,
+        metrics,
+        development_realm_on_network,
+    } = flags;
     let mut config = Config {
         development_realm_on_network,
         ..Config::default()

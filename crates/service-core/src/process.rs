@@ -39,9 +39,6 @@ pub struct Args {
     /// The settings file (`--config FILE` or `SAFEGUARD_CONFIG`) every way
     /// of running safeguard reads the same way; defaults without one.
     pub settings: Settings,
-    /// Whom this process trusts and how it proves itself: its security
-    /// file (`--security FILE`), or a development realm (`--realm DIR`).
-    pub trust: Trust,
 }
 
 const USAGE: &str = "(--security FILE | --realm DIR [--insecure-development-realm-on-network]) [--config FILE] [--data-dir DIR] [--listen ADDR] [--metrics ADDR] [--nats URL [--replicas N] [--producer NAME=URL]... [--registry-pods N [--pod ORDINAL]]]";
@@ -83,8 +80,10 @@ fn pod_ordinal(value: &str) -> Option<u32> {
     digits.parse().ok()
 }
 
-/// Reads the flags; on a bad one, prints why and gives the exit code.
-pub fn args(name: &str, default_port: u16) -> Result<Args, ExitCode> {
+/// Reads the flags, and loads whom the process trusts and how it proves
+/// itself (`--security FILE`, or a development realm `--realm DIR`); on a
+/// bad flag, prints why and gives the exit code.
+pub fn args(name: &str, default_port: u16) -> Result<(Args, Trust), ExitCode> {
     tracing_subscriber::fmt()
         // Operators see warnings and milestones (a gap repaired, a relay
         // resuming) unless RUST_LOG says otherwise.
@@ -94,7 +93,7 @@ pub fn args(name: &str, default_port: u16) -> Result<Args, ExitCode> {
         )
         .with_writer(std::io::stderr)
         .init();
-    let mut parsed = Flags {
+    let mut parsed = Args {
         data_dir: PathBuf::from(format!("./safeguard-data/{name}")),
         listen: ([127, 0, 0, 1], default_port).into(),
         nats: std::env::var("SAFEGUARD_NATS").ok(),
@@ -232,52 +231,19 @@ pub fn args(name: &str, default_port: u16) -> Result<Args, ExitCode> {
     if let Some(made) = made {
         println!("{name}: {made}");
     }
-    let Flags {
-        data_dir,
-        listen,
-        nats,
-        producers,
-        replicas,
-        registry_pods,
-        pod,
-        metrics,
-        settings,
-    } = parsed;
-    Ok(Args {
-        data_dir,
-        listen,
-        nats,
-        producers,
-        replicas,
-        registry_pods,
-        pod,
-        metrics,
-        settings,
-        trust,
-    })
+    Ok((parsed, trust))
 }
 
-/// The flags as read, before whom to trust is loaded from them.
-struct Flags {
-    data_dir: PathBuf,
-    listen: SocketAddr,
-    nats: Option<String>,
-    producers: HashMap<String, String>,
-    replicas: usize,
-    registry_pods: u32,
-    pod: u32,
-    metrics: Option<SocketAddr>,
-    settings: Settings,
-}
-
-/// The bus the flags ask for: JetStream at `--nats`, else in-process.
-pub async fn bus(name: &str, args: &Args) -> Result<bus::Bus, ExitCode> {
+/// The bus the flags ask for: JetStream at `--nats`, else in-process; gaps
+/// are repaired from producers elsewhere over TLS with this process's
+/// service certificate.
+pub async fn bus(name: &str, args: &Args, trust: &Trust) -> Result<bus::Bus, ExitCode> {
     let Some(url) = &args.nats else {
         return Ok(bus::Bus::in_process());
     };
     let mut options = bus::JetStreamOptions::new(url.clone());
     options.producer_urls = args.producers.clone();
-    options.producer_tls = Some(args.trust.service_client_tls());
+    options.producer_tls = Some(trust.service_client_tls());
     options.replicas = args.replicas;
     bus::Bus::jetstream(options)
         .await
