@@ -245,7 +245,7 @@ async fn the_conference_scheduler_refuses_bad_input_precisely() {
             .conferences
             .create_conference(edit(&|_| {})),
         Code::PermissionDenied,
-        "role UNSCHEDULED_CARE_CLINICIAN",
+        "CreateConference: only a local authority social care role",
     )
     .await;
     let schedule = |id: &str, at: Option<prost_types::Timestamp>| ScheduleConferenceRequest {
@@ -460,7 +460,7 @@ async fn the_registry_refuses_bad_input_precisely() {
             .registry
             .lookup_child(lookup(&|_| {})),
         Code::PermissionDenied,
-        "role OPERATOR",
+        "LookupChild: only a professional role",
     )
     .await;
     t.case(
@@ -477,7 +477,7 @@ async fn the_registry_refuses_bad_input_precisely() {
             min_token: None,
         }),
         Code::PermissionDenied,
-        "role UNSCHEDULED_CARE_CLINICIAN",
+        "ChildChronology: only a local authority social care role",
     )
     .await;
     let transfer = |change: &dyn Fn(&mut registry_wire::RecordTransferInRequest)| {
@@ -522,7 +522,7 @@ async fn the_registry_refuses_bad_input_precisely() {
             .registry
             .record_transfer_in(transfer(&|_| {})),
         Code::PermissionDenied,
-        "role GENERAL_PRACTITIONER",
+        "RecordTransferIn: only a local authority social care role",
     )
     .await;
     t.case(
@@ -611,7 +611,7 @@ async fn the_registry_refuses_bad_input_precisely() {
         "contacts: another local authority's",
         r.set_local_authority_contacts(contacts(other_council(), "01632 960999")),
         Code::PermissionDenied,
-        "contacts.local_authority",
+        "SetLocalAuthorityContacts: only a local authority social care role as the local authority that owns it",
     )
     .await;
     t.case(
@@ -649,7 +649,7 @@ async fn the_notification_service_refuses_bad_input_precisely() {
         "subscribe: to another organisation's notifications",
         n.subscribe(subscribe(&|s| s.recipient_ods_code = "E09000998".into())),
         Code::PermissionDenied,
-        "recipient_ods_code",
+        "Subscribe: only a professional role as the organisation the notifications are for",
     )
     .await;
     t.case(
@@ -682,7 +682,7 @@ async fn the_notification_service_refuses_bad_input_precisely() {
         "acknowledge: another organisation's notifications",
         n.acknowledge(acknowledge("E09000998", 1)),
         Code::PermissionDenied,
-        "recipient_ods_code",
+        "Acknowledge: only a professional role as the organisation the notifications are for",
     )
     .await;
     t.case(

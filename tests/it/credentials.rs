@@ -241,7 +241,7 @@ async fn the_identity_recorded_is_the_tokens_and_whole_logs_are_for_services_onl
 
     // The access a lookup records names the person the token proves, in the
     // care setting the request gives, and their organisation.
-    let looked = fixtures::lookup(&mut backbone, nurse(), true, planned.token).await;
+    let looked = fixtures::lookup(&mut backbone, nurse(), false, planned.token).await;
     let access = looked.recent_accesses.first().expect("this lookup");
     let organisation = access.organisation.clone().expect("organisation");
     assert_eq!(organisation.ods_code, "RXX01");

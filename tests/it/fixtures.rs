@@ -257,6 +257,17 @@ pub fn nurse() -> CallerIdentity {
     }
 }
 
+/// The hospital's named safeguarding nurse: one of the roles that may look
+/// a child up silently or as of a past date.
+pub fn safeguarding_lead() -> CallerIdentity {
+    CallerIdentity {
+        user_id: "named-nurse-0001".into(),
+        display_name: "Test Named Nurse".into(),
+        role: Role::NamedSafeguardingProfessional.into(),
+        ..nurse()
+    }
+}
+
 pub fn child() -> Option<NhsNumber> {
     Some(NhsNumber {
         value: "9990000018".into(),

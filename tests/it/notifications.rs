@@ -56,7 +56,7 @@ async fn each_partner_is_told_what_concerns_it() {
         OrganisationKind::LocalAuthority,
         Role::TeamManager,
     );
-    let mut silent_nurse = nurse();
+    let mut silent_nurse = safeguarding_lead();
     silent_nurse.display_name = "Silent Nurse".into();
     // The chair's token: the plan is there when the nurse looks.
     lookup(&mut backbone, silent_nurse, true, planned.token.clone()).await;

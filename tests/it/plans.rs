@@ -46,7 +46,7 @@ async fn an_emergency_department_sees_the_plan_and_whom_to_call_and_the_lookup_i
 
     // Was the child on a plan the day before the conference? No.
     let before = backbone
-        .as_(&nurse())
+        .as_(&safeguarding_lead())
         .registry
         .lookup_child(registry_wire::LookupChildRequest {
             nhs_number: child(),
@@ -133,7 +133,7 @@ async fn an_unborn_plan_follows_the_baby_and_ends_once() {
         .await
         .expect("link")
         .into_inner();
-    let seen = lookup(&mut backbone, nurse(), true, linked.token).await;
+    let seen = lookup(&mut backbone, safeguarding_lead(), true, linked.token).await;
     assert_eq!(
         seen.plans[0].plan_id, planned.plan_id,
         "found by the baby's NHS number"

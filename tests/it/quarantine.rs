@@ -252,7 +252,13 @@ async fn a_record_that_cannot_be_applied_is_quarantined_and_its_child_fails_clos
     fixtures::set_contacts(&mut backbone, "0300 000 0001", "0300 000 0002").await;
     // The child everyone else is: a plan made as every day.
     let planned = fixtures::make_plan(&mut backbone).await;
-    let before = fixtures::lookup(&mut backbone, nurse(), true, planned.token).await;
+    let before = fixtures::lookup(
+        &mut backbone,
+        fixtures::safeguarding_lead(),
+        true,
+        planned.token,
+    )
+    .await;
     assert_eq!(before.plans.len(), 1);
 
     newborn_through_plan_and_reviews(&mut backbone).await;
@@ -318,7 +324,8 @@ async fn a_record_that_cannot_be_applied_is_quarantined_and_its_child_fails_clos
         records.len(),
         "each record is quarantined once: {after:#?}"
     );
-    let unchanged = fixtures::lookup(&mut backbone, nurse(), true, None).await;
+    let unchanged =
+        fixtures::lookup(&mut backbone, fixtures::safeguarding_lead(), true, None).await;
     assert_eq!(unchanged.plans, before.plans);
     assert_fails_closed(lookup(&mut backbone, MISTYPED).await);
 

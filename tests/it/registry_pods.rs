@@ -17,7 +17,7 @@ use safeguard::agencies::Agencies;
 use safeguard::demo::Endpoints;
 use trust::client::Authorised;
 
-use crate::fixtures::{chair, council, date, member_of, nurse, organisation};
+use crate::fixtures::{chair, council, date, member_of, nurse, organisation, safeguarding_lead};
 use crate::processes::{
     Deployment, assert_nothing_lost_or_repeated, published_up_to, told, transient,
 };
@@ -84,7 +84,7 @@ async fn accesses_on(
     child: &str,
     after: ConsistencyToken,
 ) -> (Vec<String>, ConsistencyToken) {
-    let response = registry(agencies, &url, &nurse())
+    let response = registry(agencies, &url, &safeguarding_lead())
         .lookup_child(wire::LookupChildRequest {
             silent: true,
             min_token: Some(after),
@@ -268,7 +268,7 @@ async fn a_restarted_replica_serves_only_with_the_primarys_plans_and_refuses_wri
     let agencies = deployment.agencies();
     let lookups: Vec<_> = (0..16)
         .map(|worker| {
-            let mut primary = registry(&agencies, &deployment.url(PRIMARY), &nurse());
+            let mut primary = registry(&agencies, &deployment.url(PRIMARY), &safeguarding_lead());
             let child = child.clone();
             tokio::spawn(async move {
                 for serial in 0..64 {

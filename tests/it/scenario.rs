@@ -133,7 +133,7 @@ async fn any_rpc_can_be_called_with_json_from_the_command_line() {
         token: None,
     };
     let request = format!(
-        r#"{{"nhsNumber": {{"value": "{}"}}, "purpose": "json check", "silent": true,
+        r#"{{"nhsNumber": {{"value": "{}"}}, "purpose": "json check",
             "careSetting": "CARE_SETTING_EMERGENCY_DEPARTMENT"}}"#,
         report.child
     );

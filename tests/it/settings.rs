@@ -15,7 +15,7 @@ use domain::calendar::Calendar;
 use domain::clocks;
 use service_core::settings::Settings;
 
-use crate::fixtures::{self, Backbone, council, date, invitee, nurse};
+use crate::fixtures::{self, Backbone, council, date, invitee, safeguarding_lead};
 use crate::processes::Deployment;
 
 /// Every setting away from its default.
@@ -208,7 +208,7 @@ async fn observe(backbone: &mut Backbone) -> Observed {
         .expect("end")
         .into_inner();
     let plans_shown_after_an_end_in_september = backbone
-        .as_(&nurse())
+        .as_(&safeguarding_lead())
         .registry
         .lookup_child(registry_wire::LookupChildRequest {
             nhs_number: ended_child,

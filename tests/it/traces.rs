@@ -36,7 +36,7 @@ async fn an_outcome_is_followed_to_the_notifications(backbone: &mut Backbone) {
     assert_ne!(told[0].traceparent, planned.traceparent);
 
     // A request without a trace starts one of its own.
-    let untraced = lookup(backbone, nurse(), true, None).await;
+    let untraced = lookup(backbone, safeguarding_lead(), true, None).await;
     assert_eq!(untraced.plans.len(), 1);
 }
 

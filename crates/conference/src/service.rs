@@ -14,6 +14,7 @@ use domain::conference::{InviteeRole, QuorumRule};
 use eventlog::{EventId, EventLog, ExpectedVersion, NewEvent};
 use prost::{Message, Name};
 use service_core::clock::Clock;
+use service_core::policy::{self, Parties};
 use service_core::reject::{from_domain, from_log, internal, invalid, not_found};
 use service_core::validate::{self, Caller};
 use service_core::{Watermark, consistency};
@@ -197,15 +198,21 @@ impl ConferenceScheduler {
 
     /// Validates a command on a conference, decides it with the domain, and
     /// appends the resulting event.
+    /// `rpc` is asked of the access policy first by role, then, once the
+    /// conference is found, by relationship: `own_invitation` names the
+    /// organisation whose invitation the request is about, if it is one.
     async fn change<M: Message + Name>(
         &self,
+        rpc: &str,
         caller: &Caller,
         conference_id: &str,
+        own_invitation: Option<&str>,
         decide: impl FnOnce(&Tracked) -> Result<M, Status>,
     ) -> Result<Response<wire::ConferenceResponse>, Status> {
-        caller.require_local_authority("change a conference")?;
+        policy::allow_role(rpc, caller)?;
         self.catch_up().await?;
         let tracked = self.tracked(conference_id)?;
+        policy::allow(rpc, caller, &parties(&tracked, own_invitation))?;
         let payload = decide(&tracked)?;
         let token = self
             .append(
@@ -226,6 +233,47 @@ fn time(
     validate::timestamp_or_now(field, Some(value))
 }
 
+/// The RPCs, as the access policy (`service_core::policy`) names them.
+mod rpc {
+    pub const CREATE: &str = "safeguard.conference.v1.ConferenceScheduler/CreateConference";
+    pub const SCHEDULE: &str = "safeguard.conference.v1.ConferenceScheduler/ScheduleConference";
+    pub const REARRANGE: &str = "safeguard.conference.v1.ConferenceScheduler/RearrangeConference";
+    pub const CANCEL: &str = "safeguard.conference.v1.ConferenceScheduler/CancelConference";
+    pub const INVITATIONS: &str = "safeguard.conference.v1.ConferenceScheduler/UpdateInvitations";
+    pub const REPLY: &str = "safeguard.conference.v1.ConferenceScheduler/RecordInviteReply";
+    pub const REPORT: &str = "safeguard.conference.v1.ConferenceScheduler/RecordReportReceived";
+    pub const ATTENDANCE: &str = "safeguard.conference.v1.ConferenceScheduler/RecordAttendance";
+    pub const OUTCOME: &str = "safeguard.conference.v1.ConferenceScheduler/RecordOutcome";
+    pub const GET: &str = "safeguard.conference.v1.ConferenceScheduler/GetConference";
+    pub const LIST: &str = "safeguard.conference.v1.ConferenceScheduler/ListConferences";
+}
+
+/// Whom a conference concerns, for the access policy: the council that
+/// convenes it, and the organisations invited (only `own_invitation`'s,
+/// when the request is about one invitation).
+fn parties(tracked: &Tracked, own_invitation: Option<&str>) -> Parties {
+    let invited = tracked
+        .refreshed_view()
+        .invitees
+        .into_iter()
+        .filter_map(|invitee| {
+            invitee
+                .organisation
+                .map(|organisation| organisation.ods_code)
+        })
+        .filter(|ods| own_invitation.is_none_or(|own| own == ods));
+    Parties {
+        owners: tracked
+            .view
+            .local_authority
+            .iter()
+            .map(|la| la.ods_code.clone())
+            .collect(),
+        invitees: invited.collect(),
+        ..Parties::default()
+    }
+}
+
 #[tonic::async_trait]
 impl conference_scheduler_server::ConferenceScheduler for ConferenceScheduler {
     async fn create_conference(
@@ -234,11 +282,16 @@ impl conference_scheduler_server::ConferenceScheduler for ConferenceScheduler {
     ) -> Result<Response<wire::ConferenceResponse>, Status> {
         let caller = Caller::of(&request)?;
         let request = request.into_inner();
-        caller.require_local_authority("change a conference")?;
+        policy::allow_role(rpc::CREATE, &caller)?;
         let kind = convert::kind(request.kind)?;
         let child = validate::nhs_number("child_nhs_number", request.child_nhs_number.as_ref())?;
         let local_authority =
             validate::organisation("local_authority", request.local_authority.as_ref())?;
+        policy::allow(
+            rpc::CREATE,
+            &caller,
+            &Parties::owned_by(local_authority.ods_code.clone()),
+        )?;
         let clock_starts = validate::date("clock_starts", request.clock_starts.as_ref())?;
         let key = validate::required_text("idempotency_key", &request.idempotency_key)?;
         let due = match kind {
@@ -278,21 +331,27 @@ impl conference_scheduler_server::ConferenceScheduler for ConferenceScheduler {
         let caller = Caller::of(&request)?;
         let request = request.into_inner();
         let at = time("scheduled_for", request.scheduled_for.as_ref())?;
-        self.change(&caller, &request.conference_id, |tracked| {
-            tracked
-                .aggregate
-                .schedule(validate::date_of(&at))
-                .map_err(from_domain)?;
-            Ok(wire::ConferenceScheduled {
-                conference_id: request.conference_id.clone(),
-                scheduled_for: Some(at),
-                venue: request.venue.trim().to_owned(),
-                invitees: tracked.refreshed_view().invitees,
-                child_nhs_number: tracked.view.child_nhs_number.clone(),
-                local_authority: tracked.view.local_authority.clone(),
-                kind: tracked.view.kind,
-            })
-        })
+        self.change(
+            rpc::SCHEDULE,
+            &caller,
+            &request.conference_id,
+            None,
+            |tracked| {
+                tracked
+                    .aggregate
+                    .schedule(validate::date_of(&at))
+                    .map_err(from_domain)?;
+                Ok(wire::ConferenceScheduled {
+                    conference_id: request.conference_id.clone(),
+                    scheduled_for: Some(at),
+                    venue: request.venue.trim().to_owned(),
+                    invitees: tracked.refreshed_view().invitees,
+                    child_nhs_number: tracked.view.child_nhs_number.clone(),
+                    local_authority: tracked.view.local_authority.clone(),
+                    kind: tracked.view.kind,
+                })
+            },
+        )
         .await
     }
 
@@ -303,21 +362,27 @@ impl conference_scheduler_server::ConferenceScheduler for ConferenceScheduler {
         let caller = Caller::of(&request)?;
         let request = request.into_inner();
         let at = time("scheduled_for", request.scheduled_for.as_ref())?;
-        self.change(&caller, &request.conference_id, |tracked| {
-            let change = tracked
-                .aggregate
-                .rearrange(validate::date_of(&at), &request.reason)
-                .map_err(from_domain)?;
-            let ConferenceEvent::Rearranged(moved) = convert::to_wire(&change) else {
-                return Err(internal("rearranging", "the domain gave another event"));
-            };
-            Ok(wire::ConferenceRearranged {
-                conference_id: request.conference_id.clone(),
-                scheduled_for: Some(at),
-                venue: request.venue.trim().to_owned(),
-                ..moved
-            })
-        })
+        self.change(
+            rpc::REARRANGE,
+            &caller,
+            &request.conference_id,
+            None,
+            |tracked| {
+                let change = tracked
+                    .aggregate
+                    .rearrange(validate::date_of(&at), &request.reason)
+                    .map_err(from_domain)?;
+                let ConferenceEvent::Rearranged(moved) = convert::to_wire(&change) else {
+                    return Err(internal("rearranging", "the domain gave another event"));
+                };
+                Ok(wire::ConferenceRearranged {
+                    conference_id: request.conference_id.clone(),
+                    scheduled_for: Some(at),
+                    venue: request.venue.trim().to_owned(),
+                    ..moved
+                })
+            },
+        )
         .await
     }
 
@@ -327,19 +392,25 @@ impl conference_scheduler_server::ConferenceScheduler for ConferenceScheduler {
     ) -> Result<Response<wire::ConferenceResponse>, Status> {
         let caller = Caller::of(&request)?;
         let request = request.into_inner();
-        self.change(&caller, &request.conference_id, |tracked| {
-            let change = tracked
-                .aggregate
-                .cancel(&request.reason)
-                .map_err(from_domain)?;
-            let ConferenceEvent::Cancelled(cancelled) = convert::to_wire(&change) else {
-                return Err(internal("cancelling", "the domain gave another event"));
-            };
-            Ok(wire::ConferenceCancelled {
-                conference_id: request.conference_id.clone(),
-                ..cancelled
-            })
-        })
+        self.change(
+            rpc::CANCEL,
+            &caller,
+            &request.conference_id,
+            None,
+            |tracked| {
+                let change = tracked
+                    .aggregate
+                    .cancel(&request.reason)
+                    .map_err(from_domain)?;
+                let ConferenceEvent::Cancelled(cancelled) = convert::to_wire(&change) else {
+                    return Err(internal("cancelling", "the domain gave another event"));
+                };
+                Ok(wire::ConferenceCancelled {
+                    conference_id: request.conference_id.clone(),
+                    ..cancelled
+                })
+            },
+        )
         .await
     }
 
@@ -374,27 +445,33 @@ impl conference_scheduler_server::ConferenceScheduler for ConferenceScheduler {
             .enumerate()
             .map(|(index, invitee)| convert::invitee_key(&format!("remove[{index}]"), invitee))
             .collect::<Result<Vec<_>, _>>()?;
-        self.change(&caller, &request.conference_id, |tracked| {
-            let change = tracked
-                .aggregate
-                .update_invitations(
-                    added.iter().map(|(key, _)| key.clone()).collect(),
-                    removed.clone(),
-                )
-                .map_err(from_domain)?;
-            let ConferenceEvent::InvitationsUpdated(updated) = convert::to_wire(&change) else {
-                return Err(internal(
-                    "updating invitations",
-                    "the domain gave another event",
-                ));
-            };
-            // Those added as the caller named them, with their details.
-            Ok(wire::InvitationsUpdated {
-                conference_id: request.conference_id.clone(),
-                added: added.iter().map(|(_, invitee)| invitee.clone()).collect(),
-                ..updated
-            })
-        })
+        self.change(
+            rpc::INVITATIONS,
+            &caller,
+            &request.conference_id,
+            None,
+            |tracked| {
+                let change = tracked
+                    .aggregate
+                    .update_invitations(
+                        added.iter().map(|(key, _)| key.clone()).collect(),
+                        removed.clone(),
+                    )
+                    .map_err(from_domain)?;
+                let ConferenceEvent::InvitationsUpdated(updated) = convert::to_wire(&change) else {
+                    return Err(internal(
+                        "updating invitations",
+                        "the domain gave another event",
+                    ));
+                };
+                // Those added as the caller named them, with their details.
+                Ok(wire::InvitationsUpdated {
+                    conference_id: request.conference_id.clone(),
+                    added: added.iter().map(|(_, invitee)| invitee.clone()).collect(),
+                    ..updated
+                })
+            },
+        )
         .await
     }
 
@@ -406,22 +483,28 @@ impl conference_scheduler_server::ConferenceScheduler for ConferenceScheduler {
         let request = request.into_inner();
         let key = convert::key("invitee", request.role, &request.organisation_ods_code)?;
         let response = convert::response(request.response)?;
-        self.change(&caller, &request.conference_id, |tracked| {
-            let change = tracked
-                .aggregate
-                .reply(key.clone(), response)
-                .map_err(from_domain)?;
-            let ConferenceEvent::InviteReplied(replied) = convert::to_wire(&change) else {
-                return Err(internal(
-                    "recording a reply",
-                    "the domain gave another event",
-                ));
-            };
-            Ok(wire::InviteReplied {
-                conference_id: request.conference_id.clone(),
-                ..replied
-            })
-        })
+        self.change(
+            rpc::REPLY,
+            &caller,
+            &request.conference_id,
+            Some(&request.organisation_ods_code),
+            |tracked| {
+                let change = tracked
+                    .aggregate
+                    .reply(key.clone(), response)
+                    .map_err(from_domain)?;
+                let ConferenceEvent::InviteReplied(replied) = convert::to_wire(&change) else {
+                    return Err(internal(
+                        "recording a reply",
+                        "the domain gave another event",
+                    ));
+                };
+                Ok(wire::InviteReplied {
+                    conference_id: request.conference_id.clone(),
+                    ..replied
+                })
+            },
+        )
         .await
     }
 
@@ -432,22 +515,28 @@ impl conference_scheduler_server::ConferenceScheduler for ConferenceScheduler {
         let caller = Caller::of(&request)?;
         let request = request.into_inner();
         let key = convert::key("invitee", request.role, &request.organisation_ods_code)?;
-        self.change(&caller, &request.conference_id, |tracked| {
-            let change = tracked
-                .aggregate
-                .receive_report(key.clone())
-                .map_err(from_domain)?;
-            let ConferenceEvent::ReportReceived(received) = convert::to_wire(&change) else {
-                return Err(internal(
-                    "recording a report",
-                    "the domain gave another event",
-                ));
-            };
-            Ok(wire::ReportReceived {
-                conference_id: request.conference_id.clone(),
-                ..received
-            })
-        })
+        self.change(
+            rpc::REPORT,
+            &caller,
+            &request.conference_id,
+            Some(&request.organisation_ods_code),
+            |tracked| {
+                let change = tracked
+                    .aggregate
+                    .receive_report(key.clone())
+                    .map_err(from_domain)?;
+                let ConferenceEvent::ReportReceived(received) = convert::to_wire(&change) else {
+                    return Err(internal(
+                        "recording a report",
+                        "the domain gave another event",
+                    ));
+                };
+                Ok(wire::ReportReceived {
+                    conference_id: request.conference_id.clone(),
+                    ..received
+                })
+            },
+        )
         .await
     }
 
@@ -466,24 +555,31 @@ impl conference_scheduler_server::ConferenceScheduler for ConferenceScheduler {
             .iter()
             .map(|invitee| convert::invitee_key("present", invitee))
             .collect::<Result<Vec<_>, _>>()?;
-        self.change(&caller, &request.conference_id, |tracked| {
-            let change = tracked
-                .aggregate
-                .record_attendance(held_on, present.clone())
-                .map_err(from_domain)?;
-            let ConferenceEvent::AttendanceRecorded(attended) = convert::to_wire(&change) else {
-                return Err(internal(
-                    "recording attendance",
-                    "the domain gave another event",
-                ));
-            };
-            // Those present as the caller named them, with their details.
-            Ok(wire::AttendanceRecorded {
-                conference_id: request.conference_id.clone(),
-                present: request.present.clone(),
-                ..attended
-            })
-        })
+        self.change(
+            rpc::ATTENDANCE,
+            &caller,
+            &request.conference_id,
+            None,
+            |tracked| {
+                let change = tracked
+                    .aggregate
+                    .record_attendance(held_on, present.clone())
+                    .map_err(from_domain)?;
+                let ConferenceEvent::AttendanceRecorded(attended) = convert::to_wire(&change)
+                else {
+                    return Err(internal(
+                        "recording attendance",
+                        "the domain gave another event",
+                    ));
+                };
+                // Those present as the caller named them, with their details.
+                Ok(wire::AttendanceRecorded {
+                    conference_id: request.conference_id.clone(),
+                    present: request.present.clone(),
+                    ..attended
+                })
+            },
+        )
         .await
     }
 
@@ -499,39 +595,45 @@ impl conference_scheduler_server::ConferenceScheduler for ConferenceScheduler {
             .as_ref()
             .map(|outcome| outcome.quorum_override_reason.as_str());
         let quorum = self.inner.quorum;
-        self.change(&caller, &request.conference_id, |tracked| {
-            let change = tracked
-                .aggregate
-                .record_outcome(outcome.clone(), quorum, override_reason)
-                .map_err(from_domain)?;
-            let ConferenceEvent::OutcomeRecorded(recorded) = convert::to_wire(&change) else {
-                return Err(internal(
-                    "recording an outcome",
-                    "the domain gave another event",
-                ));
-            };
-            let starts_plan = matches!(
-                outcome,
-                domain::conference::Outcome::Initial { plan: Some(_) }
-            );
-            let plan_id = if starts_plan {
-                EventId::new().to_string()
-            } else {
-                tracked.view.plan_id.clone()
-            };
-            let view = tracked.refreshed_view();
-            Ok(wire::ConferenceOutcomeRecorded {
-                conference_id: request.conference_id.clone(),
-                kind: tracked.view.kind,
-                held_on: tracked.view.held_on,
-                child_nhs_number: tracked.view.child_nhs_number.clone(),
-                child_name: tracked.view.child_name.clone(),
-                local_authority: tracked.view.local_authority.clone(),
-                plan_id,
-                invitees: view.invitees,
-                ..recorded
-            })
-        })
+        self.change(
+            rpc::OUTCOME,
+            &caller,
+            &request.conference_id,
+            None,
+            |tracked| {
+                let change = tracked
+                    .aggregate
+                    .record_outcome(outcome.clone(), quorum, override_reason)
+                    .map_err(from_domain)?;
+                let ConferenceEvent::OutcomeRecorded(recorded) = convert::to_wire(&change) else {
+                    return Err(internal(
+                        "recording an outcome",
+                        "the domain gave another event",
+                    ));
+                };
+                let starts_plan = matches!(
+                    outcome,
+                    domain::conference::Outcome::Initial { plan: Some(_) }
+                );
+                let plan_id = if starts_plan {
+                    EventId::new().to_string()
+                } else {
+                    tracked.view.plan_id.clone()
+                };
+                let view = tracked.refreshed_view();
+                Ok(wire::ConferenceOutcomeRecorded {
+                    conference_id: request.conference_id.clone(),
+                    kind: tracked.view.kind,
+                    held_on: tracked.view.held_on,
+                    child_nhs_number: tracked.view.child_nhs_number.clone(),
+                    child_name: tracked.view.child_name.clone(),
+                    local_authority: tracked.view.local_authority.clone(),
+                    plan_id,
+                    invitees: view.invitees,
+                    ..recorded
+                })
+            },
+        )
         .await
     }
 
@@ -539,12 +641,18 @@ impl conference_scheduler_server::ConferenceScheduler for ConferenceScheduler {
         &self,
         request: Request<wire::GetConferenceRequest>,
     ) -> Result<Response<wire::ConferenceResponse>, Status> {
-        Caller::of(&request)?;
+        let caller = Caller::of(&request)?;
+        policy::allow_role(rpc::GET, &caller)?;
         let request = request.into_inner();
         self.inner
             .watermark
             .wait_for(request.min_token.as_ref(), consistency::DEFAULT_WAIT)
             .await?;
+        policy::allow(
+            rpc::GET,
+            &caller,
+            &parties(&self.tracked(&request.conference_id)?, None),
+        )?;
         Ok(Response::new(wire::ConferenceResponse {
             conference: Some(self.view(&request.conference_id, self.today())?),
             token: None,
@@ -555,10 +663,15 @@ impl conference_scheduler_server::ConferenceScheduler for ConferenceScheduler {
         &self,
         request: Request<wire::ListConferencesRequest>,
     ) -> Result<Response<wire::ListConferencesResponse>, Status> {
-        Caller::of(&request)?;
+        let caller = Caller::of(&request)?;
         let request = request.into_inner();
         let local_authority = domain::OdsCode::parse(&request.local_authority_ods_code)
             .map_err(|error| invalid("local_authority_ods_code", error))?;
+        policy::allow(
+            rpc::LIST,
+            &caller,
+            &Parties::owned_by(local_authority.as_str()),
+        )?;
         let today = validate::optional_date("as_of", request.as_of.as_ref())?
             .unwrap_or_else(|| self.today());
         self.inner

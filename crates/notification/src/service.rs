@@ -8,7 +8,8 @@ use contract::notification::v1 as wire;
 use contract::notification::v1::notification_server::{self, NotificationServer};
 use contract::records::{NotificationEvent, Records};
 use eventlog::{EventLog, ExpectedVersion};
-use service_core::reject::{denied, from_log, internal, invalid};
+use service_core::policy::{self, Parties};
+use service_core::reject::{from_log, internal, invalid};
 use service_core::validate::{self, Caller};
 use service_core::{Watermark, consistency};
 use tokio_stream::Stream;
@@ -30,15 +31,17 @@ struct Inner {
     health: service_core::Health,
 }
 
+/// The RPCs, as the access policy (`service_core::policy`) names them.
+mod rpc {
+    pub const SUBSCRIBE: &str = "safeguard.notification.v1.Notification/Subscribe";
+    pub const ACKNOWLEDGE: &str = "safeguard.notification.v1.Notification/Acknowledge";
+}
+
 /// A partner reads and acknowledges only its own organisation's
-/// notifications.
-fn recipient(caller: &Caller, ods: &str) -> Result<String, Status> {
+/// notifications (`rpc` asks the access policy).
+fn recipient(rpc: &str, caller: &Caller, ods: &str) -> Result<String, Status> {
     let ods = domain::OdsCode::parse(ods).map_err(|error| invalid("recipient_ods_code", error))?;
-    if ods != caller.organisation {
-        return Err(denied(
-            "recipient_ods_code: an organisation receives only its own notifications",
-        ));
-    }
+    policy::allow(rpc, caller, &Parties::for_recipient(ods.as_str()))?;
     Ok(ods.to_string())
 }
 
@@ -90,7 +93,7 @@ impl notification_server::Notification for Notification {
     ) -> Result<Response<Self::SubscribeStream>, Status> {
         let caller = Caller::of(&request)?;
         let request = request.into_inner();
-        let recipient = recipient(&caller, &request.recipient_ods_code)?;
+        let recipient = recipient(rpc::SUBSCRIBE, &caller, &request.recipient_ods_code)?;
         let subscriber = validate::required_text("subscriber", &request.subscriber)?;
         let kinds = request
             .kinds
@@ -170,7 +173,7 @@ impl notification_server::Notification for Notification {
     ) -> Result<Response<wire::AcknowledgeResponse>, Status> {
         let caller = Caller::of(&request)?;
         let request = request.into_inner();
-        let recipient = recipient(&caller, &request.recipient_ods_code)?;
+        let recipient = recipient(rpc::ACKNOWLEDGE, &caller, &request.recipient_ods_code)?;
         let subscriber = validate::required_text("subscriber", &request.subscriber)?;
         if request.sequence >= self.inner.log.head() {
             return Err(invalid("sequence", "is beyond the last notification"));

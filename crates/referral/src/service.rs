@@ -12,6 +12,7 @@ use domain::calendar::Calendar;
 use domain::clocks;
 use eventlog::{EventId, EventLog, ExpectedVersion, NewEvent};
 use service_core::clock::Clock;
+use service_core::policy::{self, Parties};
 use service_core::reject::{from_domain, from_log, internal, invalid, not_found};
 use service_core::validate::Caller;
 use service_core::validate::{self};
@@ -237,6 +238,43 @@ fn referral_id_for(organisation: &str, key: &str) -> EventId {
     )
 }
 
+/// The RPCs, as the access policy (`service_core::policy`) names them.
+mod rpc {
+    pub const SUBMIT: &str = "safeguard.referral.v1.ReferralIntake/SubmitReferral";
+    pub const DECIDE: &str = "safeguard.referral.v1.ReferralIntake/RecordDecision";
+    pub const STRATEGY: &str = "safeguard.referral.v1.ReferralIntake/RecordStrategyDiscussion";
+    pub const SECTION_47: &str = "safeguard.referral.v1.ReferralIntake/RecordSection47Outcome";
+    pub const GET: &str = "safeguard.referral.v1.ReferralIntake/GetReferral";
+    pub const AWAITING: &str = "safeguard.referral.v1.ReferralIntake/ListAwaitingDecision";
+}
+
+/// Whom a referral concerns, for the access policy: the council it was
+/// made to, the organisation that made it, and the police forces in a
+/// strategy discussion that decided on a joint section 47 enquiry.
+fn parties(view: &wire::Referral) -> Parties {
+    let ods = |organisation: Option<&contract::common::v1::Organisation>| {
+        organisation.map(|organisation| organisation.ods_code.clone())
+    };
+    Parties {
+        owners: ods(view.local_authority.as_ref()).into_iter().collect(),
+        referrer: ods(view
+            .referrer
+            .as_ref()
+            .and_then(|referrer| referrer.organisation.as_ref())),
+        joint_enquiry: view
+            .strategy_discussions
+            .iter()
+            .filter(|discussion| discussion.section_47_enquiry)
+            .flat_map(|discussion| &discussion.agencies_present)
+            .filter(|agency| {
+                agency.kind == i32::from(contract::common::v1::OrganisationKind::Police)
+            })
+            .map(|agency| agency.ods_code.clone())
+            .collect(),
+        ..Parties::default()
+    }
+}
+
 #[tonic::async_trait]
 impl referral_intake_server::ReferralIntake for ReferralIntake {
     async fn submit_referral(
@@ -244,6 +282,7 @@ impl referral_intake_server::ReferralIntake for ReferralIntake {
         request: Request<wire::SubmitReferralRequest>,
     ) -> Result<Response<wire::SubmitReferralResponse>, Status> {
         let caller = Caller::of(&request)?;
+        policy::allow(rpc::SUBMIT, &caller, &Parties::default())?;
         let request = request.into_inner();
         let key = validate::required_text("idempotency_key", &request.idempotency_key)?;
         let received_at = validate::timestamp_or_now("received_at", request.received_at.as_ref())?;
@@ -307,7 +346,7 @@ impl referral_intake_server::ReferralIntake for ReferralIntake {
     ) -> Result<Response<wire::RecordDecisionResponse>, Status> {
         let caller = Caller::of(&request)?;
         let request = request.into_inner();
-        caller.require_local_authority("record this")?;
+        policy::allow_role(rpc::DECIDE, &caller)?;
         validate::known_enum::<wire::RagRating>("rag_rating", request.rag_rating)?;
         validate::known_enum::<wire::ReferralOutcome>("outcome", request.outcome)?;
         let outcome = convert::outcome_to_domain(request.outcome)
@@ -316,6 +355,7 @@ impl referral_intake_server::ReferralIntake for ReferralIntake {
         let decided_at = validate::timestamp_or_now("decided_at", request.decided_at.as_ref())?;
         self.catch_up().await?;
         let tracked = self.tracked(&request.referral_id)?;
+        policy::allow(rpc::DECIDE, &caller, &parties(&tracked.view))?;
         let change = tracked
             .aggregate
             .decide(outcome, validate::date_of(&decided_at))
@@ -359,7 +399,7 @@ impl referral_intake_server::ReferralIntake for ReferralIntake {
     ) -> Result<Response<wire::RecordStrategyDiscussionResponse>, Status> {
         let caller = Caller::of(&request)?;
         let request = request.into_inner();
-        caller.require_local_authority("record this")?;
+        policy::allow_role(rpc::STRATEGY, &caller)?;
         let held_on = validate::date("held_on", request.held_on.as_ref())?;
         if held_on > self.inner.clock.today() {
             return Err(invalid("held_on", "is in the future"));
@@ -371,6 +411,7 @@ impl referral_intake_server::ReferralIntake for ReferralIntake {
             .collect::<Result<Vec<_>, _>>()?;
         self.catch_up().await?;
         let tracked = self.tracked(&request.referral_id)?;
+        policy::allow(rpc::STRATEGY, &caller, &parties(&tracked.view))?;
         let change = tracked
             .aggregate
             .hold_strategy_discussion(held_on, request.section_47_enquiry)
@@ -425,11 +466,12 @@ impl referral_intake_server::ReferralIntake for ReferralIntake {
     ) -> Result<Response<wire::RecordSection47OutcomeResponse>, Status> {
         let caller = Caller::of(&request)?;
         let request = request.into_inner();
-        caller.require_local_authority("record this")?;
+        policy::allow_role(rpc::SECTION_47, &caller)?;
         let concluded_on = validate::date("concluded_on", request.concluded_on.as_ref())?;
         let rationale = validate::required_text("rationale", &request.rationale)?;
         self.catch_up().await?;
         let tracked = self.tracked(&request.referral_id)?;
+        policy::allow(rpc::SECTION_47, &caller, &parties(&tracked.view))?;
         let change = tracked
             .aggregate
             .conclude_section_47(concluded_on, request.conference_needed)
@@ -469,14 +511,17 @@ impl referral_intake_server::ReferralIntake for ReferralIntake {
         &self,
         request: Request<wire::GetReferralRequest>,
     ) -> Result<Response<wire::GetReferralResponse>, Status> {
-        Caller::of(&request)?;
+        let caller = Caller::of(&request)?;
+        policy::allow_role(rpc::GET, &caller)?;
         let request = request.into_inner();
         self.inner
             .watermark
             .wait_for(request.min_token.as_ref(), consistency::DEFAULT_WAIT)
             .await?;
+        let referral = self.view(&request.referral_id)?;
+        policy::allow(rpc::GET, &caller, &parties(&referral))?;
         Ok(Response::new(wire::GetReferralResponse {
-            referral: Some(self.view(&request.referral_id)?),
+            referral: Some(referral),
         }))
     }
 
@@ -486,9 +531,13 @@ impl referral_intake_server::ReferralIntake for ReferralIntake {
     ) -> Result<Response<wire::ListAwaitingDecisionResponse>, Status> {
         let caller = Caller::of(&request)?;
         let request = request.into_inner();
-        caller.require_local_authority("record this")?;
         let local_authority = domain::OdsCode::parse(&request.local_authority_ods_code)
             .map_err(|error| invalid("local_authority_ods_code", error))?;
+        policy::allow(
+            rpc::AWAITING,
+            &caller,
+            &Parties::owned_by(local_authority.as_str()),
+        )?;
         let today = validate::optional_date("as_of", request.as_of.as_ref())?
             .unwrap_or_else(|| self.inner.clock.today());
         self.inner

@@ -14,6 +14,9 @@ use service_core::follow::Record;
 #[derive(Debug, Default)]
 pub struct Chronology {
     entries: HashMap<NhsNumber, Vec<wire::ChronologyEntry>>,
+    /// Whom each child's record concerns, from the referrals and
+    /// conferences about them: who may read their chronology.
+    parties: HashMap<NhsNumber, ChildParties>,
     /// Conference events name the conference, not the child.
     conference_children: HashMap<String, NhsNumber>,
     /// On a read replica, the primary's plan events by plan: what the
@@ -23,6 +26,15 @@ pub struct Chronology {
 }
 
 /// The plan a plan event belongs to, if it is one.
+/// The local authorities a child was referred to or conferenced by, and the
+/// police forces in a strategy discussion that decided on a joint section
+/// 47 enquiry about them (ODS codes).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChildParties {
+    pub owners: std::collections::BTreeSet<String>,
+    pub joint_enquiry: std::collections::BTreeSet<String>,
+}
+
 pub fn plan_of(event: &RegistryEvent) -> Option<&str> {
     match event {
         RegistryEvent::PlanStarted(e) => Some(&e.plan_id),
@@ -71,6 +83,7 @@ impl Chronology {
             self.conference_children
                 .insert(requested.conference_id.clone(), child);
         }
+        self.note_parties(event);
         let Some((Some(child), entry)) = self.entry(record, event) else {
             return false;
         };
@@ -119,6 +132,54 @@ impl Chronology {
 
     /// Records another registry pod's event: a plan event under its plan,
     /// anything else (a lookup) as [`Chronology::add`] does.
+    /// Who a referral or conference makes a party to its child's record.
+    fn note_parties(&mut self, event: &AnyEvent) {
+        let ods = |organisation: Option<&contract::common::v1::Organisation>| {
+            organisation.map(|organisation| organisation.ods_code.clone())
+        };
+        let (child, owner, police) = match event {
+            AnyEvent::Referral(referral) => match referral.as_ref() {
+                ReferralEvent::Submitted(submitted) => (
+                    referral_child(submitted.child.as_ref()),
+                    ods(submitted.local_authority.as_ref()),
+                    Vec::new(),
+                ),
+                ReferralEvent::StrategyDiscussionHeld(held) => (
+                    referral_child(held.child.as_ref()),
+                    ods(held.local_authority.as_ref()),
+                    held.discussion
+                        .iter()
+                        .filter(|discussion| discussion.section_47_enquiry)
+                        .flat_map(|discussion| &discussion.agencies_present)
+                        .filter(|agency| {
+                            agency.kind == i32::from(contract::common::v1::OrganisationKind::Police)
+                        })
+                        .map(|agency| agency.ods_code.clone())
+                        .collect(),
+                ),
+                _ => return,
+            },
+            AnyEvent::Conference(ConferenceEvent::Requested(requested)) => (
+                child_of(requested.child_nhs_number.as_ref()),
+                ods(requested.local_authority.as_ref()),
+                Vec::new(),
+            ),
+            _ => return,
+        };
+        let Some(child) = child else {
+            return;
+        };
+        let parties = self.parties.entry(child).or_default();
+        parties.owners.extend(owner);
+        parties.joint_enquiry.extend(police);
+    }
+
+    /// Whom `child`'s record concerns, as far as referrals and conferences
+    /// say (plans say more: the registry adds their local authorities).
+    pub fn parties_of(&self, child: &NhsNumber) -> ChildParties {
+        self.parties.get(child).cloned().unwrap_or_default()
+    }
+
     pub fn add_from_pod(&mut self, record: Record<'_>, event: RegistryEvent) {
         let plan = plan_of(&event).map(str::to_owned);
         let event = AnyEvent::Registry(event);

@@ -3,14 +3,15 @@
 //! before its answer, and a child whose history could not be fully applied
 //! never answered "no plan".
 
-use contract::common::v1::{CareSetting, Organisation, Role};
+use contract::common::v1::{CareSetting, Organisation};
 use contract::records::{AnyEvent, Records, RegistryEvent};
 use contract::registry::v1 as wire;
 use domain::NhsNumber;
 use eventlog::ExpectedVersion;
 use service_core::consistency;
 use service_core::follow::Record;
-use service_core::reject::{denied, from_log};
+use service_core::policy::{self, Parties};
+use service_core::reject::from_log;
 use service_core::validate::{self, Caller};
 use tonic::Status;
 
@@ -22,26 +23,10 @@ use crate::service::PlanRegistry;
 /// How many of its own events the registry reads at a time for a chronology.
 const CHRONOLOGY_READ_CHUNK: usize = 1000;
 
-/// Who may see the category of a plan: those who act on it. An emergency
-/// department needs to know there is a plan and whom to call, not why.
-fn may_see_category(caller: &Caller) -> bool {
-    caller.is_local_authority()
-        || matches!(
-            caller.role,
-            Role::PoliceOfficer
-                | Role::GeneralPractitioner
-                | Role::Paediatrician
-                | Role::NamedSafeguardingProfessional
-        )
-}
-
-/// Who may look a child up at all: professionals, not the public or the
-/// people who run the service.
-fn may_look_up(caller: &Caller) -> bool {
-    !matches!(
-        caller.role,
-        Role::MemberOfPublic | Role::Operator | Role::Unspecified
-    )
+/// The RPCs, as the access policy (`service_core::policy`) names them.
+pub(crate) mod rpc {
+    pub const LOOKUP: &str = "safeguard.registry.v1.PlanRegistry/LookupChild";
+    pub const CHRONOLOGY: &str = "safeguard.registry.v1.PlanRegistry/ChildChronology";
 }
 
 impl PlanRegistry {
@@ -54,15 +39,11 @@ impl PlanRegistry {
     ) -> Result<wire::LookupChildResponse, Status> {
         let setting = validate::optional_enum::<CareSetting>("care_setting", request.care_setting)?;
         let caller = caller.in_setting(setting);
-        if !may_look_up(&caller) {
-            return Err(denied(format!(
-                "role {} may not look children up",
-                caller.role_name()
-            )));
-        }
+        policy::allow(rpc::LOOKUP, &caller, &Parties::default())?;
         let child = validate::nhs_number("nhs_number", request.nhs_number.as_ref())?;
         let purpose = validate::required_text("purpose", &request.purpose)?;
         let as_of = validate::optional_date("as_of", request.as_of.as_ref())?;
+        policy::allow_lookup_options(&caller, request.silent, as_of.is_some())?;
         self.reflect(request.min_token.as_ref()).await?;
         let today = self.inner.clock.today();
         let (plans, owners, refusal) = {
@@ -96,6 +77,11 @@ impl PlanRegistry {
             }
             (plans, owners, refusal)
         };
+        // Other callers' names go only to the council that owns the child's
+        // record; to everyone else, who looked is an organisation and a role.
+        let owner = owners
+            .iter()
+            .any(|owner| owner.ods_code == caller.organisation.as_str());
         // Every lookup is itself an event; the notification service tells
         // the owners unless it is silent.
         let looked_up = wire::ChildLookedUp {
@@ -118,6 +104,19 @@ impl PlanRegistry {
             return Err(refusal);
         }
         let recent_accesses = self.read()?.accesses_of(&child);
+        let recent_accesses = recent_accesses
+            .into_iter()
+            .map(|mut access| {
+                let own = access
+                    .organisation
+                    .as_ref()
+                    .is_some_and(|o| o.ods_code == caller.organisation.as_str());
+                if !owner && !own {
+                    access.user_display_name.clear();
+                }
+                access
+            })
+            .collect();
         Ok(wire::LookupChildResponse {
             nhs_number: wire_nhs(child),
             plans,
@@ -132,7 +131,7 @@ impl PlanRegistry {
         caller: Caller,
         request: wire::ChildChronologyRequest,
     ) -> Result<wire::ChildChronologyResponse, Status> {
-        caller.require_local_authority("read a chronology")?;
+        policy::allow_role(rpc::CHRONOLOGY, &caller)?;
         let child = validate::nhs_number("nhs_number", request.nhs_number.as_ref())?;
         self.reflect(request.min_token.as_ref()).await?;
         for watermark in self.inner.sources.values() {
@@ -140,6 +139,7 @@ impl PlanRegistry {
                 .wait_for(request.min_token.as_ref(), consistency::DEFAULT_WAIT)
                 .await?;
         }
+        policy::allow(rpc::CHRONOLOGY, &caller, &self.parties_of(&child)?)?;
         let entries = self.chronology_of(child)?;
         Ok(wire::ChildChronologyResponse { entries })
     }
@@ -177,6 +177,24 @@ impl PlanRegistry {
         ))
     }
 
+    /// Whom a child's record concerns: the councils of their plans,
+    /// referrals and conferences, and police in a joint enquiry about them.
+    fn parties_of(&self, child: &NhsNumber) -> Result<Parties, Status> {
+        let state = self.read()?;
+        let known = state.chronology.parties_of(child);
+        let mut owners = known.owners;
+        owners.extend(
+            state
+                .plans_of(child)
+                .map(|record| state.local_authority(record).ods_code.clone()),
+        );
+        Ok(Parties {
+            owners: owners.into_iter().collect(),
+            joint_enquiry: known.joint_enquiry.into_iter().collect(),
+            ..Parties::default()
+        })
+    }
+
     pub(crate) fn plan_view(
         &self,
         record: &PlanRecord,
@@ -184,7 +202,7 @@ impl PlanRegistry {
         state: &projection::Projection,
     ) -> wire::Plan {
         let mut view = state.view(record);
-        if !may_see_category(caller) {
+        if !policy::sees_category(caller) {
             view.category = 0;
         }
         if let Some((end_date, _)) = record.aggregate.end {

@@ -14,7 +14,8 @@ use contract::registry::v1::plan_registry_server::{self, PlanRegistryServer};
 use domain::codes::PlanType;
 use eventlog::{EventId, EventLog, ExpectedVersion};
 use prost::{Message, Name};
-use service_core::reject::{denied, from_domain, from_log, internal, invalid, not_found};
+use service_core::policy::{self, Parties};
+use service_core::reject::{from_domain, from_log, internal, invalid, not_found};
 use service_core::validate::{self, Caller};
 use service_core::{Watermark, consistency};
 use tonic::{Request, Response, Status};
@@ -179,11 +180,19 @@ impl PlanRegistry {
             .await
     }
 
+    /// A plan started by `rpc`: only by the local authority it names.
     async fn start_plan(
         &self,
+        rpc: &str,
         caller: &Caller,
         started: wire::PlanStarted,
     ) -> Result<Response<wire::PlanResponse>, Status> {
+        let owner = started
+            .local_authority
+            .as_ref()
+            .map(|la| la.ods_code.clone())
+            .unwrap_or_default();
+        policy::allow(rpc, caller, &Parties::owned_by(owner))?;
         let plan_id = started.plan_id.clone();
         let token = self
             .append(
@@ -229,6 +238,16 @@ impl PlanRegistry {
     }
 }
 
+/// The plan writes, as the access policy (`service_core::policy`) names them.
+mod rpc {
+    pub const TRANSFER_IN: &str = "safeguard.registry.v1.PlanRegistry/RecordTransferIn";
+    pub const LOOKED_AFTER: &str = "safeguard.registry.v1.PlanRegistry/RecordLookedAfter";
+    pub const UNBORN: &str = "safeguard.registry.v1.PlanRegistry/RecordUnbornPlan";
+    pub const LINK_BIRTH: &str = "safeguard.registry.v1.PlanRegistry/LinkBirth";
+    pub const END: &str = "safeguard.registry.v1.PlanRegistry/EndPlan";
+    pub const CONTACTS: &str = "safeguard.registry.v1.PlanRegistry/SetLocalAuthorityContacts";
+}
+
 #[tonic::async_trait]
 impl plan_registry_server::PlanRegistry for PlanRegistry {
     async fn lookup_child(
@@ -256,7 +275,7 @@ impl plan_registry_server::PlanRegistry for PlanRegistry {
         forward_on_replica!(self, request, record_transfer_in);
         let caller = Caller::of(&request)?;
         let request = request.into_inner();
-        caller.require_local_authority("record plans")?;
+        policy::allow_role(rpc::TRANSFER_IN, &caller)?;
         let child = validate::nhs_number("child_nhs_number", request.child_nhs_number.as_ref())?;
         validate::organisation(
             "previous_local_authority",
@@ -270,7 +289,7 @@ impl plan_registry_server::PlanRegistry for PlanRegistry {
             request.local_authority.as_ref(),
             request.lead_social_worker,
         )?;
-        self.start_plan(&caller, started).await
+        self.start_plan(rpc::TRANSFER_IN, &caller, started).await
     }
 
     async fn record_looked_after(
@@ -280,7 +299,7 @@ impl plan_registry_server::PlanRegistry for PlanRegistry {
         forward_on_replica!(self, request, record_looked_after);
         let caller = Caller::of(&request)?;
         let request = request.into_inner();
-        caller.require_local_authority("record plans")?;
+        policy::allow_role(rpc::LOOKED_AFTER, &caller)?;
         let child = validate::nhs_number("child_nhs_number", request.child_nhs_number.as_ref())?;
         let started = started(
             PlanType::LookedAfter,
@@ -290,7 +309,7 @@ impl plan_registry_server::PlanRegistry for PlanRegistry {
             request.local_authority.as_ref(),
             request.lead_social_worker,
         )?;
-        self.start_plan(&caller, started).await
+        self.start_plan(rpc::LOOKED_AFTER, &caller, started).await
     }
 
     async fn record_unborn_plan(
@@ -300,7 +319,7 @@ impl plan_registry_server::PlanRegistry for PlanRegistry {
         forward_on_replica!(self, request, record_unborn_plan);
         let caller = Caller::of(&request)?;
         let request = request.into_inner();
-        caller.require_local_authority("record plans")?;
+        policy::allow_role(rpc::UNBORN, &caller)?;
         let mother = validate::nhs_number("mother_nhs_number", request.mother_nhs_number.as_ref())?;
         let expected = validate::date(
             "expected_date_of_delivery",
@@ -315,7 +334,7 @@ impl plan_registry_server::PlanRegistry for PlanRegistry {
             request.lead_social_worker,
         )?;
         started.expected_date_of_delivery = Some(validate::to_wire_date(expected));
-        self.start_plan(&caller, started).await
+        self.start_plan(rpc::UNBORN, &caller, started).await
     }
 
     async fn link_birth(
@@ -325,11 +344,16 @@ impl plan_registry_server::PlanRegistry for PlanRegistry {
         forward_on_replica!(self, request, link_birth);
         let caller = Caller::of(&request)?;
         let request = request.into_inner();
-        caller.require_local_authority("record plans")?;
+        policy::allow_role(rpc::LINK_BIRTH, &caller)?;
         let baby = validate::nhs_number("baby_nhs_number", request.baby_nhs_number.as_ref())?;
         let born_on = validate::date("born_on", request.born_on.as_ref())?;
         self.catch_up().await?;
-        let (record, _, _) = self.record(&request.plan_id)?;
+        let (record, local_authority, _) = self.record(&request.plan_id)?;
+        policy::allow(
+            rpc::LINK_BIRTH,
+            &caller,
+            &Parties::owned_by(local_authority.ods_code),
+        )?;
         let change = record
             .aggregate
             .link_birth(baby, born_on)
@@ -360,11 +384,16 @@ impl plan_registry_server::PlanRegistry for PlanRegistry {
         forward_on_replica!(self, request, end_plan);
         let caller = Caller::of(&request)?;
         let request = request.into_inner();
-        caller.require_local_authority("record plans")?;
+        policy::allow_role(rpc::END, &caller)?;
         let end_date = validate::date("end_date", request.end_date.as_ref())?;
         validate::known_enum::<wire::PlanEndReason>("reason", request.reason)?;
         self.catch_up().await?;
         let (record, local_authority, care_team) = self.record(&request.plan_id)?;
+        policy::allow(
+            rpc::END,
+            &caller,
+            &Parties::owned_by(local_authority.ods_code.clone()),
+        )?;
         let change = record
             .aggregate
             .end(end_date, convert::end_reason(request.reason))
@@ -399,7 +428,7 @@ impl plan_registry_server::PlanRegistry for PlanRegistry {
         forward_on_replica!(self, request, set_local_authority_contacts);
         let caller = Caller::of(&request)?;
         let request = request.into_inner();
-        caller.require_local_authority("record plans")?;
+        policy::allow_role(rpc::CONTACTS, &caller)?;
         let contacts = request
             .contacts
             .ok_or_else(|| invalid("contacts", "is required"))?;
@@ -407,11 +436,11 @@ impl plan_registry_server::PlanRegistry for PlanRegistry {
             "contacts.local_authority",
             contacts.local_authority.as_ref(),
         )?;
-        if local_authority.ods_code != caller.organisation.as_str() {
-            return Err(denied(
-                "contacts.local_authority: a local authority sets only its own contact numbers",
-            ));
-        }
+        policy::allow(
+            rpc::CONTACTS,
+            &caller,
+            &Parties::owned_by(local_authority.ods_code.clone()),
+        )?;
         let office =
             validate::required_text("contacts.office_hours_phone", &contacts.office_hours_phone)?;
         let out_of_hours =

@@ -35,6 +35,9 @@ enum Command {
         #[arg(long = "server-name")]
         server_names: Vec<String>,
     },
+    /// Prints who may call each RPC (the access matrix of docs/access.md),
+    /// from the policy every service enforces.
+    Policy,
     /// Plays a whole case against a running backbone, with synthetic data.
     Demo {
         #[arg(
@@ -177,6 +180,10 @@ async fn main() -> ExitCode {
                     dir.display()
                 );
             })
+        }
+        Command::Policy => {
+            print!("{}", service_core::policy::matrix());
+            Ok(())
         }
         Command::Refer(command) => command.run().await,
         Command::Decide(command) => command.run().await,

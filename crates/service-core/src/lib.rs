@@ -16,6 +16,8 @@ pub mod follow;
 pub mod health;
 pub mod metrics;
 pub mod process;
+/// Who may call what: the one access policy (`trust::policy`).
+pub use trust::policy;
 pub mod projection;
 pub mod quarantine;
 pub mod reject;

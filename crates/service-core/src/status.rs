@@ -38,15 +38,7 @@ impl service_status_server::ServiceStatus for Status {
     ) -> Result<Response<GetStatusResponse>, tonic::Status> {
         // What stopped and which records were set aside: for the people who
         // run the backbone and for its own services, no one else.
-        if let trust::Peer::Organisation(_) = trust::Peer::of(&request)? {
-            let caller = trust::Caller::of(&request)?;
-            if caller.role != contract::common::v1::Role::Operator {
-                return Err(tonic::Status::permission_denied(format!(
-                    "GetStatus: operators only (role OPERATOR), not {}",
-                    caller.role_name()
-                )));
-            }
-        }
+        crate::policy::allow_request("safeguard.events.v1.ServiceStatus/GetStatus", &request)?;
         Ok(Response::new(GetStatusResponse {
             services: self
                 .services

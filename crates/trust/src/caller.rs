@@ -24,16 +24,6 @@ impl Peer {
             .get::<Peer>()
             .ok_or_else(|| Status::unauthenticated("a client certificate is required"))
     }
-
-    /// Refuses anyone but the backbone's own services.
-    pub fn require_service<T>(request: &tonic::Request<T>, rpc: &str) -> Result<String, Status> {
-        match Peer::of(request)? {
-            Peer::Service(name) => Ok(name.clone()),
-            Peer::Organisation(_) => Err(Status::permission_denied(format!(
-                "{rpc}: only the backbone's own services, by their service certificates"
-            ))),
-        }
-    }
 }
 
 /// The person making a call, from their verified token and their system's
@@ -75,31 +65,6 @@ impl Caller {
     /// The role as people write it: `UNSCHEDULED_CARE_CLINICIAN`.
     pub fn role_name(&self) -> &'static str {
         role_name(self.role)
-    }
-
-    /// Local authority children's social care roles: they own plans and see
-    /// case detail.
-    pub fn is_local_authority(&self) -> bool {
-        matches!(
-            self.role,
-            wire::Role::SocialWorker
-                | wire::Role::TeamManager
-                | wire::Role::MashOfficer
-                | wire::Role::ConferenceChair
-        )
-    }
-
-    /// Refuses callers outside local authority social care, naming what
-    /// they may not do.
-    pub fn require_local_authority(&self, action: &str) -> Result<(), Status> {
-        if self.is_local_authority() {
-            Ok(())
-        } else {
-            Err(Status::permission_denied(format!(
-                "role {} may not {action}; local authority social care roles only",
-                self.role_name()
-            )))
-        }
     }
 
     /// Back to the wire, for the actor of the events it causes.

@@ -1,13 +1,14 @@
 //! Who is calling, proven: agency systems and services by the client
 //! certificate they present over mutual TLS, people by the signed access
-//! token each request carries. Nothing here decides what a caller may do;
-//! it only establishes who the caller is, from verified credentials alone.
+//! token each request carries, established from verified credentials
+//! alone; and, in `policy`, the one table of what each may do.
 
 pub mod caller;
 pub mod client;
 pub mod config;
 pub mod layer;
 pub mod names;
+pub mod policy;
 pub mod realm;
 pub mod token;
 
