@@ -2,6 +2,7 @@
 //! `safeguard up` does, on port 0 over a temp directory, and the tests speak
 //! to it over gRPC only.
 
+mod access;
 mod bad_input;
 mod conferences;
 mod credentials;
