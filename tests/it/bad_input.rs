@@ -10,6 +10,7 @@ use contract::common::v1::{
 };
 use contract::conference::v1::*;
 use contract::notification::v1 as note;
+use contract::referral::v1 as referral;
 use contract::registry::v1 as registry_wire;
 use tonic::{Code, Status};
 
@@ -693,4 +694,121 @@ async fn the_notification_service_refuses_bad_input_precisely() {
     )
     .await;
     t.finish(&case);
+}
+
+/// The limits no caller may pass: each refused precisely (the field and the
+/// limit, or the size and the limit), with nothing written; and one
+/// person's lookups a minute.
+#[tokio::test]
+async fn limits_are_refused_precisely_and_change_nothing() {
+    let case = case().await;
+    let mut t = Table::default();
+    let mut referrals = case.b.referrals.clone();
+    let over = |bytes: usize| "x".repeat(bytes);
+    let refer = |change: &dyn Fn(&mut referral::SubmitReferralRequest)| {
+        let mut request = referral_of("limits", the_child(), None);
+        change(&mut request);
+        request
+    };
+    t.case(
+        "a request larger than any service reads",
+        referrals.submit_referral(refer(&|r| r.concerns = over(100_000))),
+        Code::OutOfRange,
+        "the limit is: 65536 bytes",
+    )
+    .await;
+    t.case(
+        "free text over its limit",
+        referrals.submit_referral(refer(&|r| r.concerns = over(10_001))),
+        Code::InvalidArgument,
+        "concerns: at most 10000 bytes, not 10001",
+    )
+    .await;
+    t.case(
+        "a name over its limit, deep in the request",
+        referrals.submit_referral(refer(&|r| {
+            if let Some(referrer) = r.referrer.as_mut() {
+                referrer.person = Some(contract::common::v1::ContactDetails {
+                    name: over(300),
+                    ..Default::default()
+                });
+            }
+        })),
+        Code::InvalidArgument,
+        "referrer.person.name: at most 256 bytes, not 300",
+    )
+    .await;
+    t.case(
+        "a purpose over its limit",
+        case.b
+            .as_(&nurse())
+            .registry
+            .lookup_child(registry_wire::LookupChildRequest {
+                nhs_number: child(),
+                purpose: over(257),
+                ..registry_wire::LookupChildRequest::default()
+            }),
+        Code::InvalidArgument,
+        "purpose: at most 256 bytes, not 257",
+    )
+    .await;
+    t.case(
+        "more invitees than a list may hold",
+        case.b
+            .conferences
+            .clone()
+            .update_invitations(UpdateInvitationsRequest {
+                conference_id: case.requested.clone(),
+                add: vec![invitee(InviteeRole::Gp, "Y99001", OrganisationKind::GpPractice); 51],
+                remove: vec![],
+            }),
+        Code::InvalidArgument,
+        "add: at most 50 items, not 51",
+    )
+    .await;
+    t.finish(&case);
+}
+
+#[tokio::test]
+async fn one_person_may_look_up_only_so_many_children_a_minute() {
+    let dir = tempfile::tempdir().expect("dir");
+    let settings = service_core::settings::Settings {
+        lookups_per_user_per_minute: 3,
+        ..service_core::settings::Settings::default()
+    };
+    let running = crate::spawn_backbone_configured(dir.path(), settings).await;
+    let mut backbone = connect(&running.agencies());
+    backbone._backbone = Some(running);
+    let look = |who: &CallerIdentity| {
+        let mut registry = backbone.as_(who).registry;
+        async move {
+            registry
+                .lookup_child(registry_wire::LookupChildRequest {
+                    nhs_number: child(),
+                    purpose: "unscheduled care attendance".into(),
+                    care_setting: contract::common::v1::CareSetting::EmergencyDepartment.into(),
+                    ..registry_wire::LookupChildRequest::default()
+                })
+                .await
+        }
+    };
+    for _ in 0..3 {
+        look(&nurse()).await.expect("within the limit");
+    }
+    let heads = backbone.quiet_heads().await;
+    let refused = look(&nurse()).await.expect_err("a fourth in a minute");
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    assert!(
+        refused
+            .message()
+            .starts_with("LookupChild: at most 3 lookups a minute by one person; retry in"),
+        "{refused:?}"
+    );
+    assert_eq!(backbone.heads(), heads, "a refused lookup is not audited");
+    // Another person of the same hospital is not held back by the first.
+    let colleague = CallerIdentity {
+        user_id: "nurse-0002".into(),
+        ..nurse()
+    };
+    look(&colleague).await.expect("a colleague's own allowance");
 }

@@ -268,7 +268,12 @@ async fn a_restarted_replica_serves_only_with_the_primarys_plans_and_refuses_wri
     let agencies = deployment.agencies();
     let lookups: Vec<_> = (0..16)
         .map(|worker| {
-            let mut primary = registry(&agencies, &deployment.url(PRIMARY), &safeguarding_lead());
+            // A person each: one person's lookups are limited per minute.
+            let lead = CallerIdentity {
+                user_id: format!("named-nurse-{worker}"),
+                ..safeguarding_lead()
+            };
+            let mut primary = registry(&agencies, &deployment.url(PRIMARY), &lead);
             let child = child.clone();
             tokio::spawn(async move {
                 for serial in 0..64 {

@@ -14,6 +14,7 @@ use domain::conference::{InviteeRole, QuorumRule};
 use eventlog::{EventId, EventLog, ExpectedVersion, NewEvent};
 use prost::{Message, Name};
 use service_core::clock::Clock;
+use service_core::limits;
 use service_core::policy::{self, Parties};
 use service_core::reject::{from_domain, from_log, internal, invalid, not_found};
 use service_core::validate::{self, Caller};
@@ -80,7 +81,7 @@ impl ConferenceScheduler {
     }
 
     pub fn into_server(self) -> ConferenceSchedulerServer<Self> {
-        ConferenceSchedulerServer::new(self)
+        ConferenceSchedulerServer::new(self).max_decoding_message_size(limits::MAX_REQUEST_BYTES)
     }
 
     pub(crate) fn health(&self) -> &service_core::Health {
@@ -280,8 +281,7 @@ impl conference_scheduler_server::ConferenceScheduler for ConferenceScheduler {
         &self,
         request: Request<wire::CreateConferenceRequest>,
     ) -> Result<Response<wire::ConferenceResponse>, Status> {
-        let caller = Caller::of(&request)?;
-        let request = request.into_inner();
+        let (caller, request) = limits::checked(request)?;
         policy::allow_role(rpc::CREATE, &caller)?;
         let kind = convert::kind(request.kind)?;
         let child = validate::nhs_number("child_nhs_number", request.child_nhs_number.as_ref())?;
@@ -328,8 +328,7 @@ impl conference_scheduler_server::ConferenceScheduler for ConferenceScheduler {
         &self,
         request: Request<wire::ScheduleConferenceRequest>,
     ) -> Result<Response<wire::ConferenceResponse>, Status> {
-        let caller = Caller::of(&request)?;
-        let request = request.into_inner();
+        let (caller, request) = limits::checked(request)?;
         let at = time("scheduled_for", request.scheduled_for.as_ref())?;
         self.change(
             rpc::SCHEDULE,
@@ -359,8 +358,7 @@ impl conference_scheduler_server::ConferenceScheduler for ConferenceScheduler {
         &self,
         request: Request<wire::RearrangeConferenceRequest>,
     ) -> Result<Response<wire::ConferenceResponse>, Status> {
-        let caller = Caller::of(&request)?;
-        let request = request.into_inner();
+        let (caller, request) = limits::checked(request)?;
         let at = time("scheduled_for", request.scheduled_for.as_ref())?;
         self.change(
             rpc::REARRANGE,
@@ -390,8 +388,7 @@ impl conference_scheduler_server::ConferenceScheduler for ConferenceScheduler {
         &self,
         request: Request<wire::CancelConferenceRequest>,
     ) -> Result<Response<wire::ConferenceResponse>, Status> {
-        let caller = Caller::of(&request)?;
-        let request = request.into_inner();
+        let (caller, request) = limits::checked(request)?;
         self.change(
             rpc::CANCEL,
             &caller,
@@ -418,8 +415,7 @@ impl conference_scheduler_server::ConferenceScheduler for ConferenceScheduler {
         &self,
         request: Request<wire::UpdateInvitationsRequest>,
     ) -> Result<Response<wire::ConferenceResponse>, Status> {
-        let caller = Caller::of(&request)?;
-        let request = request.into_inner();
+        let (caller, request) = limits::checked(request)?;
         let mut added = Vec::new();
         for (index, invitee) in request.add.iter().enumerate() {
             let field = format!("add[{index}]");
@@ -479,8 +475,7 @@ impl conference_scheduler_server::ConferenceScheduler for ConferenceScheduler {
         &self,
         request: Request<wire::RecordInviteReplyRequest>,
     ) -> Result<Response<wire::ConferenceResponse>, Status> {
-        let caller = Caller::of(&request)?;
-        let request = request.into_inner();
+        let (caller, request) = limits::checked(request)?;
         let key = convert::key("invitee", request.role, &request.organisation_ods_code)?;
         let response = convert::response(request.response)?;
         self.change(
@@ -512,8 +507,7 @@ impl conference_scheduler_server::ConferenceScheduler for ConferenceScheduler {
         &self,
         request: Request<wire::RecordReportReceivedRequest>,
     ) -> Result<Response<wire::ConferenceResponse>, Status> {
-        let caller = Caller::of(&request)?;
-        let request = request.into_inner();
+        let (caller, request) = limits::checked(request)?;
         let key = convert::key("invitee", request.role, &request.organisation_ods_code)?;
         self.change(
             rpc::REPORT,
@@ -544,8 +538,7 @@ impl conference_scheduler_server::ConferenceScheduler for ConferenceScheduler {
         &self,
         request: Request<wire::RecordAttendanceRequest>,
     ) -> Result<Response<wire::ConferenceResponse>, Status> {
-        let caller = Caller::of(&request)?;
-        let request = request.into_inner();
+        let (caller, request) = limits::checked(request)?;
         let held_on = validate::date("held_on", request.held_on.as_ref())?;
         if held_on > self.today() {
             return Err(invalid("held_on", "is in the future"));
@@ -587,8 +580,7 @@ impl conference_scheduler_server::ConferenceScheduler for ConferenceScheduler {
         &self,
         request: Request<wire::RecordOutcomeRequest>,
     ) -> Result<Response<wire::ConferenceResponse>, Status> {
-        let caller = Caller::of(&request)?;
-        let request = request.into_inner();
+        let (caller, request) = limits::checked(request)?;
         let outcome = convert::outcome(request.outcome.as_ref())?;
         let override_reason = request
             .outcome
@@ -641,9 +633,8 @@ impl conference_scheduler_server::ConferenceScheduler for ConferenceScheduler {
         &self,
         request: Request<wire::GetConferenceRequest>,
     ) -> Result<Response<wire::ConferenceResponse>, Status> {
-        let caller = Caller::of(&request)?;
+        let (caller, request) = limits::checked(request)?;
         policy::allow_role(rpc::GET, &caller)?;
-        let request = request.into_inner();
         self.inner
             .watermark
             .wait_for(request.min_token.as_ref(), consistency::DEFAULT_WAIT)
@@ -663,8 +654,7 @@ impl conference_scheduler_server::ConferenceScheduler for ConferenceScheduler {
         &self,
         request: Request<wire::ListConferencesRequest>,
     ) -> Result<Response<wire::ListConferencesResponse>, Status> {
-        let caller = Caller::of(&request)?;
-        let request = request.into_inner();
+        let (caller, request) = limits::checked(request)?;
         let local_authority = domain::OdsCode::parse(&request.local_authority_ods_code)
             .map_err(|error| invalid("local_authority_ods_code", error))?;
         policy::allow(

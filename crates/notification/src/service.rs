@@ -8,6 +8,7 @@ use contract::notification::v1 as wire;
 use contract::notification::v1::notification_server::{self, NotificationServer};
 use contract::records::{NotificationEvent, Records};
 use eventlog::{EventLog, ExpectedVersion};
+use service_core::limits;
 use service_core::policy::{self, Parties};
 use service_core::reject::{from_log, internal, invalid};
 use service_core::validate::{self, Caller};
@@ -72,7 +73,7 @@ impl Notification {
     }
 
     pub fn into_server(self) -> NotificationServer<Self> {
-        NotificationServer::new(self)
+        NotificationServer::new(self).max_decoding_message_size(limits::MAX_REQUEST_BYTES)
     }
 
     pub fn log(&self) -> &EventLog {
@@ -91,8 +92,7 @@ impl notification_server::Notification for Notification {
         &self,
         request: Request<wire::SubscribeRequest>,
     ) -> Result<Response<Self::SubscribeStream>, Status> {
-        let caller = Caller::of(&request)?;
-        let request = request.into_inner();
+        let (caller, request) = limits::checked(request)?;
         let recipient = recipient(rpc::SUBSCRIBE, &caller, &request.recipient_ods_code)?;
         let subscriber = validate::required_text("subscriber", &request.subscriber)?;
         let kinds = request
@@ -171,8 +171,7 @@ impl notification_server::Notification for Notification {
         &self,
         request: Request<wire::AcknowledgeRequest>,
     ) -> Result<Response<wire::AcknowledgeResponse>, Status> {
-        let caller = Caller::of(&request)?;
-        let request = request.into_inner();
+        let (caller, request) = limits::checked(request)?;
         let recipient = recipient(rpc::ACKNOWLEDGE, &caller, &request.recipient_ods_code)?;
         let subscriber = validate::required_text("subscriber", &request.subscriber)?;
         if request.sequence >= self.inner.log.head() {

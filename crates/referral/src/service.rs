@@ -12,9 +12,9 @@ use domain::calendar::Calendar;
 use domain::clocks;
 use eventlog::{EventId, EventLog, ExpectedVersion, NewEvent};
 use service_core::clock::Clock;
+use service_core::limits;
 use service_core::policy::{self, Parties};
 use service_core::reject::{from_domain, from_log, internal, invalid, not_found};
-use service_core::validate::Caller;
 use service_core::validate::{self};
 use service_core::{Watermark, consistency};
 use tonic::{Request, Response, Status};
@@ -60,7 +60,7 @@ impl ReferralIntake {
     }
 
     pub fn into_server(self) -> ReferralIntakeServer<Self> {
-        ReferralIntakeServer::new(self)
+        ReferralIntakeServer::new(self).max_decoding_message_size(limits::MAX_REQUEST_BYTES)
     }
 
     /// Its health, for the server to report NOT_SERVING once its projection
@@ -281,9 +281,8 @@ impl referral_intake_server::ReferralIntake for ReferralIntake {
         &self,
         request: Request<wire::SubmitReferralRequest>,
     ) -> Result<Response<wire::SubmitReferralResponse>, Status> {
-        let caller = Caller::of(&request)?;
+        let (caller, request) = limits::checked(request)?;
         policy::allow(rpc::SUBMIT, &caller, &Parties::default())?;
-        let request = request.into_inner();
         let key = validate::required_text("idempotency_key", &request.idempotency_key)?;
         let received_at = validate::timestamp_or_now("received_at", request.received_at.as_ref())?;
         let received_on = validate::date_of(&received_at);
@@ -344,8 +343,7 @@ impl referral_intake_server::ReferralIntake for ReferralIntake {
         &self,
         request: Request<wire::RecordDecisionRequest>,
     ) -> Result<Response<wire::RecordDecisionResponse>, Status> {
-        let caller = Caller::of(&request)?;
-        let request = request.into_inner();
+        let (caller, request) = limits::checked(request)?;
         policy::allow_role(rpc::DECIDE, &caller)?;
         validate::known_enum::<wire::RagRating>("rag_rating", request.rag_rating)?;
         validate::known_enum::<wire::ReferralOutcome>("outcome", request.outcome)?;
@@ -397,8 +395,7 @@ impl referral_intake_server::ReferralIntake for ReferralIntake {
         &self,
         request: Request<wire::RecordStrategyDiscussionRequest>,
     ) -> Result<Response<wire::RecordStrategyDiscussionResponse>, Status> {
-        let caller = Caller::of(&request)?;
-        let request = request.into_inner();
+        let (caller, request) = limits::checked(request)?;
         policy::allow_role(rpc::STRATEGY, &caller)?;
         let held_on = validate::date("held_on", request.held_on.as_ref())?;
         if held_on > self.inner.clock.today() {
@@ -464,8 +461,7 @@ impl referral_intake_server::ReferralIntake for ReferralIntake {
         &self,
         request: Request<wire::RecordSection47OutcomeRequest>,
     ) -> Result<Response<wire::RecordSection47OutcomeResponse>, Status> {
-        let caller = Caller::of(&request)?;
-        let request = request.into_inner();
+        let (caller, request) = limits::checked(request)?;
         policy::allow_role(rpc::SECTION_47, &caller)?;
         let concluded_on = validate::date("concluded_on", request.concluded_on.as_ref())?;
         let rationale = validate::required_text("rationale", &request.rationale)?;
@@ -511,9 +507,8 @@ impl referral_intake_server::ReferralIntake for ReferralIntake {
         &self,
         request: Request<wire::GetReferralRequest>,
     ) -> Result<Response<wire::GetReferralResponse>, Status> {
-        let caller = Caller::of(&request)?;
+        let (caller, request) = limits::checked(request)?;
         policy::allow_role(rpc::GET, &caller)?;
-        let request = request.into_inner();
         self.inner
             .watermark
             .wait_for(request.min_token.as_ref(), consistency::DEFAULT_WAIT)
@@ -529,8 +524,7 @@ impl referral_intake_server::ReferralIntake for ReferralIntake {
         &self,
         request: Request<wire::ListAwaitingDecisionRequest>,
     ) -> Result<Response<wire::ListAwaitingDecisionResponse>, Status> {
-        let caller = Caller::of(&request)?;
-        let request = request.into_inner();
+        let (caller, request) = limits::checked(request)?;
         let local_authority = domain::OdsCode::parse(&request.local_authority_ods_code)
             .map_err(|error| invalid("local_authority_ods_code", error))?;
         policy::allow(

@@ -24,6 +24,7 @@ mod convert;
 mod forward;
 mod lookup;
 mod projection;
+mod rate;
 mod rules;
 mod service;
 
@@ -65,6 +66,8 @@ pub struct Options {
     /// How long an ended plan is still shown by a lookup (London
     /// procedures: 12 months). History keeps it for ever.
     pub visibility_months: u32,
+    /// How many children one person may look up a minute.
+    pub lookups_per_user_per_minute: u32,
     /// How many registry pods run: the primary and its read replicas.
     pub pods: u32,
     /// Which pod this is: 0 the primary, else a read replica.
@@ -87,6 +90,7 @@ impl Options {
         Options {
             data_dir: data_dir.into(),
             visibility_months: settings.visibility_months,
+            lookups_per_user_per_minute: settings.lookups_per_user_per_minute,
             pods: 1,
             pod: 0,
             primary_url: None,
@@ -218,6 +222,7 @@ pub async fn open(options: Options, bus: &bus::Bus) -> Result<PlanRegistry, Erro
         plan_rule: plan_rule.clone(),
         sources,
         visibility_months: options.visibility_months,
+        lookup_rate: rate::LookupRate::new(options.lookups_per_user_per_minute),
         clock: options.clock,
         quarantine,
         primary,

@@ -40,6 +40,7 @@ impl PlanRegistry {
         let setting = validate::optional_enum::<CareSetting>("care_setting", request.care_setting)?;
         let caller = caller.in_setting(setting);
         policy::allow(rpc::LOOKUP, &caller, &Parties::default())?;
+        self.inner.lookup_rate.take(&caller)?;
         let child = validate::nhs_number("nhs_number", request.nhs_number.as_ref())?;
         let purpose = validate::required_text("purpose", &request.purpose)?;
         let as_of = validate::optional_date("as_of", request.as_of.as_ref())?;

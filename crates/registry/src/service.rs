@@ -14,6 +14,7 @@ use contract::registry::v1::plan_registry_server::{self, PlanRegistryServer};
 use domain::codes::PlanType;
 use eventlog::{EventId, EventLog, ExpectedVersion};
 use prost::{Message, Name};
+use service_core::limits;
 use service_core::policy::{self, Parties};
 use service_core::reject::{from_domain, from_log, internal, invalid, not_found};
 use service_core::validate::{self, Caller};
@@ -46,6 +47,8 @@ pub(crate) struct Inner {
     /// How far the chronology has read each other producer.
     pub sources: HashMap<&'static str, Watermark>,
     pub visibility_months: u32,
+    /// How often each person may look children up.
+    pub lookup_rate: crate::rate::LookupRate,
     /// What day it is, for which plans a lookup shows.
     pub clock: service_core::clock::Clock,
     pub quarantine: service_core::Quarantine,
@@ -76,7 +79,7 @@ impl PlanRegistry {
     }
 
     pub fn into_server(self) -> PlanRegistryServer<Self> {
-        PlanRegistryServer::new(self)
+        PlanRegistryServer::new(self).max_decoding_message_size(limits::MAX_REQUEST_BYTES)
     }
 
     pub fn log(&self) -> &EventLog {
@@ -254,18 +257,24 @@ impl plan_registry_server::PlanRegistry for PlanRegistry {
         &self,
         request: Request<wire::LookupChildRequest>,
     ) -> Result<Response<wire::LookupChildResponse>, Status> {
-        self.look_up(Caller::of(&request)?, request.into_inner())
-            .await
-            .map(Response::new)
+        {
+            let (caller, request) = limits::checked(request)?;
+            self.look_up(caller, request)
+        }
+        .await
+        .map(Response::new)
     }
 
     async fn child_chronology(
         &self,
         request: Request<wire::ChildChronologyRequest>,
     ) -> Result<Response<wire::ChildChronologyResponse>, Status> {
-        self.chronology(Caller::of(&request)?, request.into_inner())
-            .await
-            .map(Response::new)
+        {
+            let (caller, request) = limits::checked(request)?;
+            self.chronology(caller, request)
+        }
+        .await
+        .map(Response::new)
     }
 
     async fn record_transfer_in(
@@ -273,8 +282,7 @@ impl plan_registry_server::PlanRegistry for PlanRegistry {
         request: Request<wire::RecordTransferInRequest>,
     ) -> Result<Response<wire::PlanResponse>, Status> {
         forward_on_replica!(self, request, record_transfer_in);
-        let caller = Caller::of(&request)?;
-        let request = request.into_inner();
+        let (caller, request) = limits::checked(request)?;
         policy::allow_role(rpc::TRANSFER_IN, &caller)?;
         let child = validate::nhs_number("child_nhs_number", request.child_nhs_number.as_ref())?;
         validate::organisation(
@@ -297,8 +305,7 @@ impl plan_registry_server::PlanRegistry for PlanRegistry {
         request: Request<wire::RecordLookedAfterRequest>,
     ) -> Result<Response<wire::PlanResponse>, Status> {
         forward_on_replica!(self, request, record_looked_after);
-        let caller = Caller::of(&request)?;
-        let request = request.into_inner();
+        let (caller, request) = limits::checked(request)?;
         policy::allow_role(rpc::LOOKED_AFTER, &caller)?;
         let child = validate::nhs_number("child_nhs_number", request.child_nhs_number.as_ref())?;
         let started = started(
@@ -317,8 +324,7 @@ impl plan_registry_server::PlanRegistry for PlanRegistry {
         request: Request<wire::RecordUnbornPlanRequest>,
     ) -> Result<Response<wire::PlanResponse>, Status> {
         forward_on_replica!(self, request, record_unborn_plan);
-        let caller = Caller::of(&request)?;
-        let request = request.into_inner();
+        let (caller, request) = limits::checked(request)?;
         policy::allow_role(rpc::UNBORN, &caller)?;
         let mother = validate::nhs_number("mother_nhs_number", request.mother_nhs_number.as_ref())?;
         let expected = validate::date(
@@ -342,8 +348,7 @@ impl plan_registry_server::PlanRegistry for PlanRegistry {
         request: Request<wire::LinkBirthRequest>,
     ) -> Result<Response<wire::PlanResponse>, Status> {
         forward_on_replica!(self, request, link_birth);
-        let caller = Caller::of(&request)?;
-        let request = request.into_inner();
+        let (caller, request) = limits::checked(request)?;
         policy::allow_role(rpc::LINK_BIRTH, &caller)?;
         let baby = validate::nhs_number("baby_nhs_number", request.baby_nhs_number.as_ref())?;
         let born_on = validate::date("born_on", request.born_on.as_ref())?;
@@ -382,8 +387,7 @@ impl plan_registry_server::PlanRegistry for PlanRegistry {
         request: Request<wire::EndPlanRequest>,
     ) -> Result<Response<wire::PlanResponse>, Status> {
         forward_on_replica!(self, request, end_plan);
-        let caller = Caller::of(&request)?;
-        let request = request.into_inner();
+        let (caller, request) = limits::checked(request)?;
         policy::allow_role(rpc::END, &caller)?;
         let end_date = validate::date("end_date", request.end_date.as_ref())?;
         validate::known_enum::<wire::PlanEndReason>("reason", request.reason)?;
@@ -426,8 +430,7 @@ impl plan_registry_server::PlanRegistry for PlanRegistry {
         request: Request<wire::SetLocalAuthorityContactsRequest>,
     ) -> Result<Response<wire::SetLocalAuthorityContactsResponse>, Status> {
         forward_on_replica!(self, request, set_local_authority_contacts);
-        let caller = Caller::of(&request)?;
-        let request = request.into_inner();
+        let (caller, request) = limits::checked(request)?;
         policy::allow_role(rpc::CONTACTS, &caller)?;
         let contacts = request
             .contacts

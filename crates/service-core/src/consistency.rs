@@ -15,6 +15,11 @@ use tonic::Status;
 /// How long a read waits for its projection before answering UNAVAILABLE.
 pub const DEFAULT_WAIT: Duration = Duration::from_secs(5);
 
+/// How many reads may wait at once for one view to reach their tokens;
+/// beyond it a read is refused RESOURCE_EXHAUSTED rather than queued, so
+/// tokens naming positions far ahead cannot pile up waiters.
+pub const MAX_WAITING: usize = 1_000;
+
 /// How far one projection has applied one log: every position below the
 /// mark. Cheap to clone; the projection's task advances it.
 ///
@@ -89,6 +94,18 @@ impl Watermark {
             if state.applied >= wanted {
                 return Ok(());
             }
+            // Readers that gave up (timed out, went away) no longer count.
+            state.waiting.retain(|_, senders| {
+                senders.retain(|sender| !sender.is_closed());
+                !senders.is_empty()
+            });
+            let waiting: usize = state.waiting.values().map(Vec::len).sum();
+            if waiting >= MAX_WAITING {
+                return Err(Status::resource_exhausted(format!(
+                    "min_token: {waiting} reads are already waiting for {} to catch up, the limit is {MAX_WAITING}; retry shortly",
+                    self.log
+                )));
+            }
             let (sender, receiver) = oneshot::channel();
             state.waiting.entry(wanted).or_default().push(sender);
             receiver
@@ -120,6 +137,52 @@ mod tests {
 
     fn token(position: u64) -> ConsistencyToken {
         Watermark::new("log").token(position)
+    }
+
+    #[tokio::test]
+    async fn only_so_many_readers_wait_at_once_and_those_gone_do_not_count() {
+        let mark = Watermark::new("log");
+        let mut waiters: Vec<_> = (0..MAX_WAITING)
+            .map(|_| {
+                let mark = mark.clone();
+                tokio::spawn(async move { mark.wait_for(Some(&token(9)), DEFAULT_WAIT).await })
+            })
+            .collect();
+        while mark
+            .state
+            .lock()
+            .expect("state")
+            .waiting
+            .values()
+            .map(Vec::len)
+            .sum::<usize>()
+            < MAX_WAITING
+        {
+            tokio::task::yield_now().await;
+        }
+        let refused = mark
+            .wait_for(Some(&token(9)), DEFAULT_WAIT)
+            .await
+            .expect_err("one too many");
+        assert_eq!(refused.code(), tonic::Code::ResourceExhausted);
+        assert!(
+            refused.message().contains("the limit is 1000"),
+            "{refused:?}"
+        );
+        // One gives up: another may wait in its place.
+        let gone = waiters.remove(0);
+        gone.abort();
+        assert!(gone.await.expect_err("aborted").is_cancelled());
+        let room = {
+            let mark = mark.clone();
+            tokio::spawn(async move { mark.wait_for(Some(&token(9)), DEFAULT_WAIT).await })
+        };
+        tokio::task::yield_now().await;
+        mark.advance_to(9);
+        assert!(room.await.expect("task").is_ok());
+        for waiter in waiters {
+            assert!(waiter.await.expect("task").is_ok());
+        }
     }
 
     #[tokio::test]

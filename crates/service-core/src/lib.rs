@@ -14,6 +14,7 @@ pub mod consistency;
 pub mod event;
 pub mod follow;
 pub mod health;
+pub mod limits;
 pub mod metrics;
 pub mod process;
 /// Who may call what: the one access policy (`trust::policy`).

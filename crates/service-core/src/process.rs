@@ -294,11 +294,16 @@ pub type Router = tonic::transport::server::Router<Layers>;
 
 /// The gRPC server every service (and the one-process backbone) builds its
 /// router on: mutual TLS, each request continuing its caller's trace and
-/// carrying only the identity its certificate and token prove.
+/// carrying only the identity its certificate and token prove, within the
+/// time, concurrency and stream limits of `limits`.
 pub fn server(trust: &Trust) -> Result<tonic::transport::Server<Layers>, String> {
+    use crate::limits;
     Ok(tonic::transport::Server::builder()
         .tls_config(trust.server_tls())
         .map_err(|error| format!("TLS: {error}"))?
+        .timeout(limits::REQUEST_TIMEOUT)
+        .concurrency_limit_per_connection(limits::REQUESTS_PER_CONNECTION)
+        .max_concurrent_streams(limits::STREAMS_PER_CONNECTION)
         .layer(TraceLayer)
         .layer(trust.authenticate()))
 }

@@ -33,6 +33,10 @@ pub struct Settings {
     /// How often missed statutory deadlines are looked for, in seconds.
     /// The notification service.
     pub deadline_check_seconds: u64,
+    /// How many children one person may look up a minute, so that NHS
+    /// numbers cannot be enumerated (RESOURCE_EXHAUSTED beyond it). The
+    /// plan registry.
+    pub lookups_per_user_per_minute: u32,
 }
 
 impl Default for Settings {
@@ -45,6 +49,7 @@ impl Default for Settings {
             extra_bank_holidays: Vec::new(),
             removed_bank_holidays: Vec::new(),
             deadline_check_seconds: 60,
+            lookups_per_user_per_minute: 120,
         }
     }
 }

@@ -26,7 +26,7 @@ impl Status {
     }
 
     pub fn into_server(self) -> ServiceStatusServer<Self> {
-        ServiceStatusServer::new(self)
+        ServiceStatusServer::new(self).max_decoding_message_size(crate::limits::MAX_REQUEST_BYTES)
     }
 }
 

@@ -31,13 +31,12 @@ pub fn optional_enum<E: TryFrom<i32>>(field: &str, value: i32) -> Result<E, Stat
     E::try_from(value).map_err(|_| invalid(field, format!("unknown value {value}")))
 }
 
+/// Text that must be given; its length is held to its limit with every
+/// other field's (`limits::checked`).
 pub fn required_text(field: &str, value: &str) -> Result<String, Status> {
     let value = value.trim();
     if value.is_empty() {
         return Err(invalid(field, "is required"));
-    }
-    if value.len() > 10_000 {
-        return Err(invalid(field, "is longer than 10000 bytes"));
     }
     Ok(value.to_owned())
 }
