@@ -10,6 +10,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "safeguard/events/v1/envelope.proto",
         "safeguard/events/v1/log.proto",
         "safeguard/events/v1/status.proto",
+        "safeguard/events/v1/access.proto",
         "safeguard/referral/v1/referral.proto",
         "safeguard/conference/v1/conference.proto",
         "safeguard/registry/v1/registry.proto",

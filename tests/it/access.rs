@@ -325,6 +325,7 @@ fn rows(case: &Case) -> Vec<Row> {
                     done(
                         c.referrals
                             .get_referral(referral::GetReferralRequest {
+                                purpose: "a test of the backbone".into(),
                                 referral_id: id,
                                 min_token: None,
                             })
@@ -550,6 +551,7 @@ fn rows(case: &Case) -> Vec<Row> {
                     done(
                         c.conferences
                             .get_conference(conference::GetConferenceRequest {
+                                purpose: "a test of the backbone".into(),
                                 conference_id: id,
                                 min_token: None,
                             })
@@ -605,6 +607,7 @@ fn rows(case: &Case) -> Vec<Row> {
                     done(
                         c.registry
                             .child_chronology(registry_wire::ChildChronologyRequest {
+                                purpose: "a test of the backbone".into(),
                                 nhs_number: nhs(&child),
                                 min_token: None,
                             })

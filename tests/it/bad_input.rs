@@ -394,6 +394,7 @@ async fn the_conference_scheduler_refuses_bad_input_precisely() {
     t.case(
         "get: a conference that does not exist",
         c.get_conference(GetConferenceRequest {
+            purpose: "a test of the backbone".into(),
             conference_id: "no-such-conference".into(),
             min_token: None,
         }),
@@ -474,6 +475,7 @@ async fn the_registry_refuses_bad_input_precisely() {
     t.case(
         "chronology: for an emergency department",
         a_and_e.child_chronology(registry_wire::ChildChronologyRequest {
+            purpose: "a test of the backbone".into(),
             nhs_number: child(),
             min_token: None,
         }),

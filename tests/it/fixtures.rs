@@ -378,6 +378,7 @@ pub async fn receive(
         .as_(&caller)
         .notifications
         .subscribe(note::SubscribeRequest {
+            purpose: "a test of the backbone".into(),
             subscriber: "inbox".into(),
             recipient_ods_code: ods,
             kinds: kinds.iter().map(|kind| i32::from(*kind)).collect(),

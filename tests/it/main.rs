@@ -3,6 +3,7 @@
 //! to it over gRPC only.
 
 mod access;
+mod audit;
 mod bad_input;
 mod conferences;
 mod credentials;

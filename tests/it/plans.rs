@@ -62,6 +62,7 @@ async fn an_emergency_department_sees_the_plan_and_whom_to_call_and_the_lookup_i
     let chronology = backbone
         .registry
         .child_chronology(registry_wire::ChildChronologyRequest {
+            purpose: "a test of the backbone".into(),
             nhs_number: child(),
             min_token: before.token,
         })
@@ -92,6 +93,7 @@ async fn an_emergency_department_sees_the_plan_and_whom_to_call_and_the_lookup_i
         .as_(&nurse())
         .registry
         .child_chronology(registry_wire::ChildChronologyRequest {
+            purpose: "a test of the backbone".into(),
             nhs_number: child(),
             min_token: None,
         })

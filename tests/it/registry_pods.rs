@@ -386,6 +386,7 @@ async fn story(
 ) -> Vec<String> {
     registry(agencies, &url, &chair())
         .child_chronology(wire::ChildChronologyRequest {
+            purpose: "a test of the backbone".into(),
             nhs_number: Some(NhsNumber {
                 value: child.to_owned(),
             }),

@@ -289,7 +289,9 @@ pub fn to_domain(event: &ConferenceEvent) -> Result<Option<Event>, String> {
                 .map(|outcome| outcome.quorum_override_reason.clone())
                 .filter(|reason| !reason.is_empty()),
         },
-        ConferenceEvent::Quarantined(_) => return Ok(None),
+        ConferenceEvent::Quarantined(_)
+        | ConferenceEvent::RecordsRead(_)
+        | ConferenceEvent::AccessRefused(_) => return Ok(None),
     }))
 }
 

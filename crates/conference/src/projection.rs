@@ -60,7 +60,9 @@ fn conference_of(event: &ConferenceEvent) -> Option<&str> {
         ConferenceEvent::ReportReceived(e) => &e.conference_id,
         ConferenceEvent::AttendanceRecorded(e) => &e.conference_id,
         ConferenceEvent::OutcomeRecorded(e) => &e.conference_id,
-        ConferenceEvent::Quarantined(_) => return None,
+        ConferenceEvent::Quarantined(_)
+        | ConferenceEvent::RecordsRead(_)
+        | ConferenceEvent::AccessRefused(_) => return None,
     })
 }
 
@@ -114,7 +116,9 @@ impl Projection {
             ConferenceEvent::Requested(requested) => {
                 return self.requested(requested, change, version);
             }
-            ConferenceEvent::Quarantined(_) => return Ok(()),
+            ConferenceEvent::Quarantined(_)
+            | ConferenceEvent::RecordsRead(_)
+            | ConferenceEvent::AccessRefused(_) => return Ok(()),
             ConferenceEvent::Scheduled(scheduled) => (
                 scheduled.conference_id.clone(),
                 Box::new(move |tracked| {

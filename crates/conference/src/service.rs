@@ -13,9 +13,10 @@ use domain::codes::ConferenceKind;
 use domain::conference::{InviteeRole, QuorumRule};
 use eventlog::{EventId, EventLog, ExpectedVersion, NewEvent};
 use prost::{Message, Name};
+use service_core::audit;
 use service_core::clock::Clock;
 use service_core::limits;
-use service_core::policy::{self, Parties};
+use service_core::policy::Parties;
 use service_core::reject::{from_domain, from_log, internal, invalid, not_found};
 use service_core::validate::{self, Caller};
 use service_core::{Watermark, consistency};
@@ -210,10 +211,16 @@ impl ConferenceScheduler {
         own_invitation: Option<&str>,
         decide: impl FnOnce(&Tracked) -> Result<M, Status>,
     ) -> Result<Response<wire::ConferenceResponse>, Status> {
-        policy::allow_role(rpc, caller)?;
+        audit::allow_role(&self.inner.log, rpc, caller).await?;
         self.catch_up().await?;
         let tracked = self.tracked(conference_id)?;
-        policy::allow(rpc, caller, &parties(&tracked, own_invitation))?;
+        audit::allow(
+            &self.inner.log,
+            rpc,
+            caller,
+            &parties(&tracked, own_invitation),
+        )
+        .await?;
         let payload = decide(&tracked)?;
         let token = self
             .append(
@@ -282,16 +289,18 @@ impl conference_scheduler_server::ConferenceScheduler for ConferenceScheduler {
         request: Request<wire::CreateConferenceRequest>,
     ) -> Result<Response<wire::ConferenceResponse>, Status> {
         let (caller, request) = limits::checked(request)?;
-        policy::allow_role(rpc::CREATE, &caller)?;
+        audit::allow_role(&self.inner.log, rpc::CREATE, &caller).await?;
         let kind = convert::kind(request.kind)?;
         let child = validate::nhs_number("child_nhs_number", request.child_nhs_number.as_ref())?;
         let local_authority =
             validate::organisation("local_authority", request.local_authority.as_ref())?;
-        policy::allow(
+        audit::allow(
+            &self.inner.log,
             rpc::CREATE,
             &caller,
             &Parties::owned_by(local_authority.ods_code.clone()),
-        )?;
+        )
+        .await?;
         let clock_starts = validate::date("clock_starts", request.clock_starts.as_ref())?;
         let key = validate::required_text("idempotency_key", &request.idempotency_key)?;
         let due = match kind {
@@ -634,18 +643,28 @@ impl conference_scheduler_server::ConferenceScheduler for ConferenceScheduler {
         request: Request<wire::GetConferenceRequest>,
     ) -> Result<Response<wire::ConferenceResponse>, Status> {
         let (caller, request) = limits::checked(request)?;
-        policy::allow_role(rpc::GET, &caller)?;
+        audit::allow_role(&self.inner.log, rpc::GET, &caller).await?;
         self.inner
             .watermark
             .wait_for(request.min_token.as_ref(), consistency::DEFAULT_WAIT)
             .await?;
-        policy::allow(
-            rpc::GET,
+        let parties = parties(&self.tracked(&request.conference_id)?, None);
+        audit::allow(&self.inner.log, rpc::GET, &caller, &parties).await?;
+        let conference = self.view(&request.conference_id, self.today())?;
+        audit::read(
+            &self.inner.log,
             &caller,
-            &parties(&self.tracked(&request.conference_id)?, None),
-        )?;
+            &audit::reading(
+                rpc::GET,
+                &request.purpose,
+                conference.child_nhs_number.clone(),
+                parties.owners,
+                [conference.conference_id.clone()],
+            ),
+        )
+        .await?;
         Ok(Response::new(wire::ConferenceResponse {
-            conference: Some(self.view(&request.conference_id, self.today())?),
+            conference: Some(conference),
             token: None,
         }))
     }
@@ -657,23 +676,24 @@ impl conference_scheduler_server::ConferenceScheduler for ConferenceScheduler {
         let (caller, request) = limits::checked(request)?;
         let local_authority = domain::OdsCode::parse(&request.local_authority_ods_code)
             .map_err(|error| invalid("local_authority_ods_code", error))?;
-        policy::allow(
+        audit::allow(
+            &self.inner.log,
             rpc::LIST,
             &caller,
             &Parties::owned_by(local_authority.as_str()),
-        )?;
+        )
+        .await?;
         let today = validate::optional_date("as_of", request.as_of.as_ref())?
             .unwrap_or_else(|| self.today());
         self.inner
             .watermark
             .wait_for(request.min_token.as_ref(), consistency::DEFAULT_WAIT)
             .await?;
-        let projection = self
+        let mut conferences: Vec<wire::Conference> = self
             .inner
             .projection
             .read()
-            .map_err(|error| internal("reading conferences", error))?;
-        let mut conferences: Vec<wire::Conference> = projection
+            .map_err(|error| internal("reading conferences", error))?
             .conferences
             .values()
             .filter(|tracked| {
@@ -699,6 +719,20 @@ impl conference_scheduler_server::ConferenceScheduler for ConferenceScheduler {
                 view.conference_id.clone(),
             )
         });
+        audit::read(
+            &self.inner.log,
+            &caller,
+            &audit::reading(
+                rpc::LIST,
+                &request.purpose,
+                conferences
+                    .iter()
+                    .filter_map(|view| view.child_nhs_number.clone()),
+                [local_authority.to_string()],
+                conferences.iter().map(|view| view.conference_id.clone()),
+            ),
+        )
+        .await?;
         Ok(Response::new(wire::ListConferencesResponse { conferences }))
     }
 }

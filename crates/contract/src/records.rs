@@ -3,7 +3,7 @@
 //! a record that does not decode is told apart from one this build does not
 //! know (a newer build wrote it).
 
-use crate::events::v1::{EventEnvelope, RecordQuarantined};
+use crate::events::v1::{AccessRefused, EventEnvelope, RecordQuarantined, RecordsRead};
 use crate::{conference, notification, referral, registry};
 
 /// Why a record's payload is not what its content type says.
@@ -96,6 +96,8 @@ records! {
         StrategyDiscussionHeld(referral::v1::StrategyDiscussionHeld),
         Section47Concluded(referral::v1::Section47Concluded),
         Quarantined(RecordQuarantined),
+        RecordsRead(RecordsRead),
+        AccessRefused(AccessRefused),
     }
 }
 
@@ -113,6 +115,8 @@ records! {
         AttendanceRecorded(conference::v1::AttendanceRecorded),
         OutcomeRecorded(conference::v1::ConferenceOutcomeRecorded),
         Quarantined(RecordQuarantined),
+        RecordsRead(RecordsRead),
+        AccessRefused(AccessRefused),
     }
 }
 
@@ -127,6 +131,8 @@ records! {
         ChildLookedUp(registry::v1::ChildLookedUp),
         ContactsSet(registry::v1::LocalAuthorityContactsSet),
         Quarantined(RecordQuarantined),
+        RecordsRead(RecordsRead),
+        AccessRefused(AccessRefused),
     }
 }
 
@@ -137,6 +143,8 @@ records! {
         Raised(notification::v1::NotificationRaised),
         Acknowledged(notification::v1::SubscriberAcknowledged),
         Quarantined(RecordQuarantined),
+        RecordsRead(RecordsRead),
+        AccessRefused(AccessRefused),
     }
 }
 

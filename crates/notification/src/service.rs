@@ -8,8 +8,9 @@ use contract::notification::v1 as wire;
 use contract::notification::v1::notification_server::{self, NotificationServer};
 use contract::records::{NotificationEvent, Records};
 use eventlog::{EventLog, ExpectedVersion};
+use service_core::audit;
 use service_core::limits;
-use service_core::policy::{self, Parties};
+use service_core::policy::Parties;
 use service_core::reject::{from_log, internal, invalid};
 use service_core::validate::{self, Caller};
 use service_core::{Watermark, consistency};
@@ -40,9 +41,14 @@ mod rpc {
 
 /// A partner reads and acknowledges only its own organisation's
 /// notifications (`rpc` asks the access policy).
-fn recipient(rpc: &str, caller: &Caller, ods: &str) -> Result<String, Status> {
+async fn recipient(
+    log: &EventLog,
+    rpc: &str,
+    caller: &Caller,
+    ods: &str,
+) -> Result<String, Status> {
     let ods = domain::OdsCode::parse(ods).map_err(|error| invalid("recipient_ods_code", error))?;
-    policy::allow(rpc, caller, &Parties::for_recipient(ods.as_str()))?;
+    audit::allow(log, rpc, caller, &Parties::for_recipient(ods.as_str())).await?;
     Ok(ods.to_string())
 }
 
@@ -93,7 +99,13 @@ impl notification_server::Notification for Notification {
         request: Request<wire::SubscribeRequest>,
     ) -> Result<Response<Self::SubscribeStream>, Status> {
         let (caller, request) = limits::checked(request)?;
-        let recipient = recipient(rpc::SUBSCRIBE, &caller, &request.recipient_ods_code)?;
+        let recipient = recipient(
+            &self.inner.log,
+            rpc::SUBSCRIBE,
+            &caller,
+            &request.recipient_ods_code,
+        )
+        .await?;
         let subscriber = validate::required_text("subscriber", &request.subscriber)?;
         let kinds = request
             .kinds
@@ -115,10 +127,27 @@ impl notification_server::Notification for Notification {
                 .get(&(recipient.clone(), subscriber))
                 .copied()
         };
-        let mut events = self
-            .inner
-            .log
-            .subscribe(after.map_or(0, |sequence| sequence + 1));
+        // What the stream will carry is a read of children's records too:
+        // recorded, durably, before the first message goes.
+        let first = after.map_or(0, |sequence| sequence + 1);
+        audit::read(
+            &self.inner.log,
+            &caller,
+            &audit::reading(
+                rpc::SUBSCRIBE,
+                &request.purpose,
+                request
+                    .child_nhs_number
+                    .clone()
+                    .filter(|number| !number.value.is_empty()),
+                [recipient.clone()],
+                [format!(
+                    "notifications for {recipient} from sequence {first}"
+                )],
+            ),
+        )
+        .await?;
+        let mut events = self.inner.log.subscribe(first);
         let (sender, receiver) = tokio::sync::mpsc::channel(256);
         tokio::spawn(async move {
             loop {
@@ -172,7 +201,13 @@ impl notification_server::Notification for Notification {
         request: Request<wire::AcknowledgeRequest>,
     ) -> Result<Response<wire::AcknowledgeResponse>, Status> {
         let (caller, request) = limits::checked(request)?;
-        let recipient = recipient(rpc::ACKNOWLEDGE, &caller, &request.recipient_ods_code)?;
+        let recipient = recipient(
+            &self.inner.log,
+            rpc::ACKNOWLEDGE,
+            &caller,
+            &request.recipient_ods_code,
+        )
+        .await?;
         let subscriber = validate::required_text("subscriber", &request.subscriber)?;
         if request.sequence >= self.inner.log.head() {
             return Err(invalid("sequence", "is beyond the last notification"));

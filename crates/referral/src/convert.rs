@@ -75,7 +75,9 @@ pub fn to_domain(event: &ReferralEvent) -> Result<Option<Event>, String> {
             concluded_on: date("concluded_on", concluded.concluded_on.as_ref())?,
             conference_needed: concluded.conference_needed,
         },
-        ReferralEvent::Quarantined(_) => return Ok(None),
+        ReferralEvent::Quarantined(_)
+        | ReferralEvent::RecordsRead(_)
+        | ReferralEvent::AccessRefused(_) => return Ok(None),
     }))
 }
 

@@ -87,7 +87,9 @@ impl Projection {
                 let tracked = self.tracked(&concluded.referral_id, &change, version)?;
                 show_section_47(&mut tracked.view, &concluded);
             }
-            ReferralEvent::Quarantined(_) => {}
+            ReferralEvent::Quarantined(_)
+            | ReferralEvent::RecordsRead(_)
+            | ReferralEvent::AccessRefused(_) => {}
         }
         Ok(())
     }
@@ -117,7 +119,9 @@ fn referral_of(event: &ReferralEvent) -> Option<&str> {
         ReferralEvent::Decided(e) => &e.referral_id,
         ReferralEvent::StrategyDiscussionHeld(e) => &e.referral_id,
         ReferralEvent::Section47Concluded(e) => &e.referral_id,
-        ReferralEvent::Quarantined(_) => return None,
+        ReferralEvent::Quarantined(_)
+        | ReferralEvent::RecordsRead(_)
+        | ReferralEvent::AccessRefused(_) => return None,
     })
 }
 

@@ -11,9 +11,10 @@ use contract::referral::v1::referral_intake_server::{self, ReferralIntakeServer}
 use domain::calendar::Calendar;
 use domain::clocks;
 use eventlog::{EventId, EventLog, ExpectedVersion, NewEvent};
+use service_core::audit;
 use service_core::clock::Clock;
 use service_core::limits;
-use service_core::policy::{self, Parties};
+use service_core::policy::Parties;
 use service_core::reject::{from_domain, from_log, internal, invalid, not_found};
 use service_core::validate::{self};
 use service_core::{Watermark, consistency};
@@ -248,6 +249,17 @@ mod rpc {
     pub const AWAITING: &str = "safeguard.referral.v1.ReferralIntake/ListAwaitingDecision";
 }
 
+/// The child a referral is about, by NHS number (or their mother's, for
+/// an unborn child), if known.
+fn child_of(view: &wire::Referral) -> Option<contract::common::v1::NhsNumber> {
+    let child = view.child.as_ref()?;
+    child
+        .nhs_number
+        .clone()
+        .filter(|number| !number.value.is_empty())
+        .or_else(|| child.mother_nhs_number.clone())
+}
+
 /// Whom a referral concerns, for the access policy: the council it was
 /// made to, the organisation that made it, and the police forces in a
 /// strategy discussion that decided on a joint section 47 enquiry.
@@ -282,7 +294,7 @@ impl referral_intake_server::ReferralIntake for ReferralIntake {
         request: Request<wire::SubmitReferralRequest>,
     ) -> Result<Response<wire::SubmitReferralResponse>, Status> {
         let (caller, request) = limits::checked(request)?;
-        policy::allow(rpc::SUBMIT, &caller, &Parties::default())?;
+        audit::allow(&self.inner.log, rpc::SUBMIT, &caller, &Parties::default()).await?;
         let key = validate::required_text("idempotency_key", &request.idempotency_key)?;
         let received_at = validate::timestamp_or_now("received_at", request.received_at.as_ref())?;
         let received_on = validate::date_of(&received_at);
@@ -344,7 +356,7 @@ impl referral_intake_server::ReferralIntake for ReferralIntake {
         request: Request<wire::RecordDecisionRequest>,
     ) -> Result<Response<wire::RecordDecisionResponse>, Status> {
         let (caller, request) = limits::checked(request)?;
-        policy::allow_role(rpc::DECIDE, &caller)?;
+        audit::allow_role(&self.inner.log, rpc::DECIDE, &caller).await?;
         validate::known_enum::<wire::RagRating>("rag_rating", request.rag_rating)?;
         validate::known_enum::<wire::ReferralOutcome>("outcome", request.outcome)?;
         let outcome = convert::outcome_to_domain(request.outcome)
@@ -353,7 +365,13 @@ impl referral_intake_server::ReferralIntake for ReferralIntake {
         let decided_at = validate::timestamp_or_now("decided_at", request.decided_at.as_ref())?;
         self.catch_up().await?;
         let tracked = self.tracked(&request.referral_id)?;
-        policy::allow(rpc::DECIDE, &caller, &parties(&tracked.view))?;
+        audit::allow(
+            &self.inner.log,
+            rpc::DECIDE,
+            &caller,
+            &parties(&tracked.view),
+        )
+        .await?;
         let change = tracked
             .aggregate
             .decide(outcome, validate::date_of(&decided_at))
@@ -396,7 +414,7 @@ impl referral_intake_server::ReferralIntake for ReferralIntake {
         request: Request<wire::RecordStrategyDiscussionRequest>,
     ) -> Result<Response<wire::RecordStrategyDiscussionResponse>, Status> {
         let (caller, request) = limits::checked(request)?;
-        policy::allow_role(rpc::STRATEGY, &caller)?;
+        audit::allow_role(&self.inner.log, rpc::STRATEGY, &caller).await?;
         let held_on = validate::date("held_on", request.held_on.as_ref())?;
         if held_on > self.inner.clock.today() {
             return Err(invalid("held_on", "is in the future"));
@@ -408,7 +426,13 @@ impl referral_intake_server::ReferralIntake for ReferralIntake {
             .collect::<Result<Vec<_>, _>>()?;
         self.catch_up().await?;
         let tracked = self.tracked(&request.referral_id)?;
-        policy::allow(rpc::STRATEGY, &caller, &parties(&tracked.view))?;
+        audit::allow(
+            &self.inner.log,
+            rpc::STRATEGY,
+            &caller,
+            &parties(&tracked.view),
+        )
+        .await?;
         let change = tracked
             .aggregate
             .hold_strategy_discussion(held_on, request.section_47_enquiry)
@@ -462,12 +486,18 @@ impl referral_intake_server::ReferralIntake for ReferralIntake {
         request: Request<wire::RecordSection47OutcomeRequest>,
     ) -> Result<Response<wire::RecordSection47OutcomeResponse>, Status> {
         let (caller, request) = limits::checked(request)?;
-        policy::allow_role(rpc::SECTION_47, &caller)?;
+        audit::allow_role(&self.inner.log, rpc::SECTION_47, &caller).await?;
         let concluded_on = validate::date("concluded_on", request.concluded_on.as_ref())?;
         let rationale = validate::required_text("rationale", &request.rationale)?;
         self.catch_up().await?;
         let tracked = self.tracked(&request.referral_id)?;
-        policy::allow(rpc::SECTION_47, &caller, &parties(&tracked.view))?;
+        audit::allow(
+            &self.inner.log,
+            rpc::SECTION_47,
+            &caller,
+            &parties(&tracked.view),
+        )
+        .await?;
         let change = tracked
             .aggregate
             .conclude_section_47(concluded_on, request.conference_needed)
@@ -508,13 +538,25 @@ impl referral_intake_server::ReferralIntake for ReferralIntake {
         request: Request<wire::GetReferralRequest>,
     ) -> Result<Response<wire::GetReferralResponse>, Status> {
         let (caller, request) = limits::checked(request)?;
-        policy::allow_role(rpc::GET, &caller)?;
+        audit::allow_role(&self.inner.log, rpc::GET, &caller).await?;
         self.inner
             .watermark
             .wait_for(request.min_token.as_ref(), consistency::DEFAULT_WAIT)
             .await?;
         let referral = self.view(&request.referral_id)?;
-        policy::allow(rpc::GET, &caller, &parties(&referral))?;
+        audit::allow(&self.inner.log, rpc::GET, &caller, &parties(&referral)).await?;
+        audit::read(
+            &self.inner.log,
+            &caller,
+            &audit::reading(
+                rpc::GET,
+                &request.purpose,
+                child_of(&referral),
+                parties(&referral).owners,
+                [referral.referral_id.clone()],
+            ),
+        )
+        .await?;
         Ok(Response::new(wire::GetReferralResponse {
             referral: Some(referral),
         }))
@@ -527,11 +569,13 @@ impl referral_intake_server::ReferralIntake for ReferralIntake {
         let (caller, request) = limits::checked(request)?;
         let local_authority = domain::OdsCode::parse(&request.local_authority_ods_code)
             .map_err(|error| invalid("local_authority_ods_code", error))?;
-        policy::allow(
+        audit::allow(
+            &self.inner.log,
             rpc::AWAITING,
             &caller,
             &Parties::owned_by(local_authority.as_str()),
-        )?;
+        )
+        .await?;
         let today = validate::optional_date("as_of", request.as_of.as_ref())?
             .unwrap_or_else(|| self.inner.clock.today());
         self.inner
@@ -561,6 +605,18 @@ impl referral_intake_server::ReferralIntake for ReferralIntake {
                 .cmp(&due(b))
                 .then_with(|| a.referral_id.cmp(&b.referral_id))
         });
+        audit::read(
+            &self.inner.log,
+            &caller,
+            &audit::reading(
+                rpc::AWAITING,
+                &request.purpose,
+                referrals.iter().filter_map(child_of),
+                [local_authority.to_string()],
+                referrals.iter().map(|view| view.referral_id.clone()),
+            ),
+        )
+        .await?;
         Ok(Response::new(wire::ListAwaitingDecisionResponse {
             referrals,
         }))

@@ -209,6 +209,7 @@ async fn a_referral_goes_from_the_front_door_to_a_conference_request_and_survive
     let awaiting = app
         .mash
         .list_awaiting_decision(ListAwaitingDecisionRequest {
+            purpose: "a test of the backbone".into(),
             local_authority_ods_code: "E09000999".into(),
             as_of: date(2025, 12, 23),
             min_token: submitted.token.clone(),
@@ -273,6 +274,7 @@ async fn a_referral_goes_from_the_front_door_to_a_conference_request_and_survive
     let before = app
         .mash
         .get_referral(GetReferralRequest {
+            purpose: "a test of the backbone".into(),
             referral_id: submitted.referral_id.clone(),
             min_token: concluded.token.clone(),
         })
@@ -290,6 +292,7 @@ async fn a_referral_goes_from_the_front_door_to_a_conference_request_and_survive
     let after = app
         .mash
         .get_referral(GetReferralRequest {
+            purpose: "a test of the backbone".into(),
             referral_id: submitted.referral_id.clone(),
             min_token: concluded.token,
         })

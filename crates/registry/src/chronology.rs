@@ -347,7 +347,9 @@ fn describe_referral(event: &ReferralEvent) -> Option<(Option<NhsNumber>, String
                 }
             ),
         )),
-        ReferralEvent::Quarantined(_) => None,
+        ReferralEvent::Quarantined(_)
+        | ReferralEvent::RecordsRead(_)
+        | ReferralEvent::AccessRefused(_) => None,
     }
 }
 
@@ -388,7 +390,10 @@ fn describe_registry(event: &RegistryEvent) -> Option<(Option<NhsNumber>, String
                 ),
             ))
         }
-        RegistryEvent::ContactsSet(_) | RegistryEvent::Quarantined(_) => None,
+        RegistryEvent::ContactsSet(_)
+        | RegistryEvent::Quarantined(_)
+        | RegistryEvent::RecordsRead(_)
+        | RegistryEvent::AccessRefused(_) => None,
     }
 }
 

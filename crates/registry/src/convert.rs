@@ -127,7 +127,9 @@ pub fn to_domain(event: &RegistryEvent) -> Result<Option<Event>, String> {
         },
         RegistryEvent::ChildLookedUp(_)
         | RegistryEvent::ContactsSet(_)
-        | RegistryEvent::Quarantined(_) => return Ok(None),
+        | RegistryEvent::Quarantined(_)
+        | RegistryEvent::RecordsRead(_)
+        | RegistryEvent::AccessRefused(_) => return Ok(None),
     }))
 }
 

@@ -8,6 +8,7 @@ use contract::records::{AnyEvent, Records, RegistryEvent};
 use contract::registry::v1 as wire;
 use domain::NhsNumber;
 use eventlog::ExpectedVersion;
+use service_core::audit;
 use service_core::consistency;
 use service_core::follow::Record;
 use service_core::policy::{self, Parties};
@@ -39,12 +40,15 @@ impl PlanRegistry {
     ) -> Result<wire::LookupChildResponse, Status> {
         let setting = validate::optional_enum::<CareSetting>("care_setting", request.care_setting)?;
         let caller = caller.in_setting(setting);
-        policy::allow(rpc::LOOKUP, &caller, &Parties::default())?;
+        audit::allow(&self.inner.log, rpc::LOOKUP, &caller, &Parties::default()).await?;
         self.inner.lookup_rate.take(&caller)?;
         let child = validate::nhs_number("nhs_number", request.nhs_number.as_ref())?;
         let purpose = validate::required_text("purpose", &request.purpose)?;
         let as_of = validate::optional_date("as_of", request.as_of.as_ref())?;
-        policy::allow_lookup_options(&caller, request.silent, as_of.is_some())?;
+        if let Err(status) = policy::allow_lookup_options(&caller, request.silent, as_of.is_some())
+        {
+            return Err(audit::refused(&self.inner.log, &caller, rpc::LOOKUP, status).await);
+        }
         self.reflect(request.min_token.as_ref()).await?;
         let today = self.inner.clock.today();
         let (plans, owners, refusal) = {
@@ -132,7 +136,7 @@ impl PlanRegistry {
         caller: Caller,
         request: wire::ChildChronologyRequest,
     ) -> Result<wire::ChildChronologyResponse, Status> {
-        policy::allow_role(rpc::CHRONOLOGY, &caller)?;
+        audit::allow_role(&self.inner.log, rpc::CHRONOLOGY, &caller).await?;
         let child = validate::nhs_number("nhs_number", request.nhs_number.as_ref())?;
         self.reflect(request.min_token.as_ref()).await?;
         for watermark in self.inner.sources.values() {
@@ -140,8 +144,21 @@ impl PlanRegistry {
                 .wait_for(request.min_token.as_ref(), consistency::DEFAULT_WAIT)
                 .await?;
         }
-        policy::allow(rpc::CHRONOLOGY, &caller, &self.parties_of(&child)?)?;
+        let parties = self.parties_of(&child)?;
+        audit::allow(&self.inner.log, rpc::CHRONOLOGY, &caller, &parties).await?;
         let entries = self.chronology_of(child)?;
+        audit::read(
+            &self.inner.log,
+            &caller,
+            &audit::reading(
+                rpc::CHRONOLOGY,
+                &request.purpose,
+                [wire_nhs(child).unwrap_or_default()],
+                parties.owners,
+                ["chronology".to_owned()],
+            ),
+        )
+        .await?;
         Ok(wire::ChildChronologyResponse { entries })
     }
 

@@ -160,7 +160,9 @@ fn named(event: &RegistryEvent) -> (Vec<&contract::common::v1::NhsNumber>, Optio
         RegistryEvent::ChildLookedUp(looked) => (looked.nhs_number.iter().collect(), None),
         RegistryEvent::PlanCategoryChanged(_)
         | RegistryEvent::ContactsSet(_)
-        | RegistryEvent::Quarantined(_) => (Vec::new(), None),
+        | RegistryEvent::Quarantined(_)
+        | RegistryEvent::RecordsRead(_)
+        | RegistryEvent::AccessRefused(_) => (Vec::new(), None),
     }
 }
 
@@ -355,7 +357,12 @@ impl Projection {
                     .unwrap_or_default();
                 self.contacts.insert(ods, contacts);
             }
-            (RegistryEvent::Quarantined(_), _) => {}
+            (
+                RegistryEvent::Quarantined(_)
+                | RegistryEvent::RecordsRead(_)
+                | RegistryEvent::AccessRefused(_),
+                _,
+            ) => {}
             (event, None) => {
                 return Err(format!(
                     "{} is a plan's event but means nothing to a plan",

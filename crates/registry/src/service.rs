@@ -14,8 +14,9 @@ use contract::registry::v1::plan_registry_server::{self, PlanRegistryServer};
 use domain::codes::PlanType;
 use eventlog::{EventId, EventLog, ExpectedVersion};
 use prost::{Message, Name};
+use service_core::audit;
 use service_core::limits;
-use service_core::policy::{self, Parties};
+use service_core::policy::Parties;
 use service_core::reject::{from_domain, from_log, internal, invalid, not_found};
 use service_core::validate::{self, Caller};
 use service_core::{Watermark, consistency};
@@ -195,7 +196,7 @@ impl PlanRegistry {
             .as_ref()
             .map(|la| la.ods_code.clone())
             .unwrap_or_default();
-        policy::allow(rpc, caller, &Parties::owned_by(owner))?;
+        audit::allow(&self.inner.log, rpc, caller, &Parties::owned_by(owner)).await?;
         let plan_id = started.plan_id.clone();
         let token = self
             .append(
@@ -283,7 +284,7 @@ impl plan_registry_server::PlanRegistry for PlanRegistry {
     ) -> Result<Response<wire::PlanResponse>, Status> {
         forward_on_replica!(self, request, record_transfer_in);
         let (caller, request) = limits::checked(request)?;
-        policy::allow_role(rpc::TRANSFER_IN, &caller)?;
+        audit::allow_role(&self.inner.log, rpc::TRANSFER_IN, &caller).await?;
         let child = validate::nhs_number("child_nhs_number", request.child_nhs_number.as_ref())?;
         validate::organisation(
             "previous_local_authority",
@@ -306,7 +307,7 @@ impl plan_registry_server::PlanRegistry for PlanRegistry {
     ) -> Result<Response<wire::PlanResponse>, Status> {
         forward_on_replica!(self, request, record_looked_after);
         let (caller, request) = limits::checked(request)?;
-        policy::allow_role(rpc::LOOKED_AFTER, &caller)?;
+        audit::allow_role(&self.inner.log, rpc::LOOKED_AFTER, &caller).await?;
         let child = validate::nhs_number("child_nhs_number", request.child_nhs_number.as_ref())?;
         let started = started(
             PlanType::LookedAfter,
@@ -325,7 +326,7 @@ impl plan_registry_server::PlanRegistry for PlanRegistry {
     ) -> Result<Response<wire::PlanResponse>, Status> {
         forward_on_replica!(self, request, record_unborn_plan);
         let (caller, request) = limits::checked(request)?;
-        policy::allow_role(rpc::UNBORN, &caller)?;
+        audit::allow_role(&self.inner.log, rpc::UNBORN, &caller).await?;
         let mother = validate::nhs_number("mother_nhs_number", request.mother_nhs_number.as_ref())?;
         let expected = validate::date(
             "expected_date_of_delivery",
@@ -349,16 +350,18 @@ impl plan_registry_server::PlanRegistry for PlanRegistry {
     ) -> Result<Response<wire::PlanResponse>, Status> {
         forward_on_replica!(self, request, link_birth);
         let (caller, request) = limits::checked(request)?;
-        policy::allow_role(rpc::LINK_BIRTH, &caller)?;
+        audit::allow_role(&self.inner.log, rpc::LINK_BIRTH, &caller).await?;
         let baby = validate::nhs_number("baby_nhs_number", request.baby_nhs_number.as_ref())?;
         let born_on = validate::date("born_on", request.born_on.as_ref())?;
         self.catch_up().await?;
         let (record, local_authority, _) = self.record(&request.plan_id)?;
-        policy::allow(
+        audit::allow(
+            &self.inner.log,
             rpc::LINK_BIRTH,
             &caller,
             &Parties::owned_by(local_authority.ods_code),
-        )?;
+        )
+        .await?;
         let change = record
             .aggregate
             .link_birth(baby, born_on)
@@ -388,16 +391,18 @@ impl plan_registry_server::PlanRegistry for PlanRegistry {
     ) -> Result<Response<wire::PlanResponse>, Status> {
         forward_on_replica!(self, request, end_plan);
         let (caller, request) = limits::checked(request)?;
-        policy::allow_role(rpc::END, &caller)?;
+        audit::allow_role(&self.inner.log, rpc::END, &caller).await?;
         let end_date = validate::date("end_date", request.end_date.as_ref())?;
         validate::known_enum::<wire::PlanEndReason>("reason", request.reason)?;
         self.catch_up().await?;
         let (record, local_authority, care_team) = self.record(&request.plan_id)?;
-        policy::allow(
+        audit::allow(
+            &self.inner.log,
             rpc::END,
             &caller,
             &Parties::owned_by(local_authority.ods_code.clone()),
-        )?;
+        )
+        .await?;
         let change = record
             .aggregate
             .end(end_date, convert::end_reason(request.reason))
@@ -431,7 +436,7 @@ impl plan_registry_server::PlanRegistry for PlanRegistry {
     ) -> Result<Response<wire::SetLocalAuthorityContactsResponse>, Status> {
         forward_on_replica!(self, request, set_local_authority_contacts);
         let (caller, request) = limits::checked(request)?;
-        policy::allow_role(rpc::CONTACTS, &caller)?;
+        audit::allow_role(&self.inner.log, rpc::CONTACTS, &caller).await?;
         let contacts = request
             .contacts
             .ok_or_else(|| invalid("contacts", "is required"))?;
@@ -439,11 +444,13 @@ impl plan_registry_server::PlanRegistry for PlanRegistry {
             "contacts.local_authority",
             contacts.local_authority.as_ref(),
         )?;
-        policy::allow(
+        audit::allow(
+            &self.inner.log,
             rpc::CONTACTS,
             &caller,
             &Parties::owned_by(local_authority.ods_code.clone()),
-        )?;
+        )
+        .await?;
         let office =
             validate::required_text("contacts.office_hours_phone", &contacts.office_hours_phone)?;
         let out_of_hours =

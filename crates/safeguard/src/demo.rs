@@ -536,6 +536,7 @@ pub async fn run_against(agencies: &Agencies, quiet: bool, today: Date) -> Resul
         .child_chronology(registry::ChildChronologyRequest {
             nhs_number: child_wire,
             min_token: report.lookup.token.clone(),
+            purpose: "review of the child protection plan".into(),
         })
         .await?
         .into_inner()
@@ -626,6 +627,7 @@ async fn first_notification(
             kinds: vec![kind.into()],
             child_nhs_number: child.clone(),
             after_sequence: 0,
+            purpose: "the agency's safeguarding inbox".into(),
         })
         .await?
         .into_inner();

@@ -365,6 +365,8 @@ fn a_case_from_referral_to_plan_end_from_the_command_line() {
             "lookup",
             "--nhs",
             "9990000018",
+            "--purpose",
+            "unscheduled care attendance",
             "--after",
             &token_of(&outcome),
         ],
@@ -558,7 +560,10 @@ fn a_case_from_referral_to_plan_end_from_the_command_line() {
     assert!(transferred.contains("(emotional)"), "{transferred}");
 
     // Bad input: the service's error, naming the field, and a failure exit.
-    let refused = cli.run(NURSE, &["lookup", "--nhs", "1234567890"]);
+    let refused = cli.run(
+        NURSE,
+        &["lookup", "--nhs", "1234567890", "--purpose", "attendance"],
+    );
     assert!(!refused.status.success());
     let said = String::from_utf8_lossy(&refused.stderr);
     assert!(said.contains("InvalidArgument"), "{said}");

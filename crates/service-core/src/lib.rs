@@ -9,6 +9,7 @@
 //! (`health`, `status`), and following one request across services
 //! (`trace`).
 
+pub mod audit;
 pub mod clock;
 pub mod consistency;
 pub mod event;

@@ -428,6 +428,7 @@ impl ConferenceCommand {
                 let request = wire::GetConferenceRequest {
                     conference_id: conference,
                     min_token: token("--after", after.as_ref())?,
+                    purpose: common.purpose.clone(),
                 };
                 let mut client = ConferenceSchedulerClient::new(common.channel().await?);
                 common.answer(client.get_conference(request).await, |response| {
@@ -446,6 +447,7 @@ impl ConferenceCommand {
                     as_of: optional_date("--as-of", as_of.as_ref())?,
                     overdue_only: overdue,
                     min_token: token("--after", after.as_ref())?,
+                    purpose: common.purpose.clone(),
                 };
                 let mut client = ConferenceSchedulerClient::new(common.channel().await?);
                 common.answer(client.list_conferences(request).await, |response| {

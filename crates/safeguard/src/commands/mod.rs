@@ -33,6 +33,9 @@ pub struct Common {
     /// Print one JSON document instead of a summary.
     #[arg(long)]
     pub json: bool,
+    /// Why you are reading or looking a child up: recorded with the read.
+    #[arg(long, env = "SAFEGUARD_PURPOSE", default_value = "")]
+    pub purpose: String,
     #[command(flatten)]
     pub identity: Identity,
 }

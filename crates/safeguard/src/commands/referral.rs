@@ -305,6 +305,7 @@ impl ReferralCommand {
                 let request = wire::GetReferralRequest {
                     referral_id: referral,
                     min_token: token("--after", after.as_ref())?,
+                    purpose: common.purpose.clone(),
                 };
                 let mut client = ReferralIntakeClient::new(common.channel().await?);
                 common.answer(client.get_referral(request).await, |response| {
@@ -321,6 +322,7 @@ impl ReferralCommand {
                     local_authority_ods_code: local_authority,
                     as_of: optional_date("--as-of", as_of.as_ref())?,
                     min_token: token("--after", after.as_ref())?,
+                    purpose: common.purpose.clone(),
                 };
                 let mut client = ReferralIntakeClient::new(common.channel().await?);
                 common.answer(client.list_awaiting_decision(request).await, |response| {

@@ -14,8 +14,6 @@ use crate::client::to_json;
 pub struct Lookup {
     #[arg(long)]
     nhs: String,
-    #[arg(long, default_value = "unscheduled care attendance")]
-    purpose: String,
     /// Do not notify the owning local authority.
     #[arg(long)]
     silent: bool,
@@ -33,7 +31,7 @@ impl Lookup {
     pub async fn run(self) -> Result<(), String> {
         let request = wire::LookupChildRequest {
             nhs_number: nhs(&self.nhs),
-            purpose: self.purpose,
+            purpose: self.common.purpose.clone(),
             silent: self.silent,
             as_of: optional_date("--as-of", self.as_of.as_ref())?,
             min_token: token("--after", self.after.as_ref())?,
@@ -85,6 +83,7 @@ impl Chronology {
         let request = wire::ChildChronologyRequest {
             nhs_number: nhs(&self.nhs),
             min_token: token("--after", self.after.as_ref())?,
+            purpose: self.common.purpose.clone(),
         };
         let mut client = PlanRegistryClient::new(self.common.channel().await?);
         self.common
@@ -135,6 +134,7 @@ impl Subscribe {
         let request = note::SubscribeRequest {
             subscriber: self.subscriber,
             recipient_ods_code: self.common.identity.organisation.clone(),
+            purpose: self.common.purpose.clone(),
             kinds: self
                 .kinds
                 .iter()
