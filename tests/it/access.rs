@@ -617,6 +617,24 @@ fn rows(case: &Case) -> Vec<Row> {
             }
         ),
         row!(
+            "registry.v1.PlanRegistry/ListAccesses",
+            owner.clone(),
+            [],
+            |c, ods| {
+                Box::pin(async move {
+                    done(
+                        c.registry
+                            .list_accesses(registry_wire::ListAccessesRequest {
+                                local_authority_ods_code: OWNER.into(),
+                                purpose: "access check".into(),
+                                ..Default::default()
+                            })
+                            .await,
+                    )
+                })
+            }
+        ),
+        row!(
             "registry.v1.PlanRegistry/RecordTransferIn",
             owner.clone(),
             [],

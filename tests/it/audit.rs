@@ -174,6 +174,98 @@ async fn every_read_is_recorded_before_the_answer_and_every_refusal_too() {
                 && who == "Test Inbox (E09000999)")
     );
 
+    // The council asks who read its children's records: every read above,
+    // from every service, with who, why and which child.
+    fixtures::lookup(&mut backbone, fixtures::nurse(), false, None).await;
+    let manager = member_of(
+        "E09000999",
+        OrganisationKind::LocalAuthority,
+        Role::TeamManager,
+    );
+    let ask = |from: Option<prost_types::Timestamp>| {
+        let mut registry = backbone.as_(&manager).registry;
+        async move {
+            registry
+                .list_accesses(registry_wire::ListAccessesRequest {
+                    local_authority_ods_code: "E09000999".into(),
+                    from,
+                    purpose: "the quarterly access audit".into(),
+                    ..Default::default()
+                })
+                .await
+        }
+    };
+    let wanted = [
+        ("LookupChild", "Test Nurse"),
+        ("ChildChronology", "Test Chair"),
+        ("GetConference", "Test Chair"),
+        ("ListAwaitingDecision", "Test Chair"),
+    ];
+    let mut report = Vec::new();
+    for _ in 0..100 {
+        report = ask(None)
+            .await
+            .expect("the council's report")
+            .into_inner()
+            .accesses;
+        let found = |(method, who): &(&str, &str)| {
+            report.iter().any(|access| {
+                access.rpc.ends_with(&format!("/{method}"))
+                    && access
+                        .reader
+                        .as_ref()
+                        .is_some_and(|r| r.display_name == *who)
+            })
+        };
+        if wanted.iter().all(found) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    for (method, who) in wanted {
+        assert!(
+            report
+                .iter()
+                .any(|access| access.rpc.ends_with(&format!("/{method}"))
+                    && access
+                        .reader
+                        .as_ref()
+                        .is_some_and(|r| r.display_name == who)),
+            "{method} by {who} in {report:?}"
+        );
+    }
+    assert!(
+        report
+            .iter()
+            .filter(|access| access.rpc.ends_with("/LookupChild"))
+            .all(|access| access.children.iter().any(|c| c.value == the_child)),
+        "{report:?}"
+    );
+    // A period after everything holds nothing; another council sees none of it.
+    let later = ask(Some(prost_types::Timestamp {
+        seconds: 4_102_444_800,
+        nanos: 0,
+    }))
+    .await
+    .expect("a later period")
+    .into_inner();
+    assert!(later.accesses.is_empty());
+    let southgate = member_of(
+        "E09000998",
+        OrganisationKind::LocalAuthority,
+        Role::TeamManager,
+    );
+    let refused = backbone
+        .as_(&southgate)
+        .registry
+        .list_accesses(registry_wire::ListAccessesRequest {
+            local_authority_ods_code: "E09000999".into(),
+            ..Default::default()
+        })
+        .await
+        .expect_err("another council's report");
+    assert_eq!(refused.code(), Code::PermissionDenied);
+
     // Another council's social worker asking for the conference is refused,
     // and the refusal is a security event naming them, the RPC and the rule.
     let stranger = member_of(

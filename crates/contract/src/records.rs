@@ -157,6 +157,9 @@ pub enum AnyEvent {
     Conference(ConferenceEvent),
     Registry(RegistryEvent),
     Notification(NotificationEvent),
+    /// A read of children's records, whichever service recorded it: what
+    /// the owning councils' access reports are made of.
+    RecordsRead(RecordsRead),
 }
 
 impl Records for AnyEvent {
@@ -176,7 +179,17 @@ impl Records for AnyEvent {
             "safeguard.notification.v1" => {
                 NotificationEvent::decode(envelope)?.map(AnyEvent::Notification)
             }
-            // Quarantine records are each service's own business.
+            "safeguard.events.v1" if is::<RecordsRead>(&envelope.content_type) => {
+                Some(AnyEvent::RecordsRead(
+                    <RecordsRead as prost::Message>::decode(envelope.payload.as_slice()).map_err(
+                        |error| Undecodable {
+                            content_type: envelope.content_type.clone(),
+                            reason: error.to_string(),
+                        },
+                    )?,
+                ))
+            }
+            // Quarantine records and refusals are each service's own business.
             _ => None,
         })
     }

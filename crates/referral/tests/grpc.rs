@@ -284,7 +284,9 @@ async fn a_referral_goes_from_the_front_door_to_a_conference_request_and_survive
         .referral
         .expect("referral");
     assert_eq!(before.status(), ReferralStatus::ConferenceRequested);
-    assert_eq!(app.log.head(), 4);
+    // Four changes, and the two reads (the list and the referral), each
+    // recorded before its answer.
+    assert_eq!(app.log.head(), 6);
 
     // Restart on the same directory: the state is rebuilt from the log.
     app.stop().await;
@@ -441,7 +443,13 @@ async fn bad_input_is_refused_precisely_and_changes_nothing() {
         "{}",
         status.message()
     );
-    assert_eq!(app.log.head(), head, "nothing was written");
+    // Nothing was written but the security event of the school's refusal.
+    assert_eq!(app.log.head(), head + 1, "nothing else was written");
+    let last = app.log.read_all(head, 1).expect("read");
+    assert_eq!(
+        last[0].envelope().expect("envelope").content_type,
+        "safeguard.events.v1.AccessRefused"
+    );
 
     app.mash
         .record_decision(decision(&submitted.referral_id))
@@ -458,6 +466,7 @@ async fn bad_input_is_refused_precisely_and_changes_nothing() {
         "{}",
         status.message()
     );
-    assert_eq!(app.log.head(), head + 1);
+    // The refusal's security event and the one decision.
+    assert_eq!(app.log.head(), head + 2);
     app.stop().await;
 }

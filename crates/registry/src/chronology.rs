@@ -225,7 +225,7 @@ impl Chronology {
             AnyEvent::Referral(event) => describe_referral(event),
             AnyEvent::Conference(event) => self.describe_conference(event),
             AnyEvent::Registry(event) => describe_registry(event),
-            AnyEvent::Notification(_) => None,
+            AnyEvent::Notification(_) | AnyEvent::RecordsRead(_) => None,
         }
     }
 

@@ -288,6 +288,11 @@ impl Handler<AnyEvent> for ChronologyView {
             .write()
             .map_err(|_| Failure::Stopped("the registry's view was poisoned".to_owned()))?;
         state.chronology.add(record, &event);
+        // What other services record as read of children's records goes in
+        // the owning councils' access reports.
+        if let AnyEvent::RecordsRead(read) = &event {
+            state.note_records_read(record, read);
+        }
         Ok(())
     }
 }

@@ -12,7 +12,7 @@ use service_core::audit;
 use service_core::consistency;
 use service_core::follow::Record;
 use service_core::policy::{self, Parties};
-use service_core::reject::from_log;
+use service_core::reject::{from_log, invalid};
 use service_core::validate::{self, Caller};
 use tonic::Status;
 
@@ -28,6 +28,7 @@ const CHRONOLOGY_READ_CHUNK: usize = 1000;
 pub(crate) mod rpc {
     pub const LOOKUP: &str = "safeguard.registry.v1.PlanRegistry/LookupChild";
     pub const CHRONOLOGY: &str = "safeguard.registry.v1.PlanRegistry/ChildChronology";
+    pub const ACCESSES: &str = "safeguard.registry.v1.PlanRegistry/ListAccesses";
 }
 
 impl PlanRegistry {
@@ -160,6 +161,54 @@ impl PlanRegistry {
         )
         .await?;
         Ok(wire::ChildChronologyResponse { entries })
+    }
+
+    /// Who read the records of a local authority's children over a period.
+    pub(crate) async fn accesses(
+        &self,
+        caller: Caller,
+        request: wire::ListAccessesRequest,
+    ) -> Result<wire::ListAccessesResponse, Status> {
+        let local_authority = domain::OdsCode::parse(&request.local_authority_ods_code)
+            .map_err(|error| invalid("local_authority_ods_code", error))?;
+        audit::allow(
+            &self.inner.log,
+            rpc::ACCESSES,
+            &caller,
+            &Parties::owned_by(local_authority.as_str()),
+        )
+        .await?;
+        let micros = |field: &str, stamp: Option<&prost_types::Timestamp>, unset: i64| {
+            stamp.map_or(Ok(unset), |stamp| {
+                validate::timestamp_or_now(field, Some(stamp))
+                    .map(|stamp| stamp.seconds * 1_000_000 + i64::from(stamp.nanos / 1_000))
+            })
+        };
+        let from = micros("from", request.from.as_ref(), i64::MIN)?;
+        let to = micros("to", request.to.as_ref(), i64::MAX)?;
+        if from >= to {
+            return Err(invalid("to", "is not after from"));
+        }
+        self.reflect(request.min_token.as_ref()).await?;
+        for watermark in self.inner.sources.values() {
+            watermark
+                .wait_for(request.min_token.as_ref(), consistency::DEFAULT_WAIT)
+                .await?;
+        }
+        let accesses = self.read()?.reads_of(local_authority.as_str(), from, to);
+        audit::read(
+            &self.inner.log,
+            &caller,
+            &audit::reading(
+                rpc::ACCESSES,
+                &request.purpose,
+                [],
+                [local_authority.to_string()],
+                [format!("{} reads", accesses.len())],
+            ),
+        )
+        .await?;
+        Ok(wire::ListAccessesResponse { accesses })
     }
 
     /// The refusal for a child whose history could not be fully applied:

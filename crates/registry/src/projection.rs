@@ -14,6 +14,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use contract::common::v1::{ContactDetails, Organisation};
+use contract::events::v1::{RecordsRead, actor};
 use contract::records::RegistryEvent;
 use contract::registry::v1 as wire;
 use domain::NhsNumber;
@@ -26,6 +27,9 @@ use service_core::validate;
 
 use crate::chronology;
 use crate::convert;
+
+/// The RPC a lookup is, in the access report.
+const LOOKUP: &str = "safeguard.registry.v1.PlanRegistry/LookupChild";
 
 /// How many accesses a lookup shows, as CP-IS does.
 pub const RECENT_ACCESSES: usize = 25;
@@ -95,6 +99,20 @@ pub struct Access {
     pub purpose: u32,
 }
 
+/// One read of children's records, kept for the access report of each
+/// local authority that owns them: when, who, which RPC and why (all
+/// interned), the children, and where the read is recorded.
+#[derive(Debug, Clone)]
+pub struct Read {
+    pub at_micros: i64,
+    pub reader: u32,
+    pub rpc: u32,
+    pub purpose: u32,
+    pub log: u32,
+    pub position: u64,
+    pub children: Box<[NhsNumber]>,
+}
+
 /// What the registry knows of one NHS number.
 #[derive(Debug, Default)]
 pub struct Child {
@@ -116,6 +134,11 @@ pub struct Projection {
     /// Who looked: the access with its time and purpose left out.
     pub callers: Interned<wire::Access>,
     pub purposes: Interned<String>,
+    /// Who read, for the access report.
+    pub readers: Interned<contract::common::v1::CallerIdentity>,
+    /// Every read of each local authority's children's records: lookups
+    /// on every pod, chronologies, referrals and conferences read.
+    pub reads: HashMap<String, Vec<Read>>,
     pub contacts: HashMap<String, wire::LocalAuthorityContacts>,
     pub chronology: chronology::Chronology,
     /// On a read replica, the ids of the plan events it has applied, so it
@@ -322,6 +345,14 @@ impl Projection {
             }
             (RegistryEvent::ChildLookedUp(looked), _) => {
                 let child = convert::nhs("nhs_number", looked.nhs_number.as_ref())?;
+                self.note_read(
+                    record,
+                    looked.caller.clone(),
+                    LOOKUP,
+                    &looked.purpose,
+                    [child],
+                    looked.owners.iter().map(|owner| owner.ods_code.clone()),
+                );
                 let caller = looked.caller.unwrap_or_default();
                 let who = self.callers.intern_message(&wire::Access {
                     organisation: caller.organisation,
@@ -357,12 +388,8 @@ impl Projection {
                     .unwrap_or_default();
                 self.contacts.insert(ods, contacts);
             }
-            (
-                RegistryEvent::Quarantined(_)
-                | RegistryEvent::RecordsRead(_)
-                | RegistryEvent::AccessRefused(_),
-                _,
-            ) => {}
+            (RegistryEvent::RecordsRead(read), _) => self.note_records_read(record, &read),
+            (RegistryEvent::Quarantined(_) | RegistryEvent::AccessRefused(_), _) => {}
             (event, None) => {
                 return Err(format!(
                     "{} is a plan's event but means nothing to a plan",
@@ -402,6 +429,102 @@ impl Projection {
             .into_iter()
             .flat_map(|entry| entry.plans.iter())
             .filter_map(|index| self.plans.get(*index as usize))
+    }
+
+    /// Keeps a read of children's records for the access report of each of
+    /// `owners`.
+    pub fn note_read(
+        &mut self,
+        record: Record<'_>,
+        reader: Option<contract::common::v1::CallerIdentity>,
+        rpc: &str,
+        purpose: &str,
+        children: impl IntoIterator<Item = NhsNumber>,
+        owners: impl IntoIterator<Item = String>,
+    ) {
+        let reader = self.readers.intern_message(&reader.unwrap_or_default());
+        let rpc = self.purposes.intern(rpc.as_bytes(), || rpc.to_owned());
+        let purpose = self
+            .purposes
+            .intern(purpose.as_bytes(), || purpose.to_owned());
+        let log = self
+            .purposes
+            .intern(record.producer.as_bytes(), || record.producer.to_owned());
+        let at = record.envelope.recorded_at.unwrap_or_default();
+        let read = Read {
+            at_micros: at.seconds * 1_000_000 + i64::from(at.nanos / 1_000),
+            reader,
+            rpc,
+            purpose,
+            log,
+            position: record.position,
+            children: children.into_iter().collect(),
+        };
+        for owner in owners {
+            self.reads.entry(owner).or_default().push(read.clone());
+        }
+    }
+
+    /// Keeps a `RecordsRead` from any service's log, its reader the event's
+    /// actor.
+    pub fn note_records_read(&mut self, record: Record<'_>, read: &RecordsRead) {
+        let reader = match record
+            .envelope
+            .actor
+            .as_ref()
+            .and_then(|actor| actor.kind.as_ref())
+        {
+            Some(actor::Kind::Person(person)) => Some(person.clone()),
+            _ => None,
+        };
+        let children = read
+            .children
+            .iter()
+            .filter_map(|child| NhsNumber::parse(&child.value).ok());
+        self.note_read(
+            record,
+            reader,
+            &read.rpc,
+            &read.purpose,
+            children,
+            read.owners.iter().cloned(),
+        );
+    }
+
+    /// The reads of `owner`'s children's records recorded in
+    /// `from..to` (microseconds since the epoch), oldest first.
+    pub fn reads_of(&self, owner: &str, from: i64, to: i64) -> Vec<wire::AccessRecord> {
+        let mut reads: Vec<&Read> = self
+            .reads
+            .get(owner)
+            .into_iter()
+            .flatten()
+            .filter(|read| (from..to).contains(&read.at_micros))
+            .collect();
+        reads.sort_by_key(|read| (read.at_micros, read.log, read.position));
+        reads
+            .into_iter()
+            .map(|read| wire::AccessRecord {
+                at: Some(prost_types::Timestamp {
+                    seconds: read.at_micros.div_euclid(1_000_000),
+                    nanos: (read.at_micros.rem_euclid(1_000_000) * 1_000) as i32,
+                }),
+                reader: Some(self.readers.get(read.reader).clone()),
+                rpc: self.purposes.get(read.rpc).clone(),
+                purpose: self.purposes.get(read.purpose).clone(),
+                children: read
+                    .children
+                    .iter()
+                    .map(|child| contract::common::v1::NhsNumber {
+                        value: child.to_string(),
+                    })
+                    .collect(),
+                recorded: Some(contract::common::v1::LogPosition {
+                    log: self.purposes.get(read.log).clone(),
+                    position: read.position,
+                }),
+            })
+            .collect()
     }
 
     /// The last accesses to a child's record, newest first.

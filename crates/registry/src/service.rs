@@ -278,6 +278,14 @@ impl plan_registry_server::PlanRegistry for PlanRegistry {
         .map(Response::new)
     }
 
+    async fn list_accesses(
+        &self,
+        request: Request<wire::ListAccessesRequest>,
+    ) -> Result<Response<wire::ListAccessesResponse>, Status> {
+        let (caller, request) = limits::checked(request)?;
+        self.accesses(caller, request).await.map(Response::new)
+    }
+
     async fn record_transfer_in(
         &self,
         request: Request<wire::RecordTransferInRequest>,

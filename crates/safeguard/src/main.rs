@@ -84,6 +84,9 @@ enum Command {
     Lookup(commands::registry::Lookup),
     /// Every event about a child, in order (local authority roles).
     Chronology(commands::registry::Chronology),
+    /// Who read the records of your local authority's children over a
+    /// period, and why (local authority roles).
+    Accesses(commands::registry::Accesses),
     /// Streams the notifications of the caller's organisation.
     Subscribe(commands::registry::Subscribe),
     /// Acknowledges notifications up to a sequence number.
@@ -194,6 +197,7 @@ async fn main() -> ExitCode {
         Command::Plan(command) => command.run().await,
         Command::Lookup(command) => command.run().await,
         Command::Chronology(command) => command.run().await,
+        Command::Accesses(command) => command.run().await,
         Command::Subscribe(command) => command.run().await,
         Command::Acknowledge(command) => command.run().await,
         Command::Health(command) => command.run().await,

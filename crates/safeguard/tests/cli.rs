@@ -393,6 +393,22 @@ fn a_case_from_referral_to_plan_end_from_the_command_line() {
         .to_owned();
     cli.ok(COUNCIL_INBOX, &["acknowledge", "--sequence", &sequence]);
 
+    // And the council can ask who read its children's records, and why.
+    let accesses = cli.ok(
+        COUNCIL_INBOX,
+        &[
+            "accesses",
+            "--local-authority",
+            "E09000999",
+            "--purpose",
+            "monthly access audit",
+        ],
+    );
+    assert!(
+        accesses.contains("LookupChild for \"unscheduled care attendance\": 9990000018"),
+        "{accesses}"
+    );
+
     let chronology = cli.ok(CHAIR, &["chronology", "--nhs", "9990000018"]);
     for expected in [
         "referral received",

@@ -252,6 +252,11 @@ pub const RULES: &[Rule] = &[
         "the council that owns the child's plan or referral; police in its joint section 47 enquiry",
     ),
     people(
+        "safeguard.registry.v1.PlanRegistry/ListAccesses",
+        OWNER,
+        "a council asks who read its children's records, and why",
+    ),
+    people(
         "safeguard.registry.v1.PlanRegistry/RecordTransferIn",
         OWNER,
         "",

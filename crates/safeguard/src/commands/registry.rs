@@ -106,6 +106,78 @@ impl Chronology {
     }
 }
 
+/// `safeguard accesses`: who read the records of the caller's local
+/// authority's children over a period, and why.
+#[derive(Debug, clap::Args)]
+pub struct Accesses {
+    /// The local authority (the caller's own).
+    #[arg(long = "local-authority")]
+    local_authority: String,
+    /// From this time (YYYY-MM-DDTHH:MM, UTC), inclusive; the beginning if not given.
+    #[arg(long)]
+    from: Option<String>,
+    /// To this time (YYYY-MM-DDTHH:MM, UTC), exclusive; now if not given.
+    #[arg(long)]
+    to: Option<String>,
+    /// Answer only once these writes show: a write's printed token.
+    #[arg(long)]
+    after: Option<String>,
+    #[command(flatten)]
+    common: Common,
+}
+
+impl Accesses {
+    pub async fn run(self) -> Result<(), String> {
+        let request = wire::ListAccessesRequest {
+            local_authority_ods_code: self.local_authority,
+            from: self
+                .from
+                .as_deref()
+                .map(|value| super::time("--from", value))
+                .transpose()?,
+            to: self
+                .to
+                .as_deref()
+                .map(|value| super::time("--to", value))
+                .transpose()?,
+            purpose: self.common.purpose.clone(),
+            min_token: token("--after", self.after.as_ref())?,
+        };
+        let mut client = PlanRegistryClient::new(self.common.channel().await?);
+        self.common
+            .answer(client.list_accesses(request).await, |response| {
+                if response.accesses.is_empty() {
+                    return "no one read these children's records in the period".into();
+                }
+                response
+                    .accesses
+                    .iter()
+                    .map(|access| {
+                        let reader = access.reader.clone().unwrap_or_default();
+                        let organisation = reader.organisation.clone().unwrap_or_default();
+                        let children = access
+                            .children
+                            .iter()
+                            .map(|child| child.value.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ");
+                        format!(
+                            "{}  {} ({}, {}) {} for {:?}: {}",
+                            show_time(access.at.as_ref()),
+                            reader.display_name,
+                            organisation.ods_code,
+                            spoken(reader.role().as_str_name(), "ROLE_"),
+                            access.rpc.rsplit('/').next().unwrap_or_default(),
+                            access.purpose,
+                            children
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })
+    }
+}
+
 /// `safeguard subscribe`: the caller's organisation's notifications, as
 /// they come, until interrupted.
 #[derive(Debug, clap::Args)]
