@@ -21,11 +21,14 @@ use crate::fixtures::*;
 struct Table {
     wrong: Vec<String>,
     cases: usize,
+    /// Cases refused PERMISSION_DENIED, each a security event.
+    refused: usize,
 }
 
 impl Table {
-    /// Asserts every case went as the table says and no log moved.
-    fn finish(self, case: &Case) {
+    /// Asserts every case went as the table says and nothing was written
+    /// but the security event of each refusal by the access policy.
+    async fn finish(self, case: &Case) {
         assert!(
             self.wrong.is_empty(),
             "{} of {} cases went wrong:\n{}",
@@ -33,10 +36,11 @@ impl Table {
             self.cases,
             self.wrong.join("\n")
         );
+        let written = case.b.written_since(&case.heads).await;
         assert_eq!(
-            case.b.heads(),
-            case.heads,
-            "a refused request wrote nothing"
+            written,
+            vec!["safeguard.events.v1.AccessRefused".to_owned(); self.refused],
+            "a refused request wrote nothing but its refusal"
         );
     }
 
@@ -48,6 +52,9 @@ impl Table {
         field: &str,
     ) {
         self.cases += 1;
+        if code == Code::PermissionDenied {
+            self.refused += 1;
+        }
         match call.await {
             Ok(_) => self.wrong.push(format!("{name}: accepted")),
             Err(status) if status.code() != code || !status.message().contains(field) => {
@@ -413,7 +420,7 @@ async fn the_conference_scheduler_refuses_bad_input_precisely() {
         "as_of",
     )
     .await;
-    t.finish(&case);
+    t.finish(&case).await;
 }
 
 /// The plan registry's table.
@@ -624,7 +631,7 @@ async fn the_registry_refuses_bad_input_precisely() {
         "contacts.out_of_hours_phone",
     )
     .await;
-    t.finish(&case);
+    t.finish(&case).await;
 }
 
 /// The notification service's table.
@@ -695,7 +702,7 @@ async fn the_notification_service_refuses_bad_input_precisely() {
         "sequence",
     )
     .await;
-    t.finish(&case);
+    t.finish(&case).await;
 }
 
 /// The limits no caller may pass: each refused precisely (the field and the
@@ -768,7 +775,7 @@ async fn limits_are_refused_precisely_and_change_nothing() {
         "add: at most 50 items, not 51",
     )
     .await;
-    t.finish(&case);
+    t.finish(&case).await;
 }
 
 #[tokio::test]

@@ -205,11 +205,58 @@ async fn only_a_trusted_certificate_and_a_valid_token_of_the_same_organisation_a
     cells += 2;
     println!("unauthenticated cases refused: {cells}");
 
-    // Refusals wrote nothing: no lookup was audited.
+    // No lookup was audited; each refusal that reached the backbone is a
+    // security event in the log of the service called (the registry's),
+    // naming what is known of the caller.
+    let after = backbone.quiet_heads().await;
+    let answered = refusals.len() as u64;
     assert_eq!(
-        backbone.quiet_heads().await,
-        heads,
-        "a refusal wrote nothing"
+        (after[0], after[1], after[2], after[3]),
+        (heads[0], heads[1], heads[2] + answered, heads[3]),
+        "only the security events were written"
+    );
+    let service = realm
+        .service_credentials("credentials-test")
+        .expect("service");
+    let mut records = EventLogReaderClient::new(service.connect(&url).expect("channel"))
+        .read_events(ReadEventsRequest {
+            log: "plan-registry".into(),
+            from_position: heads[2],
+            limit: answered as u32,
+        })
+        .await
+        .expect("read the registry's log")
+        .into_inner();
+    let mut recorded = Vec::new();
+    while let Some(record) = records.message().await.expect("stream") {
+        let event =
+            eventlog::RecordedEvent::from_record(record.position, &record.record).expect("record");
+        let envelope = event.envelope().expect("envelope");
+        assert_eq!(envelope.content_type, "safeguard.events.v1.AccessRefused");
+        recorded.push(
+            <contract::events::v1::AccessRefused as prost::Message>::decode(
+                envelope.payload.as_slice(),
+            )
+            .expect("a refusal"),
+        );
+    }
+    assert_eq!(recorded.len(), refusals.len(), "{recorded:?}");
+    assert!(recorded.iter().all(|refusal| {
+        refusal.rpc == "safeguard.registry.v1.PlanRegistry/LookupChild"
+            && refusal.remote.starts_with("127.0.0.1:")
+    }));
+    assert!(
+        recorded
+            .iter()
+            .any(|refusal| refusal.peer == "urn:ods:RXX01"
+                && refusal.rule.contains("ExpiredSignature")),
+        "{recorded:?}"
+    );
+    assert!(
+        recorded
+            .iter()
+            .any(|refusal| refusal.peer.is_empty() && refusal.rule.contains("client certificate")),
+        "{recorded:?}"
     );
 
     // Health is open to a probe that presents nothing.

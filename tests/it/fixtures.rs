@@ -10,6 +10,8 @@ use contract::common::v1::{
 };
 use contract::conference::v1::conference_scheduler_client::ConferenceSchedulerClient;
 use contract::conference::v1::*;
+use contract::events::v1::ReadEventsRequest;
+use contract::events::v1::event_log_reader_client::EventLogReaderClient;
 use contract::notification::v1 as note;
 use contract::referral::v1 as referral;
 use contract::referral::v1::referral_intake_client::ReferralIntakeClient;
@@ -90,6 +92,40 @@ impl Backbone {
 
     pub fn heads(&self) -> Vec<u64> {
         self.running().log_heads()
+    }
+
+    /// The content types of what each service wrote since `heads`, read
+    /// as one of the backbone's services would read them.
+    pub async fn written_since(&self, heads: &[u64]) -> Vec<String> {
+        let url = &self
+            ._backbone
+            .as_ref()
+            .expect("a backbone of the test's own")
+            .url;
+        let service = self
+            .agencies
+            .realm()
+            .service_credentials("fixtures")
+            .expect("credentials");
+        let mut written = Vec::new();
+        for (log, from) in contract::producers::ALL.iter().zip(heads) {
+            let mut reader = EventLogReaderClient::new(service.connect(url).expect("channel"));
+            let mut records = reader
+                .read_events(ReadEventsRequest {
+                    log: (*log).to_owned(),
+                    from_position: *from,
+                    limit: 0,
+                })
+                .await
+                .expect("read events")
+                .into_inner();
+            while let Some(record) = records.message().await.expect("stream") {
+                let event = eventlog::RecordedEvent::from_record(record.position, &record.record)
+                    .expect("record");
+                written.push(event.envelope().expect("envelope").content_type);
+            }
+        }
+        written
     }
 }
 

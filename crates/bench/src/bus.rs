@@ -411,7 +411,7 @@ async fn replica_reads(
     let replica_url = format!("https://{}", listener.local_addr()?);
     let log = replica.log().clone();
     let server = tokio::spawn(
-        service_core::process::server(&trust)?
+        service_core::process::server(&trust, None)?
             .add_service(replica.into_server())
             .serve_with_incoming(service_core::process::incoming(listener)),
     );

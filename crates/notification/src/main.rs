@@ -30,7 +30,11 @@ async fn main() -> ExitCode {
             // Its own log, for consumers elsewhere that find a gap.
             let reader = bus::LogReader::new().with(notification::LOG, service.log().clone());
             let watched = [service.watched()];
-            let mut server = match process::server(&trust) {
+            // A call refused for its credentials is recorded in this
+            // service's own log.
+            let refusals =
+                service_core::audit::unauthenticated(vec![("/".to_owned(), service.log().clone())]);
+            let mut server = match process::server(&trust, Some(refusals)) {
                 Ok(server) => server,
                 Err(error) => return process::failed(NAME, error),
             };

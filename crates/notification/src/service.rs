@@ -127,27 +127,9 @@ impl notification_server::Notification for Notification {
                 .get(&(recipient.clone(), subscriber))
                 .copied()
         };
-        // What the stream will carry is a read of children's records too:
-        // recorded, durably, before the first message goes.
         let first = after.map_or(0, |sequence| sequence + 1);
-        audit::read(
-            &self.inner.log,
-            &caller,
-            &audit::reading(
-                rpc::SUBSCRIBE,
-                &request.purpose,
-                request
-                    .child_nhs_number
-                    .clone()
-                    .filter(|number| !number.value.is_empty()),
-                [recipient.clone()],
-                [format!(
-                    "notifications for {recipient} from sequence {first}"
-                )],
-            ),
-        )
-        .await?;
         let mut events = self.inner.log.subscribe(first);
+        let (log, purpose) = (self.inner.log.clone(), request.purpose.clone());
         let (sender, receiver) = tokio::sync::mpsc::channel(256);
         tokio::spawn(async move {
             loop {
@@ -188,6 +170,20 @@ impl notification_server::Notification for Notification {
                     details: raised.details,
                     traceparent: envelope.traceparent,
                 };
+                // Each notification is a read of a child's record: recorded,
+                // durably, before it goes; one that cannot be recorded is
+                // not sent, and the stream ends with why.
+                let read = audit::reading(
+                    rpc::SUBSCRIBE,
+                    &purpose,
+                    message.child_nhs_number.clone(),
+                    [],
+                    [format!("notification {}", message.sequence)],
+                );
+                if let Err(status) = audit::read(&log, &caller, &read).await {
+                    let _ = sender.send(Err(status)).await;
+                    return;
+                }
                 if sender.send(Ok(message)).await.is_err() {
                     return; // the subscriber went away
                 }

@@ -273,15 +273,7 @@ fn parties(view: &wire::Referral) -> Parties {
             .referrer
             .as_ref()
             .and_then(|referrer| referrer.organisation.as_ref())),
-        joint_enquiry: view
-            .strategy_discussions
-            .iter()
-            .filter(|discussion| discussion.section_47_enquiry)
-            .flat_map(|discussion| &discussion.agencies_present)
-            .filter(|agency| {
-                agency.kind == i32::from(contract::common::v1::OrganisationKind::Police)
-            })
-            .map(|agency| agency.ods_code.clone())
+        joint_enquiry: service_core::policy::joint_enquiry_police(&view.strategy_discussions)
             .collect(),
         ..Parties::default()
     }

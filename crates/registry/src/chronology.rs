@@ -147,15 +147,7 @@ impl Chronology {
                 ReferralEvent::StrategyDiscussionHeld(held) => (
                     referral_child(held.child.as_ref()),
                     ods(held.local_authority.as_ref()),
-                    held.discussion
-                        .iter()
-                        .filter(|discussion| discussion.section_47_enquiry)
-                        .flat_map(|discussion| &discussion.agencies_present)
-                        .filter(|agency| {
-                            agency.kind == i32::from(contract::common::v1::OrganisationKind::Police)
-                        })
-                        .map(|agency| agency.ods_code.clone())
-                        .collect(),
+                    service_core::policy::joint_enquiry_police(&held.discussion).collect(),
                 ),
                 _ => return,
             },

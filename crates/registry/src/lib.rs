@@ -49,9 +49,12 @@ pub use crate::service::PlanRegistry;
 pub const LOG: &str = contract::producers::PLAN_REGISTRY;
 
 /// The producers whose events make up the chronology, beside the registry.
-const CHRONOLOGY_SOURCES: [&str; 2] = [
+const CHRONOLOGY_SOURCES: [&str; 3] = [
     contract::producers::REFERRAL_INTAKE,
     contract::producers::CONFERENCE_SCHEDULER,
+    // For the reads it records (notifications delivered), which go in the
+    // owning councils' access reports; its notifications are not history.
+    contract::producers::NOTIFICATION,
 ];
 
 /// How long a replica waits at start to catch up with the primary's log:

@@ -481,14 +481,23 @@ impl Projection {
             .children
             .iter()
             .filter_map(|child| NhsNumber::parse(&child.value).ok());
-        self.note_read(
-            record,
-            reader,
-            &read.rpc,
-            &read.purpose,
-            children,
-            read.owners.iter().cloned(),
-        );
+        let children: Vec<NhsNumber> = children.collect();
+        // A read that names no owner (a notification delivered) belongs to
+        // the councils the children's records belong to, as known here.
+        let mut owners: Vec<String> = read.owners.clone();
+        if owners.is_empty() {
+            for child in &children {
+                owners.extend(self.chronology.parties_of(child).owners);
+                owners.extend(
+                    self.plans_of(child)
+                        .map(|plan| self.local_authority(plan).ods_code.clone())
+                        .collect::<Vec<_>>(),
+                );
+            }
+            owners.sort();
+            owners.dedup();
+        }
+        self.note_read(record, reader, &read.rpc, &read.purpose, children, owners);
     }
 
     /// The reads of `owner`'s children's records recorded in

@@ -230,9 +230,26 @@ async fn start_services(
         address: config.listen,
         error,
     })?;
+    // A call refused for its credentials is recorded in the log of the
+    // service it was for; the registry's takes the rest (status, reflection).
+    let refusals = service_core::audit::unauthenticated(vec![
+        (
+            "/safeguard.referral.v1.".to_owned(),
+            referrals.log().clone(),
+        ),
+        (
+            "/safeguard.conference.v1.".to_owned(),
+            conferences.log().clone(),
+        ),
+        (
+            "/safeguard.notification.v1.".to_owned(),
+            notifications.log().clone(),
+        ),
+        ("/".to_owned(), registry.log().clone()),
+    ]);
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(
-        service_core::process::server(&trust)
+        service_core::process::server(&trust, Some(refusals))
             .map_err(Error::Trust)?
             .add_service(health_service)
             .add_service(status.into_server())

@@ -3,7 +3,8 @@
 //! durable before the answer, and every call the access policy refuses is a
 //! security event (`AccessRefused`, stream `security`) naming the caller,
 //! the RPC and the rule. Handlers ask the policy through [`allow`] and
-//! [`allow_role`], which record a refusal before returning it.
+//! [`allow_role`], which record a refusal before returning it; calls the
+//! authentication layer refuses are recorded through [`unauthenticated`].
 
 use contract::common::v1::NhsNumber;
 use contract::events::v1::{AccessRefused, RecordsRead};
@@ -64,6 +65,7 @@ pub async fn refused(log: &EventLog, caller: &Caller, rpc: &str, status: Status)
     let event = AccessRefused {
         rpc: rpc.to_owned(),
         rule: status.message().to_owned(),
+        ..AccessRefused::default()
     };
     tracing::warn!(
         rpc,
@@ -105,4 +107,60 @@ pub async fn allow_role(log: &EventLog, rpc: &str, caller: &Caller) -> Result<()
         Ok(()) => Ok(()),
         Err(status) => Err(refused(log, caller, rpc, status).await),
     }
+}
+
+/// How many unauthenticated refusals a process records a second; beyond
+/// it they are counted in the log line but not written, so that a flood of
+/// bad calls cannot fill the disk.
+pub const REFUSALS_PER_SECOND: u32 = 50;
+
+/// Records each call refused as UNAUTHENTICATED as an `AccessRefused` in
+/// the log of the service the call was for: `logs` pairs a path prefix
+/// (`/safeguard.registry.v1.`) with a log, the last one taking the rest.
+pub fn unauthenticated(logs: Vec<(String, EventLog)>) -> trust::layer::Refusals {
+    let window = std::sync::Mutex::new((std::time::Instant::now(), 0_u32));
+    std::sync::Arc::new(move |refusal: trust::layer::Unauthenticated| {
+        let admitted = window.lock().is_ok_and(|mut window| {
+            if window.0.elapsed() >= std::time::Duration::from_secs(1) {
+                *window = (std::time::Instant::now(), 0);
+            }
+            window.1 += 1;
+            window.1 <= REFUSALS_PER_SECOND
+        });
+        if !admitted {
+            tracing::warn!(
+                rpc = refusal.rpc,
+                "security: refusals beyond {REFUSALS_PER_SECOND} a second are not recorded"
+            );
+            return;
+        }
+        let Some(log) = logs
+            .iter()
+            .find(|(prefix, _)| refusal.rpc.starts_with(prefix.as_str()))
+            .or(logs.last())
+            .map(|(_, log)| log.clone())
+        else {
+            return;
+        };
+        let event = AccessRefused {
+            rpc: refusal.rpc.trim_start_matches('/').to_owned(),
+            rule: refusal.reason,
+            peer: refusal.peer,
+            remote: refusal.remote,
+        };
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                let appended = log
+                    .append(
+                        SECURITY,
+                        ExpectedVersion::Any,
+                        vec![crate::event::by_system(&event, "authentication")],
+                    )
+                    .await;
+                if let Err(error) = appended {
+                    tracing::error!(%error, "an unauthenticated refusal could not be recorded");
+                }
+            });
+        }
+    })
 }

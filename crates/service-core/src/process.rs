@@ -296,7 +296,14 @@ pub type Router = tonic::transport::server::Router<Layers>;
 /// router on: mutual TLS, each request continuing its caller's trace and
 /// carrying only the identity its certificate and token prove, within the
 /// time, concurrency and stream limits of `limits`.
-pub fn server(trust: &Trust) -> Result<tonic::transport::Server<Layers>, String> {
+pub fn server(
+    trust: &Trust,
+    refusals: Option<trust::layer::Refusals>,
+) -> Result<tonic::transport::Server<Layers>, String> {
+    let authenticate = match refusals {
+        Some(refusals) => trust.authenticate().with_refusals(refusals),
+        None => trust.authenticate(),
+    };
     use crate::limits;
     Ok(tonic::transport::Server::builder()
         .tls_config(trust.server_tls())
@@ -305,7 +312,7 @@ pub fn server(trust: &Trust) -> Result<tonic::transport::Server<Layers>, String>
         .concurrency_limit_per_connection(limits::REQUESTS_PER_CONNECTION)
         .max_concurrent_streams(limits::STREAMS_PER_CONNECTION)
         .layer(TraceLayer)
-        .layer(trust.authenticate()))
+        .layer(authenticate))
 }
 
 /// Serves `router`, with gRPC health checking beside it (what load

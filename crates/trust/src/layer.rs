@@ -22,10 +22,27 @@ use crate::token::Verifier;
 pub const AUTHORIZATION: &str = "authorization";
 
 const OPEN: &[&str] = &["/grpc.health.v1.Health/"];
+/// gRPC reflection: what the API is, to any trusted certificate.
+const REFLECTION: &str = "/grpc.reflection.";
 
-#[derive(Debug, Clone)]
+/// A call refused as UNAUTHENTICATED, for the security record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unauthenticated {
+    /// The request's path, `/<package>.<Service>/<Method>`.
+    pub rpc: String,
+    pub reason: String,
+    /// What a presented certificate named, if it named anyone.
+    pub peer: String,
+    pub remote: String,
+}
+
+/// Where refusals go to be recorded: it must not block.
+pub type Refusals = Arc<dyn Fn(Unauthenticated) + Send + Sync>;
+
+#[derive(Clone)]
 pub struct Authenticate {
     verifier: Arc<Verifier>,
+    refusals: Option<Refusals>,
     /// Who each client certificate seen names: a connection presents the
     /// same one on every request, and reading it is not free.
     peers: Arc<Mutex<HashMap<Vec<u8>, Peer>>>,
@@ -38,8 +55,15 @@ impl Authenticate {
     pub fn new(verifier: Arc<Verifier>) -> Authenticate {
         Authenticate {
             verifier,
+            refusals: None,
             peers: Arc::default(),
         }
+    }
+
+    /// The same, recording each refusal through `refusals`.
+    pub fn with_refusals(mut self, refusals: Refusals) -> Authenticate {
+        self.refusals = Some(refusals);
+        self
     }
 
     /// Who a verified leaf certificate names.
@@ -112,6 +136,15 @@ impl Authenticate {
     }
 }
 
+impl std::fmt::Debug for Authenticate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authenticate")
+            .field("verifier", &self.verifier)
+            .field("records_refusals", &self.refusals.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
 impl<S> tower::Layer<S> for Authenticate {
     type Service = Authenticated<S>;
 
@@ -159,7 +192,22 @@ where
         if anonymous && OPEN.iter().any(|open| path.starts_with(open)) {
             return Box::pin(self.inner.call(request));
         }
-        let identified = self.authenticate.identify(connection, authorization);
+        let identified = self
+            .authenticate
+            .identify(connection, authorization)
+            .and_then(|(peer, caller)| {
+                // An agency's system acts for a person, who must be named:
+                // only the backbone's own services call with no token, and
+                // anyone may ask health and reflection.
+                let reflection =
+                    path.starts_with(REFLECTION) || OPEN.iter().any(|open| path.starts_with(open));
+                match (&peer, &caller) {
+                    (Peer::Organisation(_), None) if !reflection => Err(Status::unauthenticated(
+                        "a bearer access token (authorization: Bearer ...) is required",
+                    )),
+                    _ => Ok((peer, caller)),
+                }
+            });
         match identified {
             Ok((peer, caller)) => {
                 request.extensions_mut().insert(peer);
@@ -179,6 +227,25 @@ where
                     refused = status.message(),
                     "security: unauthenticated request refused"
                 );
+                if let Some(refusals) = &self.authenticate.refusals {
+                    let peer = connection
+                        .and_then(TlsConnectInfo::peer_certs)
+                        .and_then(|chain| chain.first().cloned())
+                        .and_then(|leaf| names::of_certificate(&leaf).ok())
+                        .map(|named| match named {
+                            Named::Organisation(ods) => names::organisation_uri(&ods),
+                            Named::Service(name) => names::service_uri(&name),
+                        })
+                        .unwrap_or_default();
+                    refusals(Unauthenticated {
+                        rpc: path.to_owned(),
+                        reason: status.message().to_owned(),
+                        peer,
+                        remote: remote
+                            .map(|address| address.to_string())
+                            .unwrap_or_default(),
+                    });
+                }
                 Box::pin(std::future::ready(Ok(status.into_http())))
             }
         }

@@ -312,6 +312,19 @@ pub fn rule(rpc: &str) -> Option<&'static Rule> {
     RULES.iter().find(|rule| rule.rpc == rpc)
 }
 
+/// The police forces at strategy discussions that decided on a joint
+/// section 47 enquiry: the forces in the child's joint enquiry.
+pub fn joint_enquiry_police<'a>(
+    discussions: impl IntoIterator<Item = &'a contract::referral::v1::StrategyDiscussion>,
+) -> impl Iterator<Item = String> {
+    discussions
+        .into_iter()
+        .filter(|discussion| discussion.section_47_enquiry)
+        .flat_map(|discussion| &discussion.agencies_present)
+        .filter(|agency| agency.kind == i32::from(contract::common::v1::OrganisationKind::Police))
+        .map(|agency| agency.ods_code.clone())
+}
+
 /// Who the thing asked about belongs to and who else it concerns, as
 /// ODS codes: what a handler knows once it has found it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
