@@ -821,3 +821,128 @@ async fn one_person_may_look_up_only_so_many_children_a_minute() {
     };
     look(&colleague).await.expect("a colleague's own allowance");
 }
+
+/// The server's own limits: a request over its time is cancelled; a
+/// connection's requests beyond its allowance wait their turn, while
+/// another connection's do not; streams beyond a connection's allowance
+/// wait for one to close.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_bounds_time_requests_and_streams_per_connection() {
+    let far_ahead = || {
+        Some(contract::common::v1::ConsistencyToken {
+            positions: vec![contract::common::v1::LogPosition {
+                log: "plan-registry".into(),
+                position: 1_000_000,
+            }],
+        })
+    };
+    let lookup = |min_token| registry_wire::LookupChildRequest {
+        nhs_number: child(),
+        purpose: "unscheduled care attendance".into(),
+        min_token,
+        ..registry_wire::LookupChildRequest::default()
+    };
+    // A read waiting five seconds for a write that never comes, on a
+    // server that allows one.
+    let dir = tempfile::tempdir().expect("dir");
+    let settings = service_core::settings::Settings {
+        request_timeout_seconds: 1,
+        ..service_core::settings::Settings::default()
+    };
+    let running = crate::spawn_backbone_configured(&dir.path().join("a"), settings).await;
+    let timed = connect(&running.agencies());
+    let cancelled = timed
+        .as_(&nurse())
+        .registry
+        .lookup_child(lookup(far_ahead()))
+        .await
+        .expect_err("over its time");
+    assert_eq!(cancelled.code(), Code::Cancelled, "{cancelled:?}");
+    assert!(
+        cancelled.message().contains("Timeout expired"),
+        "{cancelled:?}"
+    );
+    running.running.stop().await.expect("stop");
+
+    // One request in flight a connection: the nurse's second waits for
+    // her first, a lookup from the council's own connection does not.
+    let settings = service_core::settings::Settings {
+        requests_per_connection: 1,
+        ..service_core::settings::Settings::default()
+    };
+    let running = crate::spawn_backbone_configured(&dir.path().join("b"), settings).await;
+    let mut backbone = connect(&running.agencies());
+    backbone._backbone = Some(running);
+    let nurse_registry = backbone.as_(&nurse()).registry;
+    let done = |mut client: contract::registry::v1::plan_registry_client::PlanRegistryClient<
+        trust::client::Authorised,
+    >,
+                request| {
+        tokio::spawn(async move {
+            let answer = client.lookup_child(request).await;
+            (answer.map(|_| ()), std::time::Instant::now())
+        })
+    };
+    // The connection is made before the first request holds it.
+    done(nurse_registry.clone(), lookup(None))
+        .await
+        .expect("task")
+        .0
+        .expect("a lookup");
+    let first = done(nurse_registry.clone(), lookup(far_ahead()));
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let second = done(nurse_registry, lookup(None));
+    let other = done(backbone.as_(&chair()).registry, lookup(None));
+    let (first, first_at) = first.await.expect("task");
+    let (second, second_at) = second.await.expect("task");
+    let (other, other_at) = other.await.expect("task");
+    assert_eq!(
+        first.expect_err("the write never came").code(),
+        Code::Unavailable
+    );
+    second.expect("answered in its turn");
+    other.expect("answered at once");
+    assert!(
+        second_at > first_at,
+        "the second request waited for the first"
+    );
+    assert!(other_at < first_at, "another connection did not wait");
+
+    // Streams beyond a connection's allowance wait for one to close.
+    let inbox = member_of(
+        "E09000999",
+        OrganisationKind::LocalAuthority,
+        Role::TeamManager,
+    );
+    let notifications = backbone.as_(&inbox).notifications;
+    let subscribe = || {
+        let mut client = notifications.clone();
+        async move {
+            client
+                .subscribe(note::SubscribeRequest {
+                    subscriber: "limits".into(),
+                    recipient_ods_code: "E09000999".into(),
+                    // A child nobody is told of: the streams stay quiet.
+                    child_nhs_number: Some(NhsNumber {
+                        value: "9990000042".into(),
+                    }),
+                    purpose: "a test of the stream limit".into(),
+                    ..note::SubscribeRequest::default()
+                })
+                .await
+        }
+    };
+    let mut open = Vec::new();
+    for _ in 0..service_core::limits::STREAMS_PER_CONNECTION {
+        open.push(subscribe().await.expect("a stream within the allowance"));
+    }
+    let beyond = tokio::spawn(subscribe());
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(!beyond.is_finished(), "a stream beyond the allowance waits");
+    drop(open.pop());
+    tokio::time::timeout(std::time::Duration::from_secs(10), beyond)
+        .await
+        .expect("opened once another closed")
+        .expect("task")
+        .expect("a stream");
+}

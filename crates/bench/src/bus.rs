@@ -411,7 +411,7 @@ async fn replica_reads(
     let replica_url = format!("https://{}", listener.local_addr()?);
     let log = replica.log().clone();
     let server = tokio::spawn(
-        service_core::process::server(&trust, None)?
+        service_core::process::server(&trust, &Default::default(), None)?
             .add_service(replica.into_server())
             .serve_with_incoming(service_core::process::incoming(listener)),
     );
@@ -423,7 +423,8 @@ async fn replica_reads(
         organisation: Some(organisation("RXX01", OrganisationKind::NhsTrust)),
         user_id: "bench-nurse".into(),
         display_name: "Bench Nurse".into(),
-        role: Role::UnscheduledCareClinician.into(),
+        // Reads after each write are silent: a role that may read so.
+        role: Role::NamedSafeguardingProfessional.into(),
         care_setting: CareSetting::EmergencyDepartment.into(),
     };
     let primary_nurse = PlanRegistryClient::new(agencies.authorised(&nurse, primary_url)?);

@@ -396,7 +396,7 @@ pub async fn serve(data: PathBuf, realm: PathBuf) -> Result<(), Error> {
     println!("listening: {}", listener.local_addr()?);
     let log = registry.log().clone();
     let server = tokio::spawn(
-        service_core::process::server(&trust, None)?
+        service_core::process::server(&trust, &Default::default(), None)?
             .add_service(health_service)
             .add_service(registry.into_server())
             .serve_with_incoming(service_core::process::incoming(listener)),

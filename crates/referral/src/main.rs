@@ -34,7 +34,7 @@ async fn main() -> ExitCode {
             // service's own log.
             let refusals =
                 service_core::audit::unauthenticated(vec![("/".to_owned(), service.log().clone())]);
-            let mut server = match process::server(&trust, Some(refusals)) {
+            let mut server = match process::server(&trust, &args.settings, Some(refusals)) {
                 Ok(server) => server,
                 Err(error) => return process::failed(NAME, error),
             };

@@ -72,7 +72,7 @@ async fn spawn(dir: &Path) -> App {
     let (made, _) = trust::Realm::open_or_create(&realm).expect("realm");
     let trust = trust::Trust::load(&made.config()).expect("trust");
     let server = tokio::spawn(async move {
-        service_core::process::server(&trust, None)
+        service_core::process::server(&trust, &Default::default(), None)
             .expect("TLS")
             .add_service(service.into_server())
             .serve_with_incoming_shutdown(service_core::process::incoming(listener), async {

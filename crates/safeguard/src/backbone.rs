@@ -249,7 +249,7 @@ async fn start_services(
     ]);
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(
-        service_core::process::server(&trust, Some(refusals))
+        service_core::process::server(&trust, &config.settings, Some(refusals))
             .map_err(Error::Trust)?
             .add_service(health_service)
             .add_service(status.into_server())

@@ -1,12 +1,13 @@
 //! What no caller may exceed, so that none can exhaust the backbone: the
 //! size of a request, the length of every text field and the number of
 //! items in every repeated field (checked for any request through the
-//! contract's descriptors, naming the field and the limit), and how long,
-//! how many at once and how often. Handlers take their request through
+//! contract's descriptors, naming the field and the limit), and how many
+//! streams a connection may open; how long a request may take and how many
+//! a connection may have in flight are settings (`request_timeout_seconds`,
+//! `requests_per_connection`). Handlers take their request through
 //! [`checked`], which also establishes who is calling.
 
 use std::sync::OnceLock;
-use std::time::Duration;
 
 use prost::{Message, Name};
 use prost_reflect::{DescriptorPool, DynamicMessage, Value};
@@ -24,10 +25,6 @@ pub const MAX_FREE_TEXT_BYTES: usize = 10_000;
 pub const MAX_TEXT_BYTES: usize = 256;
 /// Every repeated field: invitees, agencies, kinds, risk factors.
 pub const MAX_ITEMS: usize = 50;
-/// How long a request may take before it is answered DEADLINE_EXCEEDED.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-/// Requests in flight on one connection at once; more wait their turn.
-pub const REQUESTS_PER_CONNECTION: usize = 64;
 /// HTTP/2 streams one connection may have open at once.
 pub const STREAMS_PER_CONNECTION: u32 = 128;
 

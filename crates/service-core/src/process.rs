@@ -298,6 +298,7 @@ pub type Router = tonic::transport::server::Router<Layers>;
 /// time, concurrency and stream limits of `limits`.
 pub fn server(
     trust: &Trust,
+    settings: &Settings,
     refusals: Option<trust::layer::Refusals>,
 ) -> Result<tonic::transport::Server<Layers>, String> {
     let authenticate = match refusals {
@@ -308,8 +309,10 @@ pub fn server(
     Ok(tonic::transport::Server::builder()
         .tls_config(trust.server_tls())
         .map_err(|error| format!("TLS: {error}"))?
-        .timeout(limits::REQUEST_TIMEOUT)
-        .concurrency_limit_per_connection(limits::REQUESTS_PER_CONNECTION)
+        .timeout(std::time::Duration::from_secs(
+            settings.request_timeout_seconds.max(1),
+        ))
+        .concurrency_limit_per_connection(settings.requests_per_connection.max(1))
         .max_concurrent_streams(limits::STREAMS_PER_CONNECTION)
         .layer(TraceLayer)
         .layer(authenticate))

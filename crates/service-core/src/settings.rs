@@ -37,6 +37,12 @@ pub struct Settings {
     /// numbers cannot be enumerated (RESOURCE_EXHAUSTED beyond it). The
     /// plan registry.
     pub lookups_per_user_per_minute: u32,
+    /// How long a request may take before it is answered CANCELLED
+    /// ("Timeout expired"), in seconds. Every server.
+    pub request_timeout_seconds: u64,
+    /// Requests one connection may have in flight at once; more wait
+    /// their turn. Every server.
+    pub requests_per_connection: usize,
 }
 
 impl Default for Settings {
@@ -50,6 +56,8 @@ impl Default for Settings {
             removed_bank_holidays: Vec::new(),
             deadline_check_seconds: 60,
             lookups_per_user_per_minute: 120,
+            request_timeout_seconds: 30,
+            requests_per_connection: 64,
         }
     }
 }
