@@ -13,7 +13,7 @@ use contract::registry::v1 as registry_wire;
 use prost::Message as _;
 use tonic::Code;
 
-use crate::fixtures::{self, child, member_of};
+use crate::fixtures::{self, chair, child, member_of};
 
 /// Every envelope in `log`, read as one of the backbone's services.
 async fn envelopes(backbone: &fixtures::Backbone, log: &str) -> Vec<EventEnvelope> {
@@ -188,6 +188,60 @@ async fn every_read_is_recorded_before_the_answer_and_every_refusal_too() {
     // The council asks who read its children's records: every read above,
     // from every service, with who, why and which child.
     fixtures::lookup(&mut backbone, fixtures::nurse(), false, None).await;
+    // Who looked is shown by name only to the council that owns the
+    // child's record, and to each organisation for its own people.
+    let gp = member_of(
+        "Y99001",
+        OrganisationKind::GpPractice,
+        Role::GeneralPractitioner,
+    );
+    let seen_by_gp = fixtures::lookup(&mut backbone, gp, false, None).await;
+    let named = |accesses: &[registry_wire::Access], ods: &str| {
+        accesses
+            .iter()
+            .filter(|access| {
+                access
+                    .organisation
+                    .as_ref()
+                    .is_some_and(|o| o.ods_code == ods)
+            })
+            .all(|access| !access.user_display_name.is_empty())
+    };
+    let unnamed = |accesses: &[registry_wire::Access], ods: &str| {
+        accesses
+            .iter()
+            .filter(|access| {
+                access
+                    .organisation
+                    .as_ref()
+                    .is_some_and(|o| o.ods_code == ods)
+            })
+            .all(|access| access.user_display_name.is_empty())
+    };
+    assert!(
+        seen_by_gp.recent_accesses.iter().any(|a| a
+            .organisation
+            .as_ref()
+            .is_some_and(|o| o.ods_code == "RXX01")),
+        "{seen_by_gp:?}"
+    );
+    assert!(
+        unnamed(&seen_by_gp.recent_accesses, "RXX01"),
+        "{seen_by_gp:?}"
+    );
+    assert!(
+        named(&seen_by_gp.recent_accesses, "Y99001"),
+        "{seen_by_gp:?}"
+    );
+    let seen_by_council = fixtures::lookup(&mut backbone, chair(), true, None).await;
+    assert!(
+        named(&seen_by_council.recent_accesses, "RXX01"),
+        "{seen_by_council:?}"
+    );
+    assert!(
+        named(&seen_by_council.recent_accesses, "Y99001"),
+        "{seen_by_council:?}"
+    );
     let manager = member_of(
         "E09000999",
         OrganisationKind::LocalAuthority,
