@@ -196,7 +196,8 @@ async fn every_read_is_recorded_before_the_answer_and_every_refusal_too() {
         Role::GeneralPractitioner,
     );
     let seen_by_gp = fixtures::lookup(&mut backbone, gp, false, None).await;
-    let named = |accesses: &[registry_wire::Access], ods: &str| {
+    // Whether each access by `ods`'s people shows a name.
+    let names_shown = |accesses: &[registry_wire::Access], ods: &str| -> Vec<bool> {
         accesses
             .iter()
             .filter(|access| {
@@ -205,18 +206,14 @@ async fn every_read_is_recorded_before_the_answer_and_every_refusal_too() {
                     .as_ref()
                     .is_some_and(|o| o.ods_code == ods)
             })
-            .all(|access| !access.user_display_name.is_empty())
+            .map(|access| !access.user_display_name.is_empty())
+            .collect()
+    };
+    let named = |accesses: &[registry_wire::Access], ods: &str| {
+        names_shown(accesses, ods).iter().all(|shown| *shown)
     };
     let unnamed = |accesses: &[registry_wire::Access], ods: &str| {
-        accesses
-            .iter()
-            .filter(|access| {
-                access
-                    .organisation
-                    .as_ref()
-                    .is_some_and(|o| o.ods_code == ods)
-            })
-            .all(|access| access.user_display_name.is_empty())
+        names_shown(accesses, ods).iter().all(|shown| !*shown)
     };
     assert!(
         seen_by_gp.recent_accesses.iter().any(|a| a
@@ -267,6 +264,15 @@ async fn every_read_is_recorded_before_the_answer_and_every_refusal_too() {
         ("ListAwaitingDecision", "Test Chair"),
         ("Subscribe", "Test Inbox"),
     ];
+    let read_by = |report: &[registry_wire::AccessRecord], method: &str, who: &str| {
+        report.iter().any(|access| {
+            access.rpc.ends_with(&format!("/{method}"))
+                && access
+                    .reader
+                    .as_ref()
+                    .is_some_and(|r| r.display_name == who)
+        })
+    };
     let mut report = Vec::new();
     for _ in 0..100 {
         report = ask(None)
@@ -274,29 +280,17 @@ async fn every_read_is_recorded_before_the_answer_and_every_refusal_too() {
             .expect("the council's report")
             .into_inner()
             .accesses;
-        let found = |(method, who): &(&str, &str)| {
-            report.iter().any(|access| {
-                access.rpc.ends_with(&format!("/{method}"))
-                    && access
-                        .reader
-                        .as_ref()
-                        .is_some_and(|r| r.display_name == *who)
-            })
-        };
-        if wanted.iter().all(found) {
+        if wanted
+            .iter()
+            .all(|(method, who)| read_by(&report, method, who))
+        {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     for (method, who) in wanted {
         assert!(
-            report
-                .iter()
-                .any(|access| access.rpc.ends_with(&format!("/{method}"))
-                    && access
-                        .reader
-                        .as_ref()
-                        .is_some_and(|r| r.display_name == who)),
+            read_by(&report, method, who),
             "{method} by {who} in {report:?}"
         );
     }

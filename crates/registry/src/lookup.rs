@@ -181,7 +181,7 @@ impl PlanRegistry {
         let micros = |field: &str, stamp: Option<&prost_types::Timestamp>, unset: i64| {
             stamp.map_or(Ok(unset), |stamp| {
                 validate::timestamp_or_now(field, Some(stamp))
-                    .map(|stamp| stamp.seconds * 1_000_000 + i64::from(stamp.nanos / 1_000))
+                    .map(|stamp| projection::micros(&stamp))
             })
         };
         let from = micros("from", request.from.as_ref(), i64::MIN)?;

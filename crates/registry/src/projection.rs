@@ -28,6 +28,11 @@ use service_core::validate;
 use crate::chronology;
 use crate::convert;
 
+/// A time as microseconds since the epoch: how accesses and reads are kept.
+pub fn micros(at: &prost_types::Timestamp) -> i64 {
+    at.seconds * 1_000_000 + i64::from(at.nanos / 1_000)
+}
+
 /// The RPC a lookup is, in the access report.
 const LOOKUP: &str = "safeguard.registry.v1.PlanRegistry/LookupChild";
 
@@ -366,7 +371,7 @@ impl Projection {
                     .intern(looked.purpose.as_bytes(), || looked.purpose.clone());
                 let at = record.envelope.recorded_at.unwrap_or_default();
                 let access = Access {
-                    at_micros: at.seconds * 1_000_000 + i64::from(at.nanos / 1_000),
+                    at_micros: micros(&at),
                     who,
                     purpose,
                 };
@@ -452,7 +457,7 @@ impl Projection {
             .intern(record.producer.as_bytes(), || record.producer.to_owned());
         let at = record.envelope.recorded_at.unwrap_or_default();
         let read = Read {
-            at_micros: at.seconds * 1_000_000 + i64::from(at.nanos / 1_000),
+            at_micros: micros(&at),
             reader,
             rpc,
             purpose,
