@@ -141,9 +141,11 @@ impl EventLog {
             .open()?;
         check_format(&db)?;
         let (next_position, last_hash) = recover_head(&db)?;
-        if let Some(anchor) = anchor::read(&options.path)? {
-            verify::check_anchor(&db, next_position, anchor)?;
-        }
+        verify::check_anchor(
+            &db,
+            next_position,
+            required_anchor(&options.path, next_position)?,
+        )?;
         // sled only calls sync_file_range, which neither flushes the drive's
         // cache nor the file's size; the writer fdatasyncs this file itself.
         let db_file = File::options()
@@ -469,6 +471,99 @@ fn check_format(db: &sled::Db) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The log's anchor. Every log has had one since its first open, before
+/// any record: records without one mean the anchor was removed, and with it
+/// the proof of what was acknowledged, so the log is refused rather than
+/// given a new anchor that would bless whatever it now holds.
+fn required_anchor(dir: &Path, records: u64) -> Result<anchor::Anchor> {
+    match anchor::read(dir)? {
+        Some(anchor) => Ok(anchor),
+        None if records == 0 => Ok(anchor::Anchor {
+            records: 0,
+            last_hash: GENESIS_HASH,
+        }),
+        None => Err(Error::Corrupt {
+            position: 0,
+            reason: format!(
+                "the log holds {records} records but its anchor ({}) is missing; \
+                 restore it from a backup of this directory, never make a new one",
+                anchor::path_in(dir).display()
+            ),
+        }),
+    }
+}
+
+/// Verifies the log in `dir` without changing it: its files are copied to
+/// a temporary directory and the copy is opened and walked (sled recovers a
+/// log by writing to it, and holds a lock a running service has taken).
+/// Checks what [`EventLog::verify`] checks, and that the anchor is there.
+pub fn verify_copy(dir: &Path) -> Result<VerifyReport> {
+    if !dir.join("db").is_file() {
+        return Err(Error::Storage(format!(
+            "{} holds no event log (no file named db)",
+            dir.display()
+        )));
+    }
+    let copy = tempfile::tempdir()?;
+    for entry in walk(dir)? {
+        let relative = entry.strip_prefix(dir).unwrap_or(&entry);
+        let target = copy.path().join(relative);
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::copy(&entry, &target)?;
+    }
+    let db = match record::sled_config(copy.path()).open() {
+        Ok(db) => db,
+        // sled's snapshot claims more than its log now yields (a damaged
+        // message ends sled's recovery there): recover from the log alone,
+        // which stops at the damage, so the walk below names the first
+        // record lost with it.
+        Err(sled::Error::Corruption { .. }) => {
+            for file in std::fs::read_dir(copy.path())? {
+                let path = file?.path();
+                if path
+                    .file_name()
+                    .and_then(|name| name.to_str())
+                    .is_some_and(|name| name.starts_with("snap."))
+                {
+                    std::fs::remove_file(path)?;
+                }
+            }
+            record::sled_config(copy.path()).open()?
+        }
+        Err(error) => return Err(error.into()),
+    };
+    let anchor = anchor::read(dir)?;
+    // A damaged last page must not end the walk before it starts: then the
+    // anchor says how far to look, and the walk names the first position
+    // it cannot read.
+    let end = match (recover_head(&db), anchor) {
+        (Ok((end, _)), _) => end,
+        (Err(_), Some(anchor)) => anchor.records,
+        (Err(error), None) => return Err(error),
+    };
+    let anchor = required_anchor(dir, end)?;
+    verify::verify(&db, end.max(anchor.records), Some(anchor))
+}
+
+/// Every file under `dir`, the anchor's temporary file aside.
+fn walk(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    let mut directories = vec![dir.to_owned()];
+    while let Some(directory) = directories.pop() {
+        for entry in std::fs::read_dir(&directory)? {
+            let path = entry?.path();
+            if path.is_dir() {
+                directories.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    Ok(files)
 }
 
 /// The next position and the hash to chain it to, from the last record.

@@ -96,6 +96,10 @@ enum Command {
     /// it quarantined; exits non-zero if not serving. For scripts and
     /// container probes.
     Health(commands::Health),
+    /// Rechecks event logs on disk (every record's hash, the chain, the
+    /// indexes and the anchor) without changing them; exits non-zero
+    /// naming the first bad position.
+    Verify(commands::verify::Verify),
     /// Calls any RPC with a JSON request and prints the JSON response, e.g.
     /// `safeguard call safeguard.referral.v1.ReferralIntake/GetReferral
     /// '{"referralId": "..."}'`, acting as the person the identity flags say.
@@ -201,6 +205,7 @@ async fn main() -> ExitCode {
         Command::Subscribe(command) => command.run().await,
         Command::Acknowledge(command) => command.run().await,
         Command::Health(command) => command.run().await,
+        Command::Verify(command) => command.run(),
         Command::Call {
             method,
             request,

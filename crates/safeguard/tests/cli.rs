@@ -73,6 +73,17 @@ impl Cli {
     }
 }
 
+/// `safeguard verify --data-dir DIR`: a command of the operator's
+/// machine, needing no server or identity.
+fn verify(dir: &std::path::Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_safeguard"))
+        .arg("verify")
+        .arg("--data-dir")
+        .arg(dir)
+        .output()
+        .expect("run safeguard verify")
+}
+
 fn token_of(summary: &str) -> String {
     summary
         .lines()
@@ -605,5 +616,67 @@ fn a_case_from_referral_to_plan_end_from_the_command_line() {
         String::from_utf8_lossy(&refused.stderr)
     );
 
+    // Lookups enough that the registry's records span many of sled's pages.
+    for index in 0..40 {
+        cli.ok(
+            NURSE,
+            &[
+                "lookup",
+                "--nhs",
+                "9990000018",
+                "--purpose",
+                &format!("attendance-check-{index:02}"),
+            ],
+        );
+    }
+    // An auditor checks the logs while the backbone runs, on copies.
+    let output = verify(dir.path());
+    let verified = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{verified}");
+    assert_eq!(verified.matches(": intact: ").count(), 4, "{verified}");
+
     runtime.block_on(running.stop()).expect("stop");
+
+    // One flipped byte in the registry's files is found, at its record.
+    let registry_log = dir.path().join(registry::LOG);
+    let purpose = b"attendance-check-20";
+    let looked_up_at = {
+        let log = eventlog::EventLog::open(eventlog::Options::new(&registry_log)).expect("open");
+        let records = log.read_all(0, 10_000).expect("read");
+        let position = records
+            .iter()
+            .find(|event| {
+                event
+                    .record()
+                    .windows(purpose.len())
+                    .any(|window| window == purpose)
+            })
+            .expect("the lookup is in the registry's log")
+            .position();
+        runtime.block_on(log.close()).expect("close");
+        position
+    };
+    let file = registry_log.join("db");
+    let mut bytes = std::fs::read(&file).expect("read db file");
+    let at = bytes
+        .windows(purpose.len())
+        .position(|window| window == purpose)
+        .expect("the lookup is in the file, first as it was written");
+    bytes[at + 3] ^= 0x01;
+    std::fs::write(&file, &bytes).expect("write db file");
+    let output = verify(dir.path());
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(!output.status.success(), "{printed}");
+    assert!(
+        printed.contains(&format!(
+            "NOT INTACT: corrupt record at position {looked_up_at}:"
+        )),
+        "{printed}"
+    );
+    assert_eq!(printed.matches(": intact: ").count(), 3, "{printed}");
+    assert_eq!(
+        std::fs::read(&file).expect("db file"),
+        bytes,
+        "verify changed nothing"
+    );
 }

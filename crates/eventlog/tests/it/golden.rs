@@ -171,6 +171,14 @@ async fn format_1_logs_read_as_they_always_did() {
     let expected = read_json("v1.expected.json");
     let dir = tempfile::tempdir().expect("temp dir");
     load(&golden, dir.path());
+    // The anchor lives beside sled's files, in its own format (version 1).
+    let records = expected["events"].as_array().expect("events").len();
+    let last_hash = expected["last_hash"].as_str().expect("hash");
+    std::fs::write(
+        dir.path().join("ANCHOR"),
+        format!("safeguard-eventlog-anchor 1\nrecords {records}\nlast_hash {last_hash}\n"),
+    )
+    .expect("write the anchor");
     let log = open(dir.path());
     let events = decoded(&log.read_all(0, 100).expect("read"));
     let described: Vec<Value> = events.iter().map(describe).collect();

@@ -147,3 +147,54 @@ async fn a_truncated_tail_is_refused_at_open() {
     let (position, reason) = corrupt_position(error);
     assert_eq!(position, 35, "{reason}");
 }
+
+#[tokio::test]
+async fn a_log_without_its_anchor_is_refused_at_open() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    write_closed_log(dir.path(), 10).await;
+    std::fs::remove_file(dir.path().join("ANCHOR")).expect("remove the anchor");
+    let error = crate::support::open_after_release(dir.path()).expect_err("open must refuse");
+    let (position, reason) = corrupt_position(error);
+    assert_eq!(position, 0, "{reason}");
+    assert!(reason.contains("anchor"), "{reason}");
+    assert!(
+        !dir.path().join("ANCHOR").exists(),
+        "no new anchor may bless what the log now holds"
+    );
+    assert!(matches!(
+        eventlog::verify_copy(dir.path()),
+        Err(Error::Corrupt { position: 0, .. })
+    ));
+}
+
+#[tokio::test]
+async fn a_copy_is_verified_without_touching_the_original() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    write_closed_log(dir.path(), 200).await;
+    let report = eventlog::verify_copy(dir.path()).expect("verify an intact log");
+    assert_eq!(report.records, 200);
+
+    let file = dir.path().join("db");
+    let mut bytes = std::fs::read(&file).expect("read db file");
+    let marker = b"payload-marker-00077-";
+    let at = bytes
+        .windows(marker.len())
+        .position(|window| window == marker)
+        .expect("the record's payload is in the file");
+    bytes[at + 5] ^= 0x04;
+    std::fs::write(&file, &bytes).expect("write db file");
+    let anchor = std::fs::read(dir.path().join("ANCHOR")).expect("anchor");
+
+    let (position, reason) =
+        corrupt_position(eventlog::verify_copy(dir.path()).expect_err("the flip is found"));
+    assert_eq!(position, 77, "{reason}");
+    assert_eq!(
+        std::fs::read(&file).expect("db file"),
+        bytes,
+        "the files are not changed"
+    );
+    assert_eq!(
+        std::fs::read(dir.path().join("ANCHOR")).expect("anchor"),
+        anchor
+    );
+}

@@ -10,6 +10,7 @@ pub mod conference;
 pub mod plan;
 pub mod referral;
 pub mod registry;
+pub mod verify;
 
 use contract::common::v1::{
     ConsistencyToken, ContactDetails, Date, LogPosition, NhsNumber, Organisation, OrganisationKind,
