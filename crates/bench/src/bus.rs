@@ -71,15 +71,28 @@ pub async fn run(scale: Scale) -> Result<(), Error> {
     crate::log::fill(&log, scale.events).await?;
     let records = log.read_all(0, scale.events)?;
 
-    let raw = raw_jetstream_publishes(&nats.url(), &records).await?;
+    let (realm, _) = trust::Realm::open_or_create(&dir.path().join("realm"))?;
+    let trust = trust::Trust::load(&realm.config())?;
+    let options = || JetStreamOptions::trusted(nats.url(), &trust);
+
+    let raw = raw_jetstream_publishes(&nats.url(), &records, options()?.duplicate_window).await?;
     figure("raw_jetstream_publish_per_s", raw);
-    let relayed = relayed_and_consumed(&nats.url(), &log, scale.events).await?;
+    let (signed, verified) = signatures(&trust, &records)?;
+    figure("record_sign_per_s", signed);
+    figure("record_verify_per_s", verified);
+    let relayed = relayed_and_consumed(options()?, options()?, &log, scale.events).await?;
     figure("bus_events_per_s", relayed);
     figure(
         "bus_vs_raw_jetstream_ratio",
         (relayed / raw * 1000.0).round() / 1000.0,
     );
-    let recovery = catch_up_after_restart(&nats.url(), scale.events).await?;
+    // The share of one core that checking each record's signature takes at
+    // the bus's rate (signing is the relay's, on the producer's side).
+    figure(
+        "record_check_core_share_at_bus_rate",
+        (relayed / verified * 1000.0).round() / 1000.0,
+    );
+    let recovery = catch_up_after_restart(options()?, scale.events).await?;
     figure("recovery_events", scale.events as f64);
     figure(
         "recovery_s",
@@ -93,7 +106,11 @@ pub async fn run(scale: Scale) -> Result<(), Error> {
 /// The baseline: each record published with plain async-nats, with the
 /// bus's headers and message id, to a stream with the bus's settings,
 /// keeping the relay's window of publishes awaiting acks.
-async fn raw_jetstream_publishes(url: &str, records: &[RecordedEvent]) -> Result<f64, Error> {
+async fn raw_jetstream_publishes(
+    url: &str,
+    records: &[RecordedEvent],
+    duplicate_window: Duration,
+) -> Result<f64, Error> {
     let context = jetstream::new(async_nats::connect(url).await?);
     context
         .get_or_create_stream(stream::Config {
@@ -101,7 +118,7 @@ async fn raw_jetstream_publishes(url: &str, records: &[RecordedEvent]) -> Result
             subjects: vec!["bench.raw.>".into()],
             storage: stream::StorageType::File,
             num_replicas: 1,
-            duplicate_window: JetStreamOptions::new(url).duplicate_window,
+            duplicate_window,
             ..stream::Config::default()
         })
         .await?;
@@ -134,9 +151,14 @@ async fn raw_jetstream_publishes(url: &str, records: &[RecordedEvent]) -> Result
 /// JetStream and read by a consumer on a second connection, in order. The
 /// clock runs from registering the producer to the consumer holding the
 /// last event.
-async fn relayed_and_consumed(url: &str, log: &EventLog, events: usize) -> Result<f64, Error> {
-    let producer = Bus::jetstream(JetStreamOptions::new(url)).await?;
-    let consumer = Bus::jetstream(JetStreamOptions::new(url)).await?;
+async fn relayed_and_consumed(
+    producer: JetStreamOptions,
+    consumer: JetStreamOptions,
+    log: &EventLog,
+    events: usize,
+) -> Result<f64, Error> {
+    let producer = Bus::jetstream(producer).await?;
+    let consumer = Bus::jetstream(consumer).await?;
     let started = Instant::now();
     producer.register_producer("bench", log.clone()).await?;
     let mut subscription = consumer.subscribe("bench.consumer", "bench", 0).await?;
@@ -155,14 +177,35 @@ async fn relayed_and_consumed(url: &str, log: &EventLog, events: usize) -> Resul
 
 /// A consumer that starts again (a new connection, its cursor at 0) and
 /// reads all `events` from the stream.
-async fn catch_up_after_restart(url: &str, events: usize) -> Result<Duration, Error> {
-    let restarted = Bus::jetstream(JetStreamOptions::new(url)).await?;
+async fn catch_up_after_restart(
+    options: JetStreamOptions,
+    events: usize,
+) -> Result<Duration, Error> {
+    let restarted = Bus::jetstream(options).await?;
     let started = Instant::now();
     let mut subscription = restarted.subscribe("bench.restarted", "bench", 0).await?;
     for _ in 0..events {
         subscription.next().await?;
     }
     Ok(started.elapsed())
+}
+
+/// How fast a record's signature is made (by a relay) and checked (by a
+/// consumer), over the records the bus carries.
+fn signatures(trust: &trust::Trust, records: &[RecordedEvent]) -> Result<(f64, f64), Error> {
+    let signer = trust.event_signer()?;
+    let keys = trust.event_keys()?;
+    let started = Instant::now();
+    let signatures = records
+        .iter()
+        .map(|event| signer.sign("bench", event.position(), &event.hash()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let signed = per_second(records.len(), started.elapsed());
+    let started = Instant::now();
+    for (event, signature) in records.iter().zip(&signatures) {
+        keys.verify("bench", event.position(), &event.hash(), signature)?;
+    }
+    Ok((signed, per_second(records.len(), started.elapsed())))
 }
 
 fn council() -> Organisation {
@@ -379,7 +422,7 @@ async fn replica_reads(
     use contract::registry::v1 as registry_wire;
     use contract::registry::v1::plan_registry_client::PlanRegistryClient;
 
-    let bus = Bus::jetstream(JetStreamOptions::new(url.to_owned())).await?;
+    let bus = Bus::jetstream(JetStreamOptions::trusted(url.to_owned(), &trust)?).await?;
     let published = bus
         .published_head(contract::producers::PLAN_REGISTRY)
         .await?;

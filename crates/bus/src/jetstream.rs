@@ -37,6 +37,7 @@ mod consumer;
 mod relay;
 
 pub(crate) use consumer::Consumer;
+pub use consumer::{Alarms, Refused};
 use relay::relay;
 
 use crate::backoff::Backoff;
@@ -50,6 +51,9 @@ pub const RELAY_CURSOR: &str = "bus:jetstream-relay";
 pub const POSITION_HEADER: &str = "Safeguard-Position";
 pub const PRODUCER_HEADER: &str = "Safeguard-Producer";
 pub const CONTENT_TYPE_HEADER: &str = "Safeguard-Content-Type";
+/// The producer's signature over (producer, position, chain hash), hex:
+/// what proves the record came from its log (`trust::signing`).
+pub const SIGNATURE_HEADER: &str = "Safeguard-Signature";
 /// The W3C trace context of the event, as the envelope keeps it, for
 /// partners' tracing to continue.
 pub const TRACEPARENT_HEADER: &str = "traceparent";
@@ -81,17 +85,38 @@ pub struct JetStreamOptions {
     pub producer_tls: Option<tonic::transport::ClientTlsConfig>,
     /// How long the server remembers message ids to drop duplicates.
     pub duplicate_window: Duration,
+    /// Signs the records this process publishes (its service key).
+    pub signer: Arc<trust::EventSigner>,
+    /// The keys of the producers whose records it applies: a message not
+    /// signed by its producer's key is refused, never applied.
+    pub keys: trust::EventKeys,
 }
 
 impl JetStreamOptions {
-    pub fn new(url: impl Into<String>) -> Self {
+    pub fn new(
+        url: impl Into<String>,
+        signer: Arc<trust::EventSigner>,
+        keys: trust::EventKeys,
+    ) -> Self {
         JetStreamOptions {
             url: url.into(),
             replicas: 1,
             producer_urls: HashMap::new(),
             producer_tls: None,
             duplicate_window: Duration::from_secs(120),
+            signer,
+            keys,
         }
+    }
+
+    /// The options of a process that trusts what `trust` says: it signs
+    /// with its service key, checks producers' records against the keys
+    /// configured for them (`event_signers`), and repairs gaps over mutual
+    /// TLS with its service certificate.
+    pub fn trusted(url: impl Into<String>, trust: &trust::Trust) -> Result<Self, String> {
+        let mut options = JetStreamOptions::new(url, trust.event_signer()?, trust.event_keys()?);
+        options.producer_tls = Some(trust.service_client_tls());
+        Ok(options)
     }
 }
 
@@ -167,7 +192,12 @@ impl JetStream {
     pub(crate) async fn register(&self, producer: &str, log: EventLog) -> Result<()> {
         self.local.register(producer, log.clone())?;
         self.stream(producer).await?;
-        tokio::spawn(relay(self.clone(), producer.to_owned(), log));
+        tokio::spawn(relay(
+            self.clone(),
+            producer.to_owned(),
+            log,
+            self.options.signer.clone(),
+        ));
         Ok(())
     }
 
@@ -176,7 +206,7 @@ impl JetStream {
         consumer: &str,
         producer: &str,
         from_position: u64,
-    ) -> Result<Consumer> {
+    ) -> Result<(Consumer, Alarms)> {
         Consumer::start(self, consumer, producer, from_position).await
     }
 

@@ -28,8 +28,8 @@ use std::sync::Arc;
 use eventlog::{EventLog, RecordedEvent};
 
 pub use crate::jetstream::{
-    CONTENT_TYPE_HEADER, JetStreamOptions, POSITION_HEADER, PRODUCER_HEADER, TRACEPARENT_HEADER,
-    stream_name, subject,
+    Alarms, CONTENT_TYPE_HEADER, JetStreamOptions, POSITION_HEADER, PRODUCER_HEADER, Refused,
+    SIGNATURE_HEADER, TRACEPARENT_HEADER, stream_name, subject,
 };
 pub use crate::log_reader::LogReader;
 
@@ -113,15 +113,20 @@ impl Bus {
         producer: &str,
         from_position: u64,
     ) -> Result<BusSubscription> {
-        let source = match &self.kind {
-            Kind::InProcess(bus) => Source::Log(bus.subscribe(producer, from_position).await?),
-            Kind::JetStream(bus) => Source::JetStream(Box::new(
-                bus.subscribe(consumer, producer, from_position).await?,
-            )),
+        let (source, alarms) = match &self.kind {
+            Kind::InProcess(bus) => (
+                Source::Log(bus.subscribe(producer, from_position).await?),
+                None,
+            ),
+            Kind::JetStream(bus) => {
+                let (consumer, alarms) = bus.subscribe(consumer, producer, from_position).await?;
+                (Source::JetStream(Box::new(consumer)), Some(alarms))
+            }
         };
         Ok(BusSubscription {
             producer: Arc::from(producer),
             source,
+            alarms,
         })
     }
 
@@ -150,6 +155,7 @@ impl Bus {
 pub struct BusSubscription {
     producer: Arc<str>,
     source: Source,
+    alarms: Option<Alarms>,
 }
 
 #[derive(Debug)]
@@ -177,5 +183,13 @@ impl BusSubscription {
 
     pub fn producer(&self) -> &str {
         &self.producer
+    }
+
+    /// What this subscription reports beside its records (messages it
+    /// refused, a repair that is stuck), once: for the service to record
+    /// and show in its health. None in process, where records are read from
+    /// the producer's log itself.
+    pub fn take_alarms(&mut self) -> Option<Alarms> {
+        self.alarms.take()
     }
 }

@@ -14,6 +14,8 @@ use tokio::time::timeout;
 struct World {
     bus: Bus,
     nats: Option<NatsServer>,
+    /// The development realm whose keys sign and check records.
+    trust: trust::Trust,
     _dirs: Vec<tempfile::TempDir>,
     logs: Vec<EventLog>,
 }
@@ -30,16 +32,21 @@ impl World {
             Flavour::InProcess => None,
             Flavour::JetStream => Some(NatsServer::start().expect("nats-server")),
         };
+        let realm_dir = tempfile::tempdir().expect("dir");
+        let (realm, _) =
+            trust::Realm::open_or_create(&realm_dir.path().join("realm")).expect("realm");
+        let trust = trust::Trust::load(&realm.config()).expect("trust");
         let bus = match &nats {
             None => Bus::in_process(),
-            Some(server) => Bus::jetstream(JetStreamOptions::new(server.url()))
+            Some(server) => Bus::jetstream(options(server, &trust))
                 .await
                 .expect("connect"),
         };
         World {
             bus,
             nats,
-            _dirs: Vec::new(),
+            trust,
+            _dirs: vec![realm_dir],
             logs: Vec::new(),
         }
     }
@@ -74,6 +81,11 @@ impl World {
             log.close().await.expect("close");
         }
     }
+}
+
+/// The options of a process of the realm `trust` on `server`.
+fn options(server: &NatsServer, trust: &trust::Trust) -> JetStreamOptions {
+    JetStreamOptions::trusted(server.url(), trust).expect("options")
 }
 
 async fn positions(subscription: &mut BusSubscription, count: usize) -> Vec<u64> {
@@ -323,9 +335,7 @@ async fn a_gap_is_repaired_from_a_producer_in_another_process() {
     let address = listener.local_addr().expect("address");
     // Over mutual TLS, as between the backbone's processes: the reader
     // answers only a service's certificate.
-    let realm_dir = tempfile::tempdir().expect("dir");
-    let (realm, _) = trust::Realm::open_or_create(&realm_dir.path().join("realm")).expect("realm");
-    let trust = trust::Trust::load(&realm.config()).expect("trust");
+    let trust = world.trust.clone();
     tokio::spawn(
         tonic::transport::Server::builder()
             .tls_config(trust.server_tls())
@@ -344,11 +354,10 @@ async fn a_gap_is_repaired_from_a_producer_in_another_process() {
     append(&log, 2).await;
 
     // The consumer's process knows the producer only by its address.
-    let mut options = JetStreamOptions::new(server.url());
+    let mut options = options(server, &trust);
     options
         .producer_urls
         .insert("referral-intake".into(), format!("https://{address}"));
-    options.producer_tls = Some(trust.service_client_tls());
     let elsewhere = Bus::jetstream(options).await.expect("connect");
     let mut subscription = elsewhere
         .subscribe("test.remote-repair", "referral-intake", 0)
@@ -441,5 +450,132 @@ async fn the_published_head_is_found_past_a_message_that_is_not_an_event() {
         .expect("stored");
     let head = world.bus.published_head("referral-intake").await;
     assert_eq!(head.expect("head"), 3);
+    world.close().await;
+}
+
+/// A record published on a producer's subject by someone holding NATS
+/// credentials that let them (a compromised key) but not the producer's
+/// signing key: it chains correctly, claims the next position and even the
+/// true record's event id (so the server drops the true one as a
+/// duplicate), yet it is refused, reported, and the true record is read
+/// from the producer in its place.
+#[tokio::test]
+async fn a_forged_record_is_refused_and_the_true_one_repaired_from_the_producer() {
+    use eventlog::record::encode_record;
+
+    let mut world = World::new(Flavour::JetStream).await;
+    let log = world.producer("referral-intake").await;
+    let mut subscription = world.subscribe("test.forged", "referral-intake", 0).await;
+    let mut alarms = subscription
+        .take_alarms()
+        .expect("JetStream reports refusals");
+    append(&log, 3).await;
+    assert_eq!(positions(&mut subscription, 3).await, [0, 1, 2]);
+
+    let genuine_id = eventlog::EventId::new();
+    let last = log.read_all(2, 1).expect("read").remove(0);
+    let mut envelope = last.envelope().expect("envelope");
+    envelope.event_id = genuine_id.as_bytes().to_vec();
+    envelope.global_position = 3;
+    envelope.stream_version = 3;
+    envelope.payload = b"forged".to_vec();
+    let (record, hash) = encode_record(&last.hash(), &envelope);
+    let other_dir = tempfile::tempdir().expect("dir");
+    trust::Realm::open_or_create(other_dir.path()).expect("another realm");
+    let other_key = std::fs::read_to_string(other_dir.path().join("server.key")).expect("key");
+    let signature = trust::EventSigner::from_pem(&other_key)
+        .expect("signer")
+        .sign("referral-intake", 3, &hash)
+        .expect("sign");
+    let server = world.nats.as_ref().expect("server");
+    let client = async_nats::connect(server.url()).await.expect("connect");
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert(bus::POSITION_HEADER, "3");
+    headers.insert(
+        bus::SIGNATURE_HEADER,
+        signature
+            .iter()
+            .map(|byte| format!("{byte:02x}"))
+            .collect::<String>()
+            .as_str(),
+    );
+    headers.insert("Nats-Msg-Id", genuine_id.to_string().as_str());
+    async_nats::jetstream::new(client)
+        .publish_with_headers("safeguard.referral-intake.Happened", headers, record.into())
+        .await
+        .expect("publish")
+        .await
+        .expect("stored");
+
+    log.append(
+        "s",
+        ExpectedVersion::Any,
+        vec![NewEvent {
+            event_id: genuine_id,
+            ..NewEvent::new("safeguard.test.v1.Happened", b"genuine".to_vec())
+        }],
+    )
+    .await
+    .expect("append");
+    append(&log, 1).await;
+    let delivered = timeout(Duration::from_secs(30), subscription.next())
+        .await
+        .expect("in time")
+        .expect("delivery");
+    assert_eq!(delivered.event.position(), 3);
+    let payload = delivered.event.envelope().expect("envelope").payload;
+    assert_eq!(payload, b"genuine", "the true record, not the forged one");
+    assert_eq!(positions(&mut subscription, 1).await, [4]);
+
+    let refused = timeout(Duration::from_secs(5), alarms.refused.recv())
+        .await
+        .expect("reported in time")
+        .expect("a refusal");
+    assert_eq!(refused.position, Some(3));
+    assert_eq!(refused.producer, "referral-intake");
+    assert!(refused.reason.contains("signature"), "{}", refused.reason);
+    assert!(refused.stream_sequence > 0);
+    world.close().await;
+}
+
+/// An unsigned message far ahead of the producer's log, undecodable or
+/// not: refused at once, without a repair that could never finish.
+#[tokio::test]
+async fn an_unsigned_record_far_ahead_neither_wedges_nor_stops_a_consumer() {
+    let mut world = World::new(Flavour::JetStream).await;
+    let log = world.producer("referral-intake").await;
+    let mut subscription = world
+        .subscribe("test.far-ahead", "referral-intake", 0)
+        .await;
+    let mut alarms = subscription.take_alarms().expect("alarms");
+    append(&log, 2).await;
+    assert_eq!(positions(&mut subscription, 2).await, [0, 1]);
+    let record = log
+        .read_all(1, 1)
+        .expect("read")
+        .remove(0)
+        .record()
+        .to_vec();
+    let server = world.nats.as_ref().expect("server");
+    let client = async_nats::connect(server.url()).await.expect("connect");
+    let context = async_nats::jetstream::new(client);
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert(bus::POSITION_HEADER, "1000000000000");
+    context
+        .publish_with_headers("safeguard.referral-intake.Happened", headers, record.into())
+        .await
+        .expect("publish")
+        .await
+        .expect("stored");
+    append(&log, 2).await;
+    assert_eq!(positions(&mut subscription, 2).await, [2, 3]);
+    let refused = alarms.refused.recv().await.expect("a refusal");
+    assert_eq!(refused.position, Some(1_000_000_000_000));
+    assert!(
+        refused.reason.contains("no Safeguard-Signature"),
+        "{}",
+        refused.reason
+    );
+    assert!(alarms.stalled.borrow().is_none(), "no repair was attempted");
     world.close().await;
 }

@@ -228,6 +228,14 @@ impl RecordedEvent {
         self.raw().hash
     }
 
+    /// Whether this record's chain hash is the one it would have following a
+    /// record with hash `previous`: whether it is the next record of the
+    /// same history.
+    pub fn follows(&self, previous: &Hash) -> bool {
+        let raw = self.raw();
+        chain_hash(previous, raw.format, raw.body) == raw.hash
+    }
+
     /// The envelope, protobuf-encoded exactly as stored: a
     /// `safeguard.events.v1.EventEnvelope`.
     pub fn encoded_envelope(&self) -> &[u8] {

@@ -152,7 +152,12 @@ async fn start_services(
     )
     .map_err(Error::Trust)?;
     let bus = match &config.nats {
-        Some(url) => bus::Bus::jetstream(bus::JetStreamOptions::new(url.clone())).await?,
+        Some(url) => {
+            bus::Bus::jetstream(
+                bus::JetStreamOptions::trusted(url.clone(), &trust).map_err(Error::Trust)?,
+            )
+            .await?
+        }
         None => bus::Bus::in_process(),
     };
     let dir = &config.data_dir;

@@ -186,15 +186,20 @@ impl Follower {
         async move {
             let health = quarantine.health().clone();
             match bus.subscribe(&consumer, &producer, from).await {
-                Ok(subscription) => Ok(Follower {
-                    what,
-                    producer: producer.into(),
-                    source: Source::Bus(subscription),
-                    health,
-                    quarantine,
-                    watermark: None,
-                    next: from,
-                }),
+                Ok(mut subscription) => {
+                    if let Some(alarms) = subscription.take_alarms() {
+                        tokio::spawn(quarantine.clone().keep_alarms(what.clone(), alarms));
+                    }
+                    Ok(Follower {
+                        what,
+                        producer: producer.into(),
+                        source: Source::Bus(subscription),
+                        health,
+                        quarantine,
+                        watermark: None,
+                        next: from,
+                    })
+                }
                 Err(error) => {
                     health.broken(&what, &error);
                     Err(error.to_string())

@@ -8,6 +8,8 @@
 //! quarantined (`crate::quarantine`) and listed here, so that `GetStatus`
 //! (`crate::status`) shows an operator which records to look at.
 
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use contract::events::v1::{RecordQuarantined, ServiceHealth};
@@ -44,6 +46,9 @@ impl Watched {
 pub struct Health {
     broken: Arc<watch::Sender<Option<String>>>,
     quarantined: Arc<Mutex<Vec<RecordQuarantined>>>,
+    bus_messages_refused: Arc<AtomicU64>,
+    /// What is wrong but does not stop the service, by what says so.
+    warnings: Arc<Mutex<BTreeMap<String, String>>>,
 }
 
 impl Default for Health {
@@ -51,6 +56,8 @@ impl Default for Health {
         Health {
             broken: Arc::new(watch::Sender::new(None)),
             quarantined: Arc::default(),
+            bus_messages_refused: Arc::default(),
+            warnings: Arc::default(),
         }
     }
 }
@@ -90,6 +97,39 @@ impl Health {
             .unwrap_or_default()
     }
 
+    /// The bus brought a message that was refused (a security event).
+    pub fn refused_bus_message(&self) {
+        self.bus_messages_refused.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn bus_messages_refused(&self) -> u64 {
+        self.bus_messages_refused.load(Ordering::Relaxed)
+    }
+
+    /// `what` says something is wrong that does not stop the service (a gap
+    /// it cannot repair yet), or, with `None`, that it no longer is.
+    pub fn warn(&self, what: &str, warning: Option<String>) {
+        let Ok(mut warnings) = self.warnings.lock() else {
+            return;
+        };
+        match warning {
+            Some(warning) => {
+                tracing::warn!(what, warning, "health warning");
+                warnings.insert(what.to_owned(), warning);
+            }
+            None => {
+                warnings.remove(what);
+            }
+        }
+    }
+
+    pub fn warnings(&self) -> Vec<String> {
+        self.warnings
+            .lock()
+            .map(|warnings| warnings.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
     /// How `service` is, as `GetStatus` tells it.
     pub fn status(&self, service: &str) -> ServiceHealth {
         let problem = self.problem();
@@ -98,6 +138,8 @@ impl Health {
             serving: problem.is_none(),
             problem: problem.unwrap_or_default(),
             quarantined: self.quarantine(),
+            bus_messages_refused: self.bus_messages_refused(),
+            warnings: self.warnings(),
         }
     }
 

@@ -91,6 +91,20 @@ pub fn render(watched: &[Watched]) -> String {
         "Records the service could not apply and passed by (see `safeguard health`).",
         |health| health.quarantine().len() as u64,
     );
+    gauge(
+        &mut text,
+        watched,
+        "safeguard_bus_messages_refused",
+        "Messages the bus brought that were not provably their producer's records, refused since the service started (security events).",
+        crate::Health::bus_messages_refused,
+    );
+    gauge(
+        &mut text,
+        watched,
+        "safeguard_health_warnings",
+        "Things wrong that do not stop the service, e.g. a gap it cannot repair yet (see `safeguard health`).",
+        |health| health.warnings().len() as u64,
+    );
     text
 }
 

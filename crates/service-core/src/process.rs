@@ -241,9 +241,9 @@ pub async fn bus(name: &str, args: &Args, trust: &Trust) -> Result<bus::Bus, Exi
     let Some(url) = &args.nats else {
         return Ok(bus::Bus::in_process());
     };
-    let mut options = bus::JetStreamOptions::new(url.clone());
+    let mut options =
+        bus::JetStreamOptions::trusted(url.clone(), trust).map_err(|error| failed(name, error))?;
     options.producer_urls = args.producers.clone();
-    options.producer_tls = Some(trust.service_client_tls());
     options.replicas = args.replicas;
     bus::Bus::jetstream(options)
         .await

@@ -4,8 +4,13 @@
 //! service's own log (stream [`STREAM`]) with an id derived from the record
 //! and the consumer, so it is written once however often a restart meets
 //! the record again, and is still known after a restart that does not.
+//!
+//! A message the bus refused (not provably its producer's record) is a
+//! security event instead: `BusMessageRefused`, stream [`SECURITY_STREAM`],
+//! counted in health; a gap repair that cannot make progress is a warning
+//! in health while it lasts.
 
-use contract::events::v1::{Actor, RecordQuarantined, actor};
+use contract::events::v1::{Actor, BusMessageRefused, RecordQuarantined, actor};
 use eventlog::{EventId, EventLog, ExpectedVersion, NewEvent};
 use prost::{Message, Name};
 
@@ -14,6 +19,9 @@ use crate::follow::Record;
 
 /// The stream of a service's log that holds what it quarantined.
 pub const STREAM: &str = "quarantine";
+
+/// The stream of a service's log that holds security events.
+pub const SECURITY_STREAM: &str = crate::audit::SECURITY;
 
 /// How many quarantine events are read at a time at start.
 const READ_CHUNK: usize = 1000;
@@ -107,5 +115,69 @@ impl Quarantine {
             .await?;
         self.health.quarantined(quarantined);
         Ok(())
+    }
+}
+
+impl Quarantine {
+    /// Records what `consumer`'s bus subscription reports, for as long as
+    /// it reports: each refused message as a security event in the log and
+    /// a count in health, a stuck repair as a warning in health.
+    pub async fn keep_alarms(self, consumer: String, alarms: bus::Alarms) {
+        let bus::Alarms {
+            mut refused,
+            mut stalled,
+        } = alarms;
+        let stalls = {
+            let health = self.health.clone();
+            let consumer = consumer.clone();
+            async move {
+                while stalled.changed().await.is_ok() {
+                    let now = stalled.borrow_and_update().clone();
+                    health.warn(&consumer, now);
+                }
+            }
+        };
+        let refusals = async {
+            while let Some(message) = refused.recv().await {
+                self.health.refused_bus_message();
+                if let Err(error) = self.record_refused(&consumer, message).await {
+                    tracing::error!(%error, consumer, "cannot record a refused bus message");
+                }
+            }
+        };
+        tokio::join!(stalls, refusals);
+    }
+
+    async fn record_refused(
+        &self,
+        consumer: &str,
+        message: bus::Refused,
+    ) -> Result<(), eventlog::Error> {
+        let refused = BusMessageRefused {
+            consumer: consumer.to_owned(),
+            producer: message.producer,
+            position: message.position.unwrap_or_default(),
+            reason: message.reason,
+            subject: message.subject,
+            stream_sequence: message.stream_sequence,
+            refused_at: Some(std::time::SystemTime::now().into()),
+        };
+        // Once per message on the stream, however often a consumer made
+        // again meets it.
+        let purpose = format!(
+            "bus-refused:{consumer}:{}:{}:{}",
+            refused.producer, refused.stream_sequence, refused.position
+        );
+        let event = NewEvent {
+            event_id: EventId::derived(EventId::from_bytes([0; 16]), &purpose, 0),
+            actor: Some(Actor {
+                kind: Some(actor::Kind::System(self.service.clone())),
+            }),
+            ..NewEvent::new(BusMessageRefused::full_name(), refused.encode_to_vec())
+        };
+        self.log
+            .append(SECURITY_STREAM, ExpectedVersion::Any, vec![event])
+            .await
+            .map(|_| ())
     }
 }

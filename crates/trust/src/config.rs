@@ -5,6 +5,7 @@
 //! process has its own certificate. Certificates, keys and JWKS are files
 //! beside it: mounted secrets, never part of an image.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use tonic::transport::{Certificate, ClientTlsConfig, Identity, ServerTlsConfig};
 
 use crate::layer::Authenticate;
+use crate::signing::{EventKeys, EventSigner};
 use crate::token::{IssuerConfig, Verifier};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -38,6 +40,13 @@ pub struct Config {
     pub server_ca: Vec<PathBuf>,
     /// The identity providers whose access tokens are accepted.
     pub issuers: Vec<IssuerConfig>,
+    /// The certificate (PEM) whose key signs each producer's records on the
+    /// bus, by producer name (`*` for every producer: a development realm,
+    /// whose services share one certificate). This process signs its own
+    /// records with its service key. A record of a producer not named here
+    /// is never applied from the bus.
+    #[serde(default)]
+    pub event_signers: BTreeMap<String, PathBuf>,
     /// How far apart the issuers' clocks and ours may be, for `exp` and `nbf`.
     #[serde(default = "default_skew")]
     pub clock_skew_seconds: u64,
@@ -79,6 +88,7 @@ impl Config {
         for issuer in &mut self.issuers {
             resolve(&mut issuer.jwks);
         }
+        self.event_signers.values_mut().for_each(resolve);
         self
     }
 }
@@ -104,6 +114,8 @@ pub struct Trust {
     server: ServerTlsConfig,
     client: ClientTlsConfig,
     verifier: Arc<Verifier>,
+    event_signer: Result<Arc<EventSigner>, String>,
+    event_keys: EventKeys,
 }
 
 impl std::fmt::Debug for Trust {
@@ -137,6 +149,9 @@ impl Trust {
             // verified against the bundles here, by rustls.
             .client_auth_optional(true)
             .timeout(HANDSHAKE);
+        let service_key = config.service_key.as_ref().unwrap_or(&config.server_key);
+        let event_signer = EventSigner::from_file(service_key).map(Arc::new);
+        let event_keys = EventKeys::from_certificates(&config.event_signers)?;
         let service_identity = match (&config.service_certificate, &config.service_key) {
             (Some(certificate), Some(key)) => Identity::from_pem(read(certificate)?, read(key)?),
             (None, None) => server_identity,
@@ -163,7 +178,27 @@ impl Trust {
             server,
             client,
             verifier: Arc::new(verifier),
+            event_signer,
+            event_keys,
         })
+    }
+
+    /// What signs this process's records on the bus: its service key.
+    pub fn event_signer(&self) -> Result<Arc<EventSigner>, String> {
+        self.event_signer
+            .clone()
+            .map_err(|error| format!("service_key: {error}"))
+    }
+
+    /// The keys that sign the records of each producer this process may
+    /// follow over the bus (`event_signers`).
+    pub fn event_keys(&self) -> Result<EventKeys, String> {
+        if self.event_keys.is_empty() {
+            return Err(
+                "event_signers: name the certificate of each producer followed over the bus".into(),
+            );
+        }
+        Ok(self.event_keys.clone())
     }
 
     pub fn config(&self) -> &Config {

@@ -10,9 +10,11 @@ pub mod layer;
 pub mod names;
 pub mod policy;
 pub mod realm;
+pub mod signing;
 pub mod token;
 
 pub use caller::{Caller, Peer};
 pub use config::{Config, Trust};
 pub use layer::Authenticate;
 pub use realm::Realm;
+pub use signing::{EventKeys, EventSigner};

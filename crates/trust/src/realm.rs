@@ -218,6 +218,11 @@ impl Realm {
                 jwks: self.dir.join(JWKS),
                 roles,
             }],
+            event_signers: [(
+                crate::signing::ANY_PRODUCER.to_owned(),
+                self.dir.join(SERVER),
+            )]
+            .into(),
             clock_skew_seconds: 30,
             development: true,
         }

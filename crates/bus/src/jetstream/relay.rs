@@ -23,11 +23,16 @@ type AckFuture = Pin<
 
 /// Publishes `producer`'s durable events for as long as its log is open,
 /// starting again from the cursor after any failure.
-pub(super) async fn relay(bus: JetStream, producer: String, log: EventLog) {
+pub(super) async fn relay(
+    bus: JetStream,
+    producer: String,
+    log: EventLog,
+    signer: Arc<trust::EventSigner>,
+) {
     let mut backoff = Backoff::default();
     loop {
         let started = Instant::now();
-        match relay_from_cursor(&bus.context, &producer, &log).await {
+        match relay_from_cursor(&bus.context, &producer, &log, &signer).await {
             Ok(()) => return,
             Err(error) => {
                 if started.elapsed() > Backoff::MAX {
@@ -56,6 +61,7 @@ async fn relay_from_cursor(
     context: &jetstream::Context,
     producer: &str,
     log: &EventLog,
+    signer: &trust::EventSigner,
 ) -> Result<(), String> {
     let from = match log.cursor(RELAY_CURSOR) {
         Ok(cursor) => cursor.unwrap_or(0),
@@ -96,7 +102,7 @@ async fn relay_from_cursor(
             event = events.next(), if in_flight.len() < WINDOW => {
                 match event {
                     Ok(event) => {
-                        let ack = publish(context, producer, &event).await?;
+                        let ack = publish(context, producer, &event, signer).await?;
                         in_flight.push_back((event.position(), Box::pin(ack.into_future())));
                     }
                     Err(eventlog::Error::Closed) => break Ok(()),
@@ -117,7 +123,9 @@ async fn publish(
     context: &jetstream::Context,
     producer: &str,
     event: &RecordedEvent,
+    signer: &trust::EventSigner,
 ) -> Result<jetstream::context::PublishAckFuture, String> {
+    let signature = signer.sign(producer, event.position(), &event.hash())?;
     let envelope = event.envelope().map_err(|error| error.to_string())?;
     let id = EventId::from_slice(&envelope.event_id)
         .map(|id| id.to_string())
@@ -126,6 +134,7 @@ async fn publish(
     headers.insert(POSITION_HEADER, event.position().to_string().as_str());
     headers.insert(PRODUCER_HEADER, producer);
     headers.insert(CONTENT_TYPE_HEADER, envelope.content_type.as_str());
+    headers.insert(SIGNATURE_HEADER, hex(&signature).as_str());
     if !envelope.traceparent.is_empty() {
         headers.insert(TRACEPARENT_HEADER, envelope.traceparent.as_str());
     }
@@ -137,4 +146,8 @@ async fn publish(
         .send_publish(subject(producer, &envelope.content_type), message)
         .await
         .map_err(|error| format!("cannot publish position {}: {error}", event.position()))
+}
+
+pub(super) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
