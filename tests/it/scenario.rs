@@ -24,8 +24,11 @@ async fn the_demo_case_runs_end_to_end() {
 /// The same case with the services' events carried by a real nats-server.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_case_runs_end_to_end_over_jetstream() {
-    let nats = natsd::NatsServer::start().expect("nats-server");
     let dir = tempfile::tempdir().expect("temp dir");
+    // The backbone's realm (in its data directory), made first, so the
+    // server knows the backbone's NATS key.
+    let (realm, _) = trust::Realm::open_or_create(&dir.path().join("realm")).expect("realm");
+    let nats = natsd::NatsServer::for_realm(&realm, 1, &[]).expect("nats-server");
     let backbone = spawn_backbone_over(dir.path(), Some(nats.url())).await;
     the_demo_case(&backbone.agencies(), crate::today()).await;
     backbone.running.stop().await.expect("stop");

@@ -41,8 +41,11 @@ async fn an_outcome_is_followed_to_the_notifications(backbone: &mut Backbone) {
 }
 
 /// The `traceparent` headers of every message in `producer`'s stream.
-async fn headers_in_stream(nats: &str, producer: &str) -> Vec<(String, String)> {
-    let client = async_nats::connect(nats).await.expect("connect to NATS");
+async fn headers_in_stream(
+    deployment: &crate::processes::Deployment,
+    producer: &str,
+) -> Vec<(String, String)> {
+    let client = deployment.nats_client("operator").await;
     let jetstream = async_nats::jetstream::new(client);
     let mut stream = jetstream
         .get_stream(bus::stream_name(producer))
@@ -69,7 +72,7 @@ async fn headers_in_stream(nats: &str, producer: &str) -> Vec<(String, String)> 
 
 /// Waits until `producer`'s stream holds a message of `content_type` in the
 /// caller's trace.
-async fn traced_on_nats(nats: &str, producer: &str, content_type: &str) {
+async fn traced_on_nats(nats: &crate::processes::Deployment, producer: &str, content_type: &str) {
     for _ in 0..100 {
         let headers = headers_in_stream(nats, producer).await;
         if headers.iter().any(|(kind, traceparent)| {
@@ -97,16 +100,16 @@ async fn a_request_is_followed_across_four_processes_and_in_nats_headers() {
     let deployment = crate::processes::Deployment::start().await;
     let mut clients = connect(&deployment.agencies());
     an_outcome_is_followed_to_the_notifications(&mut clients).await;
-    let nats = deployment.nats.url();
+    let nats = &deployment;
     traced_on_nats(
-        &nats,
+        nats,
         "conference-scheduler",
         "safeguard.conference.v1.ConferenceOutcomeRecorded",
     )
     .await;
-    traced_on_nats(&nats, "plan-registry", "safeguard.registry.v1.PlanStarted").await;
+    traced_on_nats(nats, "plan-registry", "safeguard.registry.v1.PlanStarted").await;
     traced_on_nats(
-        &nats,
+        nats,
         "notification",
         "safeguard.notification.v1.NotificationRaised",
     )

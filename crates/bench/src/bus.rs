@@ -23,6 +23,7 @@ use domain::NhsNumber;
 use eventlog::{EventLog, Options, RecordedEvent};
 use futures_util::StreamExt;
 use natsd::NatsServer;
+use natsd::access::NatsIdentity;
 use trust::client::Authorised;
 
 use crate::report::{figure, per_second, percentile_ms};
@@ -65,17 +66,40 @@ impl Scale {
 }
 
 pub async fn run(scale: Scale) -> Result<(), Error> {
-    let nats = NatsServer::start()?;
     let dir = tempfile::tempdir()?;
+    // One realm for everything on the server: the backbone's (in its data
+    // directory), whose NATS users are the services, the bench's own
+    // producer, a partner and an operator.
+    let (realm, _) = trust::Realm::open_or_create(&dir.path().join("backbone").join("realm"))?;
+    let nats = NatsServer::for_realm(
+        &realm,
+        2,
+        &[
+            NatsIdentity::Operator,
+            NatsIdentity::Partner {
+                ods: PARTNER.into(),
+            },
+            NatsIdentity::Service {
+                producer: "bench".into(),
+                follows: vec!["bench".into()],
+            },
+        ],
+    )?;
+    let operator = nats_credentials(&realm, "operator")?;
     let log = EventLog::open(Options::new(dir.path().join("producer")))?;
     crate::log::fill(&log, scale.events).await?;
     let records = log.read_all(0, scale.events)?;
 
-    let (realm, _) = trust::Realm::open_or_create(&dir.path().join("realm"))?;
-    let trust = trust::Trust::load(&realm.config())?;
+    let trust = trust::Trust::load(&realm.config_as("bench")?)?;
     let options = || JetStreamOptions::trusted(nats.url(), &trust);
 
-    let raw = raw_jetstream_publishes(&nats.url(), &records, options()?.duplicate_window).await?;
+    // The baseline over the same TLS, signed in with an NKEY as the bus is.
+    let raw = raw_jetstream_publishes(
+        bus::connect_nats(&nats.url(), Some(&operator)).await?,
+        &records,
+        options()?.duplicate_window,
+    )
+    .await?;
     figure("raw_jetstream_publish_per_s", raw);
     let (signed, verified) = signatures(&trust, &records)?;
     figure("record_sign_per_s", signed);
@@ -100,18 +124,29 @@ pub async fn run(scale: Scale) -> Result<(), Error> {
     );
     log.close().await?;
 
-    outcome_to_partner(&nats.url(), dir.path(), scale).await
+    outcome_to_partner(&nats.url(), &realm, dir.path(), scale).await
+}
+
+/// The partner whose notifications the bench receives: the GP practice on
+/// every case's care team.
+const PARTNER: &str = "Y99001";
+
+/// How the realm's NATS user `name` connects.
+fn nats_credentials(realm: &trust::Realm, name: &str) -> Result<trust::NatsClient, Error> {
+    trust::Trust::load(&realm.config_as(name)?)?
+        .nats_client()?
+        .ok_or_else(|| format!("no NATS credentials for {name}").into())
 }
 
 /// The baseline: each record published with plain async-nats, with the
 /// bus's headers and message id, to a stream with the bus's settings,
 /// keeping the relay's window of publishes awaiting acks.
 async fn raw_jetstream_publishes(
-    url: &str,
+    client: async_nats::Client,
     records: &[RecordedEvent],
     duplicate_window: Duration,
 ) -> Result<f64, Error> {
-    let context = jetstream::new(async_nats::connect(url).await?);
+    let context = jetstream::new(client);
     context
         .get_or_create_stream(stream::Config {
             name: "BENCH_RAW".into(),
@@ -253,9 +288,16 @@ fn outcome_number(traceparent: &str) -> Option<usize> {
 /// The backbone in one process over NATS; `scale.outcomes` initial
 /// conferences prepared (created, invitations, date, attendance), then
 /// their outcomes recorded at a steady rate, each making a plan. A partner
-/// subscribes to `safeguard.notification.NotificationRaised` with plain
-/// NATS and matches each notification to its outcome by trace id.
-async fn outcome_to_partner(url: &str, dir: &std::path::Path, scale: Scale) -> Result<(), Error> {
+/// (the GP practice on each care team) subscribes to its own
+/// `safeguard.notification.<ODS>.NotificationRaised` with plain NATS, as
+/// its credentials allow, and matches each notification to its outcome by
+/// trace id.
+async fn outcome_to_partner(
+    url: &str,
+    realm: &trust::Realm,
+    dir: &std::path::Path,
+    scale: Scale,
+) -> Result<(), Error> {
     let running = safeguard::backbone::start(&safeguard::backbone::Config {
         data_dir: dir.join("backbone"),
         listen: ([127, 0, 0, 1], 0).into(),
@@ -275,7 +317,6 @@ async fn outcome_to_partner(url: &str, dir: &std::path::Path, scale: Scale) -> R
     // The chair's system, over mutual TLS with the chair's token, as any
     // agency's would: four connections.
     let realm_dir = running.realm.clone().ok_or("no development realm")?;
-    let realm = trust::Realm::open(&realm_dir)?;
     let chair_person = safeguard::agencies::person(&chair());
     let mut clients = Vec::new();
     for _ in 0..4 {
@@ -290,9 +331,19 @@ async fn outcome_to_partner(url: &str, dir: &std::path::Path, scale: Scale) -> R
     // queue ahead of the outcomes.
     quiet(&running).await;
 
-    let partner = async_nats::connect(url).await?;
+    let partner = bus::connect_nats(
+        url,
+        Some(&nats_credentials(
+            realm,
+            &natsd::access::partner_consumer(PARTNER),
+        )?),
+    )
+    .await?;
     let mut notifications = partner
-        .subscribe("safeguard.notification.NotificationRaised")
+        .subscribe(format!(
+            "{}.{PARTNER}.NotificationRaised",
+            bus::subject_prefix(contract::producers::NOTIFICATION)
+        ))
         .await?;
     let received: Arc<Mutex<Vec<Option<Instant>>>> =
         Arc::new(Mutex::new(vec![None; scale.outcomes]));
@@ -316,7 +367,7 @@ async fn outcome_to_partner(url: &str, dir: &std::path::Path, scale: Scale) -> R
         })
     };
 
-    let messages_before = jetstream_messages(url).await?;
+    let messages_before = jetstream_messages(url, realm).await?;
     let returned: Arc<Mutex<Vec<Option<Instant>>>> =
         Arc::new(Mutex::new(vec![None; scale.outcomes]));
     let interval = Duration::from_secs(1) / scale.outcomes_per_s;
@@ -376,7 +427,7 @@ async fn outcome_to_partner(url: &str, dir: &std::path::Path, scale: Scale) -> R
         .flatten();
     listener.abort();
     quiet(&running).await;
-    let messages = jetstream_messages(url).await? - messages_before;
+    let messages = jetstream_messages(url, realm).await? - messages_before;
 
     figure("e2e_outcomes", scale.outcomes as f64);
     figure("e2e_outcomes_per_s", per_second(scale.outcomes, sent_for));
@@ -418,7 +469,7 @@ async fn replica_reads(
     scale: Scale,
 ) -> Result<(), Error> {
     let realm = trust::Realm::open(realm_dir)?;
-    let trust = trust::Trust::load(&realm.config())?;
+    let trust = trust::Trust::load(&realm.config_as(&contract::producers::plan_registry_pod(1))?)?;
     use contract::registry::v1 as registry_wire;
     use contract::registry::v1::plan_registry_client::PlanRegistryClient;
 
@@ -527,8 +578,9 @@ async fn replica_reads(
 }
 
 /// Messages in the services' streams, all told.
-async fn jetstream_messages(url: &str) -> Result<u64, Error> {
-    let context = jetstream::new(async_nats::connect(url).await?);
+async fn jetstream_messages(url: &str, realm: &trust::Realm) -> Result<u64, Error> {
+    let context =
+        jetstream::new(bus::connect_nats(url, Some(&nats_credentials(realm, "operator")?)).await?);
     let mut total = 0;
     for producer in contract::producers::ALL {
         let mut stream = context.get_stream(bus::stream_name(producer)).await?;

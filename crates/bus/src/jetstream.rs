@@ -90,6 +90,10 @@ pub struct JetStreamOptions {
     /// The keys of the producers whose records it applies: a message not
     /// signed by its producer's key is refused, never applied.
     pub keys: trust::EventKeys,
+    /// Who this process is to the NATS server (its NKEY) and the mutual TLS
+    /// it connects with. Without it, it connects with no credentials, which
+    /// no server configured by this project accepts.
+    pub nats: Option<trust::NatsClient>,
 }
 
 impl JetStreamOptions {
@@ -106,6 +110,7 @@ impl JetStreamOptions {
             duplicate_window: Duration::from_secs(120),
             signer,
             keys,
+            nats: None,
         }
     }
 
@@ -116,6 +121,7 @@ impl JetStreamOptions {
     pub fn trusted(url: impl Into<String>, trust: &trust::Trust) -> Result<Self, String> {
         let mut options = JetStreamOptions::new(url, trust.event_signer()?, trust.event_keys()?);
         options.producer_tls = Some(trust.service_client_tls());
+        options.nats = trust.nats_client()?;
         Ok(options)
     }
 }
@@ -128,11 +134,65 @@ pub fn stream_name(producer: &str) -> String {
     )
 }
 
+/// The inbox prefix of the NATS user `name`: replies to its requests
+/// arrive under it, and its permissions let only it subscribe there.
+pub fn inbox_prefix(name: &str) -> String {
+    format!("_INBOX_{name}")
+}
+
+/// Where every subject of `producer` starts: `safeguard.<producer>`.
+pub fn subject_prefix(producer: &str) -> String {
+    format!("safeguard.{producer}")
+}
+
 /// The subject of one of `producer`'s events: its kind is the last part of
-/// the content type.
-pub fn subject(producer: &str, content_type: &str) -> String {
+/// the content type; an event addressed to an organisation has its ODS
+/// code before the kind.
+pub fn subject(producer: &str, addressee: Option<&str>, content_type: &str) -> String {
     let kind = content_type.rsplit('.').next().unwrap_or(content_type);
-    format!("safeguard.{producer}.{kind}")
+    match addressee {
+        Some(addressee) => format!("{}.{addressee}.{kind}", subject_prefix(producer)),
+        None => format!("{}.{kind}", subject_prefix(producer)),
+    }
+}
+
+/// Whether `token` can stand in a subject as one token.
+fn is_token(token: &str) -> bool {
+    !token.is_empty()
+        && token
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_')
+}
+
+/// A NATS connection at `url` as the identity `credentials` names (its
+/// NKEY, its inbox, mutual TLS with its certificate), or with none: how
+/// the bus, and anything measuring or testing it, connects.
+pub async fn connect(
+    url: &str,
+    credentials: Option<&trust::NatsClient>,
+) -> Result<async_nats::Client> {
+    let mut options = async_nats::ConnectOptions::new().event_callback(|event| async move {
+        // A permissions violation is answered only here: the request that
+        // caused it just times out.
+        if let async_nats::Event::ServerError(error) = event {
+            tracing::error!(%error, "the NATS server refused something");
+        }
+    });
+    if let Some(client) = credentials {
+        options = options
+            .nkey(client.seed.clone())
+            .name(&client.name)
+            .custom_inbox_prefix(inbox_prefix(&client.name))
+            .require_tls(true)
+            .add_client_certificate(client.certificate.clone(), client.key.clone());
+        for ca in &client.ca {
+            options = options.add_root_certificates(ca.clone());
+        }
+    }
+    options
+        .connect(url)
+        .await
+        .map_err(|error| Error::Nats(format!("cannot connect to {url}: {error}")))
 }
 
 fn nats(error: impl std::fmt::Display) -> Error {
@@ -150,9 +210,7 @@ pub(crate) struct JetStream {
 
 impl JetStream {
     pub(crate) async fn connect(options: JetStreamOptions) -> Result<Self> {
-        let client = async_nats::connect(options.url.as_str())
-            .await
-            .map_err(|error| Error::Nats(format!("cannot connect to {}: {error}", options.url)))?;
+        let client = connect(&options.url, options.nats.as_ref()).await?;
         Ok(JetStream {
             context: jetstream::new(client),
             options: Arc::new(options),
@@ -164,12 +222,12 @@ impl JetStream {
         &self.options.url
     }
 
-    /// The producer's stream, created if missing, by producer and consumers
-    /// alike, with the same settings: whoever starts first makes it.
-    async fn stream(&self, producer: &str) -> Result<stream::Stream> {
+    /// The producer's stream, made if missing: by its producer (the relay)
+    /// alone, so no one else chooses its settings.
+    async fn own_stream(&self, producer: &str) -> Result<stream::Stream> {
         let config = stream::Config {
             name: stream_name(producer),
-            subjects: vec![format!("safeguard.{producer}.>")],
+            subjects: vec![format!("{}.>", subject_prefix(producer))],
             storage: stream::StorageType::File,
             num_replicas: self.options.replicas,
             duplicate_window: self.options.duplicate_window,
@@ -189,15 +247,51 @@ impl JetStream {
         }
     }
 
-    pub(crate) async fn register(&self, producer: &str, log: EventLog) -> Result<()> {
+    /// Another producer's stream, once it exists: a consumer that starts
+    /// before its producer ever has waits for it.
+    async fn stream(&self, producer: &str) -> Result<stream::Stream> {
+        let mut backoff = Backoff::default();
+        let mut attempts = 0_u32;
+        loop {
+            let error = match self.find_stream(producer).await {
+                Ok(Some(stream)) => return Ok(stream),
+                Ok(None) => format!("{} does not exist yet", stream_name(producer)),
+                Err(error) => error.to_string(),
+            };
+            if attempts.is_multiple_of(10) {
+                tracing::warn!(error, producer, "waiting for the producer's stream");
+            }
+            attempts += 1;
+            backoff.wait().await;
+        }
+    }
+
+    /// The producer's stream, or `None` if it has none (yet).
+    async fn find_stream(&self, producer: &str) -> Result<Option<stream::Stream>> {
+        use async_nats::jetstream::ErrorCode;
+        use async_nats::jetstream::context::GetStreamErrorKind;
+        match self.context.get_stream(stream_name(producer)).await {
+            Ok(stream) => Ok(Some(stream)),
+            Err(error) => match error.kind() {
+                GetStreamErrorKind::JetStream(jetstream)
+                    if jetstream.error_code() == ErrorCode::STREAM_NOT_FOUND =>
+                {
+                    Ok(None)
+                }
+                _ => Err(nats(error)),
+            },
+        }
+    }
+
+    pub(crate) async fn register(
+        &self,
+        producer: &str,
+        log: EventLog,
+        addressee: crate::Addressee,
+    ) -> Result<()> {
         self.local.register(producer, log.clone())?;
-        self.stream(producer).await?;
-        tokio::spawn(relay(
-            self.clone(),
-            producer.to_owned(),
-            log,
-            self.options.signer.clone(),
-        ));
+        self.own_stream(producer).await?;
+        tokio::spawn(relay(self.clone(), producer.to_owned(), log, addressee));
         Ok(())
     }
 
@@ -211,7 +305,10 @@ impl JetStream {
     }
 
     pub(crate) async fn published_head(&self, producer: &str) -> Result<u64> {
-        let stream = self.stream(producer).await?;
+        // No stream: the producer has published nothing yet.
+        let Some(stream) = self.find_stream(producer).await? else {
+            return Ok(0);
+        };
         Ok(last_message(&stream)
             .await?
             .map_or(0, |(_, position)| position + 1))
@@ -314,9 +411,18 @@ mod tests {
     fn names_follow_the_subject_reference() {
         assert_eq!(stream_name("plan-registry"), "SAFEGUARD_PLAN_REGISTRY");
         assert_eq!(
-            subject("plan-registry", "safeguard.registry.v1.PlanStarted"),
+            subject("plan-registry", None, "safeguard.registry.v1.PlanStarted"),
             "safeguard.plan-registry.PlanStarted"
         );
+        assert_eq!(
+            subject(
+                "notification",
+                Some("RXX01"),
+                "safeguard.notification.v1.NotificationRaised"
+            ),
+            "safeguard.notification.RXX01.NotificationRaised"
+        );
+        assert!(is_token("RXX01") && !is_token("a.b") && !is_token("*") && !is_token(""));
         assert_eq!(
             durable_name("plan-registry.plan-rule"),
             "plan-registry_plan-rule"

@@ -29,7 +29,8 @@ use eventlog::{EventLog, RecordedEvent};
 
 pub use crate::jetstream::{
     Alarms, CONTENT_TYPE_HEADER, JetStreamOptions, POSITION_HEADER, PRODUCER_HEADER, Refused,
-    SIGNATURE_HEADER, TRACEPARENT_HEADER, stream_name, subject,
+    SIGNATURE_HEADER, TRACEPARENT_HEADER, connect as connect_nats, inbox_prefix, stream_name,
+    subject, subject_prefix,
 };
 pub use crate::log_reader::LogReader;
 
@@ -57,6 +58,10 @@ pub enum Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Whom an event is addressed to, if anyone: a NATS subject token (an ODS
+/// code).
+pub type Addressee = fn(&contract::events::v1::EventEnvelope) -> Option<String>;
 
 /// One event as a consumer receives it.
 #[derive(Debug, Clone)]
@@ -97,9 +102,23 @@ impl Bus {
     /// Makes `log` the source of `producer`'s events. On JetStream, starts
     /// the relay that publishes them.
     pub async fn register_producer(&self, producer: &str, log: EventLog) -> Result<()> {
+        self.register_addressed_producer(producer, log, |_| None)
+            .await
+    }
+
+    /// The same, for a producer whose events are each addressed to one
+    /// organisation: on JetStream, an event `addressee` names (an ODS code)
+    /// goes on `safeguard.<producer>.<addressee>.<Kind>`, so that
+    /// organisation can be allowed its own subjects and no one else's.
+    pub async fn register_addressed_producer(
+        &self,
+        producer: &str,
+        log: EventLog,
+        addressee: Addressee,
+    ) -> Result<()> {
         match &self.kind {
             Kind::InProcess(bus) => bus.register(producer, log),
-            Kind::JetStream(bus) => bus.register(producer, log).await,
+            Kind::JetStream(bus) => bus.register(producer, log, addressee).await,
         }
     }
 

@@ -16,6 +16,7 @@ struct World {
     nats: Option<NatsServer>,
     /// The development realm whose keys sign and check records.
     trust: trust::Trust,
+    realm: trust::Realm,
     _dirs: Vec<tempfile::TempDir>,
     logs: Vec<EventLog>,
 }
@@ -28,14 +29,19 @@ enum Flavour {
 
 impl World {
     async fn new(flavour: Flavour) -> World {
-        let nats = match flavour {
-            Flavour::InProcess => None,
-            Flavour::JetStream => Some(NatsServer::start().expect("nats-server")),
-        };
         let realm_dir = tempfile::tempdir().expect("dir");
         let (realm, _) =
             trust::Realm::open_or_create(&realm_dir.path().join("realm")).expect("realm");
-        let trust = trust::Trust::load(&realm.config()).expect("trust");
+        let nats = match flavour {
+            Flavour::InProcess => None,
+            Flavour::JetStream => Some(
+                NatsServer::for_realm(&realm, 2, &[natsd::access::NatsIdentity::Operator])
+                    .expect("nats-server"),
+            ),
+        };
+        // The tests' bus is the one-process backbone's NATS identity.
+        let trust =
+            trust::Trust::load(&realm.config_as("backbone").expect("config")).expect("trust");
         let bus = match &nats {
             None => Bus::in_process(),
             Some(server) => Bus::jetstream(options(server, &trust))
@@ -46,6 +52,7 @@ impl World {
             bus,
             nats,
             trust,
+            realm,
             _dirs: vec![realm_dir],
             logs: Vec::new(),
         }
@@ -74,6 +81,20 @@ impl World {
             .subscribe(consumer, producer, from)
             .await
             .expect("subscribe")
+    }
+
+    /// A plain NATS client signed in as the realm's NATS user `name`
+    /// ("operator", or a service's producer name).
+    async fn client_as(&self, name: &str) -> async_nats::Client {
+        let server = self.nats.as_ref().expect("a NATS server");
+        let trust =
+            trust::Trust::load(&self.realm.config_as(name).expect("config")).expect("trust");
+        bus::connect_nats(
+            &server.url(),
+            trust.nats_client().expect("credentials").as_ref(),
+        )
+        .await
+        .expect("connect")
     }
 
     async fn close(self) {
@@ -162,7 +183,7 @@ async fn order_and_resumption(flavour: Flavour) {
     assert_eq!(head("referral-intake").await, 7);
     assert_eq!(head("conference-scheduler").await, 3);
     assert_eq!(
-        head("plan-registry-9").await,
+        head("plan-registry-1").await,
         0,
         "a producer yet to publish"
     );
@@ -192,11 +213,11 @@ async fn duplicates_are_dropped(flavour: Flavour) {
     append(&log, 4).await;
     let mut subscription = world.subscribe("test.dedup", "referral-intake", 0).await;
     assert_eq!(positions(&mut subscription, 4).await, [0, 1, 2, 3]);
-    if let Some(server) = &world.nats {
+    if world.nats.is_some() {
         // Publish the same records again: once with their event ids (the
         // server drops them), once under new ids (the server keeps them;
         // the subscription must not pass them on).
-        let client = async_nats::connect(server.url()).await.expect("connect");
+        let client = world.client_as("operator").await;
         let jetstream = async_nats::jetstream::new(client);
         for (event, fresh_id) in log
             .read_all(0, 4)
@@ -217,7 +238,7 @@ async fn duplicates_are_dropped(flavour: Flavour) {
             headers.insert("Nats-Msg-Id", id.as_str());
             jetstream
                 .publish_with_headers(
-                    bus::subject("referral-intake", &envelope.content_type),
+                    bus::subject("referral-intake", None, &envelope.content_type),
                     headers,
                     event.record().to_vec().into(),
                 )
@@ -234,8 +255,8 @@ async fn duplicates_are_dropped(flavour: Flavour) {
 
 /// Waits until the relay has published `count` of `producer`'s events,
 /// then deletes them from the stream, as a JetStream loss would.
-async fn lose_published(server: &NatsServer, producer: &str, count: u64) {
-    let client = async_nats::connect(server.url()).await.expect("connect");
+async fn lose_published(world: &World, producer: &str, count: u64) {
+    let client = world.client_as("operator").await;
     let jetstream = async_nats::jetstream::new(client);
     let mut stream = jetstream
         .get_stream(bus::stream_name(producer))
@@ -257,8 +278,8 @@ async fn gaps_are_repaired(flavour: Flavour) {
     let mut world = World::new(flavour).await;
     let log = world.producer("referral-intake").await;
     append(&log, 5).await;
-    if let Some(server) = &world.nats {
-        lose_published(server, "referral-intake", 5).await;
+    if world.nats.is_some() {
+        lose_published(&world, "referral-intake", 5).await;
     }
     append(&log, 3).await;
     let mut subscription = world.subscribe("test.repair", "referral-intake", 0).await;
@@ -349,8 +370,8 @@ async fn a_gap_is_repaired_from_a_producer_in_another_process() {
             .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
     );
     append(&log, 5).await;
+    lose_published(&world, "referral-intake", 5).await;
     let server = world.nats.as_ref().expect("server");
-    lose_published(server, "referral-intake", 5).await;
     append(&log, 2).await;
 
     // The consumer's process knows the producer only by its address.
@@ -380,7 +401,8 @@ where
     append(&log, 3).await;
     assert_eq!(positions(&mut subscription, 3).await, [0, 1, 2]);
     let server = world.nats.as_ref().expect("server");
-    let client = async_nats::connect(server.url()).await.expect("connect");
+    let _ = server;
+    let client = world.client_as("operator").await;
     fault(async_nats::jetstream::new(client)).await;
     append(&log, 3).await;
     assert_eq!(positions(&mut subscription, 3).await, [3, 4, 5]);
@@ -441,7 +463,8 @@ async fn the_published_head_is_found_past_a_message_that_is_not_an_event() {
     append(&log, 3).await;
     assert_eq!(positions(&mut subscription, 3).await, [0, 1, 2]);
     let server = world.nats.as_ref().expect("server");
-    let client = async_nats::connect(server.url()).await.expect("connect");
+    let _ = server;
+    let client = world.client_as("referral-intake").await;
     async_nats::jetstream::new(client)
         .publish("safeguard.referral-intake.Bogus", "not a record".into())
         .await
@@ -488,7 +511,9 @@ async fn a_forged_record_is_refused_and_the_true_one_repaired_from_the_producer(
         .sign("referral-intake", 3, &hash)
         .expect("sign");
     let server = world.nats.as_ref().expect("server");
-    let client = async_nats::connect(server.url()).await.expect("connect");
+    let _ = server;
+    // The producer's own NATS key, stolen: the server lets it publish.
+    let client = world.client_as("referral-intake").await;
     let mut headers = async_nats::HeaderMap::new();
     headers.insert(bus::POSITION_HEADER, "3");
     headers.insert(
@@ -557,7 +582,8 @@ async fn an_unsigned_record_far_ahead_neither_wedges_nor_stops_a_consumer() {
         .record()
         .to_vec();
     let server = world.nats.as_ref().expect("server");
-    let client = async_nats::connect(server.url()).await.expect("connect");
+    let _ = server;
+    let client = world.client_as("referral-intake").await;
     let context = async_nats::jetstream::new(client);
     let mut headers = async_nats::HeaderMap::new();
     headers.insert(bus::POSITION_HEADER, "1000000000000");
@@ -578,4 +604,62 @@ async fn an_unsigned_record_far_ahead_neither_wedges_nor_stops_a_consumer() {
     );
     assert!(alarms.stalled.borrow().is_none(), "no repair was attempted");
     world.close().await;
+}
+
+/// The server itself refuses what an identity's permissions do not allow:
+/// a service publishing on another producer's subjects, or reading a
+/// stream it does not follow; a client without credentials is not let in.
+#[tokio::test]
+async fn the_server_refuses_what_an_identity_may_not_do() {
+    let mut world = World::new(Flavour::JetStream).await;
+    let log = world.producer("referral-intake").await;
+    append(&log, 2).await;
+    let started = std::time::Instant::now();
+    while stored(&world, "referral-intake").await < 2 {
+        assert!(started.elapsed() < Duration::from_secs(10), "relayed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // The scheduler's NATS key, on the referral service's subjects.
+    let scheduler = async_nats::jetstream::new(world.client_as("conference-scheduler").await);
+    let forged = timeout(Duration::from_secs(15), async {
+        scheduler
+            .publish(
+                "safeguard.referral-intake.ReferralSubmitted",
+                "forged".into(),
+            )
+            .await?
+            .await
+    })
+    .await;
+    assert!(!matches!(forged, Ok(Ok(_))), "published: {forged:?}");
+    assert_eq!(
+        stored(&world, "referral-intake").await,
+        2,
+        "nothing was stored"
+    );
+
+    // The referral service follows no one: it cannot read the scheduler's
+    // stream, or anyone's but its own.
+    let referrals = async_nats::jetstream::new(world.client_as("referral-intake").await);
+    let read = timeout(
+        Duration::from_secs(15),
+        referrals.get_stream(bus::stream_name("notification")),
+    )
+    .await;
+    assert!(!matches!(read, Ok(Ok(_))), "read: {read:?}");
+
+    // No credentials at all: refused before anything is asked.
+    let server = world.nats.as_ref().expect("server");
+    assert!(bus::connect_nats(&server.url(), None).await.is_err());
+    world.close().await;
+}
+
+/// How many messages `producer`'s stream holds, as the operator sees.
+async fn stored(world: &World, producer: &str) -> u64 {
+    let mut stream = async_nats::jetstream::new(world.client_as("operator").await)
+        .get_stream(bus::stream_name(producer))
+        .await
+        .expect("stream");
+    stream.info().await.expect("info").state.messages
 }

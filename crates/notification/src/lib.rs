@@ -72,9 +72,39 @@ pub enum Error {
     Bus(#[from] bus::Error),
 }
 
+/// The stream of the notifications for the organisation `ods`.
+pub(crate) fn recipient_stream(ods: &str) -> String {
+    format!("{RECIPIENT_STREAM}{ods}")
+}
+
+/// The stream of `subscriber`'s acknowledgements for the organisation `ods`.
+pub(crate) fn acknowledgement_stream(ods: &str, subscriber: &str) -> String {
+    format!("{ACKNOWLEDGEMENT_STREAM}{ods}-{subscriber}")
+}
+
+const RECIPIENT_STREAM: &str = "recipient-";
+const ACKNOWLEDGEMENT_STREAM: &str = "ack-";
+
+/// The organisation a notification event is for, from its stream: its
+/// NATS subjects carry it (`safeguard.notification.<ODS>.<Kind>`), so a
+/// partner can be allowed its own and no one else's. The service's other
+/// events (reads, refusals) are for no organisation.
+pub fn addressee(envelope: &contract::events::v1::EventEnvelope) -> Option<String> {
+    let stream = envelope.stream_id.as_str();
+    let ods = match stream.strip_prefix(RECIPIENT_STREAM) {
+        Some(ods) => ods,
+        None => stream
+            .strip_prefix(ACKNOWLEDGEMENT_STREAM)?
+            .split('-')
+            .next()?,
+    };
+    domain::OdsCode::parse(ods).ok().map(|ods| ods.to_string())
+}
+
 pub async fn open(options: Options, bus: &bus::Bus) -> Result<Notification, Error> {
     let log = EventLog::open(eventlog::Options::new(&options.data_dir))?;
-    bus.register_producer(LOG, log.clone()).await?;
+    bus.register_addressed_producer(LOG, log.clone(), addressee)
+        .await?;
     let quarantine = Quarantine::open(&log, LOG, service_core::Health::default())?;
     let acks: Acks = Arc::default();
     let watermark = Watermark::new(LOG);

@@ -32,7 +32,7 @@ fn raised_event(
         .map(|r| r.ods_code.clone())
         .unwrap_or_default();
     let event = derived.event(purpose, index, notification);
-    (format!("recipient-{recipient}"), vec![event])
+    (crate::recipient_stream(&recipient), vec![event])
 }
 
 /// Reads a producer from its first event, so what the rules remember

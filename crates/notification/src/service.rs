@@ -218,7 +218,7 @@ impl notification_server::Notification for Notification {
             .inner
             .log
             .append(
-                &format!("ack-{recipient}-{subscriber}"),
+                &crate::acknowledgement_stream(&recipient, &subscriber),
                 ExpectedVersion::Any,
                 vec![event],
             )

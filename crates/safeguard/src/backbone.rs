@@ -149,6 +149,7 @@ async fn start_services(
         realm.as_deref(),
         config.listen,
         config.development_realm_on_network,
+        "backbone",
     )
     .map_err(Error::Trust)?;
     let bus = match &config.nats {

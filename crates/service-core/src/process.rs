@@ -223,6 +223,7 @@ pub fn args(name: &str, default_port: u16) -> Result<(Args, Trust), ExitCode> {
         realm.as_deref(),
         parsed.listen,
         on_network,
+        &producer_of(name, parsed.pod),
     )
     .map_err(|error| {
         eprintln!("{name}: {error}");
@@ -232,6 +233,16 @@ pub fn args(name: &str, default_port: u16) -> Result<(Args, Trust), ExitCode> {
         println!("{name}: {made}");
     }
     Ok((parsed, trust))
+}
+
+/// The producer a service's binary publishes as: its name, the
+/// notification service's `notification`, a registry pod's by its ordinal.
+pub fn producer_of(binary: &str, pod: u32) -> String {
+    match binary {
+        contract::producers::PLAN_REGISTRY => contract::producers::plan_registry_pod(pod),
+        "notification-service" => contract::producers::NOTIFICATION.to_owned(),
+        other => other.to_owned(),
+    }
 }
 
 /// The bus the flags ask for: JetStream at `--nats`, else in-process; gaps
@@ -257,11 +268,15 @@ pub const DEVELOPMENT_REALM_ON_NETWORK: &str = "--insecure-development-realm-on-
 /// development realm in `realm` (made there on first start, when it says
 /// so). A development realm is refused on an address beyond loopback
 /// unless `on_network` (the loudly named flag) says so.
+///
+/// In a realm, the process is known to NATS as `nats_user` (its producer
+/// name, or `backbone`), with the NKEY the realm keeps for that name.
 pub fn trust(
     security: Option<&trust::Config>,
     realm: Option<&Path>,
     listen: SocketAddr,
     on_network: bool,
+    nats_user: &str,
 ) -> Result<(Trust, Option<String>), String> {
     let (config, made) = match (security, realm) {
         (Some(security), _) => (security.clone(), None),
@@ -273,7 +288,7 @@ pub fn trust(
                     dir.display()
                 )
             });
-            (realm.config(), said)
+            (realm.config_as(nats_user)?, said)
         }
         (None, None) => return Err("no security is configured".into()),
     };

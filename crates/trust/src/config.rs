@@ -47,6 +47,9 @@ pub struct Config {
     /// is never applied from the bus.
     #[serde(default)]
     pub event_signers: BTreeMap<String, PathBuf>,
+    /// Who this process is to the NATS server, when it runs over NATS.
+    #[serde(default)]
+    pub nats: Option<NatsConfig>,
     /// How far apart the issuers' clocks and ours may be, for `exp` and `nbf`.
     #[serde(default = "default_skew")]
     pub clock_skew_seconds: u64,
@@ -54,6 +57,42 @@ pub struct Config {
     /// listen beyond loopback with one unless told so by a loud flag.
     #[serde(default)]
     pub development: bool,
+}
+
+/// This process's identity on the NATS server: its NKEY, and the TLS it
+/// connects with (mutual: its service certificate).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NatsConfig {
+    /// The file holding its NKEY seed (`SU…`, a secret).
+    pub nkey_seed: PathBuf,
+    /// The name the server's configuration gives that key; its inbox
+    /// prefix is `_INBOX_<name>` (`proto/SUBJECTS.md`).
+    pub name: String,
+    /// The CA bundles that sign the NATS servers' certificates; defaults to
+    /// `server_ca`, else `client_ca`.
+    #[serde(default)]
+    pub ca: Vec<PathBuf>,
+}
+
+/// How a process connects to NATS: read from its configuration once.
+#[derive(Clone, PartialEq, Eq)]
+pub struct NatsClient {
+    pub name: String,
+    /// The NKEY seed.
+    pub seed: String,
+    pub ca: Vec<PathBuf>,
+    /// Its client certificate and key for mutual TLS.
+    pub certificate: PathBuf,
+    pub key: PathBuf,
+}
+
+impl std::fmt::Debug for NatsClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NatsClient")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
 }
 
 fn default_skew() -> u64 {
@@ -89,6 +128,10 @@ impl Config {
             resolve(&mut issuer.jwks);
         }
         self.event_signers.values_mut().for_each(resolve);
+        if let Some(nats) = &mut self.nats {
+            resolve(&mut nats.nkey_seed);
+            nats.ca.iter_mut().for_each(resolve);
+        }
         self
     }
 }
@@ -188,6 +231,36 @@ impl Trust {
         self.event_signer
             .clone()
             .map_err(|error| format!("service_key: {error}"))
+    }
+
+    /// How this process connects to NATS, if its configuration says.
+    pub fn nats_client(&self) -> Result<Option<NatsClient>, String> {
+        let Some(nats) = &self.config.nats else {
+            return Ok(None);
+        };
+        let seed = read(&nats.nkey_seed)
+            .map_err(|error| format!("nats.nkey_seed: {error}"))?
+            .trim()
+            .to_owned();
+        let config = &self.config;
+        let ca = [&nats.ca, &config.server_ca, &config.client_ca]
+            .into_iter()
+            .find(|bundles| !bundles.is_empty())
+            .cloned()
+            .unwrap_or_default();
+        Ok(Some(NatsClient {
+            name: nats.name.clone(),
+            seed,
+            ca,
+            certificate: config
+                .service_certificate
+                .clone()
+                .unwrap_or_else(|| config.server_certificate.clone()),
+            key: config
+                .service_key
+                .clone()
+                .unwrap_or_else(|| config.server_key.clone()),
+        }))
     }
 
     /// The keys that sign the records of each producer this process may

@@ -14,7 +14,7 @@ pub mod signing;
 pub mod token;
 
 pub use caller::{Caller, Peer};
-pub use config::{Config, Trust};
+pub use config::{Config, NatsClient, NatsConfig, Trust};
 pub use layer::Authenticate;
 pub use realm::Realm;
 pub use signing::{EventKeys, EventSigner};

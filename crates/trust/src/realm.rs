@@ -223,9 +223,89 @@ impl Realm {
                 self.dir.join(SERVER),
             )]
             .into(),
+            nats: None,
             clock_skew_seconds: 30,
             development: true,
         }
+    }
+
+    /// The same configuration for the process known to NATS as `name`:
+    /// with its NKEY (made on first use).
+    pub fn config_as(&self, name: &str) -> Result<Config, String> {
+        Ok(Config {
+            nats: Some(crate::config::NatsConfig {
+                nkey_seed: self.nats_seed_file(name)?,
+                name: name.to_owned(),
+                ca: Vec::new(),
+            }),
+            ..self.config()
+        })
+    }
+
+    /// Where the realm keeps what a NATS server needs: its users' NKEY
+    /// seeds (`<name>.nk`), the key that encrypts its store, and the
+    /// `users.conf` made from them.
+    pub fn nats_dir(&self) -> PathBuf {
+        self.dir.join("nats")
+    }
+
+    /// The file holding the NKEY seed of the NATS user `name`, made on
+    /// first use (a new user key; never replaced).
+    pub fn nats_seed_file(&self, name: &str) -> Result<PathBuf, String> {
+        if name.is_empty()
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(failed(format!(
+                "a NATS user name must be letters, digits, - or _: {name:?}"
+            )));
+        }
+        let path = self.nats_dir().join(format!("{name}.nk"));
+        if !path.exists() {
+            let seed = nkeys::KeyPair::new_user().seed().map_err(failed)?;
+            write_once(&self.nats_dir(), &path, &seed)?;
+        }
+        Ok(path)
+    }
+
+    /// The public NKEY of the NATS user `name` (made on first use): what the
+    /// server's configuration lists.
+    pub fn nats_public_key(&self, name: &str) -> Result<String, String> {
+        let path = self.nats_seed_file(name)?;
+        let seed = std::fs::read_to_string(&path)
+            .map_err(|error| failed(format!("{}: {error}", path.display())))?;
+        Ok(nkeys::KeyPair::from_seed(seed.trim())
+            .map_err(failed)?
+            .public_key())
+    }
+
+    /// The key that encrypts the NATS server's store (its `cipher`), made on
+    /// first use.
+    pub fn nats_store_key(&self) -> Result<String, String> {
+        use ring::rand::SecureRandom as _;
+        let path = self.nats_dir().join("store.key");
+        if !path.exists() {
+            let mut bytes = [0_u8; 32];
+            ring::rand::SystemRandom::new()
+                .fill(&mut bytes)
+                .map_err(|_| failed("no randomness for the store key"))?;
+            let key: String = bytes.iter().map(|byte| format!("{byte:02x}")).collect();
+            write_once(&self.nats_dir(), &path, &key)?;
+        }
+        std::fs::read_to_string(&path)
+            .map(|key| key.trim().to_owned())
+            .map_err(|error| failed(format!("{}: {error}", path.display())))
+    }
+
+    /// This realm's CA, the server certificate and its key, as files: what a
+    /// NATS server of the realm presents and trusts.
+    pub fn tls_files(&self) -> (PathBuf, PathBuf, PathBuf) {
+        (
+            self.dir.join(CA),
+            self.dir.join(SERVER),
+            self.dir.join(SERVER_KEY),
+        )
     }
 
     pub fn ca_pem(&self) -> &str {
@@ -303,6 +383,28 @@ fn tempdir_in(parent: &Path) -> Result<PathBuf, String> {
     let path = parent.join(name);
     std::fs::create_dir(&path).map_err(|error| failed(format!("{}: {error}", path.display())))?;
     Ok(path)
+}
+
+/// Writes a secret to `path` unless another process has just done so: made
+/// beside and linked into place, so no one reads half a key and the first
+/// key made stands.
+fn write_once(dir: &Path, path: &Path, contents: &str) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|error| failed(format!("{}: {error}", dir.display())))?;
+    let making = dir.join(format!(
+        ".{}.{}",
+        path.file_name()
+            .and_then(|name| name.to_str())
+            .unwrap_or("key"),
+        std::process::id()
+    ));
+    write(&making, contents, true)?;
+    let linked = std::fs::hard_link(&making, path);
+    let _ = std::fs::remove_file(&making);
+    match linked {
+        Ok(()) => Ok(()),
+        Err(_) if path.exists() => Ok(()),
+        Err(error) => Err(failed(format!("{}: {error}", path.display()))),
+    }
 }
 
 fn write(path: &Path, contents: &str, secret: bool) -> Result<(), String> {

@@ -27,12 +27,17 @@ pub(super) async fn relay(
     bus: JetStream,
     producer: String,
     log: EventLog,
-    signer: Arc<trust::EventSigner>,
+    addressee: crate::Addressee,
 ) {
     let mut backoff = Backoff::default();
+    let publisher = Publisher {
+        producer: &producer,
+        signer: &bus.options.signer,
+        addressee,
+    };
     loop {
         let started = Instant::now();
-        match relay_from_cursor(&bus.context, &producer, &log, &signer).await {
+        match relay_from_cursor(&bus.context, &publisher, &log).await {
             Ok(()) => return,
             Err(error) => {
                 if started.elapsed() > Backoff::MAX {
@@ -46,7 +51,7 @@ pub(super) async fn relay(
                 backoff.wait().await;
                 // The stream may be what went (deleted by an operator,
                 // say): make it again, idempotently, before publishing.
-                if let Err(error) = bus.stream(&producer).await {
+                if let Err(error) = bus.own_stream(&producer).await {
                     tracing::warn!(%error, producer, "cannot make the stream again");
                 }
             }
@@ -59,9 +64,8 @@ pub(super) async fn relay(
 /// acknowledged.
 async fn relay_from_cursor(
     context: &jetstream::Context,
-    producer: &str,
+    publisher: &Publisher<'_>,
     log: &EventLog,
-    signer: &trust::EventSigner,
 ) -> Result<(), String> {
     let from = match log.cursor(RELAY_CURSOR) {
         Ok(cursor) => cursor.unwrap_or(0),
@@ -102,7 +106,7 @@ async fn relay_from_cursor(
             event = events.next(), if in_flight.len() < WINDOW => {
                 match event {
                     Ok(event) => {
-                        let ack = publish(context, producer, &event, signer).await?;
+                        let ack = publisher.publish(context, &event).await?;
                         in_flight.push_back((event.position(), Box::pin(ack.into_future())));
                     }
                     Err(eventlog::Error::Closed) => break Ok(()),
@@ -119,33 +123,50 @@ async fn relay_from_cursor(
     outcome
 }
 
-async fn publish(
-    context: &jetstream::Context,
-    producer: &str,
-    event: &RecordedEvent,
-    signer: &trust::EventSigner,
-) -> Result<jetstream::context::PublishAckFuture, String> {
-    let signature = signer.sign(producer, event.position(), &event.hash())?;
-    let envelope = event.envelope().map_err(|error| error.to_string())?;
-    let id = EventId::from_slice(&envelope.event_id)
-        .map(|id| id.to_string())
-        .unwrap_or_else(|| format!("{producer}-{}", event.position()));
-    let mut headers = HeaderMap::new();
-    headers.insert(POSITION_HEADER, event.position().to_string().as_str());
-    headers.insert(PRODUCER_HEADER, producer);
-    headers.insert(CONTENT_TYPE_HEADER, envelope.content_type.as_str());
-    headers.insert(SIGNATURE_HEADER, hex(&signature).as_str());
-    if !envelope.traceparent.is_empty() {
-        headers.insert(TRACEPARENT_HEADER, envelope.traceparent.as_str());
+/// How one producer's records become messages.
+struct Publisher<'a> {
+    producer: &'a str,
+    signer: &'a trust::EventSigner,
+    addressee: crate::Addressee,
+}
+
+impl Publisher<'_> {
+    async fn publish(
+        &self,
+        context: &jetstream::Context,
+        event: &RecordedEvent,
+    ) -> Result<jetstream::context::PublishAckFuture, String> {
+        let producer = self.producer;
+        let signature = self
+            .signer
+            .sign(producer, event.position(), &event.hash())?;
+        let envelope = event.envelope().map_err(|error| error.to_string())?;
+        let id = EventId::from_slice(&envelope.event_id)
+            .map(|id| id.to_string())
+            .unwrap_or_else(|| format!("{producer}-{}", event.position()));
+        // An addressee that cannot be a subject token goes on the
+        // producer's unaddressed subject: no organisation is sent it.
+        let addressee = (self.addressee)(&envelope).filter(|addressee| is_token(addressee));
+        let mut headers = HeaderMap::new();
+        headers.insert(POSITION_HEADER, event.position().to_string().as_str());
+        headers.insert(PRODUCER_HEADER, producer);
+        headers.insert(CONTENT_TYPE_HEADER, envelope.content_type.as_str());
+        headers.insert(SIGNATURE_HEADER, hex(&signature).as_str());
+        if !envelope.traceparent.is_empty() {
+            headers.insert(TRACEPARENT_HEADER, envelope.traceparent.as_str());
+        }
+        let message = PublishMessage::build()
+            .payload(bytes::Bytes::copy_from_slice(event.record()))
+            .headers(headers)
+            .message_id(id);
+        context
+            .send_publish(
+                subject(producer, addressee.as_deref(), &envelope.content_type),
+                message,
+            )
+            .await
+            .map_err(|error| format!("cannot publish position {}: {error}", event.position()))
     }
-    let message = PublishMessage::build()
-        .payload(bytes::Bytes::copy_from_slice(event.record()))
-        .headers(headers)
-        .message_id(id);
-    context
-        .send_publish(subject(producer, &envelope.content_type), message)
-        .await
-        .map_err(|error| format!("cannot publish position {}: {error}", event.position()))
 }
 
 pub(super) fn hex(bytes: &[u8]) -> String {
