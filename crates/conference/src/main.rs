@@ -29,6 +29,7 @@ async fn main() -> ExitCode {
         Ok(service) => {
             // Its own log, for consumers elsewhere that find a gap.
             let reader = bus::LogReader::new().with(conference::LOG, service.log().clone());
+            process::sign_checkpoints(&trust, &args.settings, &[(conference::LOG, service.log())]);
             let watched = [service.watched()];
             // A call refused for its credentials is recorded in this
             // service's own log.

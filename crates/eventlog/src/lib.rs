@@ -506,15 +506,7 @@ pub fn verify_copy(dir: &Path) -> Result<VerifyReport> {
             dir.display()
         )));
     }
-    let copy = tempfile::tempdir()?;
-    for entry in walk(dir)? {
-        let relative = entry.strip_prefix(dir).unwrap_or(&entry);
-        let target = copy.path().join(relative);
-        if let Some(parent) = target.parent() {
-            std::fs::create_dir_all(parent)?;
-        }
-        std::fs::copy(&entry, &target)?;
-    }
+    let copy = copy_of(dir)?;
     let db = match record::sled_config(copy.path()).open() {
         Ok(db) => db,
         // sled's snapshot claims more than its log now yields (a damaged
@@ -547,6 +539,28 @@ pub fn verify_copy(dir: &Path) -> Result<VerifyReport> {
     };
     let anchor = required_anchor(dir, end)?;
     verify::verify(&db, end.max(anchor.records), Some(anchor))
+}
+
+/// The log in `dir` opened on a copy of its files, for reading without
+/// touching them (the copy lives as long as the returned directory).
+pub fn open_copy(dir: &Path) -> Result<(EventLog, tempfile::TempDir)> {
+    let copy = copy_of(dir)?;
+    let log = EventLog::open(Options::new(copy.path()))?;
+    Ok((log, copy))
+}
+
+/// A copy of the files of the log in `dir`.
+fn copy_of(dir: &Path) -> Result<tempfile::TempDir> {
+    let copy = tempfile::tempdir()?;
+    for entry in walk(dir)? {
+        let relative = entry.strip_prefix(dir).unwrap_or(&entry);
+        let target = copy.path().join(relative);
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::copy(&entry, &target)?;
+    }
+    Ok(copy)
 }
 
 /// Every file under `dir`, the anchor's temporary file aside.

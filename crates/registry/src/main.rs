@@ -34,6 +34,11 @@ async fn main() -> ExitCode {
         Ok(service) => {
             // Its own log, for consumers elsewhere that find a gap.
             let reader = bus::LogReader::new().with(service.producer(), service.log().clone());
+            process::sign_checkpoints(
+                &trust,
+                &args.settings,
+                &[(service.producer(), service.log())],
+            );
             let watched = [service.watched()];
             // A call refused for its credentials is recorded in this
             // service's own log.

@@ -200,6 +200,16 @@ async fn start_services(
     .await?;
     opened.push(notifications.log().clone());
     let logs = opened.clone();
+    service_core::process::sign_checkpoints(
+        &trust,
+        settings,
+        &[
+            (referral::LOG, referrals.log()),
+            (conference::LOG, conferences.log()),
+            (registry::LOG, registry.log()),
+            (notification::LOG, notifications.log()),
+        ],
+    );
     let reader = bus::LogReader::new()
         .with(referral::LOG, referrals.log().clone())
         .with(conference::LOG, conferences.log().clone())

@@ -205,7 +205,7 @@ async fn main() -> ExitCode {
         Command::Subscribe(command) => command.run().await,
         Command::Acknowledge(command) => command.run().await,
         Command::Health(command) => command.run().await,
-        Command::Verify(command) => command.run(),
+        Command::Verify(command) => command.run().await,
         Command::Call {
             method,
             request,

@@ -75,11 +75,12 @@ impl Cli {
 
 /// `safeguard verify --data-dir DIR`: a command of the operator's
 /// machine, needing no server or identity.
-fn verify(dir: &std::path::Path) -> Output {
+fn verify(dir: &std::path::Path, flags: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_safeguard"))
         .arg("verify")
         .arg("--data-dir")
         .arg(dir)
+        .args(flags)
         .output()
         .expect("run safeguard verify")
 }
@@ -107,6 +108,10 @@ fn a_case_from_referral_to_plan_end_from_the_command_line() {
         .block_on(backbone::start(&Config {
             data_dir: dir.path().to_owned(),
             listen: "127.0.0.1:0".parse().expect("address"),
+            settings: service_core::settings::Settings {
+                checkpoint_seconds: 1,
+                ..Default::default()
+            },
             ..Config::default()
         }))
         .expect("backbone");
@@ -629,11 +634,32 @@ fn a_case_from_referral_to_plan_end_from_the_command_line() {
             ],
         );
     }
-    // An auditor checks the logs while the backbone runs, on copies.
-    let output = verify(dir.path());
+    // Each service signs a checkpoint of its log once a second it wrote.
+    std::thread::sleep(Duration::from_millis(2500));
+    // An auditor checks the logs while the backbone runs, on copies, and
+    // the checkpoints against the services' certificate.
+    let signers = format!("--signers={}", cli.realm.join("server.pem").display());
+    let output = verify(dir.path(), &[&signers]);
     let verified = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{verified}");
     assert_eq!(verified.matches(": intact: ").count(), 4, "{verified}");
+    let registry_line = verified
+        .lines()
+        .find(|line| line.contains("plan-registry"))
+        .expect("the registry's log");
+    assert!(
+        registry_line.contains("their signatures checked")
+            && !registry_line.contains(" 0 checkpoint(s)"),
+        "{registry_line}"
+    );
+    // Against a certificate that is not the services', they fail.
+    let stranger = tempfile::tempdir().expect("dir");
+    trust::Realm::open_or_create(stranger.path()).expect("another realm");
+    let wrong = format!("--signers={}", stranger.path().join("server.pem").display());
+    let output = verify(dir.path(), &[&wrong]);
+    let refused = String::from_utf8_lossy(&output.stdout);
+    assert!(!output.status.success(), "{refused}");
+    assert!(refused.contains("signature is not"), "{refused}");
 
     runtime.block_on(running.stop()).expect("stop");
 
@@ -664,7 +690,7 @@ fn a_case_from_referral_to_plan_end_from_the_command_line() {
         .expect("the lookup is in the file, first as it was written");
     bytes[at + 3] ^= 0x01;
     std::fs::write(&file, &bytes).expect("write db file");
-    let output = verify(dir.path());
+    let output = verify(dir.path(), &[]);
     let printed = String::from_utf8_lossy(&output.stdout);
     assert!(!output.status.success(), "{printed}");
     assert!(

@@ -10,6 +10,7 @@
 //! (`trace`).
 
 pub mod audit;
+pub mod checkpoint;
 pub mod clock;
 pub mod consistency;
 pub mod event;

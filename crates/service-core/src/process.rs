@@ -235,6 +235,28 @@ pub fn args(name: &str, default_port: u16) -> Result<(Args, Trust), ExitCode> {
     Ok((parsed, trust))
 }
 
+/// Starts signing checkpoints of each `(producer, log)` with this
+/// process's service key, every `checkpoint_seconds` in which it wrote
+/// (`crate::checkpoint`). Without a key that can sign, says so and signs
+/// none.
+pub fn sign_checkpoints(trust: &Trust, settings: &Settings, logs: &[(&str, &eventlog::EventLog)]) {
+    let signer = match trust.event_signer() {
+        Ok(signer) => signer,
+        Err(error) => {
+            tracing::error!(%error, "no checkpoints of the logs will be signed");
+            return;
+        }
+    };
+    for (producer, log) in logs {
+        crate::checkpoint::spawn(
+            (*log).clone(),
+            (*producer).to_owned(),
+            signer.clone(),
+            settings.checkpoint_interval(),
+        );
+    }
+}
+
 /// The producer a service's binary publishes as: its name, the
 /// notification service's `notification`, a registry pod's by its ordinal.
 pub fn producer_of(binary: &str, pod: u32) -> String {

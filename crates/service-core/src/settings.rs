@@ -43,6 +43,10 @@ pub struct Settings {
     /// Requests one connection may have in flight at once; more wait
     /// their turn. Every server.
     pub requests_per_connection: usize,
+    /// How often each service signs a checkpoint of its log (the position
+    /// and chain hash it has reached), in seconds, when it has written
+    /// since the last. Every service.
+    pub checkpoint_seconds: u64,
 }
 
 impl Default for Settings {
@@ -58,6 +62,7 @@ impl Default for Settings {
             lookups_per_user_per_minute: 120,
             request_timeout_seconds: 30,
             requests_per_connection: 64,
+            checkpoint_seconds: 300,
         }
     }
 }
@@ -99,6 +104,11 @@ impl Settings {
     /// At least a second, so a zero cannot spin the check.
     pub fn deadline_check(&self) -> Duration {
         Duration::from_secs(self.deadline_check_seconds.max(1))
+    }
+
+    /// At least a second, likewise.
+    pub fn checkpoint_interval(&self) -> Duration {
+        Duration::from_secs(self.checkpoint_seconds.max(1))
     }
 }
 
