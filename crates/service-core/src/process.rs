@@ -41,7 +41,7 @@ pub struct Args {
     pub settings: Settings,
 }
 
-const USAGE: &str = "(--security FILE | --realm DIR [--insecure-development-realm-on-network]) [--config FILE] [--data-dir DIR] [--listen ADDR] [--metrics ADDR] [--nats URL [--replicas N] [--producer NAME=URL]... [--registry-pods N [--pod ORDINAL]]]";
+const USAGE: &str = "(--security FILE | --realm DIR [--insecure-development-realm-on-network]) [--config FILE] [--data-dir DIR] [--listen ADDR] [--metrics ADDR] [--nats URL [--nats-seed FILE] [--replicas N] [--producer NAME=URL]... [--registry-pods N [--pod ORDINAL]]]";
 
 /// A flag's number, if it is in `range`; else says why and gives the exit code.
 fn within<N>(
@@ -108,6 +108,7 @@ pub fn args(name: &str, default_port: u16) -> Result<(Args, Trust), ExitCode> {
     let mut realm = std::env::var_os("SAFEGUARD_REALM").map(PathBuf::from);
     let mut security = std::env::var_os("SAFEGUARD_SECURITY").map(PathBuf::from);
     let mut on_network = false;
+    let mut nats_seed = std::env::var_os("SAFEGUARD_NATS_SEED").map(PathBuf::from);
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match (arg.as_str(), args.next()) {
@@ -136,6 +137,7 @@ pub fn args(name: &str, default_port: u16) -> Result<(Args, Trust), ExitCode> {
                 })?);
             }
             ("--nats", Some(value)) => parsed.nats = Some(value),
+            ("--nats-seed", Some(value)) => nats_seed = Some(value.into()),
             ("--replicas", Some(value)) => {
                 parsed.replicas = within(name, "--replicas", &value, 1..=5)?;
             }
@@ -217,6 +219,23 @@ pub fn args(name: &str, default_port: u16) -> Result<(Args, Trust), ExitCode> {
             ExitCode::from(2)
         })?),
         (None, Some(_)) => None,
+    };
+    // A process's own NKEY, when the security file is shared by every
+    // process: named by its producer, from a secret of its own.
+    let security = match (security, nats_seed) {
+        (Some(mut security), Some(seed)) => {
+            security.nats = Some(trust::NatsConfig {
+                nkey_seed: seed,
+                name: producer_of(name, parsed.pod),
+                ca: security.nats.map(|nats| nats.ca).unwrap_or_default(),
+            });
+            Some(security)
+        }
+        (None, Some(_)) => {
+            eprintln!("{name}: --nats-seed goes with --security; a realm keeps its own NKEYs");
+            return Err(ExitCode::from(2));
+        }
+        (security, None) => security,
     };
     let (trust, made) = trust(
         security.as_ref(),
