@@ -355,6 +355,36 @@ async fn the_identity_recorded_is_the_tokens_and_whole_logs_are_for_services_onl
     .get_status(GetStatusRequest {})
     .await
     .expect("status for an operator");
+
+    // A service passing on a person's call (a registry replica forwarding a
+    // plan write) sends the person's own token: the primary verifies it and
+    // its policy decides on the person, not on the service's certificate.
+    let plan_id = planned.conference.plan_id.clone();
+    let end = |who: contract::common::v1::CallerIdentity| {
+        let token = realm
+            .token(
+                &safeguard::agencies::person(&who),
+                std::time::Duration::from_secs(300),
+            )
+            .expect("token");
+        let forwarded = service.clone().with_token(token);
+        let plan_id = plan_id.clone();
+        let url = url.clone();
+        async move {
+            PlanRegistryClient::new(forwarded.connect(&url).expect("channel"))
+                .end_plan(registry_wire::EndPlanRequest {
+                    plan_id,
+                    end_date: fixtures::date(2026, 3, 1),
+                    reason: registry_wire::PlanEndReason::NoLongerAtRisk.into(),
+                })
+                .await
+        }
+    };
+    let refused = end(nurse()).await.expect_err("a nurse ends a plan");
+    assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
+    end(fixtures::chair())
+        .await
+        .expect("the chair ends the plan, passed on by a service");
 }
 
 #[tokio::test]

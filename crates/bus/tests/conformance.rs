@@ -663,3 +663,50 @@ async fn stored(world: &World, producer: &str) -> u64 {
         .expect("stream");
     stream.info().await.expect("info").state.messages
 }
+
+/// A gap that cannot be repaired (its producer cannot be reached) is not
+/// skipped: the consumer keeps trying, and says so where health shows it.
+#[tokio::test]
+async fn a_gap_that_cannot_be_repaired_yet_is_a_warning_not_a_skip() {
+    let mut world = World::new(Flavour::JetStream).await;
+    let log = world.producer("referral-intake").await;
+    append(&log, 3).await;
+    lose_published(&world, "referral-intake", 3).await;
+    append(&log, 1).await;
+    // A consumer elsewhere, whose producer's address answers nothing.
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind")
+        .local_addr()
+        .expect("address");
+    let server = world.nats.as_ref().expect("server");
+    let mut options = options(server, &world.trust);
+    options
+        .producer_urls
+        .insert("referral-intake".into(), format!("https://{closed}"));
+    let elsewhere = Bus::jetstream(options).await.expect("connect");
+    let mut subscription = elsewhere
+        .subscribe("test.unrepairable", "referral-intake", 0)
+        .await
+        .expect("subscribe");
+    let mut alarms = subscription.take_alarms().expect("alarms");
+    let reading =
+        tokio::spawn(async move { subscription.next().await.map(|d| d.event.position()) });
+    let said = timeout(Duration::from_secs(30), async {
+        loop {
+            if let Some(said) = alarms.stalled.borrow_and_update().clone() {
+                return said;
+            }
+            alarms.stalled.changed().await.expect("the consumer lives");
+        }
+    })
+    .await
+    .expect("a warning in time");
+    assert!(
+        said.contains("positions 0 to 2 of referral-intake"),
+        "{said}"
+    );
+    assert!(!reading.is_finished(), "nothing was passed on past the gap");
+    reading.abort();
+    world.close().await;
+}
