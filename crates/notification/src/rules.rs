@@ -88,18 +88,8 @@ pub(crate) async fn check_deadlines(
     every: Duration,
     clock: Clock,
 ) {
-    // Following the log's head tells this task when the log closes, so it
-    // lets go of it at once instead of at its next check.
-    let mut closing = log.subscribe(log.head());
-    let mut ticks = tokio::time::interval(every);
-    loop {
-        tokio::select! {
-            _ = ticks.tick() => {}
-            next = closing.next() => match next {
-                Ok(_) => continue,
-                Err(_) => return,
-            },
-        }
+    let mut ticks = service_core::ticks::UntilClosed::new(&log, every);
+    while ticks.tick().await {
         let missed = match memory.lock() {
             Ok(mut memory) => memory.missed(clock.today()),
             Err(_) => return,

@@ -30,19 +30,8 @@ pub fn spawn(log: EventLog, producer: String, signer: Arc<trust::EventSigner>, i
                 return;
             }
         };
-        // Following the log's head tells this task when the log closes, so
-        // it lets go of it at once instead of at its next checkpoint.
-        let mut closing = log.subscribe(log.head());
-        let mut tick = tokio::time::interval(interval);
-        tick.tick().await;
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                next = closing.next() => match next {
-                    Ok(_) => continue,
-                    Err(_) => return,
-                },
-            }
+        let mut ticks = crate::ticks::UntilClosed::new(&log, interval);
+        while ticks.tick().await {
             match checkpoint(&log, &producer, &signer, last).await {
                 Ok(Some(position)) => last = Some(position),
                 Ok(None) => {}

@@ -27,6 +27,7 @@ pub mod reject;
 pub mod rule;
 pub mod settings;
 pub mod status;
+pub mod ticks;
 pub mod trace;
 pub mod validate;
 
