@@ -175,3 +175,73 @@ async fn a_client_without_credentials_is_not_let_in() {
             .is_err()
     );
 }
+
+/// A record forged with a producer's own NATS key (stolen: the server lets
+/// it publish) is refused by a service that follows that producer, which
+/// goes on serving and shows the refusal in its health.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_record_on_the_bus_is_refused_by_the_services_and_shown_in_health() {
+    use contract::common::v1::{OrganisationKind, Role};
+    use contract::events::v1::GetStatusRequest;
+    use contract::events::v1::service_status_client::ServiceStatusClient;
+
+    let deployment = Deployment::start_with(1).await;
+    crate::scenario::the_demo_case(&deployment.agencies(), crate::today()).await;
+    let producer = "referral-intake";
+    let operator = deployment.nats_client("operator").await;
+    let mut stream = async_nats::jetstream::new(operator)
+        .get_stream(bus::stream_name(producer))
+        .await
+        .expect("stream");
+    let next = stream.info().await.expect("info").state.last_sequence;
+    let last = stream.get_raw_message(next).await.expect("the last record");
+
+    // The last record again, claiming the next position, with a signature
+    // that is not the producer's.
+    let thief = async_nats::jetstream::new(deployment.nats_client(producer).await);
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert(bus::POSITION_HEADER, next.to_string().as_str());
+    headers.insert(bus::SIGNATURE_HEADER, "00".repeat(64).as_str());
+    thief
+        .publish_with_headers(
+            format!("{}.ReferralDecided", bus::subject_prefix(producer)),
+            headers,
+            last.payload,
+        )
+        .await
+        .expect("the server lets the producer's key publish")
+        .await
+        .expect("stored");
+
+    let operator = crate::fixtures::member_of(
+        "E09000999",
+        OrganisationKind::LocalAuthority,
+        Role::Operator,
+    );
+    let url = deployment.url("conference-scheduler");
+    let mut status = ServiceStatusClient::new(
+        deployment
+            .agencies()
+            .authorised(&operator, &url)
+            .expect("credentials"),
+    );
+    let started = std::time::Instant::now();
+    loop {
+        let services = status
+            .get_status(GetStatusRequest {})
+            .await
+            .expect("status")
+            .into_inner()
+            .services;
+        let scheduler = services.first().expect("the scheduler");
+        if scheduler.bus_messages_refused > 0 {
+            assert!(scheduler.serving, "{scheduler:?}");
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the forgery was refused: {scheduler:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
