@@ -18,7 +18,7 @@ use std::collections::VecDeque;
 use async_nats::jetstream::{self, consumer::pull, stream};
 use eventlog::RecordedEvent;
 use eventlog::record::{GENESIS_HASH, Hash};
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use tokio::sync::{mpsc, watch};
 
 use super::*;
@@ -31,6 +31,13 @@ const REFUSALS_QUEUED: usize = 1024;
 /// Failed attempts at a gap repair before the consumer says, in health,
 /// that it is stuck (it goes on trying: it never skips).
 const STALLED_AFTER_ATTEMPTS: u32 = 5;
+/// The most records already waiting that one signature check vouches for:
+/// the last record's signature covers its chain hash, which covers each
+/// record before it, so a run that chains needs one check, not one each.
+const RUN: usize = 256;
+
+/// What the server's message stream yields.
+type Item = Option<Result<jetstream::Message, pull::MessagesError>>;
 
 /// A message the consumer refused to pass on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,8 +71,12 @@ pub(crate) struct Consumer {
     messages: pull::Stream,
     /// The message last passed on, acknowledged when the next is asked for.
     unacked: Option<jetstream::Message>,
-    /// Events read from the producer to fill a gap.
-    pending: VecDeque<RecordedEvent>,
+    /// Events ready to pass on: read from the producer to fill a gap (no
+    /// message), or a run of messages vouched for by one signature.
+    pending: VecDeque<(RecordedEvent, Option<jetstream::Message>)>,
+    /// Items taken from the server's stream while gathering a run but not
+    /// part of it: read again before the stream.
+    replay: VecDeque<Item>,
     /// The message that revealed the gap, passed on after it.
     held: Option<(RecordedEvent, jetstream::Message)>,
     refused: mpsc::Sender<Refused>,
@@ -106,6 +117,7 @@ impl Consumer {
             messages,
             unacked: None,
             pending: VecDeque::new(),
+            replay: VecDeque::new(),
             held: None,
             refused,
             stalled,
@@ -127,9 +139,11 @@ impl Consumer {
         let mut backoff = Backoff::default();
         let mut failures = 0;
         loop {
-            if let Some(event) = self.pending.pop_front() {
-                // From the producer itself: it must still chain.
+            if let Some((event, message)) = self.pending.pop_front() {
+                // From the producer itself, or vouched for by a signature
+                // later in its run: it must still chain.
                 self.chain(&event)?;
+                self.unacked = message;
                 return Ok(event);
             }
             if let Some((event, message)) = self.held.take() {
@@ -146,7 +160,11 @@ impl Consumer {
                 .await;
                 continue;
             }
-            let message = match self.messages.next().await {
+            let item = match self.replay.pop_front() {
+                Some(item) => item,
+                None => self.messages.next().await,
+            };
+            let message = match item {
                 Some(Ok(message)) => message,
                 Some(Err(error)) => {
                     // Missed heartbeats while the server is away, and the
@@ -185,28 +203,89 @@ impl Consumer {
                 let _ = message.ack().await;
                 continue;
             }
+            if position == self.expected && self.follows(&event) {
+                let mut run = self.run(event, message);
+                let vouched = run
+                    .last()
+                    .is_some_and(|(last, message)| self.signed(message, last).is_ok());
+                if vouched {
+                    self.pending.extend(
+                        run.into_iter()
+                            .map(|(event, message)| (event, Some(message))),
+                    );
+                    continue;
+                }
+                // The run's last record is not vouched for: each on its
+                // own, so a forgery is found where it is.
+                let rest = run.split_off(1);
+                for (_, message) in rest.into_iter().rev() {
+                    self.replay.push_front(Some(Ok(message)));
+                }
+                let Some((event, message)) = run.pop() else {
+                    continue;
+                };
+                if let Err(reason) = self.signed(&message, &event) {
+                    self.refuse_and_fill(&message, Some(position), reason).await;
+                    continue;
+                }
+                self.chain(&event)?;
+                self.unacked = Some(message);
+                return Ok(event);
+            }
             if let Err(reason) = self.signed(&message, &event) {
                 self.refuse_and_fill(&message, Some(position), reason).await;
                 continue;
             }
             if position > self.expected {
-                self.pending = self.repair(position).await?.into();
+                self.pending = self
+                    .repair(position)
+                    .await?
+                    .into_iter()
+                    .map(|event| (event, None))
+                    .collect();
                 self.held = Some((event, message));
                 continue;
             }
-            if !self.follows(&event) {
-                self.refuse_and_fill(
-                    &message,
-                    Some(position),
-                    "it does not follow the record before it".into(),
-                )
-                .await;
-                continue;
-            }
-            self.chain(&event)?;
-            self.unacked = Some(message);
-            return Ok(event);
+            self.refuse_and_fill(
+                &message,
+                Some(position),
+                "it does not follow the record before it".into(),
+            )
+            .await;
         }
+    }
+
+    /// `first` and the records already waiting after it that chain to it,
+    /// up to [`RUN`]: what one signature can vouch for. Whatever else was
+    /// waiting is kept to be read next.
+    fn run(
+        &mut self,
+        first: RecordedEvent,
+        message: jetstream::Message,
+    ) -> Vec<(RecordedEvent, jetstream::Message)> {
+        let mut run = vec![(first, message)];
+        while run.len() < RUN && self.replay.is_empty() {
+            let Some(item) = self.messages.next().now_or_never() else {
+                break;
+            };
+            let Some(Ok(message)) = item else {
+                self.replay.push_back(item);
+                break;
+            };
+            let next = self.event_of(&message).ok().filter(|next| {
+                run.last().is_some_and(|(last, _)| {
+                    next.position() == last.position() + 1 && next.follows(&last.hash())
+                })
+            });
+            match next {
+                Some(next) => run.push((next, message)),
+                None => {
+                    self.replay.push_back(Some(Ok(message)));
+                    break;
+                }
+            }
+        }
+        run
     }
 
     /// Whether `event` is the next record of the history passed on so far.
@@ -292,7 +371,9 @@ impl Consumer {
             .read(&self.producer, self.expected, position + 1, Need::Available)
             .await
         {
-            Ok(events) => self.pending.extend(events),
+            Ok(events) => self
+                .pending
+                .extend(events.into_iter().map(|event| (event, None))),
             Err(reason) => tracing::warn!(
                 reason,
                 producer = self.producer,
