@@ -470,3 +470,52 @@ async fn bad_input_is_refused_precisely_and_changes_nothing() {
     assert_eq!(app.log.head(), head + 2);
     app.stop().await;
 }
+
+/// A referral's clock starts on the UK civil date it arrived: 23:30 UTC on
+/// Thursday 2 July 2026 is 00:30 on Friday the 3rd in British Summer Time,
+/// so it was received on the Friday and its decision is due on Monday the
+/// 6th (one working day), not on the Friday as its UTC date would make it.
+/// In winter UK time is UTC: 23:30 UTC on Thursday 31 December is still
+/// that Thursday, due Monday 4 January (New Year's Day a bank holiday).
+#[tokio::test]
+async fn the_clock_starts_on_the_uk_date_summer_time_included() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut app = spawn(dir.path()).await;
+    for (key, seconds, due) in [
+        ("summer-night", 1_783_035_000, date(2026, 7, 6)),
+        ("winter-night", 1_798_759_800, date(2027, 1, 4)),
+    ] {
+        let submitted = app
+            .client
+            .submit_referral(SubmitReferralRequest {
+                received_at: Some(prost_types::Timestamp { seconds, nanos: 0 }),
+                ..referral(key)
+            })
+            .await
+            .expect("submit")
+            .into_inner();
+        assert_eq!(submitted.decision_due, due, "{key}");
+        let awaiting = app
+            .mash
+            .list_awaiting_decision(ListAwaitingDecisionRequest {
+                purpose: "a test of the backbone".into(),
+                local_authority_ods_code: "E09000999".into(),
+                as_of: due,
+                min_token: submitted.token.clone(),
+            })
+            .await
+            .expect("list")
+            .into_inner();
+        let listed = awaiting
+            .referrals
+            .iter()
+            .find(|listed| listed.referral_id == submitted.referral_id)
+            .expect("awaiting its decision");
+        assert_eq!(listed.decision_due, due, "{key}");
+        assert!(
+            !listed.decision_overdue,
+            "{key}: not overdue on its due day"
+        );
+    }
+    app.stop().await;
+}

@@ -7,7 +7,7 @@ use domain::date::Date;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Clock {
-    /// The wall clock's date (UTC).
+    /// The wall clock's date, in UK civil time (`validate::date_of`).
     #[default]
     System,
     /// Always this day.

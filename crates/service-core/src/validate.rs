@@ -116,12 +116,30 @@ pub fn timestamp_or_now(
     }
 }
 
-/// The calendar date (UK civil time is close enough to UTC for due dates:
-/// at most an hour apart, and statutory clocks count whole days).
+/// The UK civil date of a moment: its date in Europe/London, summer time
+/// included, as statutory clocks count it (a referral arriving at 00:30 on
+/// a summer night is received that day, not the day before as its UTC date
+/// would say). The time-zone rules are the IANA database's, built in
+/// (`jiff`), so a machine without one dates the same.
 pub fn date_of(stamp: &prost_types::Timestamp) -> Date {
     let epoch = Date::from_ymd(1970, 1, 1).unwrap_or(Date::MIN);
-    epoch.add_days(stamp.seconds.div_euclid(86_400))
+    let utc = epoch.add_days(stamp.seconds.div_euclid(86_400));
+    let (Some(london), Ok(moment)) = (LONDON.as_ref(), jiff::Timestamp::new(stamp.seconds, 0))
+    else {
+        return utc;
+    };
+    let civil = london.to_datetime(moment).date();
+    Date::from_ymd(
+        i32::from(civil.year()),
+        u32::from(civil.month().unsigned_abs()),
+        u32::from(civil.day().unsigned_abs()),
+    )
+    .unwrap_or(utc)
 }
+
+/// The UK's time zone, from the built-in database.
+static LONDON: std::sync::LazyLock<Option<jiff::tz::TimeZone>> =
+    std::sync::LazyLock::new(|| jiff::tz::TimeZone::get("Europe/London").ok());
 
 /// When a thing that happened on `date` is placed in time, for an event's
 /// occurred-at: noon UTC, so it falls on that date in UK time all year.
@@ -150,12 +168,34 @@ mod tests {
     use super::*;
 
     #[test]
-    fn timestamps_fall_on_their_utc_date() {
-        let stamp = |seconds| prost_types::Timestamp { seconds, nanos: 0 };
-        assert_eq!(date_of(&stamp(0)).to_string(), "1970-01-01");
-        assert_eq!(date_of(&stamp(1_798_761_599)).to_string(), "2026-12-31");
-        assert_eq!(date_of(&stamp(1_798_761_600)).to_string(), "2027-01-01");
-        assert_eq!(date_of(&stamp(-1)).to_string(), "1969-12-31");
+    fn moments_fall_on_their_uk_civil_date() {
+        let on = |seconds| date_of(&prost_types::Timestamp { seconds, nanos: 0 }).to_string();
+        // Winter: UK time is UTC.
+        assert_eq!(on(1_798_761_599), "2026-12-31", "23:59:59 GMT");
+        assert_eq!(on(1_798_761_600), "2027-01-01", "midnight GMT");
+        // Summer: 23:30 UTC on 2 July 2026 is 00:30 BST on the 3rd.
+        assert_eq!(on(1_783_035_000), "2026-07-03");
+        assert_eq!(on(1_783_035_000 - 3_600), "2026-07-02", "23:30 BST");
+        // The changes: 29 March 2026 at 01:00 UTC, 25 October at 01:00 UTC.
+        assert_eq!(
+            on(1_774_744_200),
+            "2026-03-29",
+            "00:30 GMT, before the change"
+        );
+        assert_eq!(
+            on(1_774_742_400 - 1),
+            "2026-03-28",
+            "23:59:59 GMT the night before"
+        );
+        assert_eq!(
+            on(1_792_884_600),
+            "2026-10-25",
+            "23:30 UTC on the 24th is 00:30 BST"
+        );
+        assert_eq!(on(1_792_890_000), "2026-10-25", "01:00 UTC: back to GMT");
+        // Long ago and far ahead, as the database has them.
+        assert_eq!(on(0), "1970-01-01", "BST all year then: 01:00");
+        assert_eq!(on(-3_600 - 1), "1969-12-31");
     }
 
     #[test]
