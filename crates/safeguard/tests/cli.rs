@@ -667,7 +667,19 @@ fn a_case_from_referral_to_plan_end_from_the_command_line() {
     let registry_log = dir.path().join(registry::LOG);
     let purpose = b"attendance-check-20";
     let looked_up_at = {
-        let log = eventlog::EventLog::open(eventlog::Options::new(&registry_log)).expect("open");
+        // sled lets go of its files a moment after the last handle closes.
+        let started = std::time::Instant::now();
+        let log = loop {
+            match eventlog::EventLog::open(eventlog::Options::new(&registry_log)) {
+                Err(eventlog::Error::Storage(message))
+                    if message.contains("could not acquire lock")
+                        && started.elapsed() < Duration::from_secs(10) =>
+                {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                opened => break opened.expect("open"),
+            }
+        };
         let records = log.read_all(0, 10_000).expect("read");
         let position = records
             .iter()
