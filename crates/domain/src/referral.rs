@@ -51,6 +51,10 @@ pub struct Referral {
     pub received_on: Date,
     pub outcome: Option<ReferralOutcome>,
     pub strategy_discussions: Vec<Date>,
+    /// The strategy discussion at which the section 47 enquiry was started:
+    /// the initial conference's clock runs from it, whatever discussions
+    /// follow.
+    pub section_47_started_on: Option<Date>,
 }
 
 impl Referral {
@@ -65,6 +69,7 @@ impl Referral {
             received_on: *received_on,
             outcome: None,
             strategy_discussions: Vec::new(),
+            section_47_started_on: None,
         };
         for event in events {
             referral.apply(event);
@@ -88,8 +93,9 @@ impl Referral {
                 section_47,
             } => {
                 self.strategy_discussions.push(*held_on);
-                if *section_47 {
+                if *section_47 && self.status != Status::Section47 {
                     self.status = Status::Section47;
+                    self.section_47_started_on = Some(*held_on);
                 }
             }
             Event::Section47Concluded {
@@ -114,11 +120,18 @@ impl Referral {
         clocks::assessment_due(calendar, self.received_on)
     }
 
-    /// The initial conference is due 15 working days after the latest
-    /// strategy discussion.
+    /// The initial conference is due 15 working days after the strategy
+    /// discussion at which the section 47 enquiry was started (Working
+    /// Together 2023: "or, where more than one has taken place, of the
+    /// strategy discussion at which the section 47 enquiry was initiated");
+    /// later discussions do not move it. Before an enquiry is started, the
+    /// latest discussion's date stands in: when it would be due were the
+    /// enquiry started there.
     pub fn icpc_due(&self, calendar: &Calendar) -> Option<Date> {
-        let latest = self.strategy_discussions.iter().max()?;
-        Some(clocks::icpc_due(calendar, *latest))
+        let from = self
+            .section_47_started_on
+            .or_else(|| self.strategy_discussions.iter().max().copied())?;
+        Some(clocks::icpc_due(calendar, from))
     }
 
     pub fn decide(&self, outcome: ReferralOutcome, decided_on: Date) -> Result<Event, DomainError> {
@@ -174,8 +187,10 @@ impl Referral {
                 "no section 47 enquiry is open (a strategy discussion must start one)",
             ));
         }
-        let latest = self.strategy_discussions.iter().max().copied();
-        if latest.is_some_and(|latest| concluded_on < latest) {
+        if self
+            .section_47_started_on
+            .is_some_and(|started| concluded_on < started)
+        {
             return Err(DomainError::invalid(
                 "concluded_on",
                 "is before the strategy discussion that started the enquiry",
@@ -212,14 +227,20 @@ mod tests {
             .decide(ReferralOutcome::StrategyDiscussion, date("2026-12-21"))
             .expect("decide");
         referral.apply(&decided);
-        for (held, section_47) in [("2026-12-22", false), ("2027-01-05", true)] {
+        for (held, section_47) in [
+            ("2026-12-22", false),
+            ("2027-01-05", true),
+            ("2027-01-07", true),
+        ] {
             let held = referral
                 .hold_strategy_discussion(date(held), section_47)
                 .expect("strategy");
             referral.apply(&held);
         }
         assert_eq!(referral.status, Status::Section47);
-        // 15 working days after the latest discussion.
+        // 15 working days after the discussion that started the enquiry
+        // (the 5th), not after a later one (the 7th: it would be the 28th).
+        assert_eq!(referral.section_47_started_on, Some(date("2027-01-05")));
         assert_eq!(referral.icpc_due(&calendar), Some(date("2027-01-26")));
         let concluded = referral
             .conclude_section_47(date("2027-01-08"), true)

@@ -435,14 +435,8 @@ impl referral_intake_server::ReferralIntake for ReferralIntake {
                 "the domain gave another event",
             ));
         };
-        let latest = tracked
-            .aggregate
-            .strategy_discussions
-            .iter()
-            .copied()
-            .chain([held_on])
-            .max()
-            .unwrap_or(held_on);
+        let mut after = tracked.aggregate.clone();
+        after.apply(&change);
         let held = wire::StrategyDiscussionHeld {
             referral_id: request.referral_id.clone(),
             discussion: held.discussion.map(|discussion| wire::StrategyDiscussion {
@@ -450,10 +444,9 @@ impl referral_intake_server::ReferralIntake for ReferralIntake {
                 ..discussion
             }),
             notes: request.notes.trim().to_owned(),
-            icpc_due: Some(validate::to_wire_date(clocks::icpc_due(
-                &self.inner.calendar,
-                latest,
-            ))),
+            icpc_due: after
+                .icpc_due(&self.inner.calendar)
+                .map(validate::to_wire_date),
             child: tracked.view.child.clone(),
             local_authority: tracked.view.local_authority.clone(),
         };

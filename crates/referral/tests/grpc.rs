@@ -259,6 +259,24 @@ async fn a_referral_goes_from_the_front_door_to_a_conference_request_and_survive
         strategy.referral.expect("referral").icpc_due,
         date(2026, 1, 27)
     );
+    // A later strategy discussion does not move the initial conference's
+    // clock: it runs from the one that started the enquiry.
+    let again = app
+        .mash
+        .record_strategy_discussion(RecordStrategyDiscussionRequest {
+            referral_id: submitted.referral_id.clone(),
+            held_on: date(2026, 1, 8),
+            agencies_present: vec![council()],
+            section_47_enquiry: true,
+            notes: "police update".into(),
+        })
+        .await
+        .expect("a second strategy discussion")
+        .into_inner();
+    assert_eq!(
+        again.referral.expect("referral").icpc_due,
+        date(2026, 1, 27)
+    );
 
     let concluded = app
         .mash
@@ -284,9 +302,9 @@ async fn a_referral_goes_from_the_front_door_to_a_conference_request_and_survive
         .referral
         .expect("referral");
     assert_eq!(before.status(), ReferralStatus::ConferenceRequested);
-    // Four changes, and the two reads (the list and the referral), each
+    // Five changes, and the two reads (the list and the referral), each
     // recorded before its answer.
-    assert_eq!(app.log.head(), 6);
+    assert_eq!(app.log.head(), 7);
 
     // Restart on the same directory: the state is rebuilt from the log.
     app.stop().await;
