@@ -103,6 +103,41 @@ async fn a_section_47_enquiry_leads_to_a_conference_a_plan_and_a_review() {
         })
         .await
         .expect("report");
+    // A health visitor and a school nurse of one trust are one agency: with
+    // social care, not quorate by the default rule (two other agencies).
+    let health_visitor = invitee(
+        InviteeRole::HealthVisitor,
+        "RXX01",
+        OrganisationKind::NhsTrust,
+    );
+    let school_nurse = invitee(
+        InviteeRole::SchoolNurse,
+        "RXX01",
+        OrganisationKind::NhsTrust,
+    );
+    backbone
+        .conferences
+        .record_attendance(RecordAttendanceRequest {
+            conference_id: id.clone(),
+            present: vec![social_care.clone(), health_visitor, school_nurse],
+            held_on: date(2026, 1, 20),
+        })
+        .await
+        .expect("attendance");
+    let status = backbone
+        .conferences
+        .record_outcome(RecordOutcomeRequest {
+            conference_id: id.clone(),
+            outcome: Some(plan.clone()),
+        })
+        .await
+        .expect_err("one trust is one agency");
+    assert_eq!(
+        status.code(),
+        Code::FailedPrecondition,
+        "{}",
+        status.message()
+    );
     // Social care and the police only: not quorate by the default rule.
     backbone
         .conferences

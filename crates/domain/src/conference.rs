@@ -89,19 +89,37 @@ impl Default for QuorumRule {
 }
 
 impl QuorumRule {
+    /// Whether those present make a quorum. It counts agencies, not people
+    /// or roles: two people of one trust (a health visitor and a school
+    /// nurse, say) are one agency, and the council's own people besides
+    /// social care are social care's agency. An invitee named by role
+    /// alone counts as an agency of that role.
     pub fn is_met<'a>(&self, present: impl IntoIterator<Item = &'a InviteeKey>) -> bool {
-        let mut social_care = false;
+        #[derive(PartialEq, Eq, PartialOrd, Ord)]
+        enum Agency<'a> {
+            Organisation(&'a OdsCode),
+            Unnamed(InviteeRole),
+        }
+        let mut social_care = std::collections::BTreeSet::new();
         let mut others = std::collections::BTreeSet::new();
         for key in present {
+            let agency = match &key.organisation {
+                Some(ods) => Agency::Organisation(ods),
+                None => Agency::Unnamed(key.role),
+            };
             match key.role {
-                InviteeRole::SocialCare => social_care = true,
+                InviteeRole::SocialCare => {
+                    social_care.insert(agency);
+                }
                 role if role.is_agency() => {
-                    others.insert(key);
+                    others.insert(agency);
                 }
                 _ => {}
             }
         }
-        (social_care || !self.social_care_required) && others.len() >= self.min_other_agencies
+        let other_agencies = others.difference(&social_care).count();
+        (!social_care.is_empty() || !self.social_care_required)
+            && other_agencies >= self.min_other_agencies
     }
 }
 
@@ -541,6 +559,34 @@ mod tests {
         assert!(
             inquorate
                 .record_outcome(plan.clone(), lenient, None)
+                .is_ok()
+        );
+
+        // Agencies, not people: a health visitor and a school nurse of one
+        // trust are one agency, and the council's housing officer is the
+        // council's.
+        let one_trust = held(
+            ConferenceKind::Initial,
+            &[
+                social_care.clone(),
+                key(InviteeRole::HealthVisitor, "RXX01"),
+                key(InviteeRole::SchoolNurse, "RXX01"),
+                key(InviteeRole::Housing, "E09000099"),
+            ],
+        );
+        assert!(one_trust.record_outcome(plan.clone(), rule, None).is_err());
+        let two_agencies = held(
+            ConferenceKind::Initial,
+            &[
+                social_care.clone(),
+                key(InviteeRole::HealthVisitor, "RXX01"),
+                key(InviteeRole::SchoolNurse, "RXX01"),
+                police.clone(),
+            ],
+        );
+        assert!(
+            two_agencies
+                .record_outcome(plan.clone(), rule, None)
                 .is_ok()
         );
 
