@@ -115,53 +115,21 @@ async fn a_section_47_enquiry_leads_to_a_conference_a_plan_and_a_review() {
         "RXX01",
         OrganisationKind::NhsTrust,
     );
-    backbone
-        .conferences
-        .record_attendance(RecordAttendanceRequest {
-            conference_id: id.clone(),
-            present: vec![social_care.clone(), health_visitor, school_nurse],
-            held_on: date(2026, 1, 20),
-        })
-        .await
-        .expect("attendance");
-    let status = backbone
-        .conferences
-        .record_outcome(RecordOutcomeRequest {
-            conference_id: id.clone(),
-            outcome: Some(plan.clone()),
-        })
-        .await
-        .expect_err("one trust is one agency");
-    assert_eq!(
-        status.code(),
-        Code::FailedPrecondition,
-        "{}",
-        status.message()
-    );
+    inquorate(
+        &mut backbone,
+        &id,
+        vec![social_care.clone(), health_visitor, school_nurse],
+        &plan,
+    )
+    .await;
     // Social care and the police only: not quorate by the default rule.
-    backbone
-        .conferences
-        .record_attendance(RecordAttendanceRequest {
-            conference_id: id.clone(),
-            present: vec![social_care.clone(), police.clone()],
-            held_on: date(2026, 1, 20),
-        })
-        .await
-        .expect("attendance");
-    let status = backbone
-        .conferences
-        .record_outcome(RecordOutcomeRequest {
-            conference_id: id.clone(),
-            outcome: Some(plan.clone()),
-        })
-        .await
-        .expect_err("inquorate");
-    assert_eq!(
-        status.code(),
-        Code::FailedPrecondition,
-        "{}",
-        status.message()
-    );
+    inquorate(
+        &mut backbone,
+        &id,
+        vec![social_care.clone(), police.clone()],
+        &plan,
+    )
+    .await;
     backbone
         .conferences
         .record_attendance(RecordAttendanceRequest {
@@ -198,6 +166,34 @@ async fn a_section_47_enquiry_leads_to_a_conference_a_plan_and_a_review() {
         .expect("review requested");
     assert_eq!(review.due, date(2026, 4, 20));
     assert_eq!(review.plan_id, decided.plan_id);
+}
+
+/// `present` attended conference `id`, which is then too few agencies for
+/// its outcome: refused as the wrong moment, with no override.
+async fn inquorate(backbone: &mut Backbone, id: &str, present: Vec<Invitee>, plan: &Outcome) {
+    backbone
+        .conferences
+        .record_attendance(RecordAttendanceRequest {
+            conference_id: id.to_owned(),
+            present,
+            held_on: date(2026, 1, 20),
+        })
+        .await
+        .expect("attendance");
+    let status = backbone
+        .conferences
+        .record_outcome(RecordOutcomeRequest {
+            conference_id: id.to_owned(),
+            outcome: Some(plan.clone()),
+        })
+        .await
+        .expect_err("inquorate");
+    assert_eq!(
+        status.code(),
+        Code::FailedPrecondition,
+        "{}",
+        status.message()
+    );
 }
 
 #[tokio::test]

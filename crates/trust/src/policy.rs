@@ -109,24 +109,15 @@ pub const PROFESSIONALS: &[Role] = &[
     Role::OtherProfessional,
 ];
 /// Anyone who may refer a child: every professional and the public.
-pub const EVERYONE_WHO_REFERS: &[Role] = &[
-    Role::SocialWorker,
-    Role::TeamManager,
-    Role::MashOfficer,
-    Role::ConferenceChair,
-    Role::PoliceOfficer,
-    Role::UnscheduledCareClinician,
-    Role::GeneralPractitioner,
-    Role::HealthVisitor,
-    Role::SchoolNurse,
-    Role::Paediatrician,
-    Role::Midwife,
-    Role::CamhsClinician,
-    Role::NamedSafeguardingProfessional,
-    Role::DesignatedSafeguardingLead,
-    Role::OtherProfessional,
-    Role::MemberOfPublic,
-];
+pub const EVERYONE_WHO_REFERS: &[Role] = &{
+    let mut everyone = [Role::MemberOfPublic; PROFESSIONALS.len() + 1];
+    let mut index = 0;
+    while index < PROFESSIONALS.len() {
+        everyone[index] = PROFESSIONALS[index];
+        index += 1;
+    }
+    everyone
+};
 
 const fn grant(roles: &'static [Role], relation: Relation) -> Grant {
     Grant { roles, relation }
