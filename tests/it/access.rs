@@ -124,7 +124,7 @@ async fn make_case(backbone: &mut Backbone) -> Case {
         .await
         .expect("conclude");
     let conference = fixtures::conferences(backbone, 1).await.remove(0);
-    fixtures::hold(
+    let outcome = fixtures::hold(
         backbone,
         &conference,
         date(2026, 1, 6),
@@ -156,7 +156,7 @@ async fn make_case(backbone: &mut Backbone) -> Case {
         ))
         .await
         .expect("decide");
-    let plan = fixtures::lookup(backbone, chair(), true, None)
+    let plan = fixtures::lookup(backbone, chair(), true, outcome)
         .await
         .plans
         .first()

@@ -436,14 +436,14 @@ pub async fn receive(
     received
 }
 
-/// Holds `conference` on `held_on` with a quorum present and records
-/// `outcome`.
+/// Holds `conference` on `held_on` with a quorum present, records
+/// `outcome` and returns its token, for reads that must reflect it.
 pub async fn hold(
     backbone: &mut Backbone,
     conference: &Conference,
     held_on: Option<Date>,
     outcome: outcome::Kind,
-) {
+) -> Option<ConsistencyToken> {
     convene(backbone, conference, held_on).await;
     backbone
         .conferences
@@ -455,7 +455,9 @@ pub async fn hold(
             }),
         })
         .await
-        .expect("outcome");
+        .expect("outcome")
+        .into_inner()
+        .token
 }
 
 /// Schedules `conference` and records it held on `held_on` with a quorum
