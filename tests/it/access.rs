@@ -173,7 +173,7 @@ async fn make_case(backbone: &mut Backbone) -> Case {
         .end_plan(registry_wire::EndPlanRequest {
             plan_id: ended.clone(),
             end_date: date(2026, 2, 1),
-            reason: registry_wire::PlanEndReason::NoLongerAtRisk.into(),
+            reason: contract::common::v1::PlanEndReason::NoLongerAtRisk.into(),
         })
         .await
         .expect("end");
@@ -729,7 +729,7 @@ fn rows(case: &Case) -> Vec<Row> {
                             .end_plan(registry_wire::EndPlanRequest {
                                 plan_id: ended,
                                 end_date: date(2026, 2, 1),
-                                reason: registry_wire::PlanEndReason::NoLongerAtRisk.into(),
+                                reason: contract::common::v1::PlanEndReason::NoLongerAtRisk.into(),
                             })
                             .await,
                     )

@@ -117,7 +117,7 @@ struct Case {
 fn end(
     plan_id: &str,
     end_date: Option<Date>,
-    reason: registry_wire::PlanEndReason,
+    reason: contract::common::v1::PlanEndReason,
 ) -> registry_wire::EndPlanRequest {
     registry_wire::EndPlanRequest {
         plan_id: plan_id.to_owned(),
@@ -172,7 +172,7 @@ async fn case() -> Case {
         .end_plan(end(
             &ended,
             date(2026, 3, 1),
-            registry_wire::PlanEndReason::NoLongerAtRisk,
+            contract::common::v1::PlanEndReason::NoLongerAtRisk,
         ))
         .await
         .expect("end");
@@ -579,7 +579,7 @@ async fn the_registry_refuses_bad_input_precisely() {
             ..end(
                 plan_id,
                 date(2026, 6, 1),
-                registry_wire::PlanEndReason::Other,
+                contract::common::v1::PlanEndReason::Other,
             )
         }),
         Code::InvalidArgument,
@@ -591,7 +591,7 @@ async fn the_registry_refuses_bad_input_precisely() {
         r.end_plan(end(
             ended,
             date(2026, 4, 1),
-            registry_wire::PlanEndReason::NoLongerAtRisk,
+            contract::common::v1::PlanEndReason::NoLongerAtRisk,
         )),
         Code::FailedPrecondition,
         "ended",
@@ -602,7 +602,7 @@ async fn the_registry_refuses_bad_input_precisely() {
         r.end_plan(end(
             plan_id,
             date(2025, 12, 1),
-            registry_wire::PlanEndReason::NoLongerAtRisk,
+            contract::common::v1::PlanEndReason::NoLongerAtRisk,
         )),
         Code::InvalidArgument,
         "end_date",

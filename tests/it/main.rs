@@ -11,6 +11,7 @@ mod fixtures;
 mod nats_access;
 mod notifications;
 mod plans;
+mod practice;
 mod processes;
 mod quarantine;
 mod registry_pods;

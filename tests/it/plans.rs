@@ -158,7 +158,7 @@ async fn an_unborn_plan_follows_the_baby_and_ends_once() {
     let end = || registry_wire::EndPlanRequest {
         plan_id: planned.plan_id.clone(),
         end_date: date(2026, 6, 1),
-        reason: registry_wire::PlanEndReason::NoLongerAtRisk.into(),
+        reason: contract::common::v1::PlanEndReason::NoLongerAtRisk.into(),
     };
     let ended = backbone
         .registry

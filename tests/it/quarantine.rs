@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use contract::common::v1::{AbuseCategory, NhsNumber, OrganisationKind, Role};
+use contract::common::v1::{AbuseCategory, NhsNumber, OrganisationKind, PlanEndReason, Role};
 use contract::conference::v1::*;
 use contract::events::v1::GetStatusRequest;
 use contract::events::v1::service_status_client::ServiceStatusClient;
@@ -103,9 +103,10 @@ async fn newborn_through_plan_and_reviews(backbone: &mut Backbone) {
         backbone,
         &second_review,
         date(2026, 10, 20),
-        review(review_outcome::Decision::EndReason(
-            "no longer at risk".into(),
-        )),
+        review(review_outcome::Decision::EndPlan(PlanEnding {
+            reason: PlanEndReason::NoLongerAtRisk.into(),
+            detail: String::new(),
+        })),
     )
     .await;
 }
@@ -127,6 +128,7 @@ async fn plan_ended_under_a_mistyped_id(backbone: &mut Backbone) {
             referral_id: String::new(),
             plan_id: "plan-typed-by-hand".into(),
             idempotency_key: "mistyped-review".into(),
+            expected_date_of_delivery: None,
         })
         .await
         .expect("create review")
@@ -137,9 +139,10 @@ async fn plan_ended_under_a_mistyped_id(backbone: &mut Backbone) {
         backbone,
         &review_conference,
         date(2026, 5, 5),
-        review(review_outcome::Decision::EndReason(
-            "stepped down to child in need".into(),
-        )),
+        review(review_outcome::Decision::EndPlan(PlanEnding {
+            reason: PlanEndReason::SteppedDownToChildInNeed.into(),
+            detail: String::new(),
+        })),
     )
     .await;
 }

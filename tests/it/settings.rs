@@ -202,7 +202,7 @@ async fn observe(backbone: &mut Backbone) -> Observed {
         .end_plan(registry_wire::EndPlanRequest {
             plan_id: plan.plan.expect("plan").plan_id,
             end_date: date(2026, 9, 15),
-            reason: registry_wire::PlanEndReason::NoLongerAtRisk.into(),
+            reason: contract::common::v1::PlanEndReason::NoLongerAtRisk.into(),
         })
         .await
         .expect("end")

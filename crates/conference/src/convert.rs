@@ -12,6 +12,7 @@ use domain::OdsCode;
 use domain::codes::{AbuseCategory, ConferenceKind, InviteResponse};
 use domain::conference::{Event, InviteeKey, InviteeRole, Outcome, ReviewDecision};
 use domain::date::Date;
+use service_core::codes::{self, category_to_wire};
 use service_core::reject::invalid;
 use service_core::validate;
 use tonic::Status;
@@ -97,14 +98,8 @@ pub fn response(value: i32) -> Result<InviteResponse, Status> {
 }
 
 pub fn category(field: &str, value: i32) -> Result<AbuseCategory, Status> {
-    match validate::known_enum::<WireCategory>(field, value)? {
-        WireCategory::Neglect => Ok(AbuseCategory::Neglect),
-        WireCategory::Physical => Ok(AbuseCategory::Physical),
-        WireCategory::Sexual => Ok(AbuseCategory::Sexual),
-        WireCategory::Emotional => Ok(AbuseCategory::Emotional),
-        WireCategory::Multiple => Ok(AbuseCategory::Multiple),
-        WireCategory::Unspecified => Err(invalid(field, "is required")),
-    }
+    validate::known_enum::<WireCategory>(field, value)?;
+    codes::category(value).ok_or_else(|| invalid(field, "is required"))
 }
 
 /// The outcome a request or an event carries, as the domain sees it.
@@ -125,9 +120,24 @@ pub fn outcome(outcome: Option<&wire::Outcome>) -> Result<Outcome, Status> {
             Some(wire::review_outcome::Decision::ChangeCategory(value)) => Ok(Outcome::Review(
                 ReviewDecision::ChangeCategory(category("outcome.review.change_category", *value)?),
             )),
-            Some(wire::review_outcome::Decision::EndReason(reason)) => {
+            Some(wire::review_outcome::Decision::EndPlan(ending)) => {
+                let field = "outcome.review.end_plan.reason";
+                let reason = match validate::known_enum(field, ending.reason)? {
+                    contract::common::v1::PlanEndReason::Unspecified => {
+                        return Err(invalid(field, "is required"));
+                    }
+                    contract::common::v1::PlanEndReason::Born => {
+                        return Err(invalid(
+                            field,
+                            "a birth is not an end: the plan follows the baby",
+                        ));
+                    }
+                    _ => codes::end_reason(ending.reason)
+                        .ok_or_else(|| invalid(field, "is not an end reason"))?,
+                };
                 Ok(Outcome::Review(ReviewDecision::End {
-                    reason: reason.clone(),
+                    reason,
+                    detail: ending.detail.trim().to_owned(),
                 }))
             }
             None => Err(invalid("outcome.review.decision", "is required")),
@@ -167,16 +177,6 @@ pub fn response_to_wire(response: InviteResponse) -> wire::InviteResponse {
     }
 }
 
-pub fn category_to_wire(category: AbuseCategory) -> WireCategory {
-    match category {
-        AbuseCategory::Neglect => WireCategory::Neglect,
-        AbuseCategory::Physical => WireCategory::Physical,
-        AbuseCategory::Sexual => WireCategory::Sexual,
-        AbuseCategory::Emotional => WireCategory::Emotional,
-        AbuseCategory::Multiple => WireCategory::Multiple,
-    }
-}
-
 /// An outcome as the wire carries it, with the chair's reason for
 /// overriding the quorum, if any.
 pub fn outcome_to_wire(outcome: &Outcome, override_reason: Option<&str>) -> wire::Outcome {
@@ -193,8 +193,11 @@ pub fn outcome_to_wire(outcome: &Outcome, override_reason: Option<&str>) -> wire
                         category_to_wire(*category).into(),
                     )
                 }
-                ReviewDecision::End { reason } => {
-                    wire::review_outcome::Decision::EndReason(reason.clone())
+                ReviewDecision::End { reason, detail } => {
+                    wire::review_outcome::Decision::EndPlan(wire::PlanEnding {
+                        reason: codes::end_reason_to_wire(*reason).into(),
+                        detail: detail.clone(),
+                    })
                 }
             }),
         }),
@@ -259,6 +262,9 @@ pub fn to_domain(event: &ConferenceEvent) -> Result<Option<Event>, String> {
         ConferenceEvent::Rearranged(moved) => Event::Rearranged {
             on: day_of("scheduled_for", moved.scheduled_for.as_ref())?,
             reason: moved.reason.clone(),
+        },
+        ConferenceEvent::Cancelled(cancelled) if cancelled.withdrawn => Event::Withdrawn {
+            reason: cancelled.reason.clone(),
         },
         ConferenceEvent::Cancelled(cancelled) => Event::Cancelled {
             reason: cancelled.reason.clone(),
@@ -326,6 +332,12 @@ pub fn to_wire(event: &Event) -> ConferenceEvent {
             ..wire::ConferenceCancelled::default()
         }
         .into(),
+        Event::Withdrawn { reason } => wire::ConferenceCancelled {
+            reason: reason.clone(),
+            withdrawn: true,
+            ..wire::ConferenceCancelled::default()
+        }
+        .into(),
         Event::InvitationsUpdated { added, removed } => wire::InvitationsUpdated {
             added: added.iter().map(invitee_of).collect(),
             removed: removed.iter().map(invitee_of).collect(),
@@ -367,6 +379,7 @@ pub fn to_wire(event: &Event) -> ConferenceEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use domain::codes::PlanEndReason;
 
     #[test]
     fn every_event_taken_to_the_wire_and_back_is_itself() {
@@ -386,6 +399,9 @@ mod tests {
                 reason: "chair unwell".into(),
             },
             Event::Cancelled {
+                reason: "chair unwell".into(),
+            },
+            Event::Withdrawn {
                 reason: "plan ended".into(),
             },
             Event::InvitationsUpdated {
@@ -436,7 +452,8 @@ mod tests {
             ),
             (
                 Outcome::Review(ReviewDecision::End {
-                    reason: "no longer at risk".into(),
+                    reason: PlanEndReason::Other,
+                    detail: "moved to a family placement".into(),
                 }),
                 None,
             ),

@@ -142,12 +142,17 @@ impl Projection {
             ConferenceEvent::Cancelled(cancelled) => (
                 cancelled.conference_id.clone(),
                 Box::new(move |tracked| {
-                    tracked.view.status = wire::ConferenceStatus::Cancelled.into();
+                    let (status, said) = if cancelled.withdrawn {
+                        (wire::ConferenceStatus::Withdrawn, "withdrawn")
+                    } else {
+                        (wire::ConferenceStatus::Cancelled, "cancelled")
+                    };
+                    tracked.view.status = status.into();
                     tracked.view.scheduled_for = None;
                     tracked
                         .view
                         .history
-                        .push(format!("cancelled: {}", cancelled.reason));
+                        .push(format!("{said}: {}", cancelled.reason));
                 }),
             ),
             ConferenceEvent::InvitationsUpdated(updated) => {
@@ -210,6 +215,7 @@ impl Projection {
             due: requested.due,
             referral_id: requested.referral_id,
             plan_id: requested.plan_id,
+            expected_date_of_delivery: requested.expected_date_of_delivery,
             ..wire::Conference::default()
         };
         self.conferences.insert(
@@ -339,6 +345,7 @@ mod tests {
                     wire::ConferenceCancelled {
                         conference_id: "c".into(),
                         reason: "moved away".into(),
+                        withdrawn: false,
                     }
                     .into(),
                 ],

@@ -5,31 +5,39 @@
 //! redelivered event requests nothing twice.
 
 use contract::conference::v1 as wire;
-use contract::records::{ConferenceEvent, Records, ReferralEvent};
+use contract::records::{ConferenceEvent, Records, ReferralEvent, RegistryEvent};
 use domain::calendar::Calendar;
 use domain::clocks;
 use domain::codes::ConferenceKind;
 use domain::date::Date;
+use service_core::codes;
 use service_core::event::Derived;
 use service_core::follow::{Follower, Record};
 use service_core::rule::{Applier, Effects, Rule};
 use service_core::validate;
 
+use crate::convert;
 use crate::service::{ConferenceScheduler, default_invitees};
 
-/// Starts both rules; each runs until the bus or the log closes.
+/// Starts the rules; each runs until the bus or the log closes.
 pub fn start(service: &ConferenceScheduler, bus: &bus::Bus) {
     tokio::spawn(follow(
         service.clone(),
         bus.clone(),
         contract::producers::REFERRAL_INTAKE,
-        on_referral_event,
+        |service, record, event| requesting(service, record, event, on_referral_event),
     ));
     tokio::spawn(follow(
         service.clone(),
         bus.clone(),
         crate::LOG,
-        on_own_event,
+        |service, record, event| requesting(service, record, event, on_own_event),
+    ));
+    tokio::spawn(follow(
+        service.clone(),
+        bus.clone(),
+        contract::producers::PLAN_REGISTRY,
+        on_registry_event,
     ));
 }
 
@@ -45,12 +53,15 @@ fn purpose(kind: i32) -> &'static str {
     }
 }
 
-async fn follow<E: Records + 'static>(
+async fn follow<E, F>(
     service: ConferenceScheduler,
     bus: bus::Bus,
     producer: &'static str,
-    requests: Requests<E>,
-) {
+    decide: F,
+) where
+    E: Records + 'static,
+    F: Fn(&ConferenceScheduler, Record<'_>, E) -> Result<Effects, String> + Send + 'static,
+{
     let cursor = format!("rule:{producer}");
     let what = format!("the rule following {producer}");
     let health = service.health().clone();
@@ -72,23 +83,77 @@ async fn follow<E: Records + 'static>(
         return;
     };
     let applier = Applier::start(service.log().clone(), cursor, health, |_, _| async {});
-    let rule_service = service.clone();
     let rule = Rule::new(
         applier,
         move |record: Record<'_>, event: E| -> Result<Effects, String> {
-            let Some(mut requested) =
-                requests(rule_service.calendar(), rule_service.today(), event)?
-            else {
-                return Ok(Vec::new());
-            };
-            let derived = Derived::from(record.envelope, crate::LOG, "conference-rule")?;
-            let purpose = purpose(requested.kind);
-            requested.conference_id = derived.id(purpose, 0).to_string();
-            let stream = format!("conference-{}", requested.conference_id);
-            Ok(vec![(stream, vec![derived.event(purpose, 0, &requested)])])
+            decide(&service, record, event)
         },
     );
     follower.spawn(rule);
+}
+
+/// The conference a rule requests from one event, if any, under an id
+/// derived from that event.
+fn requesting<E>(
+    service: &ConferenceScheduler,
+    record: Record<'_>,
+    event: E,
+    requests: Requests<E>,
+) -> Result<Effects, String> {
+    let Some(mut requested) = requests(service.calendar(), service.today(), event)? else {
+        return Ok(Vec::new());
+    };
+    let derived = Derived::from(record.envelope, crate::LOG, "conference-rule")?;
+    let purpose = purpose(requested.kind);
+    requested.conference_id = derived.id(purpose, 0).to_string();
+    let stream = format!("conference-{}", requested.conference_id);
+    Ok(vec![(stream, vec![derived.event(purpose, 0, &requested)])])
+}
+
+/// A plan that ends outside a conference (a transfer out, an 18th
+/// birthday, a death, leaving the country) withdraws what was still to be
+/// held for it, saying why: no review is due for a plan that has ended, and
+/// no deadline survives it. A plan a review conference ended has nothing
+/// pending, unless a review was added by hand, and that goes too.
+fn on_registry_event(
+    service: &ConferenceScheduler,
+    record: Record<'_>,
+    event: RegistryEvent,
+) -> Result<Effects, String> {
+    let RegistryEvent::PlanEnded(ended) = event else {
+        return Ok(Vec::new());
+    };
+    let why = codes::end_reason(ended.reason).map_or("ended", |reason| reason.label());
+    let reason = match ended.end_date {
+        Some(date) => format!(
+            "the plan ended on {:04}-{:02}-{:02}: {why}",
+            date.year, date.month, date.day
+        ),
+        None => format!("the plan ended: {why}"),
+    };
+    let derived = Derived::from(record.envelope, crate::LOG, "plan-end-rule")?;
+    let mut effects = Vec::new();
+    for (conference_id, tracked) in service.conferences_of_plan(&ended.plan_id)? {
+        // Held, decided or already withdrawn: nothing left to withdraw.
+        let Ok(change) = tracked.aggregate.withdraw(&reason) else {
+            continue;
+        };
+        let ConferenceEvent::Cancelled(cancelled) = convert::to_wire(&change) else {
+            return Err("withdrawing gave another event".into());
+        };
+        let cancelled = wire::ConferenceCancelled {
+            conference_id: conference_id.clone(),
+            ..cancelled
+        };
+        // The purpose names the conference, so a redelivered end withdraws
+        // each conference under the same id however the view has moved.
+        let purpose = format!("conference:withdraw:{conference_id}");
+        effects.push((
+            format!("conference-{conference_id}"),
+            vec![derived.event(&purpose, 0, &cancelled)],
+        ));
+    }
+    Ok(effects)
 }
 
 /// A section 47 enquiry that needs a conference requests the initial one.
@@ -110,9 +175,17 @@ fn on_referral_event(
     let due = concluded
         .icpc_due
         .or_else(|| Some(validate::to_wire_date(clocks::icpc_due(calendar, today))));
+    // An unborn child is known by the mother's number until the birth is
+    // linked: the conference is a pre-birth one.
+    let expected_date_of_delivery = if child.nhs_number.is_none() {
+        child.expected_date_of_delivery
+    } else {
+        None
+    };
     Ok(Some(wire::ConferenceRequested {
         conference_id: String::new(),
         kind: wire::ConferenceKind::Initial.into(),
+        expected_date_of_delivery,
         child_nhs_number: child.nhs_number.or(child.mother_nhs_number),
         child_name: format!("{} {}", child.given_name, child.family_name)
             .trim()
@@ -144,7 +217,7 @@ fn on_own_event(
             .as_ref()
             .ok_or("outcome.review.decision: is required")?
         {
-            wire::review_outcome::Decision::EndReason(_) => return Ok(None),
+            wire::review_outcome::Decision::EndPlan(_) => return Ok(None),
             _ => clocks::next_review_due(held_on),
         },
         wire::outcome::Kind::Initial(_) => return Ok(None),
@@ -157,6 +230,7 @@ fn on_own_event(
         kind: wire::ConferenceKind::Review.into(),
         child_nhs_number: recorded.child_nhs_number,
         child_name: recorded.child_name,
+        expected_date_of_delivery: recorded.expected_date_of_delivery,
         invitees: recorded
             .invitees
             .into_iter()
@@ -352,7 +426,10 @@ mod tests {
             ),
             (
                 "a plan ended",
-                review(Decision::EndReason("safe".into())),
+                review(Decision::EndPlan(wire::PlanEnding {
+                    reason: contract::common::v1::PlanEndReason::NoLongerAtRisk.into(),
+                    detail: String::new(),
+                })),
                 None,
             ),
         ];

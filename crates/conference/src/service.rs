@@ -123,6 +123,42 @@ impl ConferenceScheduler {
             .await
     }
 
+    /// When the last conference held for a plan was, and its kind: what a
+    /// review's statutory clock runs from.
+    fn last_held(
+        &self,
+        plan_id: &str,
+    ) -> Result<Option<(domain::date::Date, ConferenceKind)>, Status> {
+        let held = self
+            .conferences_of_plan(plan_id)
+            .map_err(|error| internal("reading conferences", error))?
+            .into_iter()
+            .filter_map(|(_, tracked)| {
+                let held_on = tracked.view.held_on.as_ref()?;
+                let held_on = validate::date("held_on", Some(held_on)).ok()?;
+                Some((held_on, convert::kind(tracked.view.kind).ok()?))
+            })
+            .max_by_key(|(held_on, _)| *held_on);
+        Ok(held)
+    }
+
+    /// Every conference of a plan, by id.
+    pub(crate) fn conferences_of_plan(
+        &self,
+        plan_id: &str,
+    ) -> Result<Vec<(String, Tracked)>, String> {
+        Ok(self
+            .inner
+            .projection
+            .read()
+            .map_err(|error| format!("reading conferences: {error}"))?
+            .conferences
+            .iter()
+            .filter(|(_, tracked)| !plan_id.is_empty() && tracked.view.plan_id == plan_id)
+            .map(|(id, tracked)| (id.clone(), tracked.clone()))
+            .collect())
+    }
+
     fn tracked(&self, conference_id: &str) -> Result<Tracked, Status> {
         self.inner
             .projection
@@ -301,13 +337,49 @@ impl conference_scheduler_server::ConferenceScheduler for ConferenceScheduler {
             &Parties::owned_by(local_authority.ods_code.clone()),
         )
         .await?;
-        let clock_starts = validate::date("clock_starts", request.clock_starts.as_ref())?;
+        self.catch_up().await?;
+        let previous = match kind {
+            ConferenceKind::Review => self.last_held(&request.plan_id)?,
+            ConferenceKind::Initial | ConferenceKind::TransferIn => None,
+        };
+        let clock_starts = match previous {
+            // A review's clock is the previous conference of its plan
+            // (Working Together 2023: the first review within three
+            // months of the initial conference, then at most six months
+            // apart), whatever the caller thinks it is.
+            Some((held_on, _)) => {
+                let given = validate::optional_date("clock_starts", request.clock_starts.as_ref())?;
+                if given.is_some_and(|given| given != held_on) {
+                    return Err(invalid(
+                        "clock_starts",
+                        format!(
+                            "a review's clock starts at the plan's previous conference, held on {held_on}: leave it unset"
+                        ),
+                    ));
+                }
+                held_on
+            }
+            None => validate::date("clock_starts", request.clock_starts.as_ref())?,
+        };
+        let expected_date_of_delivery = validate::optional_date(
+            "expected_date_of_delivery",
+            request.expected_date_of_delivery.as_ref(),
+        )?;
+        if expected_date_of_delivery.is_some() && kind != ConferenceKind::Initial {
+            return Err(invalid(
+                "expected_date_of_delivery",
+                "only a pre-birth initial conference has one",
+            ));
+        }
         let key = validate::required_text("idempotency_key", &request.idempotency_key)?;
         let due = match kind {
             ConferenceKind::Initial | ConferenceKind::TransferIn => {
                 clocks::icpc_due(self.calendar(), clock_starts)
             }
-            ConferenceKind::Review => clocks::first_review_due(clock_starts),
+            ConferenceKind::Review => match previous {
+                Some((_, ConferenceKind::Review)) => clocks::next_review_due(clock_starts),
+                _ => clocks::first_review_due(clock_starts),
+            },
         };
         let id = EventId::derived(
             EventId::from_bytes([0; 16]),
@@ -328,6 +400,7 @@ impl conference_scheduler_server::ConferenceScheduler for ConferenceScheduler {
             due: Some(validate::to_wire_date(due)),
             referral_id: request.referral_id,
             plan_id: request.plan_id,
+            expected_date_of_delivery: expected_date_of_delivery.map(validate::to_wire_date),
         };
         let token = self.request(id, requested, &caller).await?;
         self.answer(&conference_id, token, self.today()).await
@@ -629,6 +702,7 @@ impl conference_scheduler_server::ConferenceScheduler for ConferenceScheduler {
                     child_nhs_number: tracked.view.child_nhs_number.clone(),
                     child_name: tracked.view.child_name.clone(),
                     local_authority: tracked.view.local_authority.clone(),
+                    expected_date_of_delivery: tracked.view.expected_date_of_delivery,
                     plan_id,
                     invitees: view.invitees,
                     ..recorded
@@ -699,7 +773,9 @@ impl conference_scheduler_server::ConferenceScheduler for ConferenceScheduler {
             .filter(|tracked| {
                 !matches!(
                     tracked.aggregate.status,
-                    domain::conference::Status::Held { .. } | domain::conference::Status::Decided
+                    domain::conference::Status::Held { .. }
+                        | domain::conference::Status::Decided
+                        | domain::conference::Status::Withdrawn
                 ) && tracked
                     .view
                     .local_authority

@@ -124,6 +124,18 @@ codes! {
     }
 }
 
+impl PlanEndReason {
+    /// Whether a review conference decides this end (Working Together
+    /// 2023): the others happen to the child, outside any conference, and
+    /// the council records them as they happen.
+    pub fn decided_by_a_conference(self) -> bool {
+        matches!(
+            self,
+            Self::NoLongerAtRisk | Self::SteppedDownToChildInNeed | Self::Other
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::codes::{AbuseCategory, ConferenceKind, InviteResponse};
+use crate::codes::{AbuseCategory, ConferenceKind, InviteResponse, PlanEndReason};
 use crate::date::Date;
 use crate::error::DomainError;
 use crate::ids::OdsCode;
@@ -127,7 +127,13 @@ impl QuorumRule {
 pub enum ReviewDecision {
     Continue,
     ChangeCategory(AbuseCategory),
-    End { reason: String },
+    /// The plan ends, for one of the reasons a conference decides
+    /// (`PlanEndReason::decided_by_a_conference`), with what was said:
+    /// required when the reason is "other".
+    End {
+        reason: PlanEndReason,
+        detail: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -146,6 +152,8 @@ pub enum Status {
         on: Date,
     },
     Cancelled,
+    /// No longer due: what it was for has ended.
+    Withdrawn,
     /// Attendance recorded: the conference took place.
     Held {
         on: Date,
@@ -168,6 +176,9 @@ pub enum Event {
         reason: String,
     },
     Cancelled {
+        reason: String,
+    },
+    Withdrawn {
         reason: String,
     },
     InvitationsUpdated {
@@ -236,6 +247,7 @@ impl Conference {
                 self.status = Status::Scheduled { on: *on }
             }
             Event::Cancelled { .. } => self.status = Status::Cancelled,
+            Event::Withdrawn { .. } => self.status = Status::Withdrawn,
             Event::InvitationsUpdated { added, removed } => {
                 for key in removed {
                     self.invitees.remove(key);
@@ -284,6 +296,10 @@ impl Conference {
                 "conference",
                 "it is already scheduled: rearrange it instead",
             )),
+            Status::Withdrawn => Err(DomainError::precondition(
+                "conference",
+                "it was withdrawn: what it was for has ended",
+            )),
             _ => Err(DomainError::precondition(
                 "conference",
                 "it has already been held",
@@ -313,6 +329,22 @@ impl Conference {
             ));
         }
         Ok(Event::Cancelled { reason })
+    }
+
+    /// Withdraws a conference that is no longer due at all (its plan ended
+    /// outside a conference): unlike a cancellation, its deadline goes too.
+    pub fn withdraw(&self, reason: &str) -> Result<Event, DomainError> {
+        let reason = required("reason", reason)?;
+        if !matches!(
+            self.status,
+            Status::Requested | Status::Scheduled { .. } | Status::Cancelled
+        ) {
+            return Err(DomainError::precondition(
+                "conference",
+                "only a conference not yet held can be withdrawn",
+            ));
+        }
+        Ok(Event::Withdrawn { reason })
     }
 
     fn not_decided(&self) -> Result<(), DomainError> {
@@ -417,8 +449,19 @@ impl Conference {
                 &format!("does not fit a {}", self.kind),
             ));
         }
-        if let Outcome::Review(ReviewDecision::End { reason }) = &outcome {
-            required("end_reason", reason)?;
+        if let Outcome::Review(ReviewDecision::End { reason, detail }) = &outcome {
+            if !reason.decided_by_a_conference() {
+                return Err(DomainError::invalid(
+                    "outcome.review.end_plan.reason",
+                    &format!(
+                        "is not a conference's decision: a plan ends outside a conference ({}), recorded with EndPlan",
+                        reason.label()
+                    ),
+                ));
+            }
+            if *reason == PlanEndReason::Other {
+                required("outcome.review.end_plan.detail", detail)?;
+            }
         }
         let present = self
             .invitees
@@ -622,7 +665,10 @@ mod tests {
         assert!(
             review
                 .record_outcome(
-                    Outcome::Review(ReviewDecision::End { reason: "".into() }),
+                    Outcome::Review(ReviewDecision::End {
+                        reason: PlanEndReason::Other,
+                        detail: " ".into()
+                    }),
                     rule,
                     None
                 )

@@ -114,9 +114,12 @@ pub fn services(registry_pods: u32) -> Vec<NatsIdentity> {
         ),
         service(
             producers::CONFERENCE_SCHEDULER,
+            // Conferences from the referrals, reviews from its own
+            // outcomes, cancellations from the plans that end.
             vec![
                 producers::REFERRAL_INTAKE.into(),
                 producers::CONFERENCE_SCHEDULER.into(),
+                producers::PLAN_REGISTRY.into(),
             ],
         ),
         service(NOTIFICATION, all.clone()),

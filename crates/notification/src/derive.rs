@@ -160,6 +160,11 @@ impl Memory {
                 self.deadlines
                     .remove(&format!("conference:{}", held.conference_id));
             }
+            // A cancelled conference is still due; a withdrawn one is not.
+            AnyEvent::Conference(ConferenceEvent::Cancelled(cancelled)) if cancelled.withdrawn => {
+                self.deadlines
+                    .remove(&format!("conference:{}", cancelled.conference_id));
+            }
             _ => {}
         }
     }
@@ -535,5 +540,41 @@ mod tests {
         );
         assert!(missed[0].notification.summary.contains("2026-01-05"));
         assert!(memory.missed(day(7)).is_empty(), "told once");
+    }
+
+    #[test]
+    fn a_withdrawn_conference_has_no_deadline_and_a_cancelled_one_keeps_it() {
+        let requested = |id: &str| {
+            AnyEvent::Conference(ConferenceEvent::Requested(
+                conference::ConferenceRequested {
+                    conference_id: id.into(),
+                    due: date(2026, 4, 20),
+                    local_authority: Some(organisation("E09000999")),
+                    ..conference::ConferenceRequested::default()
+                },
+            ))
+        };
+        let cancelled = |id: &str, withdrawn| {
+            AnyEvent::Conference(ConferenceEvent::Cancelled(
+                conference::ConferenceCancelled {
+                    conference_id: id.into(),
+                    reason: "the plan ended".into(),
+                    withdrawn,
+                },
+            ))
+        };
+        let mut memory = Memory::default();
+        check(
+            &mut memory,
+            vec![
+                requested("withdrawn"),
+                requested("cancelled"),
+                cancelled("withdrawn", true),
+                cancelled("cancelled", false),
+            ],
+        );
+        let missed = memory.missed(domain::date::Date::from_ymd(2026, 5, 1).expect("a date"));
+        assert_eq!(missed.len(), 1, "only the cancelled one is still due");
+        assert!(missed[0].notification.summary.contains("2026-04-20"));
     }
 }

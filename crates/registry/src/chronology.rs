@@ -61,6 +61,15 @@ fn date(value: Option<&contract::common::v1::Date>) -> String {
     )
 }
 
+/// Why a plan ends, as a person reads it: the reason, and what was said.
+fn ending_of(reason: i32, detail: &str) -> String {
+    let reason = service_core::codes::end_reason(reason).map_or("unknown reason", |r| r.label());
+    match detail.trim() {
+        "" => reason.to_owned(),
+        detail => format!("{reason} ({detail})"),
+    }
+}
+
 fn category(value: i32) -> String {
     contract::common::v1::AbuseCategory::try_from(value)
         .map(|category| {
@@ -250,7 +259,15 @@ impl Chronology {
             )),
             ConferenceEvent::Cancelled(event) => Some((
                 Some(of(&event.conference_id)?),
-                format!("conference cancelled: {}", event.reason),
+                format!(
+                    "conference {}: {}",
+                    if event.withdrawn {
+                        "withdrawn"
+                    } else {
+                        "cancelled"
+                    },
+                    event.reason
+                ),
             )),
             ConferenceEvent::OutcomeRecorded(event) => {
                 let outcome = match event.outcome.as_ref()?.kind.as_ref()? {
@@ -265,8 +282,8 @@ impl Chronology {
                         conference::review_outcome::Decision::ChangeCategory(value) => {
                             format!("plan continues as {}", category(*value))
                         }
-                        conference::review_outcome::Decision::EndReason(reason) => {
-                            format!("plan ends: {reason}")
+                        conference::review_outcome::Decision::EndPlan(ending) => {
+                            format!("plan ends: {}", ending_of(ending.reason, &ending.detail))
                         }
                     },
                 };
@@ -368,7 +385,11 @@ fn describe_registry(event: &RegistryEvent) -> Option<(Option<NhsNumber>, String
         )),
         RegistryEvent::PlanEnded(event) => Some((
             Some(child_of(event.child_nhs_number.as_ref())?),
-            format!("plan ended on {}", date(event.end_date.as_ref())),
+            format!(
+                "plan ended on {}: {}",
+                date(event.end_date.as_ref()),
+                ending_of(event.reason, &event.detail)
+            ),
         )),
         RegistryEvent::ChildLookedUp(event) => {
             let caller = event.caller.clone().unwrap_or_default();

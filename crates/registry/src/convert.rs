@@ -9,10 +9,11 @@ use contract::common::v1::Organisation;
 use contract::records::RegistryEvent;
 use contract::registry::v1 as wire;
 use domain::NhsNumber;
-use domain::codes::{AbuseCategory, PlanEndReason, PlanType};
+use domain::codes::PlanType;
 use domain::date::Date;
 use domain::plan::{Event, Plan};
 use eventlog::EventId;
+pub use service_core::codes::{category, category_to_wire, end_reason, end_reason_to_wire};
 use service_core::reject::{from_domain, internal, invalid};
 use service_core::validate;
 use tonic::Status;
@@ -23,30 +24,6 @@ pub fn plan_type(value: i32) -> Option<PlanType> {
         wire::PlanType::LookedAfter => Some(PlanType::LookedAfter),
         wire::PlanType::Unborn => Some(PlanType::Unborn),
         wire::PlanType::Unspecified => None,
-    }
-}
-
-pub fn end_reason(value: i32) -> PlanEndReason {
-    match wire::PlanEndReason::try_from(value).unwrap_or_default() {
-        wire::PlanEndReason::NoLongerAtRisk => PlanEndReason::NoLongerAtRisk,
-        wire::PlanEndReason::SteppedDownToChildInNeed => PlanEndReason::SteppedDownToChildInNeed,
-        wire::PlanEndReason::TransferredOut => PlanEndReason::TransferredOut,
-        wire::PlanEndReason::TurnedEighteen => PlanEndReason::TurnedEighteen,
-        wire::PlanEndReason::LeftTheCountry => PlanEndReason::LeftTheCountry,
-        wire::PlanEndReason::Died => PlanEndReason::Died,
-        _ => PlanEndReason::Other,
-    }
-}
-
-pub fn category(value: i32) -> Option<AbuseCategory> {
-    use contract::common::v1::AbuseCategory as Wire;
-    match Wire::try_from(value).ok()? {
-        Wire::Neglect => Some(AbuseCategory::Neglect),
-        Wire::Physical => Some(AbuseCategory::Physical),
-        Wire::Sexual => Some(AbuseCategory::Sexual),
-        Wire::Emotional => Some(AbuseCategory::Emotional),
-        Wire::Multiple => Some(AbuseCategory::Multiple),
-        Wire::Unspecified => None,
     }
 }
 
@@ -61,29 +38,6 @@ pub fn plan_type_to_wire(plan_type: PlanType) -> wire::PlanType {
         PlanType::ChildProtection => wire::PlanType::ChildProtection,
         PlanType::LookedAfter => wire::PlanType::LookedAfter,
         PlanType::Unborn => wire::PlanType::Unborn,
-    }
-}
-
-pub fn end_reason_to_wire(reason: PlanEndReason) -> wire::PlanEndReason {
-    match reason {
-        PlanEndReason::NoLongerAtRisk => wire::PlanEndReason::NoLongerAtRisk,
-        PlanEndReason::SteppedDownToChildInNeed => wire::PlanEndReason::SteppedDownToChildInNeed,
-        PlanEndReason::TransferredOut => wire::PlanEndReason::TransferredOut,
-        PlanEndReason::TurnedEighteen => wire::PlanEndReason::TurnedEighteen,
-        PlanEndReason::LeftTheCountry => wire::PlanEndReason::LeftTheCountry,
-        PlanEndReason::Died => wire::PlanEndReason::Died,
-        PlanEndReason::Other => wire::PlanEndReason::Other,
-    }
-}
-
-pub fn category_to_wire(category: AbuseCategory) -> contract::common::v1::AbuseCategory {
-    use contract::common::v1::AbuseCategory as Wire;
-    match category {
-        AbuseCategory::Neglect => Wire::Neglect,
-        AbuseCategory::Physical => Wire::Physical,
-        AbuseCategory::Sexual => Wire::Sexual,
-        AbuseCategory::Emotional => Wire::Emotional,
-        AbuseCategory::Multiple => Wire::Multiple,
     }
 }
 
@@ -123,7 +77,7 @@ pub fn to_domain(event: &RegistryEvent) -> Result<Option<Event>, String> {
         },
         RegistryEvent::PlanEnded(ended) => Event::Ended {
             end_date: date("end_date", ended.end_date.as_ref())?,
-            reason: end_reason(ended.reason),
+            reason: end_reason(ended.reason).ok_or("reason: is required")?,
         },
         RegistryEvent::ChildLookedUp(_)
         | RegistryEvent::ContactsSet(_)
@@ -209,6 +163,7 @@ pub fn started(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use domain::codes::{AbuseCategory, PlanEndReason};
 
     #[test]
     fn every_plan_event_taken_to_the_wire_and_back_is_itself() {

@@ -648,6 +648,7 @@ mod tests {
         RegistryEvent::PlanEnded(wire::PlanEnded {
             plan_id: plan_id.into(),
             end_date: date(2026, 6, 1),
+            reason: contract::common::v1::PlanEndReason::NoLongerAtRisk.into(),
             child_nhs_number: child,
             local_authority: council(),
             ..wire::PlanEnded::default()

@@ -133,18 +133,25 @@ fn plan_event(
     let derived = Derived::from(record.envelope, crate::LOG, "plan-rule")?.occurring_with_source();
     let stream = format!("plan-{}", recorded.plan_id);
     let event = match kind {
+        // A pre-birth conference's plan is an unborn plan on the mother's
+        // record (the number the conference holds), never one of her own.
         conference::outcome::Kind::Initial(initial) if initial.plan => derived.event(
             PURPOSE,
             0,
             &wire::PlanStarted {
                 plan_id: recorded.plan_id.clone(),
-                r#type: wire::PlanType::ChildProtection.into(),
+                r#type: if recorded.expected_date_of_delivery.is_some() {
+                    wire::PlanType::Unborn
+                } else {
+                    wire::PlanType::ChildProtection
+                }
+                .into(),
                 child_nhs_number: recorded.child_nhs_number.clone(),
                 category: initial.category,
                 start_date: recorded.held_on,
                 local_authority: recorded.local_authority.clone(),
                 lead_social_worker: None,
-                expected_date_of_delivery: None,
+                expected_date_of_delivery: recorded.expected_date_of_delivery,
                 conference_id: recorded.conference_id.clone(),
                 care_team: care_team(&recorded.invitees),
             },
@@ -166,14 +173,14 @@ fn plan_event(
                     conference_id: recorded.conference_id.clone(),
                 },
             ),
-            conference::review_outcome::Decision::EndReason(reason) => derived.event(
+            conference::review_outcome::Decision::EndPlan(ending) => derived.event(
                 PURPOSE,
                 0,
                 &wire::PlanEnded {
                     plan_id: recorded.plan_id.clone(),
                     end_date: recorded.held_on,
-                    reason: wire::PlanEndReason::Other.into(),
-                    detail: reason.clone(),
+                    reason: ending.reason,
+                    detail: ending.detail.clone(),
                     child_nhs_number: recorded.child_nhs_number.clone(),
                     local_authority: recorded.local_authority.clone(),
                     care_team: care_team(&recorded.invitees),
@@ -264,7 +271,10 @@ mod tests {
             ),
             (
                 "a plan ended",
-                review(Some(Decision::EndReason("no longer at risk".into()))),
+                review(Some(Decision::EndPlan(conference::PlanEnding {
+                    reason: contract::common::v1::PlanEndReason::NoLongerAtRisk.into(),
+                    detail: String::new(),
+                }))),
                 id.clone(),
                 made(wire::PlanEnded::full_name()),
             ),

@@ -401,7 +401,13 @@ impl plan_registry_server::PlanRegistry for PlanRegistry {
         let (caller, request) = limits::checked(request)?;
         audit::allow_role(&self.inner.log, rpc::END, &caller).await?;
         let end_date = validate::date("end_date", request.end_date.as_ref())?;
-        validate::known_enum::<wire::PlanEndReason>("reason", request.reason)?;
+        validate::known_enum::<contract::common::v1::PlanEndReason>("reason", request.reason)?;
+        let reason = convert::end_reason(request.reason).ok_or_else(|| {
+            invalid(
+                "reason",
+                "a birth is recorded with LinkBirth: the plan follows the baby",
+            )
+        })?;
         self.catch_up().await?;
         let (record, local_authority, care_team) = self.record(&request.plan_id)?;
         audit::allow(
@@ -413,7 +419,7 @@ impl plan_registry_server::PlanRegistry for PlanRegistry {
         .await?;
         let change = record
             .aggregate
-            .end(end_date, convert::end_reason(request.reason))
+            .end(end_date, reason)
             .map_err(from_domain)?;
         let RegistryEvent::PlanEnded(ended) = convert::to_wire(&change) else {
             return Err(internal("ending a plan", "the domain gave another event"));

@@ -12,6 +12,7 @@
 pub mod audit;
 pub mod checkpoint;
 pub mod clock;
+pub mod codes;
 pub mod consistency;
 pub mod event;
 pub mod follow;

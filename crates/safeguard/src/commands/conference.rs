@@ -27,9 +27,15 @@ pub enum ConferenceCommand {
         #[arg(long)]
         local_authority: String,
         /// The day the statutory clock starts from (YYYY-MM-DD): the
-        /// strategy discussion, the ICPC, the previous review, the transfer.
+        /// strategy discussion that started the section 47 enquiry, the
+        /// transfer. Leave it out for a review of a plan whose last
+        /// conference was held here: the clock starts at that conference.
         #[arg(long)]
-        clock_starts: String,
+        clock_starts: Option<String>,
+        /// For a pre-birth conference: the expected date of delivery
+        /// (YYYY-MM-DD); `--nhs` is then the mother's number.
+        #[arg(long)]
+        expected_date_of_delivery: Option<String>,
         #[arg(long, default_value = "")]
         referral: String,
         #[arg(long, default_value = "")]
@@ -122,7 +128,9 @@ pub enum ConferenceCommand {
         common: Common,
     },
     /// The decision. Initial: `--plan --category C` or `--no-plan`.
-    /// Review: `--continue`, `--change-category C` or `--end REASON`.
+    /// Review: `--continue`, `--change-category C` or `--end REASON`
+    /// (no-longer-at-risk, stepped-down-to-child-in-need, or other with
+    /// `--end-detail`).
     Outcome {
         #[arg(long)]
         conference: String,
@@ -138,6 +146,9 @@ pub enum ConferenceCommand {
         change_category: Option<String>,
         #[arg(long)]
         end: Option<String>,
+        /// What the conference said of the end; required with `--end other`.
+        #[arg(long, default_value = "")]
+        end_detail: String,
         /// The chair's reason to decide although the conference was not
         /// quorate.
         #[arg(long, default_value = "")]
@@ -219,6 +230,7 @@ fn outcome(
     continue_plan: bool,
     change_category: Option<String>,
     end: Option<String>,
+    end_detail: String,
 ) -> Result<wire::outcome::Kind, String> {
     use wire::review_outcome::Decision;
     let chosen = [
@@ -246,7 +258,15 @@ fn outcome(
             } else if let Some(value) = change_category {
                 Decision::ChangeCategory(category("--change-category", &value)?)
             } else {
-                Decision::EndReason(end.unwrap_or_default())
+                Decision::EndPlan(wire::PlanEnding {
+                    reason: choice(
+                        "--end",
+                        &end.unwrap_or_default(),
+                        "PLAN_END_REASON_",
+                        contract::common::v1::PlanEndReason::from_str_name,
+                    )?,
+                    detail: end_detail,
+                })
             }),
         })
     })
@@ -261,6 +281,7 @@ impl ConferenceCommand {
                 child_name,
                 local_authority,
                 clock_starts,
+                expected_date_of_delivery,
                 referral,
                 plan,
                 key,
@@ -279,7 +300,11 @@ impl ConferenceCommand {
                         &local_authority,
                         OrganisationKind::LocalAuthority,
                     )),
-                    clock_starts: Some(date("--clock-starts", &clock_starts)?),
+                    clock_starts: optional_date("--clock-starts", clock_starts.as_ref())?,
+                    expected_date_of_delivery: optional_date(
+                        "--expected-date-of-delivery",
+                        expected_date_of_delivery.as_ref(),
+                    )?,
                     referral_id: referral,
                     plan_id: plan,
                     idempotency_key: key.unwrap_or_else(|| eventlog::EventId::new().to_string()),
@@ -400,6 +425,7 @@ impl ConferenceCommand {
                 continue_plan,
                 change_category,
                 end,
+                end_detail,
                 override_reason,
                 common,
             } => {
@@ -413,6 +439,7 @@ impl ConferenceCommand {
                             continue_plan,
                             change_category,
                             end,
+                            end_detail,
                         )?),
                         quorum_override_reason: override_reason,
                     }),
@@ -560,14 +587,22 @@ mod tests {
     #[test]
     fn an_outcome_is_exactly_one_decision() {
         assert!(matches!(
-            outcome(true, Some("neglect".into()), false, false, None, None),
+            outcome(
+                true,
+                Some("neglect".into()),
+                false,
+                false,
+                None,
+                None,
+                String::new()
+            ),
             Ok(wire::outcome::Kind::Initial(wire::InitialOutcome {
                 plan: true,
                 ..
             }))
         ));
-        assert!(outcome(false, None, false, false, None, None).is_err());
-        assert!(outcome(false, None, true, true, None, None).is_err());
+        assert!(outcome(false, None, false, false, None, None, String::new()).is_err());
+        assert!(outcome(false, None, true, true, None, None, String::new()).is_err());
         assert!(matches!(
             outcome(
                 false,
@@ -575,9 +610,23 @@ mod tests {
                 false,
                 false,
                 None,
-                Some("no longer at risk".into())
+                Some("no-longer-at-risk".into()),
+                String::new()
             ),
             Ok(wire::outcome::Kind::Review(_))
         ));
+        assert!(
+            outcome(
+                false,
+                None,
+                false,
+                false,
+                None,
+                Some("no longer at risk".into()),
+                String::new()
+            )
+            .is_err(),
+            "an end reason is one of the contract's"
+        );
     }
 }

@@ -192,7 +192,7 @@ impl PlanCommand {
                         "--reason",
                         &reason,
                         "PLAN_END_REASON_",
-                        wire::PlanEndReason::from_str_name,
+                        contract::common::v1::PlanEndReason::from_str_name,
                     )?,
                 };
                 let mut client = PlanRegistryClient::new(common.channel().await?);

@@ -1,0 +1,353 @@
+//! Practice as Working Together 2023 describes it, in the cases
+//! practitioners meet every week: a pre-birth conference's plan, a review
+//! that ends a plan for its reason, a plan that ends outside a conference,
+//! and a review added by hand.
+
+use std::time::Duration;
+
+use contract::common::v1::{AbuseCategory, ConsistencyToken, Date, NhsNumber, PlanEndReason};
+use contract::conference::v1::*;
+use contract::referral::v1 as referral;
+use contract::registry::v1 as registry_wire;
+use tonic::Code;
+
+use crate::fixtures::{self, Backbone, chair, child, council, date, safeguarding_lead};
+
+const MOTHER: &str = "9990000026";
+
+fn nhs(value: &str) -> Option<NhsNumber> {
+    Some(NhsNumber {
+        value: value.into(),
+    })
+}
+
+/// The plans a council's safeguarding lead sees for `number` once the
+/// registry reflects `after`.
+async fn plans_of(
+    backbone: &mut Backbone,
+    number: &str,
+    after: Option<ConsistencyToken>,
+) -> Vec<registry_wire::Plan> {
+    backbone
+        .as_(&safeguarding_lead())
+        .registry
+        .lookup_child(registry_wire::LookupChildRequest {
+            nhs_number: nhs(number),
+            purpose: "child protection enquiry".into(),
+            silent: true,
+            min_token: after,
+            ..registry_wire::LookupChildRequest::default()
+        })
+        .await
+        .expect("lookup")
+        .into_inner()
+        .plans
+}
+
+/// The one conference of `kind` the council has for `plan_id` (or for no
+/// plan yet), once the scheduler's rules have requested it.
+async fn conference_of(backbone: &mut Backbone, kind: ConferenceKind, plan_id: &str) -> Conference {
+    for _ in 0..250 {
+        let listed = backbone
+            .conferences
+            .list_conferences(ListConferencesRequest {
+                local_authority_ods_code: "E09000999".into(),
+                ..ListConferencesRequest::default()
+            })
+            .await
+            .expect("list")
+            .into_inner()
+            .conferences;
+        if let Some(found) = listed
+            .into_iter()
+            .find(|c| c.kind() == kind && c.plan_id == plan_id)
+        {
+            return found;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("no {kind:?} conference for plan {plan_id:?} was requested");
+}
+
+fn review_ending(reason: PlanEndReason, detail: &str) -> RecordOutcomeRequest {
+    RecordOutcomeRequest {
+        conference_id: String::new(),
+        outcome: Some(Outcome {
+            kind: Some(outcome::Kind::Review(ReviewOutcome {
+                decision: Some(review_outcome::Decision::EndPlan(PlanEnding {
+                    reason: reason.into(),
+                    detail: detail.into(),
+                })),
+            })),
+            quorum_override_reason: String::new(),
+        }),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pre_birth_conference_makes_an_unborn_plan_on_the_mothers_record_that_follows_the_baby() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut backbone = fixtures::spawn(dir.path()).await;
+    let unborn = referral::Child {
+        family_name: "Testunborn".into(),
+        mother_nhs_number: nhs(MOTHER),
+        expected_date_of_delivery: date(2026, 3, 1),
+        ..referral::Child::default()
+    };
+    fixtures::refer_to_conference_with(&mut backbone, "pre-birth-0001", unborn).await;
+    let conference = conference_of(&mut backbone, ConferenceKind::Initial, "").await;
+    assert_eq!(conference.child_nhs_number, nhs(MOTHER));
+    assert_eq!(conference.expected_date_of_delivery, date(2026, 3, 1));
+
+    let decided = fixtures::hold(
+        &mut backbone,
+        &conference,
+        date(2026, 1, 20),
+        outcome::Kind::Initial(InitialOutcome {
+            plan: true,
+            category: AbuseCategory::Neglect.into(),
+        }),
+    )
+    .await;
+    let plans = plans_of(&mut backbone, MOTHER, decided).await;
+    assert_eq!(plans.len(), 1, "{plans:?}");
+    let plan = &plans[0];
+    assert_eq!(
+        plan.r#type(),
+        registry_wire::PlanType::Unborn,
+        "never a plan of the mother's own"
+    );
+    assert_eq!(plan.expected_date_of_delivery, date(2026, 3, 1));
+    assert_eq!(plan.start_date, date(2026, 1, 20));
+
+    let linked = backbone
+        .registry
+        .link_birth(registry_wire::LinkBirthRequest {
+            plan_id: plan.plan_id.clone(),
+            baby_nhs_number: child(),
+            born_on: date(2026, 2, 27),
+        })
+        .await
+        .expect("the birth is linked")
+        .into_inner();
+    let baby = child().expect("the baby's number").value;
+    let babys = plans_of(&mut backbone, &baby, linked.token).await;
+    assert_eq!(babys.len(), 1, "{babys:?}");
+    assert_eq!(babys[0].plan_id, plan.plan_id, "the plan follows the baby");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_review_that_ends_a_plan_gives_one_of_the_contracts_reasons_and_the_plan_keeps_it() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut backbone = fixtures::spawn(dir.path()).await;
+    let planned = fixtures::make_plan(&mut backbone).await;
+    let plan_id = planned.conference.plan_id.clone();
+    let review = conference_of(&mut backbone, ConferenceKind::Review, &plan_id).await;
+    fixtures::convene(&mut backbone, &review, date(2026, 4, 14)).await;
+    let decide = |request: RecordOutcomeRequest| RecordOutcomeRequest {
+        conference_id: review.conference_id.clone(),
+        ..request
+    };
+    // (what, the decision, the field named in the refusal)
+    let refused = [
+        (
+            "a death is not a conference's decision",
+            review_ending(PlanEndReason::Died, ""),
+            "outcome.review.end_plan.reason",
+        ),
+        (
+            "a birth is not an end",
+            review_ending(PlanEndReason::Born, ""),
+            "outcome.review.end_plan.reason",
+        ),
+        (
+            "no reason",
+            review_ending(PlanEndReason::Unspecified, ""),
+            "outcome.review.end_plan.reason",
+        ),
+        (
+            "other, unsaid",
+            review_ending(PlanEndReason::Other, "  "),
+            "outcome.review.end_plan.detail",
+        ),
+    ];
+    for (what, request, field) in refused {
+        let status = backbone
+            .conferences
+            .record_outcome(decide(request))
+            .await
+            .expect_err(what);
+        assert_eq!(status.code(), Code::InvalidArgument, "{what}: {status:?}");
+        assert!(
+            status.message().starts_with(field),
+            "{what}: {}",
+            status.message()
+        );
+    }
+    let ended = backbone
+        .conferences
+        .record_outcome(decide(review_ending(
+            PlanEndReason::SteppedDownToChildInNeed,
+            "support continues under a child in need plan",
+        )))
+        .await
+        .expect("the review ends the plan")
+        .into_inner();
+    let plans = plans_of(&mut backbone, &child().expect("child").value, ended.token).await;
+    let plan = plans
+        .iter()
+        .find(|plan| plan.plan_id == plan_id)
+        .expect("an ended plan stays visible");
+    assert_eq!(
+        plan.end_reason(),
+        PlanEndReason::SteppedDownToChildInNeed,
+        "not \"other\""
+    );
+    assert_eq!(plan.end_date, date(2026, 4, 14));
+    let chronology = backbone
+        .as_(&chair())
+        .registry
+        .child_chronology(registry_wire::ChildChronologyRequest {
+            nhs_number: child(),
+            purpose: "review of the plan".into(),
+            ..registry_wire::ChildChronologyRequest::default()
+        })
+        .await
+        .expect("chronology")
+        .into_inner();
+    let said =
+        "stepped down to a child-in-need plan (support continues under a child in need plan)";
+    assert!(
+        chronology
+            .entries
+            .iter()
+            .any(|entry| entry.summary.contains(said)),
+        "{:#?}",
+        chronology.entries
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_that_ends_outside_a_conference_withdraws_its_pending_review_with_the_reason() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut backbone = fixtures::spawn(dir.path()).await;
+    let planned = fixtures::make_plan(&mut backbone).await;
+    let plan_id = planned.conference.plan_id.clone();
+    let review = conference_of(&mut backbone, ConferenceKind::Review, &plan_id).await;
+    assert_eq!(review.due, date(2026, 4, 20));
+    backbone
+        .registry
+        .end_plan(registry_wire::EndPlanRequest {
+            plan_id: plan_id.clone(),
+            end_date: date(2026, 2, 10),
+            reason: PlanEndReason::LeftTheCountry.into(),
+        })
+        .await
+        .expect("the family left the country");
+    let mut cancelled = None;
+    for _ in 0..250 {
+        let seen = backbone
+            .conferences
+            .get_conference(GetConferenceRequest {
+                conference_id: review.conference_id.clone(),
+                ..GetConferenceRequest::default()
+            })
+            .await
+            .expect("get")
+            .into_inner()
+            .conference
+            .expect("conference");
+        if seen.status() == ConferenceStatus::Withdrawn {
+            cancelled = Some(seen);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let cancelled = cancelled.expect("the pending review is withdrawn");
+    assert!(
+        cancelled
+            .history
+            .iter()
+            .any(|line| line.contains("the plan ended on 2026-02-10: left the UK")),
+        "{:?}",
+        cancelled.history
+    );
+    // No deadline survives the end of what it was for.
+    let overdue = backbone
+        .conferences
+        .list_conferences(ListConferencesRequest {
+            local_authority_ods_code: "E09000999".into(),
+            as_of: date(2026, 5, 1),
+            overdue_only: true,
+            ..ListConferencesRequest::default()
+        })
+        .await
+        .expect("list")
+        .into_inner()
+        .conferences;
+    assert!(overdue.is_empty(), "{overdue:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_review_added_by_hand_is_due_from_the_plans_last_conference() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut backbone = fixtures::spawn(dir.path()).await;
+    let planned = fixtures::make_plan(&mut backbone).await;
+    let plan_id = planned.conference.plan_id.clone();
+    let by_hand = |key: &str, clock_starts: Option<Date>| CreateConferenceRequest {
+        kind: ConferenceKind::Review.into(),
+        child_nhs_number: child(),
+        child_name: "Alex Testchild".into(),
+        local_authority: Some(council()),
+        clock_starts,
+        plan_id: plan_id.clone(),
+        idempotency_key: key.into(),
+        ..CreateConferenceRequest::default()
+    };
+    // The initial conference was held on Tuesday 20 January 2026.
+    let first = backbone
+        .conferences
+        .create_conference(by_hand("review-by-hand-1", None))
+        .await
+        .expect("a review by hand")
+        .into_inner()
+        .conference
+        .expect("conference");
+    assert_eq!(first.due, date(2026, 4, 20), "three months after the ICPC");
+    let status = backbone
+        .conferences
+        .create_conference(by_hand("review-by-hand-2", date(2026, 3, 1)))
+        .await
+        .expect_err("another clock");
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(
+        status.message().starts_with("clock_starts") && status.message().contains("2026-01-20"),
+        "{}",
+        status.message()
+    );
+
+    // Once a review is held, the next is due within six months of it.
+    let review = conference_of(&mut backbone, ConferenceKind::Review, &plan_id).await;
+    fixtures::hold(
+        &mut backbone,
+        &review,
+        date(2026, 4, 14),
+        outcome::Kind::Review(ReviewOutcome {
+            decision: Some(review_outcome::Decision::ContinuePlan(true)),
+        }),
+    )
+    .await;
+    let second = backbone
+        .conferences
+        .create_conference(by_hand("review-by-hand-3", None))
+        .await
+        .expect("another review by hand")
+        .into_inner()
+        .conference
+        .expect("conference");
+    assert_eq!(
+        second.due,
+        date(2026, 10, 14),
+        "six months after the review"
+    );
+}
