@@ -316,6 +316,27 @@ fn rows(case: &Case) -> Vec<Row> {
             }
         ),
         row!(
+            "referral.v1.ReferralIntake/RecordAssessmentCompleted",
+            closed_parties.clone(),
+            [closed],
+            |c, ods| {
+                let id = closed.clone();
+                Box::pin(async move {
+                    done(
+                        c.referrals
+                            .record_assessment_completed(
+                                referral::RecordAssessmentCompletedRequest {
+                                    referral_id: id,
+                                    completed_on: date(2026, 1, 5),
+                                    late_reason: String::new(),
+                                },
+                            )
+                            .await,
+                    )
+                })
+            }
+        ),
+        row!(
             "referral.v1.ReferralIntake/GetReferral",
             referral_parties,
             [referral_id],

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use contract::common::v1::{AbuseCategory, ConsistencyToken, Date, NhsNumber, PlanEndReason};
 use contract::conference::v1::*;
+use contract::notification::v1 as note;
 use contract::referral::v1 as referral;
 use contract::registry::v1 as registry_wire;
 use tonic::Code;
@@ -350,4 +351,160 @@ async fn a_review_added_by_hand_is_due_from_the_plans_last_conference() {
         date(2026, 10, 14),
         "six months after the review"
     );
+}
+
+/// The referral as the council sees it.
+async fn referral_of(backbone: &mut Backbone, referral_id: &str) -> referral::Referral {
+    backbone
+        .referrals
+        .get_referral(referral::GetReferralRequest {
+            referral_id: referral_id.into(),
+            purpose: "assessment".into(),
+            ..referral::GetReferralRequest::default()
+        })
+        .await
+        .expect("get")
+        .into_inner()
+        .referral
+        .expect("referral")
+}
+
+/// Waits for the first notification of `kind` to the council whose summary
+/// says `said`.
+async fn council_told(backbone: &mut Backbone, kind: note::NotificationKind, said: &str) -> String {
+    let council = fixtures::member_of(
+        "E09000999",
+        contract::common::v1::OrganisationKind::LocalAuthority,
+        contract::common::v1::Role::TeamManager,
+    );
+    let mut after = 0;
+    for _ in 0..20 {
+        let told = fixtures::receive(backbone, council.clone(), &[kind], after, 1).await;
+        if told[0].summary.contains(said) {
+            return told[0].summary.clone();
+        }
+        after = told[0].sequence;
+    }
+    panic!("the council was not told that {said}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_assessment_is_due_in_45_working_days_late_only_with_a_reason_and_told_when_missed() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut backbone = fixtures::spawn(dir.path()).await;
+    let referral_id = fixtures::refer_to_conference(&mut backbone).await;
+    // Received Friday 19 December 2025: 45 working days, Christmas Day,
+    // Boxing Day and New Year's Day aside.
+    let open = referral_of(&mut backbone, &referral_id).await;
+    assert_eq!(open.assessment_due, date(2026, 2, 25));
+    assert!(open.assessment_overdue, "today is long past it");
+    council_told(
+        &mut backbone,
+        note::NotificationKind::DeadlineMissed,
+        "an assessment due 2026-02-25 has not been completed",
+    )
+    .await;
+
+    let complete = |late_reason: &str| referral::RecordAssessmentCompletedRequest {
+        referral_id: referral_id.clone(),
+        completed_on: date(2026, 3, 2),
+        late_reason: late_reason.into(),
+    };
+    let status = backbone
+        .referrals
+        .record_assessment_completed(complete("  "))
+        .await
+        .expect_err("late, and no reason");
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(
+        status.message().starts_with("late_reason") && status.message().contains("2026-02-25"),
+        "{}",
+        status.message()
+    );
+    let completed = backbone
+        .referrals
+        .record_assessment_completed(complete("the family could not be seen until March"))
+        .await
+        .expect("completed late, with the reason")
+        .into_inner()
+        .referral
+        .expect("referral");
+    assert_eq!(completed.assessment_completed_on, date(2026, 3, 2));
+    assert_eq!(
+        completed.assessment_late_reason,
+        "the family could not be seen until March"
+    );
+    assert!(!completed.assessment_overdue);
+    let status = backbone
+        .referrals
+        .record_assessment_completed(complete("again"))
+        .await
+        .expect_err("completed once");
+    assert_eq!(status.code(), Code::FailedPrecondition);
+
+    let said = "assessment completed on 2026-03-02, 3 working day(s) late: the family could not be seen until March";
+    let mut entries = Vec::new();
+    for _ in 0..250 {
+        entries = backbone
+            .as_(&chair())
+            .registry
+            .child_chronology(registry_wire::ChildChronologyRequest {
+                nhs_number: child(),
+                purpose: "review of the assessment".into(),
+                ..registry_wire::ChildChronologyRequest::default()
+            })
+            .await
+            .expect("chronology")
+            .into_inner()
+            .entries;
+        if entries.iter().any(|entry| entry.summary == said) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        entries.iter().any(|entry| entry.summary == said),
+        "{entries:#?}"
+    );
+    early_help_has_no_assessment(&mut backbone).await;
+}
+
+/// A referral decided for early help has no assessment to complete.
+async fn early_help_has_no_assessment(backbone: &mut Backbone) {
+    let submitted = backbone
+        .referrals
+        .submit_referral(fixtures::referral_of(
+            "early-help-0001",
+            fixtures::the_child(),
+            None,
+        ))
+        .await
+        .expect("submit")
+        .into_inner();
+    let decided = backbone
+        .referrals
+        .record_decision(referral::RecordDecisionRequest {
+            referral_id: submitted.referral_id.clone(),
+            rag_rating: referral::RagRating::Green.into(),
+            outcome: referral::ReferralOutcome::EarlyHelp.into(),
+            rationale: "family support".into(),
+            decided_at: None,
+        })
+        .await
+        .expect("decide")
+        .into_inner()
+        .referral
+        .expect("referral");
+    assert_eq!(decided.assessment_due, None);
+    assert!(!decided.assessment_overdue);
+    let status = backbone
+        .referrals
+        .record_assessment_completed(referral::RecordAssessmentCompletedRequest {
+            referral_id: submitted.referral_id,
+            completed_on: date(2026, 3, 2),
+            late_reason: String::new(),
+        })
+        .await
+        .expect_err("no assessment was decided on");
+    assert_eq!(status.code(), Code::FailedPrecondition);
 }

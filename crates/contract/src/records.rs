@@ -95,6 +95,7 @@ records! {
         Decided(referral::v1::ReferralDecided),
         StrategyDiscussionHeld(referral::v1::StrategyDiscussionHeld),
         Section47Concluded(referral::v1::Section47Concluded),
+        AssessmentCompleted(referral::v1::AssessmentCompleted),
         Quarantined(RecordQuarantined),
         RecordsRead(RecordsRead),
         AccessRefused(AccessRefused),

@@ -42,6 +42,9 @@ pub enum Event {
         concluded_on: Date,
         conference_needed: bool,
     },
+    AssessmentCompleted {
+        completed_on: Date,
+    },
 }
 
 /// The state a referral's events build.
@@ -55,6 +58,7 @@ pub struct Referral {
     /// the initial conference's clock runs from it, whatever discussions
     /// follow.
     pub section_47_started_on: Option<Date>,
+    pub assessment_completed_on: Option<Date>,
 }
 
 impl Referral {
@@ -70,6 +74,7 @@ impl Referral {
             outcome: None,
             strategy_discussions: Vec::new(),
             section_47_started_on: None,
+            assessment_completed_on: None,
         };
         for event in events {
             referral.apply(event);
@@ -107,7 +112,56 @@ impl Referral {
                     Status::NoConference
                 };
             }
+            Event::AssessmentCompleted { completed_on } => {
+                self.assessment_completed_on = Some(*completed_on);
+            }
         }
+    }
+
+    /// Whether the decision asks for a child and family assessment: one to
+    /// assess a child in need, or a strategy discussion (a section 47
+    /// enquiry is carried out under one).
+    pub fn assesses(&self) -> bool {
+        matches!(
+            self.outcome,
+            Some(ReferralOutcome::ChildInNeedAssessment | ReferralOutcome::StrategyDiscussion)
+        )
+    }
+
+    /// Records the assessment completed on `completed_on`; after its due
+    /// date, only with the reason it was late.
+    pub fn complete_assessment(
+        &self,
+        calendar: &Calendar,
+        completed_on: Date,
+        late_reason: &str,
+    ) -> Result<Event, DomainError> {
+        if !self.assesses() {
+            return Err(DomainError::precondition(
+                "referral",
+                "no assessment was decided on: decide on an assessment or a strategy discussion first",
+            ));
+        }
+        if self.assessment_completed_on.is_some() {
+            return Err(DomainError::precondition(
+                "referral",
+                "its assessment is already recorded as completed",
+            ));
+        }
+        if completed_on < self.received_on {
+            return Err(DomainError::invalid(
+                "completed_on",
+                "is before the referral was received",
+            ));
+        }
+        let due = self.assessment_due(calendar);
+        if completed_on > due && late_reason.trim().is_empty() {
+            return Err(DomainError::invalid(
+                "late_reason",
+                &format!("is required: the assessment was due on {due}"),
+            ));
+        }
+        Ok(Event::AssessmentCompleted { completed_on })
     }
 
     /// A decision is due one working day after receipt.

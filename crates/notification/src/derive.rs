@@ -101,15 +101,16 @@ impl Memory {
             .collect()
     }
 
-    /// Opens a deadline on what `source` sets, closes one on what meets it.
+    /// Opens a deadline on what `source` sets, closes one on what meets it
+    /// or on what ends what it was for.
     fn track_deadlines(&mut self, source: Record<'_>, event: &AnyEvent) {
-        let mut open = |key: String,
+        let deadline = |key: String,
                         due: Option<&contract::common::v1::Date>,
                         la: Option<&Organisation>,
                         child,
                         summary: String| {
             let (Ok(due), Some(la)) = (service_core::validate::date("due", due), la) else {
-                return;
+                return None;
             };
             let notification = raised(
                 NotificationKind::DeadlineMissed,
@@ -119,18 +120,20 @@ impl Memory {
                 summary,
                 &[("due", due.to_string())],
             );
-            self.deadlines.insert(
+            Some((
                 key,
                 Deadline {
                     due,
                     source_event: source.envelope.event_id.clone(),
                     notification,
                 },
-            );
+            ))
         };
+        let mut opened = Vec::new();
+        let mut closed = Vec::new();
         match event {
             AnyEvent::Referral(event) => match event.as_ref() {
-                ReferralEvent::Submitted(submitted) => open(
+                ReferralEvent::Submitted(submitted) => opened.extend(deadline(
                     format!("referral:{}", submitted.referral_id),
                     submitted.decision_due.as_ref(),
                     submitted.local_authority.as_ref(),
@@ -139,34 +142,53 @@ impl Memory {
                         "a referral decision due {} has not been recorded",
                         date(submitted.decision_due.as_ref())
                     ),
-                ),
+                )),
                 ReferralEvent::Decided(decided) => {
-                    self.deadlines
-                        .remove(&format!("referral:{}", decided.referral_id));
+                    closed.push(format!("referral:{}", decided.referral_id));
+                    // Only a decision to assess has an assessment due.
+                    opened.extend(decided.assessment_due.as_ref().and_then(|due| {
+                        deadline(
+                            format!("assessment:{}", decided.referral_id),
+                            Some(due),
+                            decided.local_authority.as_ref(),
+                            referral_child(decided.child.as_ref()),
+                            format!(
+                                "an assessment due {} has not been completed",
+                                date(Some(due))
+                            ),
+                        )
+                    }));
+                }
+                ReferralEvent::AssessmentCompleted(completed) => {
+                    closed.push(format!("assessment:{}", completed.referral_id));
                 }
                 _ => {}
             },
-            AnyEvent::Conference(ConferenceEvent::Requested(requested)) => open(
-                format!("conference:{}", requested.conference_id),
-                requested.due.as_ref(),
-                requested.local_authority.as_ref(),
-                requested.child_nhs_number.clone(),
-                format!(
-                    "a child protection conference due {} has not been held",
-                    date(requested.due.as_ref())
-                ),
-            ),
+            AnyEvent::Conference(ConferenceEvent::Requested(requested)) => {
+                opened.extend(deadline(
+                    format!("conference:{}", requested.conference_id),
+                    requested.due.as_ref(),
+                    requested.local_authority.as_ref(),
+                    requested.child_nhs_number.clone(),
+                    format!(
+                        "a child protection conference due {} has not been held",
+                        date(requested.due.as_ref())
+                    ),
+                ));
+            }
             AnyEvent::Conference(ConferenceEvent::AttendanceRecorded(held)) => {
-                self.deadlines
-                    .remove(&format!("conference:{}", held.conference_id));
+                closed.push(format!("conference:{}", held.conference_id));
             }
             // A cancelled conference is still due; a withdrawn one is not.
             AnyEvent::Conference(ConferenceEvent::Cancelled(cancelled)) if cancelled.withdrawn => {
-                self.deadlines
-                    .remove(&format!("conference:{}", cancelled.conference_id));
+                closed.push(format!("conference:{}", cancelled.conference_id));
             }
             _ => {}
         }
+        for key in closed {
+            self.deadlines.remove(&key);
+        }
+        self.deadlines.extend(opened);
     }
 
     /// The notifications `event` (at `source`) raises.

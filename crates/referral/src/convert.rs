@@ -75,6 +75,9 @@ pub fn to_domain(event: &ReferralEvent) -> Result<Option<Event>, String> {
             concluded_on: date("concluded_on", concluded.concluded_on.as_ref())?,
             conference_needed: concluded.conference_needed,
         },
+        ReferralEvent::AssessmentCompleted(completed) => Event::AssessmentCompleted {
+            completed_on: date("completed_on", completed.completed_on.as_ref())?,
+        },
         ReferralEvent::Quarantined(_)
         | ReferralEvent::RecordsRead(_)
         | ReferralEvent::AccessRefused(_) => return Ok(None),
@@ -120,6 +123,11 @@ pub fn to_wire(event: &Event) -> ReferralEvent {
             ..wire::Section47Concluded::default()
         }
         .into(),
+        Event::AssessmentCompleted { completed_on } => wire::AssessmentCompleted {
+            completed_on: Some(validate::to_wire_date(completed_on)),
+            ..wire::AssessmentCompleted::default()
+        }
+        .into(),
     }
 }
 
@@ -140,6 +148,7 @@ mod tests {
                 concluded_on: day,
                 conference_needed: false,
             },
+            Event::AssessmentCompleted { completed_on: day },
         ];
         for outcome in [
             ReferralOutcome::NoFurtherAction,
@@ -163,7 +172,7 @@ mod tests {
 
     #[test]
     fn what_the_domain_cannot_read_is_refused_naming_the_field() {
-        let cases: [(ReferralEvent, &str); 4] = [
+        let cases: [(ReferralEvent, &str); 5] = [
             (wire::ReferralSubmitted::default().into(), "received_at"),
             (
                 wire::ReferralDecided {
@@ -175,6 +184,7 @@ mod tests {
             ),
             (wire::StrategyDiscussionHeld::default().into(), "discussion"),
             (wire::Section47Concluded::default().into(), "concluded_on"),
+            (wire::AssessmentCompleted::default().into(), "completed_on"),
         ];
         for (event, field) in cases {
             let refused = to_domain(&event).expect_err(field);

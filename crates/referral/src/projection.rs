@@ -87,6 +87,11 @@ impl Projection {
                 let tracked = self.tracked(&concluded.referral_id, &change, version)?;
                 show_section_47(&mut tracked.view, &concluded);
             }
+            ReferralEvent::AssessmentCompleted(completed) => {
+                let tracked = self.tracked(&completed.referral_id, &change, version)?;
+                tracked.view.assessment_completed_on = completed.completed_on;
+                tracked.view.assessment_late_reason = completed.late_reason;
+            }
             ReferralEvent::Quarantined(_)
             | ReferralEvent::RecordsRead(_)
             | ReferralEvent::AccessRefused(_) => {}
@@ -119,6 +124,7 @@ fn referral_of(event: &ReferralEvent) -> Option<&str> {
         ReferralEvent::Decided(e) => &e.referral_id,
         ReferralEvent::StrategyDiscussionHeld(e) => &e.referral_id,
         ReferralEvent::Section47Concluded(e) => &e.referral_id,
+        ReferralEvent::AssessmentCompleted(e) => &e.referral_id,
         ReferralEvent::Quarantined(_)
         | ReferralEvent::RecordsRead(_)
         | ReferralEvent::AccessRefused(_) => return None,

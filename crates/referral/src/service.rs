@@ -132,10 +132,17 @@ impl ReferralIntake {
         self.view(referral_id)
     }
 
-    /// A referral's view, with whether its decision is overdue today.
+    /// A referral's view, with whether its decision and its assessment
+    /// are overdue today.
     fn view(&self, referral_id: &str) -> Result<wire::Referral, Status> {
         let mut view = self.tracked(referral_id)?.view;
-        view.decision_overdue = self.is_overdue(&view, self.inner.clock.today());
+        let today = self.inner.clock.today();
+        view.decision_overdue = self.is_overdue(&view, today);
+        view.assessment_overdue = view.assessment_completed_on.is_none()
+            && validate::optional_date("assessment_due", view.assessment_due.as_ref())
+                .ok()
+                .flatten()
+                .is_some_and(|due| today > due);
         Ok(view)
     }
 
@@ -245,6 +252,7 @@ mod rpc {
     pub const DECIDE: &str = "safeguard.referral.v1.ReferralIntake/RecordDecision";
     pub const STRATEGY: &str = "safeguard.referral.v1.ReferralIntake/RecordStrategyDiscussion";
     pub const SECTION_47: &str = "safeguard.referral.v1.ReferralIntake/RecordSection47Outcome";
+    pub const ASSESSMENT: &str = "safeguard.referral.v1.ReferralIntake/RecordAssessmentCompleted";
     pub const GET: &str = "safeguard.referral.v1.ReferralIntake/GetReferral";
     pub const AWAITING: &str = "safeguard.referral.v1.ReferralIntake/ListAwaitingDecision";
 }
@@ -380,9 +388,15 @@ impl referral_intake_server::ReferralIntake for ReferralIntake {
             referrer: tracked.view.referrer.clone(),
             child: tracked.view.child.clone(),
             local_authority: tracked.view.local_authority.clone(),
-            assessment_due: Some(validate::to_wire_date(
-                tracked.aggregate.assessment_due(&self.inner.calendar),
-            )),
+            ..decided
+        };
+        // Only a decision to assess starts the assessment's clock.
+        let mut assessing = tracked.aggregate.clone();
+        assessing.apply(&change);
+        let decided = wire::ReferralDecided {
+            assessment_due: assessing
+                .assesses()
+                .then(|| validate::to_wire_date(assessing.assessment_due(&self.inner.calendar))),
             ..decided
         };
         let token = self
@@ -513,6 +527,72 @@ impl referral_intake_server::ReferralIntake for ReferralIntake {
             )
             .await?;
         Ok(Response::new(wire::RecordSection47OutcomeResponse {
+            referral: Some(self.answered(&request.referral_id, &token).await?),
+            token: Some(token),
+        }))
+    }
+
+    async fn record_assessment_completed(
+        &self,
+        request: Request<wire::RecordAssessmentCompletedRequest>,
+    ) -> Result<Response<wire::RecordAssessmentCompletedResponse>, Status> {
+        let (caller, request) = limits::checked(request)?;
+        audit::allow_role(&self.inner.log, rpc::ASSESSMENT, &caller).await?;
+        let completed_on = validate::date("completed_on", request.completed_on.as_ref())?;
+        if completed_on > self.inner.clock.today() {
+            return Err(invalid("completed_on", "is in the future"));
+        }
+        self.catch_up().await?;
+        let tracked = self.tracked(&request.referral_id)?;
+        audit::allow(
+            &self.inner.log,
+            rpc::ASSESSMENT,
+            &caller,
+            &parties(&tracked.view),
+        )
+        .await?;
+        let calendar = &self.inner.calendar;
+        let change = tracked
+            .aggregate
+            .complete_assessment(calendar, completed_on, &request.late_reason)
+            .map_err(from_domain)?;
+        let ReferralEvent::AssessmentCompleted(completed) = convert::to_wire(&change) else {
+            return Err(internal(
+                "completing an assessment",
+                "the domain gave another event",
+            ));
+        };
+        let due = tracked.aggregate.assessment_due(calendar);
+        let working_days_late = match clocks::timeliness(calendar, due, completed_on) {
+            clocks::Timeliness::OnTime => 0,
+            clocks::Timeliness::Late { working_days } => {
+                u32::try_from(working_days).unwrap_or(u32::MAX)
+            }
+        };
+        let completed = wire::AssessmentCompleted {
+            referral_id: request.referral_id.clone(),
+            late_reason: if completed_on > due {
+                request.late_reason.trim().to_owned()
+            } else {
+                String::new()
+            },
+            assessment_due: Some(validate::to_wire_date(due)),
+            working_days_late,
+            child: tracked.view.child.clone(),
+            local_authority: tracked.view.local_authority.clone(),
+            ..completed
+        };
+        let token = self
+            .append(
+                &request.referral_id,
+                ExpectedVersion::Exact(tracked.version),
+                NewEvent {
+                    occurred_at: validate::noon_of(completed_on),
+                    ..service_core::event::by_person(&completed, &caller)
+                },
+            )
+            .await?;
+        Ok(Response::new(wire::RecordAssessmentCompletedResponse {
             referral: Some(self.answered(&request.referral_id, &token).await?),
             token: Some(token),
         }))

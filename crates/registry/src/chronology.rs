@@ -356,6 +356,20 @@ fn describe_referral(event: &ReferralEvent) -> Option<(Option<NhsNumber>, String
                 }
             ),
         )),
+        ReferralEvent::AssessmentCompleted(event) => Some((
+            Some(referral_child(event.child.as_ref())?),
+            match event.late_reason.as_str() {
+                "" => format!(
+                    "assessment completed on {}",
+                    date(event.completed_on.as_ref())
+                ),
+                why => format!(
+                    "assessment completed on {}, {} working day(s) late: {why}",
+                    date(event.completed_on.as_ref()),
+                    event.working_days_late
+                ),
+            },
+        )),
         ReferralEvent::Quarantined(_)
         | ReferralEvent::RecordsRead(_)
         | ReferralEvent::AccessRefused(_) => None,

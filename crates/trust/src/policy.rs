@@ -161,6 +161,11 @@ pub const RULES: &[Rule] = &[
         "the owning council concludes its enquiry",
     ),
     people(
+        "safeguard.referral.v1.ReferralIntake/RecordAssessmentCompleted",
+        OWNER,
+        "the owning council's social workers complete their assessment",
+    ),
+    people(
         "safeguard.referral.v1.ReferralIntake/GetReferral",
         &[
             grant(LOCAL_AUTHORITY, Relation::OwningLocalAuthority),
