@@ -563,6 +563,24 @@ fn rows(case: &Case) -> Vec<Row> {
             }
         ),
         row!(
+            "conference.v1.ConferenceScheduler/RecordCoreGroupMeeting",
+            conference_parties.clone(),
+            [plan],
+            |c, ods| {
+                let plan_id = plan.clone();
+                Box::pin(async move {
+                    done(
+                        c.conferences
+                            .record_core_group_meeting(conference::RecordCoreGroupMeetingRequest {
+                                plan_id,
+                                held_on: date(2026, 1, 12),
+                            })
+                            .await,
+                    )
+                })
+            }
+        ),
+        row!(
             "conference.v1.ConferenceScheduler/GetConference",
             conference_parties.clone(),
             [conference_id],

@@ -508,3 +508,105 @@ async fn early_help_has_no_assessment(backbone: &mut Backbone) {
         .expect_err("no assessment was decided on");
     assert_eq!(status.code(), Code::FailedPrecondition);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_core_group_is_due_10_working_days_after_the_plan_and_told_when_missed() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut backbone = fixtures::spawn(dir.path()).await;
+    let planned = fixtures::make_plan(&mut backbone).await;
+    let plan_id = planned.conference.plan_id.clone();
+    // The plan was made on Tuesday 20 January 2026.
+    assert_eq!(planned.conference.first_core_group_due, date(2026, 2, 3));
+    assert!(planned.conference.first_core_group_overdue, "long past");
+    council_told(
+        &mut backbone,
+        note::NotificationKind::DeadlineMissed,
+        "the plan's first core group meeting due 2026-02-03 has not been held",
+    )
+    .await;
+
+    let meet = |plan_id: &str, held_on| RecordCoreGroupMeetingRequest {
+        plan_id: plan_id.into(),
+        held_on,
+    };
+    // (what, request, code, the field or words said)
+    let refused = [
+        (
+            "before the conference",
+            meet(&plan_id, date(2026, 1, 19)),
+            Code::InvalidArgument,
+            "held_on",
+        ),
+        (
+            "no date",
+            meet(&plan_id, None),
+            Code::InvalidArgument,
+            "held_on",
+        ),
+        (
+            "no plan",
+            meet("", date(2026, 2, 2)),
+            Code::InvalidArgument,
+            "plan_id",
+        ),
+        (
+            "a plan no conference made",
+            meet("no-such-plan", date(2026, 2, 2)),
+            Code::NotFound,
+            "plan made by a conference",
+        ),
+    ];
+    for (what, request, code, said) in refused {
+        let status = backbone
+            .conferences
+            .record_core_group_meeting(request)
+            .await
+            .expect_err(what);
+        assert_eq!(status.code(), code, "{what}: {status:?}");
+        assert!(
+            status.message().contains(said),
+            "{what}: {}",
+            status.message()
+        );
+    }
+    let met = backbone
+        .conferences
+        .record_core_group_meeting(meet(&plan_id, date(2026, 2, 5)))
+        .await
+        .expect("the core group met")
+        .into_inner();
+    let conference = met.conference.expect("the conference that made the plan");
+    assert_eq!(conference.conference_id, planned.conference.conference_id);
+    assert_eq!(conference.first_core_group_held_on, date(2026, 2, 5));
+    assert!(!conference.first_core_group_overdue);
+    let status = backbone
+        .conferences
+        .record_core_group_meeting(meet(&plan_id, date(2026, 2, 6)))
+        .await
+        .expect_err("the first meeting is recorded once");
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    let said = "first core group meeting held on 2026-02-05, 2 working day(s) late";
+    let mut entries = Vec::new();
+    for _ in 0..250 {
+        entries = backbone
+            .as_(&chair())
+            .registry
+            .child_chronology(registry_wire::ChildChronologyRequest {
+                nhs_number: child(),
+                purpose: "core group".into(),
+                min_token: met.token.clone(),
+            })
+            .await
+            .expect("chronology")
+            .into_inner()
+            .entries;
+        if entries.iter().any(|entry| entry.summary == said) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        entries.iter().any(|entry| entry.summary == said),
+        "{entries:#?}"
+    );
+}

@@ -295,6 +295,9 @@ pub fn to_domain(event: &ConferenceEvent) -> Result<Option<Event>, String> {
                 .map(|outcome| outcome.quorum_override_reason.clone())
                 .filter(|reason| !reason.is_empty()),
         },
+        ConferenceEvent::CoreGroupMet(met) => Event::CoreGroupMet {
+            held_on: date("held_on", met.held_on.as_ref())?,
+        },
         ConferenceEvent::Quarantined(_)
         | ConferenceEvent::RecordsRead(_)
         | ConferenceEvent::AccessRefused(_) => return Ok(None),
@@ -371,6 +374,11 @@ pub fn to_wire(event: &Event) -> ConferenceEvent {
             outcome: Some(outcome_to_wire(outcome, override_reason.as_deref())),
             quorate: *quorate,
             ..wire::ConferenceOutcomeRecorded::default()
+        }
+        .into(),
+        Event::CoreGroupMet { held_on } => wire::CoreGroupMet {
+            held_on: Some(validate::to_wire_date(*held_on)),
+            ..wire::CoreGroupMet::default()
         }
         .into(),
     }
@@ -464,6 +472,7 @@ mod tests {
                 override_reason,
             });
         }
+        events.push(Event::CoreGroupMet { held_on: day });
         for event in events {
             assert_eq!(
                 to_domain(&to_wire(&event)),

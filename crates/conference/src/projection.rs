@@ -60,6 +60,7 @@ fn conference_of(event: &ConferenceEvent) -> Option<&str> {
         ConferenceEvent::ReportReceived(e) => &e.conference_id,
         ConferenceEvent::AttendanceRecorded(e) => &e.conference_id,
         ConferenceEvent::OutcomeRecorded(e) => &e.conference_id,
+        ConferenceEvent::CoreGroupMet(e) => &e.conference_id,
         ConferenceEvent::Quarantined(_)
         | ConferenceEvent::RecordsRead(_)
         | ConferenceEvent::AccessRefused(_) => return None,
@@ -181,9 +182,16 @@ impl Projection {
                 recorded.conference_id.clone(),
                 Box::new(move |tracked| {
                     tracked.view.outcome = recorded.outcome;
+                    tracked.view.first_core_group_due = recorded.first_core_group_due;
                     if !recorded.plan_id.is_empty() {
                         tracked.view.plan_id = recorded.plan_id;
                     }
+                }),
+            ),
+            ConferenceEvent::CoreGroupMet(met) => (
+                met.conference_id.clone(),
+                Box::new(move |tracked| {
+                    tracked.view.first_core_group_held_on = met.held_on;
                 }),
             ),
         };

@@ -215,6 +215,11 @@ impl ConferenceScheduler {
         let tracked = self.tracked(conference_id)?;
         let mut view = tracked.refreshed_view();
         view.overdue = tracked.aggregate.is_overdue(today);
+        view.first_core_group_overdue = tracked.aggregate.first_core_group.is_none()
+            && tracked
+                .aggregate
+                .core_group_due(self.calendar())
+                .is_some_and(|due| today > due);
         Ok(view)
     }
 
@@ -289,6 +294,8 @@ mod rpc {
     pub const ATTENDANCE: &str = "safeguard.conference.v1.ConferenceScheduler/RecordAttendance";
     pub const OUTCOME: &str = "safeguard.conference.v1.ConferenceScheduler/RecordOutcome";
     pub const GET: &str = "safeguard.conference.v1.ConferenceScheduler/GetConference";
+    pub const CORE_GROUP: &str =
+        "safeguard.conference.v1.ConferenceScheduler/RecordCoreGroupMeeting";
     pub const LIST: &str = "safeguard.conference.v1.ConferenceScheduler/ListConferences";
 }
 
@@ -669,6 +676,7 @@ impl conference_scheduler_server::ConferenceScheduler for ConferenceScheduler {
             .as_ref()
             .map(|outcome| outcome.quorum_override_reason.as_str());
         let quorum = self.inner.quorum;
+        let calendar = self.calendar();
         self.change(
             rpc::OUTCOME,
             &caller,
@@ -694,6 +702,10 @@ impl conference_scheduler_server::ConferenceScheduler for ConferenceScheduler {
                 } else {
                     tracked.view.plan_id.clone()
                 };
+                let mut decided = tracked.aggregate.clone();
+                decided.apply(&change);
+                let first_core_group_due =
+                    decided.core_group_due(calendar).map(validate::to_wire_date);
                 let view = tracked.refreshed_view();
                 Ok(wire::ConferenceOutcomeRecorded {
                     conference_id: request.conference_id.clone(),
@@ -703,12 +715,65 @@ impl conference_scheduler_server::ConferenceScheduler for ConferenceScheduler {
                     child_name: tracked.view.child_name.clone(),
                     local_authority: tracked.view.local_authority.clone(),
                     expected_date_of_delivery: tracked.view.expected_date_of_delivery,
+                    first_core_group_due,
                     plan_id,
                     invitees: view.invitees,
                     ..recorded
                 })
             },
         )
+        .await
+    }
+
+    async fn record_core_group_meeting(
+        &self,
+        request: Request<wire::RecordCoreGroupMeetingRequest>,
+    ) -> Result<Response<wire::ConferenceResponse>, Status> {
+        let (caller, request) = limits::checked(request)?;
+        let plan_id = validate::required_text("plan_id", &request.plan_id)?;
+        let held_on = validate::date("held_on", request.held_on.as_ref())?;
+        if held_on > self.today() {
+            return Err(invalid("held_on", "is in the future"));
+        }
+        audit::allow_role(&self.inner.log, rpc::CORE_GROUP, &caller).await?;
+        self.catch_up().await?;
+        let made_it = self
+            .conferences_of_plan(&plan_id)
+            .map_err(|error| internal("reading conferences", error))?
+            .into_iter()
+            .find(|(_, tracked)| tracked.aggregate.made_a_plan())
+            .map(|(conference_id, _)| conference_id)
+            .ok_or_else(|| not_found("plan made by a conference", &plan_id))?;
+        let calendar = self.calendar();
+        self.change(rpc::CORE_GROUP, &caller, &made_it, None, |tracked| {
+            let change = tracked
+                .aggregate
+                .record_core_group(held_on)
+                .map_err(from_domain)?;
+            let ConferenceEvent::CoreGroupMet(met) = convert::to_wire(&change) else {
+                return Err(internal(
+                    "recording a core group",
+                    "the domain gave another event",
+                ));
+            };
+            let due = tracked.aggregate.core_group_due(calendar);
+            let working_days_late = match due.map(|due| clocks::timeliness(calendar, due, held_on))
+            {
+                Some(clocks::Timeliness::Late { working_days }) => {
+                    u32::try_from(working_days).unwrap_or(u32::MAX)
+                }
+                _ => 0,
+            };
+            Ok(wire::CoreGroupMet {
+                conference_id: made_it.clone(),
+                plan_id: plan_id.clone(),
+                first_core_group_due: due.map(validate::to_wire_date),
+                working_days_late,
+                child_nhs_number: tracked.view.child_nhs_number.clone(),
+                local_authority: tracked.view.local_authority.clone(),
+                ..met
+            })
+        })
         .await
     }
 

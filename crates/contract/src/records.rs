@@ -115,6 +115,7 @@ records! {
         ReportReceived(conference::v1::ReportReceived),
         AttendanceRecorded(conference::v1::AttendanceRecorded),
         OutcomeRecorded(conference::v1::ConferenceOutcomeRecorded),
+        CoreGroupMet(conference::v1::CoreGroupMet),
         Quarantined(RecordQuarantined),
         RecordsRead(RecordsRead),
         AccessRefused(AccessRefused),

@@ -5,6 +5,8 @@
 
 use std::collections::BTreeMap;
 
+use crate::calendar::Calendar;
+use crate::clocks;
 use crate::codes::{AbuseCategory, ConferenceKind, InviteResponse, PlanEndReason};
 use crate::date::Date;
 use crate::error::DomainError;
@@ -201,6 +203,11 @@ pub enum Event {
         quorate: bool,
         override_reason: Option<String>,
     },
+    /// The first meeting of the core group of the plan this conference
+    /// made.
+    CoreGroupMet {
+        held_on: Date,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -211,6 +218,10 @@ pub struct Conference {
     pub status: Status,
     pub invitees: BTreeMap<InviteeKey, InviteeState>,
     pub outcome: Option<Outcome>,
+    /// When it took place, once attendance is recorded.
+    pub held_on: Option<Date>,
+    /// When the plan it made first met as a core group.
+    pub first_core_group: Option<Date>,
 }
 
 impl Conference {
@@ -233,6 +244,8 @@ impl Conference {
                 .map(|key| (key.clone(), InviteeState::default()))
                 .collect(),
             outcome: None,
+            held_on: None,
+            first_core_group: None,
         };
         for event in events {
             conference.apply(event);
@@ -273,12 +286,50 @@ impl Conference {
                     self.invitees.entry(key.clone()).or_default().attended = true;
                 }
                 self.status = Status::Held { on: *held_on };
+                self.held_on = Some(*held_on);
             }
             Event::OutcomeRecorded { outcome, .. } => {
                 self.outcome = Some(outcome.clone());
                 self.status = Status::Decided;
             }
+            Event::CoreGroupMet { held_on } => self.first_core_group = Some(*held_on),
         }
+    }
+
+    /// Whether its outcome made a plan: an initial or transfer-in
+    /// conference that decided on one.
+    pub fn made_a_plan(&self) -> bool {
+        matches!(self.outcome, Some(Outcome::Initial { plan: Some(_) }))
+    }
+
+    /// When the first core group meeting of the plan it made is due: 10
+    /// working days after it was held.
+    pub fn core_group_due(&self, calendar: &Calendar) -> Option<Date> {
+        let held_on = self.held_on.filter(|_| self.made_a_plan())?;
+        Some(clocks::core_group_due(calendar, held_on))
+    }
+
+    /// Records the first core group meeting of the plan it made.
+    pub fn record_core_group(&self, held_on: Date) -> Result<Event, DomainError> {
+        if !self.made_a_plan() {
+            return Err(DomainError::precondition(
+                "conference",
+                "only a conference that made a plan has a core group",
+            ));
+        }
+        if self.first_core_group.is_some() {
+            return Err(DomainError::precondition(
+                "conference",
+                "its plan's first core group meeting is already recorded",
+            ));
+        }
+        if self.held_on.is_some_and(|held| held_on < held) {
+            return Err(DomainError::invalid(
+                "held_on",
+                "is before the conference that made the plan",
+            ));
+        }
+        Ok(Event::CoreGroupMet { held_on })
     }
 
     /// Not yet held and past its due date on `today`.

@@ -179,6 +179,27 @@ impl Memory {
             AnyEvent::Conference(ConferenceEvent::AttendanceRecorded(held)) => {
                 closed.push(format!("conference:{}", held.conference_id));
             }
+            AnyEvent::Conference(ConferenceEvent::OutcomeRecorded(recorded))
+                if recorded.first_core_group_due.is_some() =>
+            {
+                opened.extend(deadline(
+                    format!("core-group:{}", recorded.plan_id),
+                    recorded.first_core_group_due.as_ref(),
+                    recorded.local_authority.as_ref(),
+                    recorded.child_nhs_number.clone(),
+                    format!(
+                        "the plan's first core group meeting due {} has not been held",
+                        date(recorded.first_core_group_due.as_ref())
+                    ),
+                ));
+            }
+            AnyEvent::Conference(ConferenceEvent::CoreGroupMet(met)) => {
+                closed.push(format!("core-group:{}", met.plan_id));
+            }
+            // No deadline survives the plan it was for.
+            AnyEvent::Registry(RegistryEvent::PlanEnded(ended)) => {
+                closed.push(format!("core-group:{}", ended.plan_id));
+            }
             // A cancelled conference is still due; a withdrawn one is not.
             AnyEvent::Conference(ConferenceEvent::Cancelled(cancelled)) if cancelled.withdrawn => {
                 closed.push(format!("conference:{}", cancelled.conference_id));
@@ -598,5 +619,44 @@ mod tests {
         let missed = memory.missed(domain::date::Date::from_ymd(2026, 5, 1).expect("a date"));
         assert_eq!(missed.len(), 1, "only the cancelled one is still due");
         assert!(missed[0].notification.summary.contains("2026-04-20"));
+    }
+
+    #[test]
+    fn a_core_group_deadline_goes_with_its_meeting_or_its_plan() {
+        let plan_made = |plan: &str| {
+            AnyEvent::Conference(ConferenceEvent::OutcomeRecorded(
+                conference::ConferenceOutcomeRecorded {
+                    conference_id: format!("icpc-{plan}"),
+                    plan_id: plan.into(),
+                    first_core_group_due: date(2026, 2, 3),
+                    local_authority: Some(organisation("E09000999")),
+                    ..conference::ConferenceOutcomeRecorded::default()
+                },
+            ))
+        };
+        let met = AnyEvent::Conference(ConferenceEvent::CoreGroupMet(conference::CoreGroupMet {
+            plan_id: "met".into(),
+            ..conference::CoreGroupMet::default()
+        }));
+        let ended = AnyEvent::Registry(RegistryEvent::PlanEnded(
+            contract::registry::v1::PlanEnded {
+                plan_id: "ended".into(),
+                ..contract::registry::v1::PlanEnded::default()
+            },
+        ));
+        let mut memory = Memory::default();
+        check(
+            &mut memory,
+            vec![
+                plan_made("met"),
+                plan_made("ended"),
+                plan_made("missed"),
+                met,
+                ended,
+            ],
+        );
+        let missed = memory.missed(domain::date::Date::from_ymd(2026, 2, 4).expect("a date"));
+        assert_eq!(missed.len(), 1, "only the plan whose core group never met");
+        assert!(missed[0].notification.summary.contains("core group"));
     }
 }

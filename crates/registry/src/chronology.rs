@@ -257,6 +257,19 @@ impl Chronology {
                 Some(of(&event.conference_id)?),
                 format!("conference rearranged: {}", event.reason),
             )),
+            ConferenceEvent::CoreGroupMet(event) => Some((
+                Some(of(&event.conference_id)?),
+                match event.working_days_late {
+                    0 => format!(
+                        "first core group meeting held on {}",
+                        date(event.held_on.as_ref())
+                    ),
+                    late => format!(
+                        "first core group meeting held on {}, {late} working day(s) late",
+                        date(event.held_on.as_ref())
+                    ),
+                },
+            )),
             ConferenceEvent::Cancelled(event) => Some((
                 Some(of(&event.conference_id)?),
                 format!(

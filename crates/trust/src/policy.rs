@@ -225,6 +225,11 @@ pub const RULES: &[Rule] = &[
         "the conference chair alone records the outcome (and overrides quorum)",
     ),
     people(
+        "safeguard.conference.v1.ConferenceScheduler/RecordCoreGroupMeeting",
+        OWNER,
+        "the owning council records its plan's core group meeting",
+    ),
+    people(
         "safeguard.conference.v1.ConferenceScheduler/GetConference",
         OWNER_OR_INVITEE,
         "the owning council; an invitee sees the conference it is invited to",
