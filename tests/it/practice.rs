@@ -610,3 +610,167 @@ async fn the_first_core_group_is_due_10_working_days_after_the_plan_and_told_whe
         "{entries:#?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_initial_conference_invites_the_agencies_the_referral_knows_and_tells_them_of_changes() {
+    use contract::common::v1::{Organisation, OrganisationKind as Kind, Role};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut backbone = fixtures::spawn(dir.path()).await;
+    let trust = fixtures::organisation("RXX01", Kind::NhsTrust);
+    let police = fixtures::organisation("P99001", Kind::Police);
+    // Referred by the school; registered with a GP practice.
+    let child = referral::Child {
+        gp_practice: Some(fixtures::organisation("Y99001", Kind::GpPractice)),
+        ..fixtures::the_child()
+    };
+    let referral_id = backbone
+        .referrals
+        .submit_referral(fixtures::referral_of(
+            "invitations-0001",
+            child,
+            Some(prost_types::Timestamp {
+                seconds: 1_766_136_600,
+                nanos: 0,
+            }),
+        ))
+        .await
+        .expect("submit")
+        .into_inner()
+        .referral_id;
+    backbone
+        .referrals
+        .record_decision(referral::RecordDecisionRequest {
+            referral_id: referral_id.clone(),
+            rag_rating: referral::RagRating::Red.into(),
+            outcome: referral::ReferralOutcome::StrategyDiscussion.into(),
+            rationale: "significant harm suspected".into(),
+            decided_at: Some(prost_types::Timestamp {
+                seconds: 1_766_397_600,
+                nanos: 0,
+            }),
+        })
+        .await
+        .expect("decide");
+    backbone
+        .referrals
+        .record_strategy_discussion(referral::RecordStrategyDiscussionRequest {
+            referral_id: referral_id.clone(),
+            held_on: date(2026, 1, 6),
+            agencies_present: vec![council(), police.clone(), trust.clone()],
+            section_47_enquiry: true,
+            notes: String::new(),
+        })
+        .await
+        .expect("strategy");
+    backbone
+        .referrals
+        .record_section47_outcome(referral::RecordSection47OutcomeRequest {
+            referral_id: referral_id.clone(),
+            concluded_on: date(2026, 1, 9),
+            conference_needed: true,
+            rationale: "risk of significant harm".into(),
+        })
+        .await
+        .expect("conclude");
+    let conference = conference_of(&mut backbone, ConferenceKind::Initial, "").await;
+    let invited: Vec<(InviteeRole, String)> = conference
+        .invitees
+        .iter()
+        .map(|invitee| {
+            (
+                invitee.role(),
+                invitee
+                    .organisation
+                    .as_ref()
+                    .map(|o| o.ods_code.clone())
+                    .unwrap_or_default(),
+            )
+        })
+        .collect();
+    // The child was born in 2019: the trust's school nurse, not its health
+    // visitor.
+    for expected in [
+        (InviteeRole::SocialCare, "E09000999"),
+        (InviteeRole::Police, "P99001"),
+        (InviteeRole::SchoolNurse, "RXX01"),
+        (InviteeRole::School, "S999001"),
+        (InviteeRole::Gp, "Y99001"),
+        (InviteeRole::Parent, ""),
+    ] {
+        assert!(
+            invited.contains(&(expected.0, expected.1.to_owned())),
+            "{expected:?} not in {invited:?}"
+        );
+    }
+
+    let id = conference.conference_id.clone();
+    backbone
+        .conferences
+        .schedule_conference(ScheduleConferenceRequest {
+            conference_id: id.clone(),
+            scheduled_for: Some(prost_types::Timestamp {
+                seconds: 1_768_905_000,
+                nanos: 0,
+            }),
+            venue: "Civic Centre, room 2".into(),
+        })
+        .await
+        .expect("schedule");
+    // A paediatrician of another trust, invited once it is scheduled.
+    let paediatrics = Organisation {
+        ods_code: "RYY02".into(),
+        name: "Test paediatrics".into(),
+        kind: Kind::NhsTrust.into(),
+    };
+    backbone
+        .conferences
+        .update_invitations(UpdateInvitationsRequest {
+            conference_id: id.clone(),
+            add: vec![Invitee {
+                role: InviteeRole::Paediatrician.into(),
+                organisation: Some(paediatrics),
+                ..Invitee::default()
+            }],
+            remove: vec![],
+        })
+        .await
+        .expect("invite");
+    let paediatrician = fixtures::member_of("RYY02", Kind::NhsTrust, Role::Paediatrician);
+    let invitation = fixtures::receive(
+        &mut backbone,
+        paediatrician,
+        &[note::NotificationKind::ConferenceInvitation],
+        0,
+        1,
+    )
+    .await;
+    assert_eq!(
+        invitation[0].details.get("venue").map(String::as_str),
+        Some("Civic Centre, room 2")
+    );
+
+    backbone
+        .conferences
+        .cancel_conference(CancelConferenceRequest {
+            conference_id: id,
+            reason: "the chair is unwell".into(),
+        })
+        .await
+        .expect("cancel");
+    let officer = fixtures::member_of("P99001", Kind::Police, Role::PoliceOfficer);
+    let cancelled = fixtures::receive(
+        &mut backbone,
+        officer,
+        &[note::NotificationKind::ConferenceCancelled],
+        0,
+        1,
+    )
+    .await;
+    assert!(
+        cancelled[0]
+            .summary
+            .contains("cancelled: the chair is unwell"),
+        "{}",
+        cancelled[0].summary
+    );
+}

@@ -17,7 +17,7 @@ use service_core::rule::{Applier, Effects, Rule};
 use service_core::validate;
 
 use crate::convert;
-use crate::service::{ConferenceScheduler, default_invitees};
+use crate::service::{ConferenceScheduler, default_invitees, invited_again};
 
 /// Starts the rules; each runs until the bus or the log closes.
 pub fn start(service: &ConferenceScheduler, bus: &bus::Bus) {
@@ -172,6 +172,11 @@ fn on_referral_event(
         .local_authority
         .ok_or("local_authority: is required")?;
     let child = concluded.child.unwrap_or_default();
+    let referrer = concluded
+        .referrer
+        .and_then(|referrer| referrer.organisation)
+        .into_iter()
+        .collect::<Vec<_>>();
     let due = concluded
         .icpc_due
         .or_else(|| Some(validate::to_wire_date(clocks::icpc_due(calendar, today))));
@@ -182,21 +187,78 @@ fn on_referral_event(
     } else {
         None
     };
+    let invitees = initial_invitees(
+        &local_authority,
+        &concluded.agencies,
+        &referrer,
+        &child,
+        today,
+    );
     Ok(Some(wire::ConferenceRequested {
         conference_id: String::new(),
         kind: wire::ConferenceKind::Initial.into(),
         expected_date_of_delivery,
+        invitees,
         child_nhs_number: child.nhs_number.or(child.mother_nhs_number),
         child_name: format!("{} {}", child.given_name, child.family_name)
             .trim()
             .to_owned(),
-        invitees: default_invitees(ConferenceKind::Initial, &local_authority),
         local_authority: Some(local_authority),
         clock_starts: concluded.concluded_on,
         due,
         referral_id: concluded.referral_id,
         plan_id: String::new(),
     }))
+}
+
+/// The initial conference's invitations, filled from what the referral
+/// knows (Working Together 2023: police always, the child's GP, health
+/// visitor or school nurse, school, the referrer): social care and the
+/// family, each agency at the strategy discussions, the referrer and the
+/// child's GP practice, each in the role its kind of organisation plays.
+/// The council edits them from there.
+fn initial_invitees(
+    local_authority: &contract::common::v1::Organisation,
+    agencies: &[contract::common::v1::Organisation],
+    referrer: &[contract::common::v1::Organisation],
+    child: &contract::referral::v1::Child,
+    today: Date,
+) -> Vec<wire::Invitee> {
+    use contract::common::v1::OrganisationKind as Kind;
+    // Health visitors see children under five (and the unborn); school
+    // nurses, children at school.
+    let under_five = match validate::optional_date("date_of_birth", child.date_of_birth.as_ref()) {
+        Ok(Some(born)) => born.add_months(60) > today,
+        _ => child.expected_date_of_delivery.is_some(),
+    };
+    let mut invitees = default_invitees(ConferenceKind::Initial, local_authority);
+    for organisation in agencies.iter().chain(referrer).chain(&child.gp_practice) {
+        let role = match Kind::try_from(organisation.kind).unwrap_or_default() {
+            Kind::LocalAuthority => continue,
+            Kind::Police => wire::InviteeRole::Police,
+            Kind::NhsTrust if under_five => wire::InviteeRole::HealthVisitor,
+            Kind::NhsTrust => wire::InviteeRole::SchoolNurse,
+            Kind::GpPractice => wire::InviteeRole::Gp,
+            Kind::School => wire::InviteeRole::School,
+            Kind::EarlyYears => wire::InviteeRole::EarlyYears,
+            Kind::Probation => wire::InviteeRole::Probation,
+            Kind::Housing => wire::InviteeRole::Housing,
+            Kind::VoluntarySector | Kind::Other | Kind::Unspecified => wire::InviteeRole::Other,
+        };
+        let known = invitees.iter().any(|invitee| {
+            invitee.role == i32::from(role)
+                && invitee.organisation.as_ref().map(|o| &o.ods_code)
+                    == Some(&organisation.ods_code)
+        });
+        if !known {
+            invitees.push(wire::Invitee {
+                role: role.into(),
+                organisation: Some(organisation.clone()),
+                ..wire::Invitee::default()
+            });
+        }
+    }
+    invitees
 }
 
 /// An outcome that starts or continues a plan requests the next review.
@@ -231,16 +293,7 @@ fn on_own_event(
         child_nhs_number: recorded.child_nhs_number,
         child_name: recorded.child_name,
         expected_date_of_delivery: recorded.expected_date_of_delivery,
-        invitees: recorded
-            .invitees
-            .into_iter()
-            .map(|invitee| wire::Invitee {
-                response: 0,
-                report_received: false,
-                attended: false,
-                ..invitee
-            })
-            .collect(),
+        invitees: invited_again(recorded.invitees),
         local_authority: Some(local_authority),
         clock_starts: recorded.held_on,
         due: Some(validate::to_wire_date(due)),

@@ -43,6 +43,27 @@ struct Inner {
 
 /// The invitees a new conference starts with: one per default role, social
 /// care filled in by the local authority, agencies to be named by editing.
+/// The last conference held for a plan.
+struct LastHeld {
+    held_on: domain::date::Date,
+    kind: ConferenceKind,
+    invitees: Vec<wire::Invitee>,
+}
+
+/// Whom a conference that follows another invites: everyone that one did,
+/// their replies, reports and attendance yet to come.
+pub(crate) fn invited_again(invitees: Vec<wire::Invitee>) -> Vec<wire::Invitee> {
+    invitees
+        .into_iter()
+        .map(|invitee| wire::Invitee {
+            response: 0,
+            report_received: false,
+            attended: false,
+            ..invitee
+        })
+        .collect()
+}
+
 pub(crate) fn default_invitees(
     kind: ConferenceKind,
     local_authority: &contract::common::v1::Organisation,
@@ -123,22 +144,22 @@ impl ConferenceScheduler {
             .await
     }
 
-    /// When the last conference held for a plan was, and its kind: what a
-    /// review's statutory clock runs from.
-    fn last_held(
-        &self,
-        plan_id: &str,
-    ) -> Result<Option<(domain::date::Date, ConferenceKind)>, Status> {
+    /// The last conference held for a plan: what a review's statutory
+    /// clock runs from, and whom it invites.
+    fn last_held(&self, plan_id: &str) -> Result<Option<LastHeld>, Status> {
         let held = self
             .conferences_of_plan(plan_id)
             .map_err(|error| internal("reading conferences", error))?
             .into_iter()
             .filter_map(|(_, tracked)| {
                 let held_on = tracked.view.held_on.as_ref()?;
-                let held_on = validate::date("held_on", Some(held_on)).ok()?;
-                Some((held_on, convert::kind(tracked.view.kind).ok()?))
+                Some(LastHeld {
+                    held_on: validate::date("held_on", Some(held_on)).ok()?,
+                    kind: convert::kind(tracked.view.kind).ok()?,
+                    invitees: tracked.refreshed_view().invitees,
+                })
             })
-            .max_by_key(|(held_on, _)| *held_on);
+            .max_by_key(|last| last.held_on);
         Ok(held)
     }
 
@@ -349,12 +370,13 @@ impl conference_scheduler_server::ConferenceScheduler for ConferenceScheduler {
             ConferenceKind::Review => self.last_held(&request.plan_id)?,
             ConferenceKind::Initial | ConferenceKind::TransferIn => None,
         };
-        let clock_starts = match previous {
+        let clock_starts = match &previous {
             // A review's clock is the previous conference of its plan
             // (Working Together 2023: the first review within three
             // months of the initial conference, then at most six months
             // apart), whatever the caller thinks it is.
-            Some((held_on, _)) => {
+            Some(LastHeld { held_on, .. }) => {
+                let held_on = *held_on;
                 let given = validate::optional_date("clock_starts", request.clock_starts.as_ref())?;
                 if given.is_some_and(|given| given != held_on) {
                     return Err(invalid(
@@ -383,8 +405,8 @@ impl conference_scheduler_server::ConferenceScheduler for ConferenceScheduler {
             ConferenceKind::Initial | ConferenceKind::TransferIn => {
                 clocks::icpc_due(self.calendar(), clock_starts)
             }
-            ConferenceKind::Review => match previous {
-                Some((_, ConferenceKind::Review)) => clocks::next_review_due(clock_starts),
+            ConferenceKind::Review => match previous.as_ref().map(|last| last.kind) {
+                Some(ConferenceKind::Review) => clocks::next_review_due(clock_starts),
                 _ => clocks::first_review_due(clock_starts),
             },
         };
@@ -401,7 +423,11 @@ impl conference_scheduler_server::ConferenceScheduler for ConferenceScheduler {
                 value: child.to_string(),
             }),
             child_name: request.child_name.trim().to_owned(),
-            invitees: default_invitees(kind, &local_authority),
+            // A review invites whom the plan's last conference did.
+            invitees: match previous {
+                Some(last) => invited_again(last.invitees),
+                None => default_invitees(kind, &local_authority),
+            },
             local_authority: Some(local_authority),
             clock_starts: request.clock_starts,
             due: Some(validate::to_wire_date(due)),

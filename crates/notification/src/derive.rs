@@ -15,9 +15,18 @@ use service_core::follow::Record;
 
 /// What the deriver remembers between events: conferences' invitees, so a
 /// rearrangement reaches everyone the first invitation did.
+/// A scheduled conference, as its invitations need it.
+#[derive(Debug)]
+struct Invited {
+    invitees: Vec<conference::Invitee>,
+    child: Option<NhsNumber>,
+    venue: String,
+}
+
 #[derive(Debug, Default)]
 pub struct Memory {
-    invitees: HashMap<String, (Vec<conference::Invitee>, Option<NhsNumber>)>,
+    /// Scheduled conferences: whom they invite, and where.
+    invitees: HashMap<String, Invited>,
     /// Open statutory deadlines by what they belong to (a referral or a
     /// conference): cleared when it is met.
     deadlines: HashMap<String, Deadline>,
@@ -223,24 +232,86 @@ impl Memory {
             AnyEvent::Conference(ConferenceEvent::Scheduled(scheduled)) => {
                 self.invitees.insert(
                     scheduled.conference_id.clone(),
-                    (
-                        scheduled.invitees.clone(),
-                        scheduled.child_nhs_number.clone(),
-                    ),
+                    Invited {
+                        invitees: scheduled.invitees.clone(),
+                        child: scheduled.child_nhs_number.clone(),
+                        venue: scheduled.venue.clone(),
+                    },
                 );
                 self.invitations(
                     &scheduled.conference_id,
                     source,
+                    NotificationKind::ConferenceInvitation,
                     "you are invited to a child protection conference",
-                    &scheduled.venue,
+                    |_| true,
                 )
             }
-            AnyEvent::Conference(ConferenceEvent::Rearranged(moved)) => self.invitations(
-                &moved.conference_id,
-                source,
-                "a child protection conference you are invited to was rearranged",
-                &moved.venue,
-            ),
+            AnyEvent::Conference(ConferenceEvent::Rearranged(moved)) => {
+                if let Some(invited) = self.invitees.get_mut(&moved.conference_id) {
+                    invited.venue = moved.venue.clone();
+                }
+                self.invitations(
+                    &moved.conference_id,
+                    source,
+                    NotificationKind::ConferenceInvitation,
+                    &format!(
+                        "a child protection conference you are invited to was rearranged: {}",
+                        moved.reason
+                    ),
+                    |_| true,
+                )
+            }
+            // Whoever is invited once it is scheduled is sent the
+            // invitation; whoever is no longer invited is not told again.
+            AnyEvent::Conference(ConferenceEvent::InvitationsUpdated(updated)) => {
+                let Some(invited) = self.invitees.get_mut(&updated.conference_id) else {
+                    return vec![];
+                };
+                let ods = |invitee: &conference::Invitee| {
+                    invitee.organisation.as_ref().map(|o| o.ods_code.clone())
+                };
+                let already: Vec<Option<String>> = invited.invitees.iter().map(ods).collect();
+                invited.invitees.retain(|invitee| {
+                    !updated
+                        .removed
+                        .iter()
+                        .any(|gone| gone.role == invitee.role && ods(gone) == ods(invitee))
+                });
+                invited.invitees.extend(updated.added.iter().cloned());
+                let new: Vec<String> = updated
+                    .added
+                    .iter()
+                    .filter_map(ods)
+                    .filter(|added| !already.contains(&Some(added.clone())))
+                    .collect();
+                self.invitations(
+                    &updated.conference_id,
+                    source,
+                    NotificationKind::ConferenceInvitation,
+                    "you are invited to a child protection conference",
+                    |organisation| new.contains(&organisation.ods_code),
+                )
+            }
+            AnyEvent::Conference(ConferenceEvent::Cancelled(cancelled)) => {
+                let told = self.invitations(
+                    &cancelled.conference_id,
+                    source,
+                    NotificationKind::ConferenceCancelled,
+                    &format!(
+                        "a child protection conference you were invited to was {}: {}",
+                        if cancelled.withdrawn {
+                            "withdrawn"
+                        } else {
+                            "cancelled"
+                        },
+                        cancelled.reason
+                    ),
+                    |_| true,
+                );
+                // Scheduled again, it invites afresh.
+                self.invitees.remove(&cancelled.conference_id);
+                told
+            }
             AnyEvent::Registry(RegistryEvent::PlanStarted(started)) => to_care_team(
                 source,
                 NotificationKind::PlanStarted,
@@ -268,32 +339,37 @@ impl Memory {
         }
     }
 
+    /// `kind` to each organisation a scheduled conference invites that
+    /// `to` chooses.
     fn invitations(
         &self,
         conference_id: &str,
         source: Record<'_>,
+        kind: NotificationKind,
         summary: &str,
-        venue: &str,
+        to: impl Fn(&Organisation) -> bool,
     ) -> Vec<NotificationRaised> {
-        let Some((invitees, child)) = self.invitees.get(conference_id) else {
+        let Some(invited) = self.invitees.get(conference_id) else {
             return vec![];
         };
         distinct(
-            invitees
+            invited
+                .invitees
                 .iter()
                 .filter_map(|invitee| invitee.organisation.clone()),
         )
         .into_iter()
+        .filter(|organisation| to(organisation))
         .map(|organisation| {
             raised(
-                NotificationKind::ConferenceInvitation,
+                kind,
                 organisation,
-                child.clone(),
+                invited.child.clone(),
                 source,
                 summary.to_owned(),
                 &[
                     ("conference_id", conference_id.to_owned()),
-                    ("venue", venue.to_owned()),
+                    ("venue", invited.venue.clone()),
                 ],
             )
         })
@@ -513,6 +589,53 @@ mod tests {
                     (ConferenceInvitation, "P99001"),
                     (ConferenceInvitation, "Y99001"),
                 ],
+            ),
+            (
+                "a school invited once it is scheduled, to the school alone",
+                AnyEvent::Conference(ConferenceEvent::InvitationsUpdated(
+                    conference::InvitationsUpdated {
+                        conference_id: "c1".into(),
+                        added: vec![invitee("S999001"), invitee("Y99001")],
+                        removed: vec![invitee("P99001")],
+                    },
+                )),
+                vec![(ConferenceInvitation, "S999001")],
+            ),
+            (
+                "an invitation to a conference not scheduled yet, to nobody yet",
+                AnyEvent::Conference(ConferenceEvent::InvitationsUpdated(
+                    conference::InvitationsUpdated {
+                        conference_id: "c2".into(),
+                        added: vec![invitee("S999001")],
+                        removed: vec![],
+                    },
+                )),
+                vec![],
+            ),
+            (
+                "the conference cancelled, to whom it still invites",
+                AnyEvent::Conference(ConferenceEvent::Cancelled(
+                    conference::ConferenceCancelled {
+                        conference_id: "c1".into(),
+                        reason: "the chair is unwell".into(),
+                        withdrawn: false,
+                    },
+                )),
+                vec![
+                    (ConferenceCancelled, "Y99001"),
+                    (ConferenceCancelled, "S999001"),
+                ],
+            ),
+            (
+                "cancelled again, to nobody: none is scheduled",
+                AnyEvent::Conference(ConferenceEvent::Cancelled(
+                    conference::ConferenceCancelled {
+                        conference_id: "c1".into(),
+                        reason: "the plan ended".into(),
+                        withdrawn: true,
+                    },
+                )),
+                vec![],
             ),
             (
                 "a plan started, to its care team",

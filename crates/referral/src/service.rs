@@ -155,6 +155,24 @@ impl ReferralIntake {
     }
 }
 
+/// Every agency present at a referral's strategy discussions, once each.
+fn agencies_present(view: &wire::Referral) -> Vec<contract::common::v1::Organisation> {
+    let mut agencies: Vec<contract::common::v1::Organisation> = Vec::new();
+    for agency in view
+        .strategy_discussions
+        .iter()
+        .flat_map(|discussion| &discussion.agencies_present)
+    {
+        if !agencies
+            .iter()
+            .any(|known| known.ods_code == agency.ods_code)
+        {
+            agencies.push(agency.clone());
+        }
+    }
+    agencies
+}
+
 fn validate_child(
     child: Option<&wire::Child>,
     today: domain::date::Date,
@@ -164,6 +182,11 @@ fn validate_child(
     let mother =
         validate::optional_nhs_number("child.mother_nhs_number", child.mother_nhs_number.as_ref())?;
     let born = validate::optional_date("child.date_of_birth", child.date_of_birth.as_ref())?;
+    let gp_practice = child
+        .gp_practice
+        .as_ref()
+        .map(|practice| validate::organisation("child.gp_practice", Some(practice)))
+        .transpose()?;
     let expected = validate::optional_date(
         "child.expected_date_of_delivery",
         child.expected_date_of_delivery.as_ref(),
@@ -202,6 +225,7 @@ fn validate_child(
         }),
         given_name: child.given_name.trim().to_owned(),
         family_name: child.family_name.trim().to_owned(),
+        gp_practice,
         ..child.clone()
     })
 }
@@ -514,6 +538,7 @@ impl referral_intake_server::ReferralIntake for ReferralIntake {
             child: tracked.view.child.clone(),
             local_authority: tracked.view.local_authority.clone(),
             referrer: tracked.view.referrer.clone(),
+            agencies: agencies_present(&tracked.view),
             ..concluded
         };
         let token = self

@@ -33,6 +33,9 @@ pub struct Refer {
     address: Option<String>,
     #[arg(long)]
     postcode: Option<String>,
+    /// The child's GP practice, ODS[:NAME]: invited to the conferences.
+    #[arg(long)]
+    gp_practice: Option<String>,
     /// What the referrer is worried about.
     #[arg(long)]
     concerns: String,
@@ -104,6 +107,10 @@ impl Refer {
                 mother_nhs_number: optional_nhs(self.mother_nhs.as_ref()),
                 address: self.address.unwrap_or_default(),
                 postcode: self.postcode.unwrap_or_default(),
+                gp_practice: self
+                    .gp_practice
+                    .as_deref()
+                    .map(|value| organisation(value, OrganisationKind::GpPractice)),
             }),
             concerns: self.concerns,
             category_of_concern: category("--category", &self.category)?,
