@@ -511,6 +511,9 @@ fn rows(case: &Case) -> Vec<Row> {
                                 conference_id: id,
                                 role: role.into(),
                                 organisation_ods_code: ods,
+                                text: "what the agency knows".into(),
+                                author: "An Author".into(),
+                                written_on: date(2026, 1, 2),
                             })
                             .await,
                     )

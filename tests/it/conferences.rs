@@ -100,6 +100,9 @@ async fn a_section_47_enquiry_leads_to_a_conference_a_plan_and_a_review() {
             conference_id: id.clone(),
             role: InviteeRole::Gp.into(),
             organisation_ods_code: "Y99001".into(),
+            text: "Seen twice with minor injuries; immunisations behind.".into(),
+            author: "Dr Test Practitioner".into(),
+            written_on: date(2026, 1, 16),
         })
         .await
         .expect("report");
@@ -157,6 +160,72 @@ async fn a_section_47_enquiry_leads_to_a_conference_a_plan_and_a_review() {
         .find(|invitee| invitee.role() == InviteeRole::Gp)
         .expect("gp");
     assert!(gp_view.report_received && !gp_view.attended);
+    // The chair has the GP's report in front of them...
+    assert_eq!(decided.reports.len(), 1, "{:?}", decided.reports);
+    let report = &decided.reports[0];
+    assert_eq!(
+        (
+            report.organisation_ods_code.as_str(),
+            report.author.as_str(),
+            report.written_on
+        ),
+        ("Y99001", "Dr Test Practitioner", date(2026, 1, 16))
+    );
+    assert!(report.text.contains("immunisations behind"));
+    // ...and sees who neither came nor wrote: the trust, asked to attend
+    // when the quorum was first tried.
+    let silent: Vec<(InviteeRole, String)> = decided
+        .neither_attended_nor_reported
+        .iter()
+        .map(|invitee| {
+            (
+                invitee.role(),
+                invitee.organisation.clone().unwrap_or_default().ods_code,
+            )
+        })
+        .collect();
+    assert_eq!(
+        silent,
+        vec![
+            (InviteeRole::HealthVisitor, "RXX01".to_owned()),
+            (InviteeRole::SchoolNurse, "RXX01".to_owned()),
+        ]
+    );
+    // An invited agency reads its own report, not another's.
+    let seen_by = |ods: &str, kind, role| {
+        let who = member_of(ods, kind, role);
+        let id = id.clone();
+        let clients = backbone.as_(&who);
+        async move {
+            let mut conferences = clients.conferences;
+            conferences
+                .get_conference(GetConferenceRequest {
+                    conference_id: id,
+                    purpose: "the conference".into(),
+                    min_token: None,
+                })
+                .await
+                .expect("get")
+                .into_inner()
+                .conference
+                .expect("conference")
+                .reports
+                .len()
+        }
+    };
+    assert_eq!(
+        seen_by(
+            "Y99001",
+            OrganisationKind::GpPractice,
+            Role::GeneralPractitioner
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        seen_by("P99001", OrganisationKind::Police, Role::PoliceOfficer).await,
+        0
+    );
 
     // The first review is requested by itself, 3 months after the ICPC.
     let review = conferences(&mut backbone, 1)

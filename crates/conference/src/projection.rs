@@ -44,6 +44,16 @@ impl Tracked {
                 invitee
             })
             .collect();
+        if self.aggregate.held_on.is_some() {
+            view.neither_attended_nor_reported = view
+                .invitees
+                .iter()
+                .filter(|invitee| {
+                    invitee.organisation.is_some() && !invitee.attended && !invitee.report_received
+                })
+                .cloned()
+                .collect();
+        }
         view
     }
 }
@@ -170,7 +180,18 @@ impl Projection {
                 )
             }
             ConferenceEvent::InviteReplied(replied) => (replied.conference_id, Box::new(|_| {})),
-            ConferenceEvent::ReportReceived(received) => (received.conference_id, Box::new(|_| {})),
+            ConferenceEvent::ReportReceived(received) => (
+                received.conference_id.clone(),
+                Box::new(move |tracked| {
+                    tracked.view.reports.push(wire::WrittenReport {
+                        role: received.role,
+                        organisation_ods_code: received.organisation_ods_code,
+                        author: received.author,
+                        written_on: received.written_on,
+                        text: received.text,
+                    });
+                }),
+            ),
             ConferenceEvent::AttendanceRecorded(attended) => (
                 attended.conference_id.clone(),
                 Box::new(move |tracked| {

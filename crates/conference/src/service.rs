@@ -215,26 +215,33 @@ impl ConferenceScheduler {
         &self,
         conference_id: &str,
         token: ConsistencyToken,
-        today: domain::date::Date,
+        caller: &Caller,
     ) -> Result<Response<wire::ConferenceResponse>, Status> {
         self.inner
             .watermark
             .wait_for(Some(&token), consistency::DEFAULT_WAIT)
             .await?;
-        let conference = self.view(conference_id, today)?;
+        let conference = self.view(conference_id, caller)?;
         Ok(Response::new(wire::ConferenceResponse {
             conference: Some(conference),
             token: Some(token),
         }))
     }
 
-    fn view(
-        &self,
-        conference_id: &str,
-        today: domain::date::Date,
-    ) -> Result<wire::Conference, Status> {
+    /// A conference as `caller` may see it today: the owning council sees
+    /// every written report, an invited agency only its own.
+    fn view(&self, conference_id: &str, caller: &Caller) -> Result<wire::Conference, Status> {
+        let today = self.today();
         let tracked = self.tracked(conference_id)?;
         let mut view = tracked.refreshed_view();
+        let owner = view
+            .local_authority
+            .as_ref()
+            .is_some_and(|la| la.ods_code == caller.organisation.as_str());
+        if !owner {
+            view.reports
+                .retain(|report| report.organisation_ods_code == caller.organisation.as_str());
+        }
         view.overdue = tracked.aggregate.is_overdue(today);
         view.first_core_group_overdue = tracked.aggregate.first_core_group.is_none()
             && tracked
@@ -291,7 +298,7 @@ impl ConferenceScheduler {
                 service_core::event::by_person(&payload, caller),
             )
             .await?;
-        self.answer(conference_id, token, self.today()).await
+        self.answer(conference_id, token, caller).await
     }
 }
 
@@ -436,7 +443,7 @@ impl conference_scheduler_server::ConferenceScheduler for ConferenceScheduler {
             expected_date_of_delivery: expected_date_of_delivery.map(validate::to_wire_date),
         };
         let token = self.request(id, requested, &caller).await?;
-        self.answer(&conference_id, token, self.today()).await
+        self.answer(&conference_id, token, &caller).await
     }
 
     async fn schedule_conference(
@@ -624,6 +631,12 @@ impl conference_scheduler_server::ConferenceScheduler for ConferenceScheduler {
     ) -> Result<Response<wire::ConferenceResponse>, Status> {
         let (caller, request) = limits::checked(request)?;
         let key = convert::key("invitee", request.role, &request.organisation_ods_code)?;
+        let text = validate::required_text("text", &request.text)?;
+        let author = validate::required_text("author", &request.author)?;
+        let written_on = validate::date("written_on", request.written_on.as_ref())?;
+        if written_on > self.today() {
+            return Err(invalid("written_on", "is in the future"));
+        }
         self.change(
             rpc::REPORT,
             &caller,
@@ -642,6 +655,9 @@ impl conference_scheduler_server::ConferenceScheduler for ConferenceScheduler {
                 };
                 Ok(wire::ReportReceived {
                     conference_id: request.conference_id.clone(),
+                    text,
+                    author,
+                    written_on: Some(validate::to_wire_date(written_on)),
                     ..received
                 })
             },
@@ -815,7 +831,7 @@ impl conference_scheduler_server::ConferenceScheduler for ConferenceScheduler {
             .await?;
         let parties = parties(&self.tracked(&request.conference_id)?, None);
         audit::allow(&self.inner.log, rpc::GET, &caller, &parties).await?;
-        let conference = self.view(&request.conference_id, self.today())?;
+        let conference = self.view(&request.conference_id, &caller)?;
         audit::read(
             &self.inner.log,
             &caller,

@@ -385,6 +385,11 @@ pub async fn run_against(agencies: &Agencies, quiet: bool, today: Date) -> Resul
             conference_id: icpc.conference_id.clone(),
             role: conference::InviteeRole::Gp.into(),
             organisation_ods_code: "Y99001".into(),
+            text: "Seen twice this year with minor injuries; immunisations behind. \
+                   The practice supports a plan."
+                .into(),
+            author: "Dr Test Practitioner".into(),
+            written_on: Some(service_core::validate::to_wire_date(concluded_on)),
         })
         .await?;
     say(

@@ -105,12 +105,19 @@ pub enum ConferenceCommand {
         #[command(flatten)]
         common: Common,
     },
-    /// An invitee's written report arrived.
+    /// An invitee's written report arrived: its text, author and date.
     Report {
         #[arg(long)]
         conference: String,
         #[arg(long)]
         invitee: String,
+        #[arg(long)]
+        text: String,
+        #[arg(long)]
+        author: String,
+        /// YYYY-MM-DD.
+        #[arg(long)]
+        written_on: String,
         #[command(flatten)]
         common: Common,
     },
@@ -392,6 +399,9 @@ impl ConferenceCommand {
             ConferenceCommand::Report {
                 conference,
                 invitee: who,
+                text,
+                author,
+                written_on,
                 common,
             } => {
                 let who = invitee("--invitee", &who)?;
@@ -399,6 +409,9 @@ impl ConferenceCommand {
                     conference_id: conference,
                     role: who.role,
                     organisation_ods_code: who.organisation.unwrap_or_default().ods_code,
+                    text,
+                    author,
+                    written_on: Some(date("--written-on", &written_on)?),
                 };
                 let mut client = ConferenceSchedulerClient::new(common.channel().await?);
                 written(&common, client.record_report_received(request).await)
