@@ -779,6 +779,31 @@ fn rows(case: &Case) -> Vec<Row> {
             }
         ),
         row!(
+            "registry.v1.PlanRegistry/AllocateLeadSocialWorker",
+            owner.clone(),
+            [ended],
+            |c, ods| {
+                let ended = ended.clone();
+                Box::pin(async move {
+                    done(
+                        c.registry
+                            .allocate_lead_social_worker(
+                                registry_wire::AllocateLeadSocialWorkerRequest {
+                                    plan_id: ended,
+                                    lead_social_worker: Some(ContactDetails {
+                                        name: "Access Worker".into(),
+                                        phone: "0300 000 0199".into(),
+                                        email: String::new(),
+                                    }),
+                                    allocated_on: date(2026, 1, 20),
+                                },
+                            )
+                            .await,
+                    )
+                })
+            }
+        ),
+        row!(
             "registry.v1.PlanRegistry/SetLocalAuthorityContacts",
             owner.clone(),
             [],

@@ -774,3 +774,126 @@ async fn an_initial_conference_invites_the_agencies_the_referral_knows_and_tells
         cancelled[0].summary
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lead_social_worker_is_allocated_changed_named_to_callers_and_in_the_chronology() {
+    use contract::common::v1::ContactDetails;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut backbone = fixtures::spawn(dir.path()).await;
+    let number = child().expect("child").value;
+    let plan_id = fixtures::transfer_in(&mut backbone, &number, date(2026, 1, 5))
+        .await
+        .plan
+        .expect("plan")
+        .plan_id;
+    let allocate = |name: &str, phone: &str, on| registry_wire::AllocateLeadSocialWorkerRequest {
+        plan_id: plan_id.clone(),
+        lead_social_worker: Some(ContactDetails {
+            name: name.into(),
+            phone: phone.into(),
+            email: String::new(),
+        }),
+        allocated_on: on,
+    };
+    // (what, request, the field named)
+    let refused = [
+        (
+            "no telephone",
+            allocate("Sam Testworker", " ", date(2026, 1, 6)),
+            "lead_social_worker.phone",
+        ),
+        (
+            "before the plan",
+            allocate("Sam Testworker", "0300 000 0101", date(2026, 1, 4)),
+            "allocated_on",
+        ),
+    ];
+    for (what, request, field) in refused {
+        let status = backbone
+            .registry
+            .allocate_lead_social_worker(request)
+            .await
+            .expect_err(what);
+        assert_eq!(status.code(), Code::InvalidArgument, "{what}");
+        assert!(
+            status.message().starts_with(field),
+            "{what}: {}",
+            status.message()
+        );
+    }
+    backbone
+        .registry
+        .allocate_lead_social_worker(allocate(
+            "Sam Testworker",
+            "0300 000 0101",
+            date(2026, 1, 6),
+        ))
+        .await
+        .expect("allocated");
+    let changed = backbone
+        .registry
+        .allocate_lead_social_worker(allocate(
+            "Kim Testworker",
+            "0300 000 0102",
+            date(2026, 2, 2),
+        ))
+        .await
+        .expect("changed")
+        .into_inner();
+    // The emergency department is told whom to call: the current one.
+    let seen = fixtures::lookup(
+        &mut backbone,
+        fixtures::nurse(),
+        false,
+        changed.token.clone(),
+    )
+    .await;
+    let worker = seen.plans[0]
+        .lead_social_worker
+        .clone()
+        .expect("whom to call");
+    assert_eq!(
+        (worker.name.as_str(), worker.phone.as_str()),
+        ("Kim Testworker", "0300 000 0102")
+    );
+    let entries = backbone
+        .as_(&chair())
+        .registry
+        .child_chronology(registry_wire::ChildChronologyRequest {
+            nhs_number: child(),
+            purpose: "allocation".into(),
+            min_token: changed.token,
+        })
+        .await
+        .expect("chronology")
+        .into_inner()
+        .entries;
+    for said in [
+        "lead social worker from 2026-01-06: Sam Testworker (0300 000 0101)",
+        "lead social worker from 2026-02-02: Kim Testworker (0300 000 0102), was Sam Testworker",
+    ] {
+        assert!(
+            entries.iter().any(|entry| entry.summary == said),
+            "{said} not in {entries:#?}"
+        );
+    }
+    backbone
+        .registry
+        .end_plan(registry_wire::EndPlanRequest {
+            plan_id: plan_id.clone(),
+            end_date: date(2026, 3, 2),
+            reason: PlanEndReason::TransferredOut.into(),
+        })
+        .await
+        .expect("ended");
+    let status = backbone
+        .registry
+        .allocate_lead_social_worker(allocate(
+            "Lee Testworker",
+            "0300 000 0103",
+            date(2026, 3, 3),
+        ))
+        .await
+        .expect_err("the plan has ended");
+    assert_eq!(status.code(), Code::FailedPrecondition);
+}

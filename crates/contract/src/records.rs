@@ -130,6 +130,7 @@ records! {
         PlanCategoryChanged(registry::v1::PlanCategoryChanged),
         PlanEnded(registry::v1::PlanEnded),
         BirthLinked(registry::v1::BirthLinked),
+        LeadSocialWorkerAllocated(registry::v1::LeadSocialWorkerAllocated),
         ChildLookedUp(registry::v1::ChildLookedUp),
         ContactsSet(registry::v1::LocalAuthorityContactsSet),
         Quarantined(RecordQuarantined),

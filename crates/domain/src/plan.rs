@@ -27,6 +27,11 @@ pub enum Event {
         end_date: Date,
         reason: PlanEndReason,
     },
+    /// Who the lead social worker is from `allocated_on` (their details are
+    /// the event's).
+    LeadSocialWorkerAllocated {
+        allocated_on: Date,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,7 +103,7 @@ impl Plan {
 
     pub fn apply(&mut self, event: &Event) {
         match event {
-            Event::Started { .. } => {}
+            Event::Started { .. } | Event::LeadSocialWorkerAllocated { .. } => {}
             Event::CategoryChanged { category, .. } => self.category = Some(*category),
             Event::BirthLinked { baby, .. } => self.baby = Some(*baby),
             Event::Ended { end_date, reason } => self.end = Some((*end_date, *reason)),
@@ -113,6 +118,17 @@ impl Plan {
             )),
             None => Ok(()),
         }
+    }
+
+    pub fn allocate_lead_social_worker(&self, allocated_on: Date) -> Result<Event, DomainError> {
+        self.active()?;
+        if allocated_on < self.start_date {
+            return Err(DomainError::invalid(
+                "allocated_on",
+                "is before the plan started",
+            ));
+        }
+        Ok(Event::LeadSocialWorkerAllocated { allocated_on })
     }
 
     pub fn end(&self, end_date: Date, reason: PlanEndReason) -> Result<Event, DomainError> {

@@ -41,6 +41,7 @@ pub fn plan_of(event: &RegistryEvent) -> Option<&str> {
         RegistryEvent::PlanCategoryChanged(e) => Some(&e.plan_id),
         RegistryEvent::PlanEnded(e) => Some(&e.plan_id),
         RegistryEvent::BirthLinked(e) => Some(&e.plan_id),
+        RegistryEvent::LeadSocialWorkerAllocated(e) => Some(&e.plan_id),
         _ => None,
     }
 }
@@ -410,6 +411,27 @@ fn describe_registry(event: &RegistryEvent) -> Option<(Option<NhsNumber>, String
                 date(event.born_on.as_ref())
             ),
         )),
+        RegistryEvent::LeadSocialWorkerAllocated(event) => {
+            let now = event.lead_social_worker.clone().unwrap_or_default();
+            Some((
+                Some(child_of(event.child_nhs_number.as_ref())?),
+                match &event.previous {
+                    Some(before) => format!(
+                        "lead social worker from {}: {} ({}), was {}",
+                        date(event.allocated_on.as_ref()),
+                        now.name,
+                        now.phone,
+                        before.name
+                    ),
+                    None => format!(
+                        "lead social worker from {}: {} ({})",
+                        date(event.allocated_on.as_ref()),
+                        now.name,
+                        now.phone
+                    ),
+                },
+            ))
+        }
         RegistryEvent::PlanEnded(event) => Some((
             Some(child_of(event.child_nhs_number.as_ref())?),
             format!(

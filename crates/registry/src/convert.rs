@@ -79,6 +79,9 @@ pub fn to_domain(event: &RegistryEvent) -> Result<Option<Event>, String> {
             end_date: date("end_date", ended.end_date.as_ref())?,
             reason: end_reason(ended.reason).ok_or("reason: is required")?,
         },
+        RegistryEvent::LeadSocialWorkerAllocated(allocated) => Event::LeadSocialWorkerAllocated {
+            allocated_on: date("allocated_on", allocated.allocated_on.as_ref())?,
+        },
         RegistryEvent::ChildLookedUp(_)
         | RegistryEvent::ContactsSet(_)
         | RegistryEvent::Quarantined(_)
@@ -123,6 +126,11 @@ pub fn to_wire(event: &Event) -> RegistryEvent {
             end_date: Some(validate::to_wire_date(end_date)),
             reason: end_reason_to_wire(reason).into(),
             ..wire::PlanEnded::default()
+        }
+        .into(),
+        Event::LeadSocialWorkerAllocated { allocated_on } => wire::LeadSocialWorkerAllocated {
+            allocated_on: Some(validate::to_wire_date(allocated_on)),
+            ..wire::LeadSocialWorkerAllocated::default()
         }
         .into(),
     }
@@ -211,6 +219,7 @@ mod tests {
                 reason,
             });
         }
+        events.push(Event::LeadSocialWorkerAllocated { allocated_on: day });
         for event in events {
             assert_eq!(
                 to_domain(&to_wire(&event)),

@@ -186,6 +186,10 @@ fn named(event: &RegistryEvent) -> (Vec<&contract::common::v1::NhsNumber>, Optio
             None,
         ),
         RegistryEvent::ChildLookedUp(looked) => (looked.nhs_number.iter().collect(), None),
+        RegistryEvent::LeadSocialWorkerAllocated(allocated) => (
+            allocated.child_nhs_number.iter().collect(),
+            allocated.local_authority.as_ref(),
+        ),
         RegistryEvent::PlanCategoryChanged(_)
         | RegistryEvent::ContactsSet(_)
         | RegistryEvent::Quarantined(_)
@@ -331,6 +335,16 @@ impl Projection {
                 let record = self.plan_mut(&changed.plan_id)?;
                 record.aggregate.apply(&change);
                 record.wire_category = changed.category;
+                record.version = version;
+            }
+            (RegistryEvent::LeadSocialWorkerAllocated(allocated), Some(change)) => {
+                let worker = allocated
+                    .lead_social_worker
+                    .as_ref()
+                    .map(|worker| self.social_workers.intern_message(worker));
+                let record = self.plan_mut(&allocated.plan_id)?;
+                record.aggregate.apply(&change);
+                record.lead_social_worker = worker;
                 record.version = version;
             }
             (RegistryEvent::PlanEnded(ended), Some(change)) => {

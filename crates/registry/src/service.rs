@@ -249,6 +249,7 @@ mod rpc {
     pub const UNBORN: &str = "safeguard.registry.v1.PlanRegistry/RecordUnbornPlan";
     pub const LINK_BIRTH: &str = "safeguard.registry.v1.PlanRegistry/LinkBirth";
     pub const END: &str = "safeguard.registry.v1.PlanRegistry/EndPlan";
+    pub const LEAD: &str = "safeguard.registry.v1.PlanRegistry/AllocateLeadSocialWorker";
     pub const CONTACTS: &str = "safeguard.registry.v1.PlanRegistry/SetLocalAuthorityContacts";
 }
 
@@ -438,6 +439,64 @@ impl plan_registry_server::PlanRegistry for PlanRegistry {
                 format!("plan-{}", request.plan_id),
                 ExpectedVersion::Exact(record.version),
                 &ended,
+                &caller,
+            )
+            .await?;
+        self.plan_response(&request.plan_id, &caller, token)
+    }
+
+    async fn allocate_lead_social_worker(
+        &self,
+        request: Request<wire::AllocateLeadSocialWorkerRequest>,
+    ) -> Result<Response<wire::PlanResponse>, Status> {
+        forward_on_replica!(self, request, allocate_lead_social_worker);
+        let (caller, request) = limits::checked(request)?;
+        audit::allow_role(&self.inner.log, rpc::LEAD, &caller).await?;
+        let worker = request
+            .lead_social_worker
+            .as_ref()
+            .ok_or_else(|| invalid("lead_social_worker", "is required"))?;
+        let worker = contract::common::v1::ContactDetails {
+            name: validate::required_text("lead_social_worker.name", &worker.name)?,
+            phone: validate::required_text("lead_social_worker.phone", &worker.phone)?,
+            email: worker.email.trim().to_owned(),
+        };
+        let allocated_on = validate::date("allocated_on", request.allocated_on.as_ref())?;
+        self.catch_up().await?;
+        let (record, local_authority, _) = self.record(&request.plan_id)?;
+        audit::allow(
+            &self.inner.log,
+            rpc::LEAD,
+            &caller,
+            &Parties::owned_by(local_authority.ods_code.clone()),
+        )
+        .await?;
+        let change = record
+            .aggregate
+            .allocate_lead_social_worker(allocated_on)
+            .map_err(from_domain)?;
+        let RegistryEvent::LeadSocialWorkerAllocated(allocated) = convert::to_wire(&change) else {
+            return Err(internal(
+                "allocating a social worker",
+                "the domain gave another event",
+            ));
+        };
+        let previous = self.read()?.view(&record).lead_social_worker;
+        let allocated = wire::LeadSocialWorkerAllocated {
+            plan_id: request.plan_id.clone(),
+            lead_social_worker: Some(worker),
+            previous,
+            child_nhs_number: wire_nhs(
+                record.aggregate.baby.unwrap_or(record.aggregate.nhs_number),
+            ),
+            local_authority: Some(local_authority),
+            ..allocated
+        };
+        let token = self
+            .append(
+                format!("plan-{}", request.plan_id),
+                ExpectedVersion::Exact(record.version),
+                &allocated,
                 &caller,
             )
             .await?;

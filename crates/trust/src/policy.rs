@@ -279,6 +279,11 @@ pub const RULES: &[Rule] = &[
         "a council ends its own plans",
     ),
     people(
+        "safeguard.registry.v1.PlanRegistry/AllocateLeadSocialWorker",
+        OWNER,
+        "the owning council allocates its plans' social workers",
+    ),
+    people(
         "safeguard.registry.v1.PlanRegistry/SetLocalAuthorityContacts",
         OWNER,
         "a council sets its own numbers",
