@@ -110,6 +110,7 @@ async fn make_case(backbone: &mut Backbone) -> Case {
             agencies_present: vec![council(), organisation(POLICE, OrganisationKind::Police)],
             section_47_enquiry: true,
             notes: String::new(),
+            police_risk_assessment: None,
         })
         .await
         .expect("strategy");

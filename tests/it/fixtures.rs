@@ -245,6 +245,7 @@ pub async fn refer_to_conference_with(
             agencies_present: vec![council()],
             section_47_enquiry: true,
             notes: String::new(),
+            police_risk_assessment: None,
         })
         .await
         .expect("strategy");

@@ -612,7 +612,8 @@ async fn the_first_core_group_is_due_10_working_days_after_the_plan_and_told_whe
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_initial_conference_invites_the_agencies_the_referral_knows_and_tells_them_of_changes() {
+async fn an_initial_conference_invites_the_agencies_the_referral_knows_puts_the_police_risk_assessment_before_the_chair_and_tells_them_of_changes()
+ {
     use contract::common::v1::{Organisation, OrganisationKind as Kind, Role};
     let dir = tempfile::tempdir().expect("temp dir");
     let mut backbone = fixtures::spawn(dir.path()).await;
@@ -659,6 +660,21 @@ async fn an_initial_conference_invites_the_agencies_the_referral_knows_and_tells
             agencies_present: vec![council(), police.clone(), trust.clone()],
             section_47_enquiry: true,
             notes: String::new(),
+            police_risk_assessment: Some(referral::PoliceRiskAssessment {
+                reference: "TEST-MERLIN-0002".into(),
+                kind: referral::PoliceReportKind::InformationExchange.into(),
+                overall_rating: referral::RiskRating::High.into(),
+                groups: vec![referral::RiskFactorGroup {
+                    subject: referral::RiskSubject::Household.into(),
+                    factors: vec![referral::RiskFactor {
+                        question: "previous incidents at the address".into(),
+                        present: true,
+                        detail: "two calls this year".into(),
+                    }],
+                }],
+                assessed_on: date(2026, 1, 5),
+                version: 0,
+            }),
         })
         .await
         .expect("strategy");
@@ -673,6 +689,66 @@ async fn an_initial_conference_invites_the_agencies_the_referral_knows_and_tells
         .await
         .expect("conclude");
     let conference = conference_of(&mut backbone, ConferenceKind::Initial, "").await;
+    // The police risk assessment travels: in front of the strategy
+    // discussion and the chair, and of the police; not of the referrer or
+    // of the GP.
+    let assessments_seen_by = |who: Option<contract::common::v1::CallerIdentity>| {
+        let clients = match &who {
+            Some(who) => backbone.as_(who),
+            None => backbone.as_(&chair()),
+        };
+        let (referral_id, conference_id) = (referral_id.clone(), conference.conference_id.clone());
+        async move {
+            let (mut referrals, mut conferences) = (clients.referrals, clients.conferences);
+            let on_referral = referrals
+                .get_referral(referral::GetReferralRequest {
+                    referral_id,
+                    purpose: "risk".into(),
+                    ..referral::GetReferralRequest::default()
+                })
+                .await
+                .map(|answer| {
+                    answer
+                        .into_inner()
+                        .referral
+                        .expect("referral")
+                        .police_risk_assessments
+                });
+            let on_conference = conferences
+                .get_conference(GetConferenceRequest {
+                    conference_id,
+                    purpose: "risk".into(),
+                    min_token: None,
+                })
+                .await
+                .map(|answer| {
+                    answer
+                        .into_inner()
+                        .conference
+                        .expect("conference")
+                        .police_risk_assessments
+                });
+            (on_referral.ok(), on_conference.ok())
+        }
+    };
+    let (on_referral, on_conference) = assessments_seen_by(None).await;
+    let on_referral = on_referral.expect("the chair reads the referral");
+    assert_eq!(on_referral.len(), 1, "{on_referral:?}");
+    assert_eq!(
+        (on_referral[0].version, on_referral[0].overall_rating()),
+        (1, referral::RiskRating::High)
+    );
+    assert_eq!(on_conference, Some(on_referral.clone()));
+    let officer = fixtures::member_of("P99001", Kind::Police, Role::PoliceOfficer);
+    let (_, police_sees) = assessments_seen_by(Some(officer)).await;
+    assert_eq!(police_sees.map(|seen| seen.len()), Some(1));
+    let school = fixtures::member_of("S999001", Kind::School, Role::DesignatedSafeguardingLead);
+    let (school_sees, _) = assessments_seen_by(Some(school)).await;
+    assert_eq!(school_sees.map(|seen| seen.len()), Some(0), "the referrer");
+    let gp = fixtures::member_of("Y99001", Kind::GpPractice, Role::GeneralPractitioner);
+    let (_, gp_sees) = assessments_seen_by(Some(gp)).await;
+    assert_eq!(gp_sees.map(|seen| seen.len()), Some(0), "an invited GP");
+
     let invited: Vec<(InviteeRole, String)> = conference
         .invitees
         .iter()

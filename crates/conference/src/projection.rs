@@ -245,6 +245,7 @@ impl Projection {
             referral_id: requested.referral_id,
             plan_id: requested.plan_id,
             expected_date_of_delivery: requested.expected_date_of_delivery,
+            police_risk_assessments: requested.police_risk_assessments,
             ..wire::Conference::default()
         };
         self.conferences.insert(

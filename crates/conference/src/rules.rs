@@ -208,6 +208,7 @@ fn on_referral_event(
         due,
         referral_id: concluded.referral_id,
         plan_id: String::new(),
+        police_risk_assessments: concluded.police_risk_assessments,
     }))
 }
 
@@ -299,6 +300,7 @@ fn on_own_event(
         due: Some(validate::to_wire_date(due)),
         referral_id: String::new(),
         plan_id: recorded.plan_id,
+        police_risk_assessments: Vec::new(),
     }))
 }
 

@@ -241,6 +241,17 @@ impl ConferenceScheduler {
         if !owner {
             view.reports
                 .retain(|report| report.organisation_ods_code == caller.organisation.as_str());
+            // Police intelligence: for the chair and the police invited.
+            let police_invited = view.invitees.iter().any(|invitee| {
+                invitee.role == i32::from(wire::InviteeRole::Police)
+                    && invitee
+                        .organisation
+                        .as_ref()
+                        .is_some_and(|o| o.ods_code == caller.organisation.as_str())
+            });
+            if !police_invited {
+                view.police_risk_assessments.clear();
+            }
         }
         view.overdue = tracked.aggregate.is_overdue(today);
         view.first_core_group_overdue = tracked.aggregate.first_core_group.is_none()
@@ -441,6 +452,7 @@ impl conference_scheduler_server::ConferenceScheduler for ConferenceScheduler {
             referral_id: request.referral_id,
             plan_id: request.plan_id,
             expected_date_of_delivery: expected_date_of_delivery.map(validate::to_wire_date),
+            police_risk_assessments: Vec::new(),
         };
         let token = self.request(id, requested, &caller).await?;
         self.answer(&conference_id, token, &caller).await

@@ -59,6 +59,14 @@ impl Projection {
                     local_authority: submitted.local_authority,
                     received_at: submitted.received_at,
                     decision_due: submitted.decision_due,
+                    police_risk_assessments: submitted
+                        .police_risk_assessment
+                        .map(|assessment| wire::PoliceRiskAssessment {
+                            version: 1,
+                            ..assessment
+                        })
+                        .into_iter()
+                        .collect(),
                     ..wire::Referral::default()
                 };
                 self.keys
@@ -155,6 +163,14 @@ fn show_strategy(view: &mut wire::Referral, held: wire::StrategyDiscussionHeld) 
         view.strategy_discussions.push(discussion);
     }
     view.icpc_due = held.icpc_due;
+    if let Some(assessment) = held.police_risk_assessment {
+        let version = view.police_risk_assessments.len() as u32 + 1;
+        view.police_risk_assessments
+            .push(wire::PoliceRiskAssessment {
+                version,
+                ..assessment
+            });
+    }
 }
 
 /// What an enquiry's conclusion shows: whether a conference follows.

@@ -16,7 +16,7 @@ use service_core::clock::Clock;
 use service_core::limits;
 use service_core::policy::Parties;
 use service_core::reject::{from_domain, from_log, internal, invalid, not_found};
-use service_core::validate::{self};
+use service_core::validate::{self, Caller};
 use service_core::{Watermark, consistency};
 use tonic::{Request, Response, Status};
 
@@ -124,18 +124,31 @@ impl ReferralIntake {
         &self,
         referral_id: &str,
         token: &ConsistencyToken,
+        caller: &Caller,
     ) -> Result<wire::Referral, Status> {
         self.inner
             .watermark
             .wait_for(Some(token), consistency::DEFAULT_WAIT)
             .await?;
-        self.view(referral_id)
+        self.view(referral_id, caller)
     }
 
-    /// A referral's view, with whether its decision and its assessment
-    /// are overdue today.
-    fn view(&self, referral_id: &str) -> Result<wire::Referral, Status> {
+    /// A referral's view as `caller` may see it, with whether its decision
+    /// and its assessment are overdue today. The police risk assessments
+    /// are police intelligence: for the owning council and the police in
+    /// the joint enquiry, not for the referrer.
+    fn view(&self, referral_id: &str, caller: &Caller) -> Result<wire::Referral, Status> {
         let mut view = self.tracked(referral_id)?.view;
+        let parties = parties(&view);
+        let caller_ods = caller.organisation.as_str();
+        if !parties.owners.iter().any(|owner| owner == caller_ods)
+            && !parties
+                .joint_enquiry
+                .iter()
+                .any(|police| police == caller_ods)
+        {
+            view.police_risk_assessments.clear();
+        }
         let today = self.inner.clock.today();
         view.decision_overdue = self.is_overdue(&view, today);
         view.assessment_overdue = view.assessment_completed_on.is_none()
@@ -434,7 +447,7 @@ impl referral_intake_server::ReferralIntake for ReferralIntake {
             )
             .await?;
         Ok(Response::new(wire::RecordDecisionResponse {
-            referral: Some(self.answered(&request.referral_id, &token).await?),
+            referral: Some(self.answered(&request.referral_id, &token, &caller).await?),
             token: Some(token),
         }))
     }
@@ -454,6 +467,7 @@ impl referral_intake_server::ReferralIntake for ReferralIntake {
             .iter()
             .map(|agency| validate::organisation("agencies_present", Some(agency)))
             .collect::<Result<Vec<_>, _>>()?;
+        validate_police(request.police_risk_assessment.as_ref())?;
         self.catch_up().await?;
         let tracked = self.tracked(&request.referral_id)?;
         audit::allow(
@@ -487,6 +501,7 @@ impl referral_intake_server::ReferralIntake for ReferralIntake {
                 .map(validate::to_wire_date),
             child: tracked.view.child.clone(),
             local_authority: tracked.view.local_authority.clone(),
+            police_risk_assessment: request.police_risk_assessment,
         };
         let token = self
             .append(
@@ -499,7 +514,7 @@ impl referral_intake_server::ReferralIntake for ReferralIntake {
             )
             .await?;
         Ok(Response::new(wire::RecordStrategyDiscussionResponse {
-            referral: Some(self.answered(&request.referral_id, &token).await?),
+            referral: Some(self.answered(&request.referral_id, &token, &caller).await?),
             token: Some(token),
         }))
     }
@@ -539,6 +554,7 @@ impl referral_intake_server::ReferralIntake for ReferralIntake {
             local_authority: tracked.view.local_authority.clone(),
             referrer: tracked.view.referrer.clone(),
             agencies: agencies_present(&tracked.view),
+            police_risk_assessments: tracked.view.police_risk_assessments.clone(),
             ..concluded
         };
         let token = self
@@ -552,7 +568,7 @@ impl referral_intake_server::ReferralIntake for ReferralIntake {
             )
             .await?;
         Ok(Response::new(wire::RecordSection47OutcomeResponse {
-            referral: Some(self.answered(&request.referral_id, &token).await?),
+            referral: Some(self.answered(&request.referral_id, &token, &caller).await?),
             token: Some(token),
         }))
     }
@@ -618,7 +634,7 @@ impl referral_intake_server::ReferralIntake for ReferralIntake {
             )
             .await?;
         Ok(Response::new(wire::RecordAssessmentCompletedResponse {
-            referral: Some(self.answered(&request.referral_id, &token).await?),
+            referral: Some(self.answered(&request.referral_id, &token, &caller).await?),
             token: Some(token),
         }))
     }
@@ -633,7 +649,7 @@ impl referral_intake_server::ReferralIntake for ReferralIntake {
             .watermark
             .wait_for(request.min_token.as_ref(), consistency::DEFAULT_WAIT)
             .await?;
-        let referral = self.view(&request.referral_id)?;
+        let referral = self.view(&request.referral_id, &caller)?;
         audit::allow(&self.inner.log, rpc::GET, &caller, &parties(&referral)).await?;
         audit::read(
             &self.inner.log,

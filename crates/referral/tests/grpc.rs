@@ -251,6 +251,7 @@ async fn a_referral_goes_from_the_front_door_to_a_conference_request_and_survive
             agencies_present: vec![council()],
             section_47_enquiry: true,
             notes: String::new(),
+            police_risk_assessment: None,
         })
         .await
         .expect("strategy")
@@ -269,6 +270,7 @@ async fn a_referral_goes_from_the_front_door_to_a_conference_request_and_survive
             agencies_present: vec![council()],
             section_47_enquiry: true,
             notes: "police update".into(),
+            police_risk_assessment: None,
         })
         .await
         .expect("a second strategy discussion")

@@ -286,6 +286,21 @@ pub async fn run_against(agencies: &Agencies, quiet: bool, today: Date) -> Resul
             agencies_present: vec![council(), police(), hospital()],
             section_47_enquiry: true,
             notes: "police and health agree: section 47 enquiry".into(),
+            police_risk_assessment: Some(referral::PoliceRiskAssessment {
+                reference: "TEST-MERLIN-0001".into(),
+                kind: referral::PoliceReportKind::InformationExchange.into(),
+                overall_rating: referral::RiskRating::High.into(),
+                groups: vec![referral::RiskFactorGroup {
+                    subject: referral::RiskSubject::Household.into(),
+                    factors: vec![referral::RiskFactor {
+                        question: "previous incidents at the address".into(),
+                        present: true,
+                        detail: "two calls this year".into(),
+                    }],
+                }],
+                assessed_on: wire_date(strategy_on),
+                version: 0,
+            }),
         })
         .await?
         .into_inner();

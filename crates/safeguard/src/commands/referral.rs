@@ -231,6 +231,8 @@ impl Strategy {
                 .collect::<Result<_, _>>()?,
             section_47_enquiry: self.section_47,
             notes: self.notes,
+            // Structured: sent with `safeguard call` and JSON.
+            police_risk_assessment: None,
         };
         let mut client = ReferralIntakeClient::new(self.common.channel().await?);
         self.common.answer(
