@@ -92,6 +92,7 @@ async fn make_case(backbone: &mut Backbone) -> Case {
         rag_rating: referral::RagRating::Red.into(),
         outcome: outcome.into(),
         rationale: "as the case needs".into(),
+        reason_for_referrer: String::new(),
         decided_at: received_at,
     };
     backbone
@@ -270,6 +271,7 @@ fn rows(case: &Case) -> Vec<Row> {
                                 rag_rating: referral::RagRating::Green.into(),
                                 outcome: referral::ReferralOutcome::EarlyHelp.into(),
                                 rationale: "again".into(),
+                                reason_for_referrer: String::new(),
                                 decided_at: None,
                             })
                             .await,

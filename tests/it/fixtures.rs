@@ -230,6 +230,7 @@ pub async fn refer_to_conference_with(
             rag_rating: referral::RagRating::Red.into(),
             outcome: referral::ReferralOutcome::StrategyDiscussion.into(),
             rationale: "significant harm suspected".into(),
+            reason_for_referrer: String::new(),
             decided_at: Some(prost_types::Timestamp {
                 seconds: 1_766_397_600,
                 nanos: 0,

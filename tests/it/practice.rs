@@ -488,6 +488,7 @@ async fn early_help_has_no_assessment(backbone: &mut Backbone) {
             rag_rating: referral::RagRating::Green.into(),
             outcome: referral::ReferralOutcome::EarlyHelp.into(),
             rationale: "family support".into(),
+            reason_for_referrer: String::new(),
             decided_at: None,
         })
         .await
@@ -645,6 +646,7 @@ async fn an_initial_conference_invites_the_agencies_the_referral_knows_puts_the_
             rag_rating: referral::RagRating::Red.into(),
             outcome: referral::ReferralOutcome::StrategyDiscussion.into(),
             rationale: "significant harm suspected".into(),
+            reason_for_referrer: String::new(),
             decided_at: Some(prost_types::Timestamp {
                 seconds: 1_766_397_600,
                 nanos: 0,
@@ -972,4 +974,50 @@ async fn the_lead_social_worker_is_allocated_changed_named_to_callers_and_in_the
         .await
         .expect_err("the plan has ended");
     assert_eq!(status.code(), Code::FailedPrecondition);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_professional_referrer_is_told_of_receipt_the_decision_and_each_later_step() {
+    use contract::common::v1::{OrganisationKind as Kind, Role};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut backbone = fixtures::spawn(dir.path()).await;
+    fixtures::refer_to_conference(&mut backbone).await;
+    let school = fixtures::member_of("S999001", Kind::School, Role::DesignatedSafeguardingLead);
+    let told = fixtures::receive(
+        &mut backbone,
+        school,
+        &[
+            note::NotificationKind::ReferralAcknowledged,
+            note::NotificationKind::ReferralOutcome,
+            note::NotificationKind::ReferralProgress,
+        ],
+        0,
+        4,
+    )
+    .await;
+    let said: Vec<(note::NotificationKind, &str)> = told
+        .iter()
+        .map(|message| (message.kind(), message.summary.as_str()))
+        .collect();
+    assert_eq!(
+        said,
+        vec![
+            (
+                note::NotificationKind::ReferralAcknowledged,
+                "your referral was received; a decision is due by 2025-12-22"
+            ),
+            (
+                note::NotificationKind::ReferralOutcome,
+                "your referral was decided: strategy discussion"
+            ),
+            (
+                note::NotificationKind::ReferralProgress,
+                "a strategy discussion was held on 2026-01-06; a section 47 enquiry was started"
+            ),
+            (
+                note::NotificationKind::ReferralProgress,
+                "the enquiry concluded: an initial child protection conference has been called, and you may be invited"
+            ),
+        ]
+    );
 }

@@ -390,6 +390,7 @@ async fn refer_and_decide(agencies: &Agencies, serial: u32) -> Option<String> {
                 rag_rating: referral::RagRating::Green.into(),
                 outcome: referral::ReferralOutcome::EarlyHelp.into(),
                 rationale: "early help offered".into(),
+                reason_for_referrer: String::new(),
                 decided_at: None,
             })
             .await;

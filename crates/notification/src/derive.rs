@@ -27,6 +27,8 @@ struct Invited {
 pub struct Memory {
     /// Scheduled conferences: whom they invite, and where.
     invitees: HashMap<String, Invited>,
+    /// Each referral's professional referrer, told of its later steps.
+    referrers: HashMap<String, (Organisation, Option<NhsNumber>)>,
     /// Open statutory deadlines by what they belong to (a referral or a
     /// conference): cleared when it is met.
     deadlines: HashMap<String, Deadline>,
@@ -225,10 +227,7 @@ impl Memory {
     pub fn derive(&mut self, source: Record<'_>, event: &AnyEvent) -> Vec<NotificationRaised> {
         self.track_deadlines(source, event);
         match event {
-            AnyEvent::Referral(event) => match event.as_ref() {
-                ReferralEvent::Decided(decided) => referral_outcome(source, decided),
-                _ => vec![],
-            },
+            AnyEvent::Referral(event) => self.tell_referrer(source, event),
             AnyEvent::Conference(ConferenceEvent::Scheduled(scheduled)) => {
                 self.invitees.insert(
                     scheduled.conference_id.clone(),
@@ -378,33 +377,125 @@ impl Memory {
 }
 
 /// To the referrer: what was decided about their referral.
-fn referral_outcome(
-    source: Record<'_>,
-    decided: &referral::ReferralDecided,
-) -> Vec<NotificationRaised> {
-    let Some(referrer) = decided
-        .referrer
-        .as_ref()
-        .and_then(|r| r.organisation.clone())
-    else {
-        return vec![];
-    };
-    let outcome = referral::ReferralOutcome::try_from(decided.outcome)
-        .map_or("unknown", |outcome| outcome.as_str_name())
-        .trim_start_matches("REFERRAL_OUTCOME_")
-        .to_lowercase()
-        .replace('_', " ");
-    vec![raised(
-        NotificationKind::ReferralOutcome,
-        referrer,
-        referral_child(decided.child.as_ref()),
-        source,
-        format!("your referral was decided: {outcome}"),
-        &[
-            ("referral_id", decided.referral_id.clone()),
-            ("outcome", outcome),
-        ],
-    )]
+/// Whether a referrer is an agency, told of a referral's steps (Working
+/// Together 2023: feedback to referrers); a member of the public is told
+/// the outcome alone.
+fn professional(organisation: &Organisation) -> bool {
+    !matches!(
+        contract::common::v1::OrganisationKind::try_from(organisation.kind).unwrap_or_default(),
+        contract::common::v1::OrganisationKind::Unspecified
+            | contract::common::v1::OrganisationKind::Other
+    )
+}
+
+impl Memory {
+    /// What a referrer is told of its referral: that it arrived, what was
+    /// decided and why (as far as it can be shared), and, a professional,
+    /// the steps that follow.
+    fn tell_referrer(
+        &mut self,
+        source: Record<'_>,
+        event: &ReferralEvent,
+    ) -> Vec<NotificationRaised> {
+        let (kind, referral_id, summary, details) = match event {
+            ReferralEvent::Submitted(submitted) => {
+                let Some(referrer) = submitted
+                    .referrer
+                    .as_ref()
+                    .and_then(|referrer| referrer.organisation.clone())
+                    .filter(professional)
+                else {
+                    return vec![];
+                };
+                self.referrers.insert(
+                    submitted.referral_id.clone(),
+                    (referrer, referral_child(submitted.child.as_ref())),
+                );
+                (
+                    NotificationKind::ReferralAcknowledged,
+                    &submitted.referral_id,
+                    format!(
+                        "your referral was received; a decision is due by {}",
+                        date(submitted.decision_due.as_ref())
+                    ),
+                    vec![("decision_due", date(submitted.decision_due.as_ref()))],
+                )
+            }
+            ReferralEvent::Decided(decided) => {
+                let Some(referrer) = decided
+                    .referrer
+                    .as_ref()
+                    .and_then(|referrer| referrer.organisation.clone())
+                else {
+                    return vec![];
+                };
+                let outcome = referral::ReferralOutcome::try_from(decided.outcome)
+                    .map_or("unknown", |outcome| outcome.as_str_name())
+                    .trim_start_matches("REFERRAL_OUTCOME_")
+                    .to_lowercase()
+                    .replace('_', " ");
+                let summary = match decided.reason_for_referrer.as_str() {
+                    "" => format!("your referral was decided: {outcome}"),
+                    why => format!("your referral was decided: {outcome}, because {why}"),
+                };
+                return vec![raised(
+                    NotificationKind::ReferralOutcome,
+                    referrer,
+                    referral_child(decided.child.as_ref()),
+                    source,
+                    summary,
+                    &[
+                        ("referral_id", decided.referral_id.clone()),
+                        ("outcome", outcome),
+                        ("reason", decided.reason_for_referrer.clone()),
+                    ],
+                )];
+            }
+            ReferralEvent::StrategyDiscussionHeld(held) => {
+                let discussion = held.discussion.clone().unwrap_or_default();
+                (
+                    NotificationKind::ReferralProgress,
+                    &held.referral_id,
+                    if discussion.section_47_enquiry {
+                        format!(
+                            "a strategy discussion was held on {}; a section 47 enquiry was started",
+                            date(discussion.held_on.as_ref())
+                        )
+                    } else {
+                        format!(
+                            "a strategy discussion was held on {}",
+                            date(discussion.held_on.as_ref())
+                        )
+                    },
+                    vec![],
+                )
+            }
+            ReferralEvent::Section47Concluded(concluded) => (
+                NotificationKind::ReferralProgress,
+                &concluded.referral_id,
+                if concluded.conference_needed {
+                    "the enquiry concluded: an initial child protection conference has been called, and you may be invited".to_owned()
+                } else {
+                    "the enquiry concluded: no conference is needed".to_owned()
+                },
+                vec![],
+            ),
+            _ => return vec![],
+        };
+        let Some((referrer, child)) = self.referrers.get(referral_id) else {
+            return vec![];
+        };
+        let mut details = details;
+        details.push(("referral_id", referral_id.clone()));
+        vec![raised(
+            kind,
+            referrer.clone(),
+            child.clone(),
+            source,
+            summary,
+            &details,
+        )]
+    }
 }
 
 /// To each organisation of a plan's care team, once.
@@ -536,6 +627,21 @@ mod tests {
                 as_of: None,
             }))
         };
+        let submitted = |id: &str, kind: contract::common::v1::OrganisationKind| {
+            AnyEvent::Referral(Box::new(ReferralEvent::Submitted(
+                referral::ReferralSubmitted {
+                    referral_id: id.into(),
+                    referrer: Some(referral::Referrer {
+                        organisation: Some(Organisation {
+                            kind: kind.into(),
+                            ..organisation("S999001")
+                        }),
+                        person: None,
+                    }),
+                    ..referral::ReferralSubmitted::default()
+                },
+            )))
+        };
         // (what, event, whom it tells what)
         type Case = (
             &'static str,
@@ -560,6 +666,36 @@ mod tests {
                 "a decision without a referrer, to nobody",
                 AnyEvent::Referral(Box::new(ReferralEvent::Decided(
                     referral::ReferralDecided::default(),
+                ))),
+                vec![],
+            ),
+            (
+                "a referral from a school, acknowledged to it",
+                submitted("r-school", contract::common::v1::OrganisationKind::School),
+                vec![(ReferralAcknowledged, "S999001")],
+            ),
+            (
+                "a referral from a member of the public, not acknowledged",
+                submitted("r-public", contract::common::v1::OrganisationKind::Other),
+                vec![],
+            ),
+            (
+                "the school's referral's strategy discussion, to the school",
+                AnyEvent::Referral(Box::new(ReferralEvent::StrategyDiscussionHeld(
+                    referral::StrategyDiscussionHeld {
+                        referral_id: "r-school".into(),
+                        ..referral::StrategyDiscussionHeld::default()
+                    },
+                ))),
+                vec![(ReferralProgress, "S999001")],
+            ),
+            (
+                "the public referral's enquiry concluded, to nobody",
+                AnyEvent::Referral(Box::new(ReferralEvent::Section47Concluded(
+                    referral::Section47Concluded {
+                        referral_id: "r-public".into(),
+                        ..referral::Section47Concluded::default()
+                    },
                 ))),
                 vec![],
             ),

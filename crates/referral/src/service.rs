@@ -420,6 +420,7 @@ impl referral_intake_server::ReferralIntake for ReferralIntake {
             referral_id: request.referral_id.clone(),
             rag_rating: request.rag_rating,
             rationale,
+            reason_for_referrer: request.reason_for_referrer.trim().to_owned(),
             decided_at: Some(decided_at),
             decided_by: Some(caller.to_wire()),
             referrer: tracked.view.referrer.clone(),

@@ -230,6 +230,7 @@ async fn a_referral_goes_from_the_front_door_to_a_conference_request_and_survive
             rag_rating: RagRating::Red.into(),
             outcome: ReferralOutcome::StrategyDiscussion.into(),
             rationale: "injury unexplained; police and health to be consulted".into(),
+            reason_for_referrer: String::new(),
             decided_at: Some(prost_types::Timestamp {
                 seconds: 1_766_397_600,
                 nanos: 0,
@@ -429,6 +430,7 @@ async fn bad_input_is_refused_precisely_and_changes_nothing() {
         rag_rating: RagRating::Green.into(),
         outcome: ReferralOutcome::EarlyHelp.into(),
         rationale: "family support".into(),
+        reason_for_referrer: String::new(),
         decided_at: None,
     };
     let status = app

@@ -267,6 +267,7 @@ pub async fn run_against(agencies: &Agencies, quiet: bool, today: Date) -> Resul
             rag_rating: referral::RagRating::Red.into(),
             outcome: referral::ReferralOutcome::StrategyDiscussion.into(),
             rationale: "unexplained injuries; significant harm suspected".into(),
+            reason_for_referrer: "the agencies will discuss the injuries you reported".into(),
             decided_at: morning(decided_on),
         })
         .await?;

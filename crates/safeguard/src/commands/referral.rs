@@ -161,6 +161,9 @@ pub struct Decide {
     outcome: String,
     #[arg(long)]
     rationale: String,
+    /// What the referrer is told of why (the part that can be shared).
+    #[arg(long, default_value = "")]
+    reason_for_referrer: String,
     /// When it was decided, if not now: YYYY-MM-DDTHH:MM, UTC.
     #[arg(long)]
     decided_at: Option<String>,
@@ -185,6 +188,7 @@ impl Decide {
                 wire::ReferralOutcome::from_str_name,
             )?,
             rationale: self.rationale,
+            reason_for_referrer: self.reason_for_referrer,
             decided_at: self
                 .decided_at
                 .as_deref()
