@@ -820,6 +820,7 @@ fn rows(case: &Case) -> Vec<Row> {
                                         local_authority: Some(council()),
                                         office_hours_phone: "0300 000 0001".into(),
                                         out_of_hours_phone: "0300 000 0002".into(),
+                                        missing_numbers: String::new(),
                                     }),
                                 },
                             )

@@ -614,6 +614,7 @@ async fn the_registry_refuses_bad_input_precisely() {
                 local_authority: Some(local_authority),
                 office_hours_phone: "01632 960100".into(),
                 out_of_hours_phone: out_of_hours.into(),
+                missing_numbers: String::new(),
             }),
         }
     };

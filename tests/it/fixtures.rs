@@ -558,6 +558,7 @@ pub async fn set_contacts(backbone: &mut Backbone, office: &str, out_of_hours: &
                 local_authority: Some(council()),
                 office_hours_phone: office.into(),
                 out_of_hours_phone: out_of_hours.into(),
+                missing_numbers: String::new(),
             }),
         })
         .await

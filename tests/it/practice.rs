@@ -1021,3 +1021,29 @@ async fn a_professional_referrer_is_told_of_receipt_the_decision_and_each_later_
         ]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_with_nowhere_to_call_says_so_and_its_council_is_told() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut backbone = fixtures::spawn(dir.path()).await;
+    // The council never registered its numbers.
+    let planned = fixtures::make_plan(&mut backbone).await;
+    let seen = fixtures::lookup(&mut backbone, fixtures::nurse(), false, planned.token).await;
+    let owner = seen.plans[0].owner.clone().expect("whom to call");
+    assert_eq!(
+        owner.missing_numbers,
+        "Test organisation E09000999 (E09000999) has registered no office-hours or out-of-hours \
+         telephone number: call its main switchboard and ask for children's social care"
+    );
+    council_told(
+        &mut backbone,
+        note::NotificationKind::ContactsMissing,
+        "with no office-hours or out-of-hours number to call",
+    )
+    .await;
+    fixtures::set_contacts(&mut backbone, "0300 000 0001", "0300 000 0002").await;
+    let seen = fixtures::lookup(&mut backbone, fixtures::nurse(), false, None).await;
+    let owner = seen.plans[0].owner.clone().expect("whom to call");
+    assert_eq!(owner.office_hours_phone, "0300 000 0001");
+    assert_eq!(owner.missing_numbers, "", "nothing missing now");
+}

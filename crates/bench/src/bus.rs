@@ -534,6 +534,7 @@ async fn replica_reads(
                     local_authority: Some(council()),
                     office_hours_phone: "01632 960000".into(),
                     out_of_hours_phone: format!("01632 96{:04}", write % 10_000),
+                    missing_numbers: String::new(),
                 }),
             })
             .await?

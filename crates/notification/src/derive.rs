@@ -29,6 +29,13 @@ pub struct Memory {
     invitees: HashMap<String, Invited>,
     /// Each referral's professional referrer, told of its later steps.
     referrers: HashMap<String, (Organisation, Option<NhsNumber>)>,
+    /// Councils whose contact numbers are registered.
+    reachable: std::collections::HashSet<String>,
+    /// Open plans: each one's council, and what to tell the council if it
+    /// cannot be reached (raised from the plan's start).
+    open_plans: HashMap<String, (String, NotificationRaised)>,
+    /// The day each unreachable council was last told.
+    told_unreachable: HashMap<String, domain::date::Date>,
     /// Open statutory deadlines by what they belong to (a referral or a
     /// conference): cleared when it is met.
     deadlines: HashMap<String, Deadline>,
@@ -110,6 +117,56 @@ impl Memory {
             .into_iter()
             .filter_map(|key| self.deadlines.remove(&key))
             .collect()
+    }
+
+    /// The councils with an open plan and no contact numbers registered,
+    /// each once on `today`: what each is told.
+    pub fn unreachable(&mut self, today: domain::date::Date) -> Vec<NotificationRaised> {
+        let mut told = Vec::new();
+        for (council, notification) in self.open_plans.values() {
+            if self.reachable.contains(council)
+                || self.told_unreachable.get(council) == Some(&today)
+            {
+                continue;
+            }
+            self.told_unreachable.insert(council.clone(), today);
+            told.push(notification.clone());
+        }
+        told
+    }
+
+    /// Keeps which councils can be reached and which have open plans.
+    fn track_councils(&mut self, source: Record<'_>, event: &AnyEvent) {
+        match event {
+            AnyEvent::Registry(RegistryEvent::ContactsSet(set)) => {
+                if let Some(council) = set
+                    .contacts
+                    .as_ref()
+                    .and_then(|contacts| contacts.local_authority.as_ref())
+                {
+                    self.reachable.insert(council.ods_code.clone());
+                }
+            }
+            AnyEvent::Registry(RegistryEvent::PlanStarted(started)) => {
+                let Some(council) = started.local_authority.clone() else {
+                    return;
+                };
+                let notification = raised(
+                    NotificationKind::ContactsMissing,
+                    council.clone(),
+                    None,
+                    source,
+                    "a plan of yours is shown to emergency departments with no office-hours or out-of-hours number to call: register them (SetLocalAuthorityContacts)".to_owned(),
+                    &[("plan_id", started.plan_id.clone())],
+                );
+                self.open_plans
+                    .insert(started.plan_id.clone(), (council.ods_code, notification));
+            }
+            AnyEvent::Registry(RegistryEvent::PlanEnded(ended)) => {
+                self.open_plans.remove(&ended.plan_id);
+            }
+            _ => {}
+        }
     }
 
     /// Opens a deadline on what `source` sets, closes one on what meets it
@@ -226,6 +283,7 @@ impl Memory {
     /// The notifications `event` (at `source`) raises.
     pub fn derive(&mut self, source: Record<'_>, event: &AnyEvent) -> Vec<NotificationRaised> {
         self.track_deadlines(source, event);
+        self.track_councils(source, event);
         match event {
             AnyEvent::Referral(event) => self.tell_referrer(source, event),
             AnyEvent::Conference(ConferenceEvent::Scheduled(scheduled)) => {
@@ -917,5 +975,50 @@ mod tests {
         let missed = memory.missed(domain::date::Date::from_ymd(2026, 2, 4).expect("a date"));
         assert_eq!(missed.len(), 1, "only the plan whose core group never met");
         assert!(missed[0].notification.summary.contains("core group"));
+    }
+
+    #[test]
+    fn a_council_with_plans_and_no_numbers_is_told_once_a_day_until_it_registers_them() {
+        let started = |plan: &str, council: &str| {
+            AnyEvent::Registry(RegistryEvent::PlanStarted(registry::PlanStarted {
+                plan_id: plan.into(),
+                local_authority: Some(organisation(council)),
+                ..registry::PlanStarted::default()
+            }))
+        };
+        let mut memory = Memory::default();
+        check(
+            &mut memory,
+            vec![
+                started("p1", "E09000999"),
+                started("p2", "E09000999"),
+                started("p3", "E09000998"),
+                AnyEvent::Registry(RegistryEvent::PlanEnded(registry::PlanEnded {
+                    plan_id: "p3".into(),
+                    ..registry::PlanEnded::default()
+                })),
+            ],
+        );
+        let day = |d| domain::date::Date::from_ymd(2026, 2, d).expect("a date");
+        let told = memory.unreachable(day(2));
+        assert_eq!(told.len(), 1, "one council, once, for its open plans");
+        assert_eq!(
+            told[0].recipient.as_ref().map(|r| r.ods_code.as_str()),
+            Some("E09000999")
+        );
+        assert!(memory.unreachable(day(2)).is_empty(), "once a day");
+        assert_eq!(memory.unreachable(day(3)).len(), 1, "and the next day");
+        check(
+            &mut memory,
+            vec![AnyEvent::Registry(RegistryEvent::ContactsSet(
+                registry::LocalAuthorityContactsSet {
+                    contacts: Some(registry::LocalAuthorityContacts {
+                        local_authority: Some(organisation("E09000999")),
+                        ..registry::LocalAuthorityContacts::default()
+                    }),
+                },
+            ))],
+        );
+        assert!(memory.unreachable(day(4)).is_empty(), "registered");
     }
 }

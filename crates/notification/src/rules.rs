@@ -90,10 +90,40 @@ pub(crate) async fn check_deadlines(
 ) {
     let mut ticks = service_core::ticks::UntilClosed::new(&log, every);
     while ticks.tick().await {
-        let missed = match memory.lock() {
-            Ok(mut memory) => memory.missed(clock.today()),
+        let today = clock.today();
+        let (missed, unreachable) = match memory.lock() {
+            Ok(mut memory) => (memory.missed(today), memory.unreachable(today)),
             Err(_) => return,
         };
+        // A council with plans and nowhere to call is told each day: the
+        // id derives from the council and the day, so told once a day
+        // however often this runs or restarts.
+        for notification in unreachable {
+            let council = notification
+                .recipient
+                .as_ref()
+                .map(|council| council.ods_code.clone())
+                .unwrap_or_default();
+            let source = EventEnvelope {
+                event_id: eventlog::EventId::derived(
+                    eventlog::EventId::from_bytes([0; 16]),
+                    &format!("contacts-missing:{council}:{today}"),
+                    0,
+                )
+                .as_bytes()
+                .to_vec(),
+                ..EventEnvelope::default()
+            };
+            let Ok(derived) = Derived::from(&source, LOG, "contacts-missing") else {
+                continue;
+            };
+            let (stream, events) = raised_event(&derived, "contacts-missing", 0, &notification);
+            if let Err(eventlog::Error::Closed) =
+                log.append(&stream, ExpectedVersion::Any, events).await
+            {
+                return;
+            }
+        }
         for deadline in missed {
             // Time, not a request, raises it: a trace of its own.
             let source = EventEnvelope {

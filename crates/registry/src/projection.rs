@@ -609,13 +609,35 @@ impl Projection {
 
     /// How to reach the local authority that owns a plan.
     pub fn owner(&self, local_authority: &Organisation) -> wire::LocalAuthorityContacts {
-        self.contacts
+        let mut contacts = self
+            .contacts
             .get(&local_authority.ods_code)
             .cloned()
             .unwrap_or_else(|| wire::LocalAuthorityContacts {
                 local_authority: Some(local_authority.clone()),
                 ..Default::default()
-            })
+            });
+        let missing: Vec<&str> = [
+            ("office-hours", &contacts.office_hours_phone),
+            ("out-of-hours", &contacts.out_of_hours_phone),
+        ]
+        .into_iter()
+        .filter(|(_, number)| number.trim().is_empty())
+        .map(|(which, _)| which)
+        .collect();
+        if !missing.is_empty() {
+            let council = contacts.local_authority.clone().unwrap_or_default();
+            contacts.missing_numbers = format!(
+                "{} has registered no {} telephone number: call its main switchboard and ask for children's social care",
+                if council.name.is_empty() {
+                    council.ods_code.clone()
+                } else {
+                    format!("{} ({})", council.name, council.ods_code)
+                },
+                missing.join(" or ")
+            );
+        }
+        contacts
     }
 }
 

@@ -533,6 +533,7 @@ impl plan_registry_server::PlanRegistry for PlanRegistry {
                 local_authority: Some(local_authority.clone()),
                 office_hours_phone: office,
                 out_of_hours_phone: out_of_hours,
+                missing_numbers: String::new(),
             }),
         };
         let token = self

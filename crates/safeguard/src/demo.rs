@@ -210,6 +210,7 @@ pub async fn run_against(agencies: &Agencies, quiet: bool, today: Date) -> Resul
                 local_authority: Some(council()),
                 office_hours_phone: "01632 960100".into(),
                 out_of_hours_phone: "01632 960999".into(),
+                missing_numbers: String::new(),
             }),
         })
         .await?;

@@ -209,6 +209,7 @@ impl PlanCommand {
                         local_authority: local_authority(&owner),
                         office_hours_phone: office_hours,
                         out_of_hours_phone: out_of_hours,
+                        missing_numbers: String::new(),
                     }),
                 };
                 let mut client = PlanRegistryClient::new(common.channel().await?);
