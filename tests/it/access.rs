@@ -212,7 +212,8 @@ fn done<T>(answer: Result<T, Status>) -> Result<(), Status> {
 fn rows(case: &Case) -> Vec<Row> {
     let referral_parties = parties(OWNER, Some(SCHOOL), &[], &[POLICE]);
     let closed_parties = parties(OWNER, Some(SCHOOL), &[], &[]);
-    let conference_parties = parties(OWNER, None, &[OWNER, POLICE, GP], &[]);
+    // The referrer (a school) is invited by default, as the referral knows it.
+    let conference_parties = parties(OWNER, None, &[OWNER, POLICE, GP, SCHOOL], &[]);
     let child_parties = parties(OWNER, None, &[], &[POLICE]);
     let owner = Parties::owned_by(OWNER);
     let (referral_id, closed, conference_id) = (

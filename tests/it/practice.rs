@@ -1047,3 +1047,64 @@ async fn a_plan_with_nowhere_to_call_says_so_and_its_council_is_told() {
     assert_eq!(owner.office_hours_phone, "0300 000 0001");
     assert_eq!(owner.missing_numbers, "", "nothing missing now");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_chronology_is_in_the_order_things_happened_with_when_each_was_recorded() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut backbone = fixtures::spawn(dir.path()).await;
+    let planned = fixtures::make_plan(&mut backbone).await;
+    let referral_id = planned.conference.referral_id.clone();
+    // Typed in after the conference, done before it.
+    let completed = backbone
+        .referrals
+        .record_assessment_completed(referral::RecordAssessmentCompletedRequest {
+            referral_id,
+            completed_on: date(2026, 1, 15),
+            late_reason: String::new(),
+        })
+        .await
+        .expect("assessment")
+        .into_inner();
+    let said = "assessment completed on 2026-01-15";
+    let mut entries = Vec::new();
+    for _ in 0..250 {
+        entries = backbone
+            .as_(&chair())
+            .registry
+            .child_chronology(registry_wire::ChildChronologyRequest {
+                nhs_number: child(),
+                purpose: "case review".into(),
+                min_token: completed.token.clone(),
+            })
+            .await
+            .expect("chronology")
+            .into_inner()
+            .entries;
+        if entries.iter().any(|entry| entry.summary == said) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let at = |starts: &str| {
+        entries
+            .iter()
+            .position(|entry| entry.summary.starts_with(starts))
+            .unwrap_or_else(|| panic!("no entry {starts:?} in {entries:#?}"))
+    };
+    let decided = at("MASH decision: strategy discussion (red): significant harm suspected");
+    let concluded = at("section 47 enquiry concluded");
+    let assessed = at(said);
+    let held = at(
+        "conference held on 2026-01-20; present: social care (E09000999), police (P99001), gp (Y99001)",
+    );
+    let started = at("plan started on 2026-01-20");
+    assert!(
+        decided < concluded && concluded < assessed && assessed < held && held <= started,
+        "{entries:#?}"
+    );
+    let recorded = |index: usize| entries[index].recorded_at.unwrap_or_default().seconds;
+    assert!(
+        recorded(assessed) >= recorded(held),
+        "recorded after the conference, shown before it"
+    );
+}

@@ -103,7 +103,10 @@ fn requesting<E>(
     let Some(mut requested) = requests(service.calendar(), service.today(), event)? else {
         return Ok(Vec::new());
     };
-    let derived = Derived::from(record.envelope, crate::LOG, "conference-rule")?;
+    // Requested when what caused it happened (an enquiry concluded, a
+    // conference held), however late the scheduler hears of it.
+    let derived =
+        Derived::from(record.envelope, crate::LOG, "conference-rule")?.occurring_with_source();
     let purpose = purpose(requested.kind);
     requested.conference_id = derived.id(purpose, 0).to_string();
     let stream = format!("conference-{}", requested.conference_id);
@@ -131,7 +134,8 @@ fn on_registry_event(
         ),
         None => format!("the plan ended: {why}"),
     };
-    let derived = Derived::from(record.envelope, crate::LOG, "plan-end-rule")?;
+    let derived =
+        Derived::from(record.envelope, crate::LOG, "plan-end-rule")?.occurring_with_source();
     let mut effects = Vec::new();
     for (conference_id, tracked) in service.conferences_of_plan(&ended.plan_id)? {
         // Held, decided or already withdrawn: nothing left to withdraw.

@@ -291,6 +291,23 @@ impl ConferenceScheduler {
         own_invitation: Option<&str>,
         decide: impl FnOnce(&Tracked) -> Result<M, Status>,
     ) -> Result<Response<wire::ConferenceResponse>, Status> {
+        self.change_on(rpc, caller, conference_id, own_invitation, |tracked| {
+            decide(tracked).map(|payload| (payload, None))
+        })
+        .await
+    }
+
+    /// As `change`, for a change that took effect on a day of its own (a
+    /// conference held, a report written): the event occurs then, so a
+    /// chronology puts it where it happened, not where it was typed in.
+    async fn change_on<M: Message + Name>(
+        &self,
+        rpc: &str,
+        caller: &Caller,
+        conference_id: &str,
+        own_invitation: Option<&str>,
+        decide: impl FnOnce(&Tracked) -> Result<(M, Option<domain::date::Date>), Status>,
+    ) -> Result<Response<wire::ConferenceResponse>, Status> {
         audit::allow_role(&self.inner.log, rpc, caller).await?;
         self.catch_up().await?;
         let tracked = self.tracked(conference_id)?;
@@ -301,12 +318,20 @@ impl ConferenceScheduler {
             &parties(&tracked, own_invitation),
         )
         .await?;
-        let payload = decide(&tracked)?;
+        let (payload, effective) = decide(&tracked)?;
+        let event = service_core::event::by_person(&payload, caller);
+        let event = match effective {
+            Some(day) => NewEvent {
+                occurred_at: validate::noon_of(day),
+                ..event
+            },
+            None => event,
+        };
         let token = self
             .append(
                 conference_id,
                 ExpectedVersion::Exact(tracked.version),
-                service_core::event::by_person(&payload, caller),
+                event,
             )
             .await?;
         self.answer(conference_id, token, caller).await
@@ -649,7 +674,7 @@ impl conference_scheduler_server::ConferenceScheduler for ConferenceScheduler {
         if written_on > self.today() {
             return Err(invalid("written_on", "is in the future"));
         }
-        self.change(
+        self.change_on(
             rpc::REPORT,
             &caller,
             &request.conference_id,
@@ -665,13 +690,16 @@ impl conference_scheduler_server::ConferenceScheduler for ConferenceScheduler {
                         "the domain gave another event",
                     ));
                 };
-                Ok(wire::ReportReceived {
-                    conference_id: request.conference_id.clone(),
-                    text,
-                    author,
-                    written_on: Some(validate::to_wire_date(written_on)),
-                    ..received
-                })
+                Ok((
+                    wire::ReportReceived {
+                        conference_id: request.conference_id.clone(),
+                        text,
+                        author,
+                        written_on: Some(validate::to_wire_date(written_on)),
+                        ..received
+                    },
+                    Some(written_on),
+                ))
             },
         )
         .await
@@ -691,7 +719,7 @@ impl conference_scheduler_server::ConferenceScheduler for ConferenceScheduler {
             .iter()
             .map(|invitee| convert::invitee_key("present", invitee))
             .collect::<Result<Vec<_>, _>>()?;
-        self.change(
+        self.change_on(
             rpc::ATTENDANCE,
             &caller,
             &request.conference_id,
@@ -709,11 +737,14 @@ impl conference_scheduler_server::ConferenceScheduler for ConferenceScheduler {
                     ));
                 };
                 // Those present as the caller named them, with their details.
-                Ok(wire::AttendanceRecorded {
-                    conference_id: request.conference_id.clone(),
-                    present: request.present.clone(),
-                    ..attended
-                })
+                Ok((
+                    wire::AttendanceRecorded {
+                        conference_id: request.conference_id.clone(),
+                        present: request.present.clone(),
+                        ..attended
+                    },
+                    Some(held_on),
+                ))
             },
         )
         .await
@@ -731,7 +762,7 @@ impl conference_scheduler_server::ConferenceScheduler for ConferenceScheduler {
             .map(|outcome| outcome.quorum_override_reason.as_str());
         let quorum = self.inner.quorum;
         let calendar = self.calendar();
-        self.change(
+        self.change_on(
             rpc::OUTCOME,
             &caller,
             &request.conference_id,
@@ -761,19 +792,23 @@ impl conference_scheduler_server::ConferenceScheduler for ConferenceScheduler {
                 let first_core_group_due =
                     decided.core_group_due(calendar).map(validate::to_wire_date);
                 let view = tracked.refreshed_view();
-                Ok(wire::ConferenceOutcomeRecorded {
-                    conference_id: request.conference_id.clone(),
-                    kind: tracked.view.kind,
-                    held_on: tracked.view.held_on,
-                    child_nhs_number: tracked.view.child_nhs_number.clone(),
-                    child_name: tracked.view.child_name.clone(),
-                    local_authority: tracked.view.local_authority.clone(),
-                    expected_date_of_delivery: tracked.view.expected_date_of_delivery,
-                    first_core_group_due,
-                    plan_id,
-                    invitees: view.invitees,
-                    ..recorded
-                })
+                let effective = tracked.aggregate.held_on;
+                Ok((
+                    wire::ConferenceOutcomeRecorded {
+                        conference_id: request.conference_id.clone(),
+                        kind: tracked.view.kind,
+                        held_on: tracked.view.held_on,
+                        child_nhs_number: tracked.view.child_nhs_number.clone(),
+                        child_name: tracked.view.child_name.clone(),
+                        local_authority: tracked.view.local_authority.clone(),
+                        expected_date_of_delivery: tracked.view.expected_date_of_delivery,
+                        first_core_group_due,
+                        plan_id,
+                        invitees: view.invitees,
+                        ..recorded
+                    },
+                    effective,
+                ))
             },
         )
         .await
@@ -799,7 +834,7 @@ impl conference_scheduler_server::ConferenceScheduler for ConferenceScheduler {
             .map(|(conference_id, _)| conference_id)
             .ok_or_else(|| not_found("plan made by a conference", &plan_id))?;
         let calendar = self.calendar();
-        self.change(rpc::CORE_GROUP, &caller, &made_it, None, |tracked| {
+        self.change_on(rpc::CORE_GROUP, &caller, &made_it, None, |tracked| {
             let change = tracked
                 .aggregate
                 .record_core_group(held_on)
@@ -818,15 +853,18 @@ impl conference_scheduler_server::ConferenceScheduler for ConferenceScheduler {
                 }
                 _ => 0,
             };
-            Ok(wire::CoreGroupMet {
-                conference_id: made_it.clone(),
-                plan_id: plan_id.clone(),
-                first_core_group_due: due.map(validate::to_wire_date),
-                working_days_late,
-                child_nhs_number: tracked.view.child_nhs_number.clone(),
-                local_authority: tracked.view.local_authority.clone(),
-                ..met
-            })
+            Ok((
+                wire::CoreGroupMet {
+                    conference_id: made_it.clone(),
+                    plan_id: plan_id.clone(),
+                    first_core_group_due: due.map(validate::to_wire_date),
+                    working_days_late,
+                    child_nhs_number: tracked.view.child_nhs_number.clone(),
+                    local_authority: tracked.view.local_authority.clone(),
+                    ..met
+                },
+                Some(held_on),
+            ))
         })
         .await
     }

@@ -62,6 +62,30 @@ fn date(value: Option<&contract::common::v1::Date>) -> String {
     )
 }
 
+/// A police risk assessment, as a chronology line ends: its rating and
+/// reference.
+fn risk(assessment: Option<&referral::PoliceRiskAssessment>) -> String {
+    assessment.map_or_else(String::new, |assessment| {
+        format!(
+            "; police risk assessment: {} ({})",
+            spoken(assessment.overall_rating().as_str_name(), "RISK_RATING_"),
+            assessment.reference
+        )
+    })
+}
+
+/// A wire name as a person reads it: `INVITEE_ROLE_SOCIAL_CARE` is
+/// "social care".
+fn spoken(name: &str, prefix: &str) -> String {
+    name.trim_start_matches(prefix)
+        .to_lowercase()
+        .replace('_', " ")
+}
+
+fn role_name(role: i32) -> &'static str {
+    conference::InviteeRole::try_from(role).map_or("unknown", |role| role.as_str_name())
+}
+
 /// Why a plan ends, as a person reads it: the reason, and what was said.
 fn ending_of(reason: i32, detail: &str) -> String {
     let reason = service_core::codes::end_reason(reason).map_or("unknown reason", |r| r.label());
@@ -208,14 +232,23 @@ impl Chronology {
     }
 }
 
-/// Puts entries in the order things happened.
+/// Puts entries in the order things happened (their effective time), and
+/// what happened at the same time in the order it was recorded.
 pub fn sort(entries: &mut [wire::ChronologyEntry]) {
+    let key = |entry: &wire::ChronologyEntry| {
+        let occurred = entry.occurred_at.unwrap_or_default();
+        let recorded = entry.recorded_at.unwrap_or_default();
+        (
+            occurred.seconds,
+            occurred.nanos,
+            recorded.seconds,
+            recorded.nanos,
+        )
+    };
     entries.sort_by(|a, b| {
-        let (at, bt) = (
-            a.occurred_at.unwrap_or_default(),
-            b.occurred_at.unwrap_or_default(),
-        );
-        (at.seconds, at.nanos, &a.log, a.position).cmp(&(bt.seconds, bt.nanos, &b.log, b.position))
+        key(a)
+            .cmp(&key(b))
+            .then_with(|| (&a.log, a.position).cmp(&(&b.log, b.position)))
     });
 }
 
@@ -309,6 +342,49 @@ impl Chronology {
                     ),
                 ))
             }
+            ConferenceEvent::InviteReplied(event) => Some((
+                Some(of(&event.conference_id)?),
+                format!(
+                    "{} ({}) replied: {}",
+                    spoken(role_name(event.role), "INVITEE_ROLE_"),
+                    event.organisation_ods_code,
+                    spoken(
+                        conference::InviteResponse::try_from(event.response)
+                            .map_or("unknown", |response| response.as_str_name()),
+                        "INVITE_RESPONSE_"
+                    )
+                ),
+            )),
+            ConferenceEvent::ReportReceived(event) => Some((
+                Some(of(&event.conference_id)?),
+                format!(
+                    "written report from {} ({}) by {}, {}",
+                    spoken(role_name(event.role), "INVITEE_ROLE_"),
+                    event.organisation_ods_code,
+                    event.author,
+                    date(event.written_on.as_ref())
+                ),
+            )),
+            ConferenceEvent::AttendanceRecorded(event) => Some((
+                Some(of(&event.conference_id)?),
+                format!(
+                    "conference held on {}; present: {}",
+                    date(event.held_on.as_ref()),
+                    event
+                        .present
+                        .iter()
+                        .map(|invitee| match &invitee.organisation {
+                            Some(organisation) => format!(
+                                "{} ({})",
+                                spoken(role_name(invitee.role), "INVITEE_ROLE_"),
+                                organisation.ods_code
+                            ),
+                            None => spoken(role_name(invitee.role), "INVITEE_ROLE_"),
+                        })
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )),
             _ => None,
         }
     }
@@ -321,8 +397,9 @@ fn describe_referral(event: &ReferralEvent) -> Option<(Option<NhsNumber>, String
             Some((
                 Some(referral_child(event.child.as_ref())?),
                 format!(
-                    "referral received from {from}: {}",
-                    category(event.category_of_concern)
+                    "referral received from {from}: {}{}",
+                    category(event.category_of_concern),
+                    risk(event.police_risk_assessment.as_ref())
                 ),
             ))
         }
@@ -331,7 +408,7 @@ fn describe_referral(event: &ReferralEvent) -> Option<(Option<NhsNumber>, String
             Some((
                 Some(referral_child(event.child.as_ref())?),
                 format!(
-                    "MASH decision: {} ({})",
+                    "MASH decision: {} ({}): {}",
                     outcome
                         .as_str_name()
                         .trim_start_matches("REFERRAL_OUTCOME_")
@@ -340,7 +417,8 @@ fn describe_referral(event: &ReferralEvent) -> Option<(Option<NhsNumber>, String
                     referral::RagRating::try_from(event.rag_rating)
                         .map_or("unrated", |rag| rag.as_str_name())
                         .trim_start_matches("RAG_RATING_")
-                        .to_lowercase()
+                        .to_lowercase(),
+                    event.rationale
                 ),
             ))
         }
@@ -349,13 +427,14 @@ fn describe_referral(event: &ReferralEvent) -> Option<(Option<NhsNumber>, String
             Some((
                 Some(referral_child(event.child.as_ref())?),
                 format!(
-                    "strategy discussion held on {}; section 47 enquiry: {}",
+                    "strategy discussion held on {}; section 47 enquiry: {}{}",
                     date(discussion.held_on.as_ref()),
                     if discussion.section_47_enquiry {
                         "yes"
                     } else {
                         "no"
-                    }
+                    },
+                    risk(event.police_risk_assessment.as_ref())
                 ),
             ))
         }

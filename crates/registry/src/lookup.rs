@@ -104,6 +104,7 @@ impl PlanRegistry {
                 ExpectedVersion::Any,
                 &looked_up,
                 &caller,
+                None,
             )
             .await?;
         if let Some(refusal) = refusal {

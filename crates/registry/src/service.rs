@@ -113,21 +113,29 @@ impl PlanRegistry {
             .map_err(|error| internal("reading the registry", error))
     }
 
+    /// Appends what `caller` did, as occurring on `effective` when it took
+    /// effect on a day of its own (a plan's start or end, a birth), so a
+    /// chronology puts it where it happened.
     pub(crate) async fn append<M: Message + Name>(
         &self,
         stream: String,
         expected: ExpectedVersion,
         payload: &M,
         caller: &Caller,
+        effective: Option<domain::date::Date>,
     ) -> Result<ConsistencyToken, Status> {
+        let event = service_core::event::by_person(payload, caller);
+        let event = match effective {
+            Some(day) => eventlog::NewEvent {
+                occurred_at: validate::noon_of(day),
+                ..event
+            },
+            None => event,
+        };
         let outcome = self
             .inner
             .log
-            .append(
-                &stream,
-                expected,
-                vec![service_core::event::by_person(payload, caller)],
-            )
+            .append(&stream, expected, vec![event])
             .await
             .map_err(from_log)?;
         let token = self.inner.watermark.token(outcome.positions.end);
@@ -204,6 +212,7 @@ impl PlanRegistry {
                 ExpectedVersion::NoStream,
                 &started,
                 caller,
+                validate::optional_date("start_date", started.start_date.as_ref())?,
             )
             .await?;
         self.plan_response(&plan_id, caller, token)
@@ -389,6 +398,7 @@ impl plan_registry_server::PlanRegistry for PlanRegistry {
                 ExpectedVersion::Exact(record.version),
                 &linked,
                 &caller,
+                Some(born_on),
             )
             .await?;
         self.plan_response(&request.plan_id, &caller, token)
@@ -440,6 +450,7 @@ impl plan_registry_server::PlanRegistry for PlanRegistry {
                 ExpectedVersion::Exact(record.version),
                 &ended,
                 &caller,
+                Some(end_date),
             )
             .await?;
         self.plan_response(&request.plan_id, &caller, token)
@@ -498,6 +509,7 @@ impl plan_registry_server::PlanRegistry for PlanRegistry {
                 ExpectedVersion::Exact(record.version),
                 &allocated,
                 &caller,
+                Some(allocated_on),
             )
             .await?;
         self.plan_response(&request.plan_id, &caller, token)
@@ -542,6 +554,7 @@ impl plan_registry_server::PlanRegistry for PlanRegistry {
                 ExpectedVersion::Any,
                 &set,
                 &caller,
+                None,
             )
             .await?;
         Ok(Response::new(wire::SetLocalAuthorityContactsResponse {

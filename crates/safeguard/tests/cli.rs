@@ -337,6 +337,12 @@ fn a_case_from_referral_to_plan_end_from_the_command_line() {
             id,
             "--invitee",
             "gp:Y99001",
+            "--text",
+            "Seen twice with minor injuries.",
+            "--author",
+            "Dr Test Practitioner",
+            "--written-on",
+            "2026-01-16",
         ],
     );
     assert!(reported.contains("report received"), "{reported}");
