@@ -15,8 +15,8 @@ use std::future::Future;
 use std::pin::Pin;
 
 use contract::common::v1::{
-    AbuseCategory, CallerIdentity, CareSetting, ContactDetails, NhsNumber, Organisation,
-    OrganisationKind, Role,
+    AbuseCategory, CallerIdentity, CareSetting, ContactDetails, Organisation, OrganisationKind,
+    Role,
 };
 use contract::conference::v1 as conference;
 use contract::events::v1::service_status_client::ServiceStatusClient;
@@ -28,7 +28,7 @@ use safeguard::agencies::Clients;
 use service_core::policy::{self, Parties};
 use tonic::{Code, Status};
 
-use crate::fixtures::{self, Backbone, chair, council, date, organisation};
+use crate::fixtures::{self, Backbone, chair, council, date, nhs, organisation};
 
 const OWNER: &str = "E09000999";
 const OTHER_COUNCIL: &str = "E09000998";
@@ -50,12 +50,6 @@ const RELATIONS: [(&str, OrganisationKind, &str); 6] = [
     (SCHOOL, OrganisationKind::School, "referrer"),
     (STRANGER, OrganisationKind::NhsTrust, "stranger"),
 ];
-
-fn nhs(value: &str) -> Option<NhsNumber> {
-    Some(NhsNumber {
-        value: value.into(),
-    })
-}
 
 /// The case every cell asks about, made through the public API.
 struct Case {

@@ -189,6 +189,13 @@ pub fn referral_of(
     }
 }
 
+/// An NHS number on the wire.
+pub fn nhs(value: &str) -> Option<NhsNumber> {
+    Some(NhsNumber {
+        value: value.into(),
+    })
+}
+
 /// The child most tests are about.
 pub fn the_child() -> referral::Child {
     referral::Child {
@@ -211,6 +218,18 @@ pub async fn refer_to_conference_with(
     backbone: &mut Backbone,
     key: &str,
     child: referral::Child,
+) -> String {
+    refer_to_conference_discussed(backbone, key, child, vec![council()], None).await
+}
+
+/// As `refer_to_conference_with`, the strategy discussion held with
+/// `agencies` present and the police's `assessment`, if any.
+pub async fn refer_to_conference_discussed(
+    backbone: &mut Backbone,
+    key: &str,
+    child: referral::Child,
+    agencies: Vec<Organisation>,
+    assessment: Option<referral::PoliceRiskAssessment>,
 ) -> String {
     let received_at = Some(prost_types::Timestamp {
         seconds: 1_766_136_600,
@@ -243,10 +262,10 @@ pub async fn refer_to_conference_with(
         .record_strategy_discussion(referral::RecordStrategyDiscussionRequest {
             referral_id: id.clone(),
             held_on: date(2026, 1, 6),
-            agencies_present: vec![council()],
+            agencies_present: agencies,
             section_47_enquiry: true,
             notes: String::new(),
-            police_risk_assessment: None,
+            police_risk_assessment: assessment,
         })
         .await
         .expect("strategy");
@@ -261,6 +280,30 @@ pub async fn refer_to_conference_with(
         .await
         .expect("conclude");
     id
+}
+
+/// Waits for an open conference of the council that `matches`.
+pub async fn open_conference(
+    backbone: &mut Backbone,
+    matches: impl Fn(&Conference) -> bool,
+) -> Conference {
+    for _ in 0..250 {
+        let listed = backbone
+            .conferences
+            .list_conferences(ListConferencesRequest {
+                local_authority_ods_code: "E09000999".into(),
+                ..ListConferencesRequest::default()
+            })
+            .await
+            .expect("list")
+            .into_inner()
+            .conferences;
+        if let Some(found) = listed.into_iter().find(&matches) {
+            return found;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("no such conference was requested");
 }
 
 /// Waits for the scheduler's rules to have requested what it lists.

@@ -5,21 +5,43 @@
 
 use std::time::Duration;
 
-use contract::common::v1::{AbuseCategory, ConsistencyToken, Date, NhsNumber, PlanEndReason};
+use contract::common::v1::{AbuseCategory, ConsistencyToken, Date, PlanEndReason};
 use contract::conference::v1::*;
 use contract::notification::v1 as note;
 use contract::referral::v1 as referral;
 use contract::registry::v1 as registry_wire;
 use tonic::Code;
 
-use crate::fixtures::{self, Backbone, chair, child, council, date, safeguarding_lead};
+use crate::fixtures::{self, Backbone, chair, child, council, date, nhs, safeguarding_lead};
 
 const MOTHER: &str = "9990000026";
 
-fn nhs(value: &str) -> Option<NhsNumber> {
-    Some(NhsNumber {
-        value: value.into(),
-    })
+/// The child's chronology as the chair reads it, once an entry says
+/// `said` (the registry hears of other services' events as they arrive).
+async fn chronology_saying(
+    backbone: &mut Backbone,
+    said: &str,
+) -> Vec<registry_wire::ChronologyEntry> {
+    let mut entries = Vec::new();
+    for _ in 0..250 {
+        entries = backbone
+            .as_(&chair())
+            .registry
+            .child_chronology(registry_wire::ChildChronologyRequest {
+                nhs_number: child(),
+                purpose: "case review".into(),
+                ..registry_wire::ChildChronologyRequest::default()
+            })
+            .await
+            .expect("chronology")
+            .into_inner()
+            .entries;
+        if entries.iter().any(|entry| entry.summary == said) {
+            return entries;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("no entry {said:?} in {entries:#?}");
 }
 
 /// The plans a council's safeguarding lead sees for `number` once the
@@ -48,26 +70,7 @@ async fn plans_of(
 /// The one conference of `kind` the council has for `plan_id` (or for no
 /// plan yet), once the scheduler's rules have requested it.
 async fn conference_of(backbone: &mut Backbone, kind: ConferenceKind, plan_id: &str) -> Conference {
-    for _ in 0..250 {
-        let listed = backbone
-            .conferences
-            .list_conferences(ListConferencesRequest {
-                local_authority_ods_code: "E09000999".into(),
-                ..ListConferencesRequest::default()
-            })
-            .await
-            .expect("list")
-            .into_inner()
-            .conferences;
-        if let Some(found) = listed
-            .into_iter()
-            .find(|c| c.kind() == kind && c.plan_id == plan_id)
-        {
-            return found;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("no {kind:?} conference for plan {plan_id:?} was requested");
+    fixtures::open_conference(backbone, |c| c.kind() == kind && c.plan_id == plan_id).await
 }
 
 fn review_ending(reason: PlanEndReason, detail: &str) -> RecordOutcomeRequest {
@@ -443,29 +446,7 @@ async fn an_assessment_is_due_in_45_working_days_late_only_with_a_reason_and_tol
     assert_eq!(status.code(), Code::FailedPrecondition);
 
     let said = "assessment completed on 2026-03-02, 3 working day(s) late: the family could not be seen until March";
-    let mut entries = Vec::new();
-    for _ in 0..250 {
-        entries = backbone
-            .as_(&chair())
-            .registry
-            .child_chronology(registry_wire::ChildChronologyRequest {
-                nhs_number: child(),
-                purpose: "review of the assessment".into(),
-                ..registry_wire::ChildChronologyRequest::default()
-            })
-            .await
-            .expect("chronology")
-            .into_inner()
-            .entries;
-        if entries.iter().any(|entry| entry.summary == said) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(
-        entries.iter().any(|entry| entry.summary == said),
-        "{entries:#?}"
-    );
+    chronology_saying(&mut backbone, said).await;
     early_help_has_no_assessment(&mut backbone).await;
 }
 
@@ -587,29 +568,7 @@ async fn the_first_core_group_is_due_10_working_days_after_the_plan_and_told_whe
         .expect_err("the first meeting is recorded once");
     assert_eq!(status.code(), Code::FailedPrecondition);
     let said = "first core group meeting held on 2026-02-05, 2 working day(s) late";
-    let mut entries = Vec::new();
-    for _ in 0..250 {
-        entries = backbone
-            .as_(&chair())
-            .registry
-            .child_chronology(registry_wire::ChildChronologyRequest {
-                nhs_number: child(),
-                purpose: "core group".into(),
-                min_token: met.token.clone(),
-            })
-            .await
-            .expect("chronology")
-            .into_inner()
-            .entries;
-        if entries.iter().any(|entry| entry.summary == said) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(
-        entries.iter().any(|entry| entry.summary == said),
-        "{entries:#?}"
-    );
+    chronology_saying(&mut backbone, said).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -625,71 +584,28 @@ async fn an_initial_conference_invites_the_agencies_the_referral_knows_puts_the_
         gp_practice: Some(fixtures::organisation("Y99001", Kind::GpPractice)),
         ..fixtures::the_child()
     };
-    let referral_id = backbone
-        .referrals
-        .submit_referral(fixtures::referral_of(
-            "invitations-0001",
-            child,
-            Some(prost_types::Timestamp {
-                seconds: 1_766_136_600,
-                nanos: 0,
-            }),
-        ))
-        .await
-        .expect("submit")
-        .into_inner()
-        .referral_id;
-    backbone
-        .referrals
-        .record_decision(referral::RecordDecisionRequest {
-            referral_id: referral_id.clone(),
-            rag_rating: referral::RagRating::Red.into(),
-            outcome: referral::ReferralOutcome::StrategyDiscussion.into(),
-            rationale: "significant harm suspected".into(),
-            reason_for_referrer: String::new(),
-            decided_at: Some(prost_types::Timestamp {
-                seconds: 1_766_397_600,
-                nanos: 0,
-            }),
-        })
-        .await
-        .expect("decide");
-    backbone
-        .referrals
-        .record_strategy_discussion(referral::RecordStrategyDiscussionRequest {
-            referral_id: referral_id.clone(),
-            held_on: date(2026, 1, 6),
-            agencies_present: vec![council(), police.clone(), trust.clone()],
-            section_47_enquiry: true,
-            notes: String::new(),
-            police_risk_assessment: Some(referral::PoliceRiskAssessment {
-                reference: "TEST-MERLIN-0002".into(),
-                kind: referral::PoliceReportKind::InformationExchange.into(),
-                overall_rating: referral::RiskRating::High.into(),
-                groups: vec![referral::RiskFactorGroup {
-                    subject: referral::RiskSubject::Household.into(),
-                    factors: vec![referral::RiskFactor {
-                        question: "previous incidents at the address".into(),
-                        present: true,
-                        detail: "two calls this year".into(),
-                    }],
+    let referral_id = fixtures::refer_to_conference_discussed(
+        &mut backbone,
+        "invitations-0001",
+        child,
+        vec![council(), police.clone(), trust.clone()],
+        Some(referral::PoliceRiskAssessment {
+            reference: "TEST-MERLIN-0002".into(),
+            kind: referral::PoliceReportKind::InformationExchange.into(),
+            overall_rating: referral::RiskRating::High.into(),
+            groups: vec![referral::RiskFactorGroup {
+                subject: referral::RiskSubject::Household.into(),
+                factors: vec![referral::RiskFactor {
+                    question: "previous incidents at the address".into(),
+                    present: true,
+                    detail: "two calls this year".into(),
                 }],
-                assessed_on: date(2026, 1, 5),
-                version: 0,
-            }),
-        })
-        .await
-        .expect("strategy");
-    backbone
-        .referrals
-        .record_section47_outcome(referral::RecordSection47OutcomeRequest {
-            referral_id: referral_id.clone(),
-            concluded_on: date(2026, 1, 9),
-            conference_needed: true,
-            rationale: "risk of significant harm".into(),
-        })
-        .await
-        .expect("conclude");
+            }],
+            assessed_on: date(2026, 1, 5),
+            version: 0,
+        }),
+    )
+    .await;
     let conference = conference_of(&mut backbone, ConferenceKind::Initial, "").await;
     // The police risk assessment travels: in front of the strategy
     // discussion and the chair, and of the police; not of the referrer or
@@ -1055,7 +971,7 @@ async fn the_chronology_is_in_the_order_things_happened_with_when_each_was_recor
     let planned = fixtures::make_plan(&mut backbone).await;
     let referral_id = planned.conference.referral_id.clone();
     // Typed in after the conference, done before it.
-    let completed = backbone
+    backbone
         .referrals
         .record_assessment_completed(referral::RecordAssessmentCompletedRequest {
             referral_id,
@@ -1063,28 +979,9 @@ async fn the_chronology_is_in_the_order_things_happened_with_when_each_was_recor
             late_reason: String::new(),
         })
         .await
-        .expect("assessment")
-        .into_inner();
+        .expect("assessment");
     let said = "assessment completed on 2026-01-15";
-    let mut entries = Vec::new();
-    for _ in 0..250 {
-        entries = backbone
-            .as_(&chair())
-            .registry
-            .child_chronology(registry_wire::ChildChronologyRequest {
-                nhs_number: child(),
-                purpose: "case review".into(),
-                min_token: completed.token.clone(),
-            })
-            .await
-            .expect("chronology")
-            .into_inner()
-            .entries;
-        if entries.iter().any(|entry| entry.summary == said) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let entries = chronology_saying(&mut backbone, said).await;
     let at = |starts: &str| {
         entries
             .iter()

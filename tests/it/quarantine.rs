@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use contract::common::v1::{AbuseCategory, NhsNumber, OrganisationKind, PlanEndReason, Role};
+use contract::common::v1::{AbuseCategory, OrganisationKind, PlanEndReason, Role};
 use contract::conference::v1::*;
 use contract::events::v1::GetStatusRequest;
 use contract::events::v1::service_status_client::ServiceStatusClient;
@@ -15,43 +15,13 @@ use contract::referral::v1 as referral;
 use contract::registry::v1 as registry_wire;
 use tonic::Code;
 
-use crate::fixtures::{self, Backbone, council, date, nurse};
+use crate::fixtures::{self, Backbone, council, date, nhs, nurse};
 
 /// The child taken to a plan without an NHS number: a newborn.
 const NEWBORN_KEY: &str = "newborn-0001";
 /// A child on a plan recorded directly, whose review then ends a plan the
 /// registry does not know (a mistyped plan id).
 const MISTYPED: &str = "9990000026";
-
-fn nhs(value: &str) -> Option<NhsNumber> {
-    Some(NhsNumber {
-        value: value.into(),
-    })
-}
-
-/// Waits for an open conference of the council that `matches`.
-async fn open_conference(
-    backbone: &mut Backbone,
-    matches: impl Fn(&Conference) -> bool,
-) -> Conference {
-    for _ in 0..250 {
-        let listed = backbone
-            .conferences
-            .list_conferences(ListConferencesRequest {
-                local_authority_ods_code: "E09000999".into(),
-                ..ListConferencesRequest::default()
-            })
-            .await
-            .expect("list")
-            .into_inner()
-            .conferences;
-        if let Some(found) = listed.into_iter().find(&matches) {
-            return found;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("no such conference was requested");
-}
 
 fn review(decision: review_outcome::Decision) -> outcome::Kind {
     outcome::Kind::Review(ReviewOutcome {
@@ -70,7 +40,7 @@ async fn newborn_through_plan_and_reviews(backbone: &mut Backbone) {
         ..referral::Child::default()
     };
     let referral_id = fixtures::refer_to_conference_with(backbone, NEWBORN_KEY, newborn).await;
-    let initial = open_conference(backbone, |c| c.referral_id == referral_id).await;
+    let initial = fixtures::open_conference(backbone, |c| c.referral_id == referral_id).await;
     assert_eq!(initial.child_nhs_number, None);
     fixtures::hold(
         backbone,
@@ -85,7 +55,7 @@ async fn newborn_through_plan_and_reviews(backbone: &mut Backbone) {
     let plan_of = |c: &Conference| {
         c.kind == i32::from(ConferenceKind::Review) && c.child_nhs_number.is_none()
     };
-    let first_review = open_conference(backbone, plan_of).await;
+    let first_review = fixtures::open_conference(backbone, plan_of).await;
     fixtures::hold(
         backbone,
         &first_review,
@@ -95,7 +65,7 @@ async fn newborn_through_plan_and_reviews(backbone: &mut Backbone) {
         )),
     )
     .await;
-    let second_review = open_conference(backbone, |c| {
+    let second_review = fixtures::open_conference(backbone, |c| {
         plan_of(c) && c.conference_id != first_review.conference_id
     })
     .await;
