@@ -239,6 +239,9 @@ async fn a_plan_that_ends_outside_a_conference_withdraws_its_pending_review_with
     let plan_id = planned.conference.plan_id.clone();
     let review = conference_of(&mut backbone, ConferenceKind::Review, &plan_id).await;
     assert_eq!(review.due, date(2026, 4, 20));
+    // The registry makes the plan from the outcome by itself: once it has.
+    let number = child().expect("child").value;
+    plans_of(&mut backbone, &number, planned.token.clone()).await;
     backbone
         .registry
         .end_plan(registry_wire::EndPlanRequest {
@@ -970,6 +973,9 @@ async fn the_chronology_is_in_the_order_things_happened_with_when_each_was_recor
     let mut backbone = fixtures::spawn(dir.path()).await;
     let planned = fixtures::make_plan(&mut backbone).await;
     let referral_id = planned.conference.referral_id.clone();
+    // The registry makes the plan from the outcome by itself: once it has.
+    let number = child().expect("child").value;
+    plans_of(&mut backbone, &number, planned.token.clone()).await;
     // Typed in after the conference, done before it.
     backbone
         .referrals

@@ -31,9 +31,12 @@ pub struct Memory {
     referrers: HashMap<String, (Organisation, Option<NhsNumber>)>,
     /// Councils whose contact numbers are registered.
     reachable: std::collections::HashSet<String>,
-    /// Open plans: each one's council, and what to tell the council if it
-    /// cannot be reached (raised from the plan's start).
-    open_plans: HashMap<String, (String, NotificationRaised)>,
+    /// Open plans, each with its council.
+    open_plans: HashMap<String, String>,
+    /// What to tell each council that cannot be reached: raised from its
+    /// latest plan's start (one per council, not per plan: a region holds
+    /// many plans).
+    unreachable_notice: HashMap<String, NotificationRaised>,
     /// The day each unreachable council was last told.
     told_unreachable: HashMap<String, domain::date::Date>,
     /// Open statutory deadlines by what they belong to (a referral or a
@@ -122,15 +125,18 @@ impl Memory {
     /// The councils with an open plan and no contact numbers registered,
     /// each once on `today`: what each is told.
     pub fn unreachable(&mut self, today: domain::date::Date) -> Vec<NotificationRaised> {
+        let councils: std::collections::HashSet<&String> = self.open_plans.values().collect();
         let mut told = Vec::new();
-        for (council, notification) in self.open_plans.values() {
+        for council in councils {
             if self.reachable.contains(council)
                 || self.told_unreachable.get(council) == Some(&today)
             {
                 continue;
             }
-            self.told_unreachable.insert(council.clone(), today);
-            told.push(notification.clone());
+            if let Some(notification) = self.unreachable_notice.get(council) {
+                self.told_unreachable.insert(council.clone(), today);
+                told.push(notification.clone());
+            }
         }
         told
     }
@@ -144,13 +150,21 @@ impl Memory {
                     .as_ref()
                     .and_then(|contacts| contacts.local_authority.as_ref())
                 {
+                    // Numbers once registered cannot be unset: no notice
+                    // is needed again.
                     self.reachable.insert(council.ods_code.clone());
+                    self.unreachable_notice.remove(&council.ods_code);
                 }
             }
             AnyEvent::Registry(RegistryEvent::PlanStarted(started)) => {
                 let Some(council) = started.local_authority.clone() else {
                     return;
                 };
+                self.open_plans
+                    .insert(started.plan_id.clone(), council.ods_code.clone());
+                if self.reachable.contains(&council.ods_code) {
+                    return;
+                }
                 let notification = raised(
                     NotificationKind::ContactsMissing,
                     council.clone(),
@@ -159,8 +173,8 @@ impl Memory {
                     "a plan of yours is shown to emergency departments with no office-hours or out-of-hours number to call: register them (SetLocalAuthorityContacts)".to_owned(),
                     &[("plan_id", started.plan_id.clone())],
                 );
-                self.open_plans
-                    .insert(started.plan_id.clone(), (council.ods_code, notification));
+                self.unreachable_notice
+                    .insert(council.ods_code, notification);
             }
             AnyEvent::Registry(RegistryEvent::PlanEnded(ended)) => {
                 self.open_plans.remove(&ended.plan_id);
