@@ -375,7 +375,7 @@ async fn the_identity_recorded_is_the_tokens_and_whole_logs_are_for_services_onl
                 .end_plan(registry_wire::EndPlanRequest {
                     plan_id,
                     end_date: fixtures::date(2026, 3, 1),
-                    reason: contract::common::v1::PlanEndReason::NoLongerAtRisk.into(),
+                    reason: contract::common::v1::PlanEndReason::LeftTheCountry.into(),
                 })
                 .await
         }

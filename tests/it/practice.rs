@@ -242,6 +242,21 @@ async fn a_plan_that_ends_outside_a_conference_withdraws_its_pending_review_with
     // The registry makes the plan from the outcome by itself: once it has.
     let number = child().expect("child").value;
     plans_of(&mut backbone, &number, planned.token.clone()).await;
+    let status = backbone
+        .registry
+        .end_plan(registry_wire::EndPlanRequest {
+            plan_id: plan_id.clone(),
+            end_date: date(2026, 2, 10),
+            reason: PlanEndReason::NoLongerAtRisk.into(),
+        })
+        .await
+        .expect_err("a review conference decides that");
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    assert!(
+        status.message().starts_with("reason"),
+        "{}",
+        status.message()
+    );
     backbone
         .registry
         .end_plan(registry_wire::EndPlanRequest {

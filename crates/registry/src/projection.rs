@@ -93,6 +93,8 @@ pub struct PlanRecord {
     pub lead_social_worker: Option<u32>,
     pub care_team: u32,
     pub version: u64,
+    /// Made by a conference: a review conference decides its end.
+    pub made_by_conference: bool,
 }
 
 /// One lookup of a child: when, who (an interned caller) and why (an
@@ -327,6 +329,7 @@ impl Projection {
                     lead_social_worker,
                     care_team,
                     version,
+                    made_by_conference: !started.conference_id.is_empty(),
                 });
                 self.plan_index.insert(id, index);
                 self.add_plan_to(child, index);

@@ -432,6 +432,14 @@ impl plan_registry_server::PlanRegistry for PlanRegistry {
             .aggregate
             .end(end_date, reason)
             .map_err(from_domain)?;
+        // What was asked is checked first (the domain's dates), then whether
+        // it may be done here.
+        if record.made_by_conference && reason.decided_by_a_conference() {
+            return Err(Status::failed_precondition(format!(
+                "reason: \"{}\" is a review conference's decision for a plan a conference made: record it as that conference's outcome",
+                reason.label()
+            )));
+        }
         let RegistryEvent::PlanEnded(ended) = convert::to_wire(&change) else {
             return Err(internal("ending a plan", "the domain gave another event"));
         };

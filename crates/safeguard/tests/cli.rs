@@ -451,11 +451,11 @@ fn a_case_from_referral_to_plan_end_from_the_command_line() {
             "--end-date",
             "2026-06-01",
             "--reason",
-            "no-longer-at-risk",
+            "left-the-country",
         ],
     );
     assert!(
-        ended.contains("ended 2026-06-01 (no longer at risk)"),
+        ended.contains("ended 2026-06-01 (left the country)"),
         "{ended}"
     );
 
