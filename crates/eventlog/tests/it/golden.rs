@@ -117,7 +117,7 @@ fn describe(event: &EventEnvelope) -> Value {
 }
 
 fn dump(path: &Path) -> Value {
-    let db = record::sled_config(path).open().expect("open sled");
+    let db = crate::support::open_sled_after_release(path);
     let pairs: Vec<Value> = db
         .iter()
         .map(|entry| {
@@ -130,7 +130,7 @@ fn dump(path: &Path) -> Value {
 
 /// Loads a golden tree into a fresh sled directory.
 fn load(golden: &Value, path: &Path) {
-    let db = record::sled_config(path).open().expect("open sled");
+    let db = crate::support::open_sled_after_release(path);
     for pair in golden["tree"].as_array().expect("tree") {
         db.insert(
             unhex(pair[0].as_str().expect("key")),

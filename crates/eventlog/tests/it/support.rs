@@ -26,6 +26,22 @@ pub fn open_after_release(path: &Path) -> eventlog::Result<EventLog> {
     EventLog::open(Options::new(path))
 }
 
+/// Opens the log's sled database directly, as a test that damages it does,
+/// once the closed log has let go of its files.
+pub fn open_sled_after_release(path: &Path) -> sled::Db {
+    for _ in 0..100 {
+        match eventlog::record::sled_config(path).open() {
+            Err(sled::Error::Io(error)) if error.to_string().contains("could not acquire lock") => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return other.expect("open sled directly"),
+        }
+    }
+    eventlog::record::sled_config(path)
+        .open()
+        .expect("open sled directly")
+}
+
 /// An event whose payload names it, so tests can tell events apart.
 pub fn event(label: &str) -> NewEvent {
     NewEvent::new("safeguard.test.v1.Labelled", label.as_bytes().to_vec())

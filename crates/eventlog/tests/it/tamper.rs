@@ -65,9 +65,7 @@ async fn a_flipped_byte_in_the_files_is_located() {
 /// Rewrites the record at `position` with `edit` applied to its body,
 /// directly in sled, as someone with access to the files could.
 fn rewrite_record(path: &std::path::Path, position: u64, rehash: bool) {
-    let db = record::sled_config(path)
-        .open()
-        .expect("open sled directly");
+    let db = crate::support::open_sled_after_release(path);
     let key = record::record_key(position);
     let mut bytes = db.get(key).expect("get").expect("record exists").to_vec();
     let last = bytes.len() - 1;
@@ -119,9 +117,7 @@ async fn a_removed_record_is_named_missing() {
     let dir = tempfile::tempdir().expect("temp dir");
     write_closed_log(dir.path(), 60).await;
     {
-        let db = record::sled_config(dir.path())
-            .open()
-            .expect("open sled directly");
+        let db = crate::support::open_sled_after_release(dir.path());
         db.remove(record::record_key(17)).expect("remove");
         db.flush().expect("flush");
     }
@@ -135,9 +131,7 @@ async fn a_truncated_tail_is_refused_at_open() {
     let dir = tempfile::tempdir().expect("temp dir");
     write_closed_log(dir.path(), 40).await;
     {
-        let db = record::sled_config(dir.path())
-            .open()
-            .expect("open sled directly");
+        let db = crate::support::open_sled_after_release(dir.path());
         for position in 35..40 {
             db.remove(record::record_key(position)).expect("remove");
         }
