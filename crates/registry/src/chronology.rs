@@ -97,12 +97,7 @@ fn ending_of(reason: i32, detail: &str) -> String {
 
 fn category(value: i32) -> String {
     contract::common::v1::AbuseCategory::try_from(value)
-        .map(|category| {
-            category
-                .as_str_name()
-                .trim_start_matches("ABUSE_CATEGORY_")
-                .to_lowercase()
-        })
+        .map(|category| spoken(category.as_str_name(), "ABUSE_CATEGORY_"))
         .unwrap_or_else(|_| "unknown".into())
 }
 
@@ -275,10 +270,7 @@ impl Chronology {
                     Some(child),
                     format!(
                         "{} requested, due {}",
-                        kind.trim_start_matches("CONFERENCE_KIND_")
-                            .to_lowercase()
-                            .replace('_', " ")
-                            + " conference",
+                        spoken(kind, "CONFERENCE_KIND_") + " conference",
                         date(event.due.as_ref())
                     ),
                 ))
@@ -409,15 +401,12 @@ fn describe_referral(event: &ReferralEvent) -> Option<(Option<NhsNumber>, String
                 Some(referral_child(event.child.as_ref())?),
                 format!(
                     "MASH decision: {} ({}): {}",
-                    outcome
-                        .as_str_name()
-                        .trim_start_matches("REFERRAL_OUTCOME_")
-                        .to_lowercase()
-                        .replace('_', " "),
-                    referral::RagRating::try_from(event.rag_rating)
-                        .map_or("unrated", |rag| rag.as_str_name())
-                        .trim_start_matches("RAG_RATING_")
-                        .to_lowercase(),
+                    spoken(outcome.as_str_name(), "REFERRAL_OUTCOME_"),
+                    spoken(
+                        referral::RagRating::try_from(event.rag_rating)
+                            .map_or("unrated", |rag| rag.as_str_name()),
+                        "RAG_RATING_"
+                    ),
                     event.rationale
                 ),
             ))
