@@ -647,6 +647,7 @@ fn rows(case: &Case) -> Vec<Row> {
                     done(
                         c.registry
                             .child_chronology(registry_wire::ChildChronologyRequest {
+                                local_id: None,
                                 purpose: "a test of the backbone".into(),
                                 nhs_number: nhs(&child),
                                 min_token: None,
@@ -683,6 +684,7 @@ fn rows(case: &Case) -> Vec<Row> {
                     done(
                         c.registry
                             .record_transfer_in(registry_wire::RecordTransferInRequest {
+                                child_local_id: None,
                                 child_nhs_number: nhs("9990000050"),
                                 category: AbuseCategory::Neglect.into(),
                                 start_date: date(2026, 1, 5),
@@ -707,6 +709,7 @@ fn rows(case: &Case) -> Vec<Row> {
                     done(
                         c.registry
                             .record_looked_after(registry_wire::RecordLookedAfterRequest {
+                                child_local_id: None,
                                 child_nhs_number: nhs("9990000069"),
                                 start_date: date(2026, 1, 5),
                                 local_authority: Some(council()),
@@ -751,6 +754,43 @@ fn rows(case: &Case) -> Vec<Row> {
                                 plan_id: plan,
                                 baby_nhs_number: nhs("9990000085"),
                                 born_on: date(2026, 1, 10),
+                            })
+                            .await,
+                    )
+                })
+            }
+        ),
+        row!(
+            "registry.v1.PlanRegistry/LinkNhsNumber",
+            owner.clone(),
+            [],
+            |c, ods| {
+                Box::pin(async move {
+                    done(
+                        c.registry
+                            .link_nhs_number(registry_wire::LinkNhsNumberRequest {
+                                local_id: Some(contract::common::v1::LocalChildId {
+                                    local_authority_ods_code: OWNER.into(),
+                                    value: "ACCESS-1".into(),
+                                }),
+                                nhs_number: nhs("9990000093"),
+                            })
+                            .await,
+                    )
+                })
+            }
+        ),
+        row!(
+            "registry.v1.PlanRegistry/ListUnmatchedChildren",
+            owner.clone(),
+            [],
+            |c, ods| {
+                Box::pin(async move {
+                    done(
+                        c.registry
+                            .list_unmatched_children(registry_wire::ListUnmatchedChildrenRequest {
+                                local_authority_ods_code: OWNER.into(),
+                                min_token: None,
                             })
                             .await,
                     )

@@ -119,6 +119,7 @@ async fn every_read_is_recorded_before_the_answer_and_every_refusal_too() {
     backbone
         .registry
         .child_chronology(registry_wire::ChildChronologyRequest {
+            local_id: None,
             nhs_number: child(),
             min_token: planned.token.clone(),
             purpose: why.into(),

@@ -155,6 +155,7 @@ async fn case() -> Case {
     let ended = b
         .registry
         .record_looked_after(registry_wire::RecordLookedAfterRequest {
+            child_local_id: None,
             child_nhs_number: Some(NhsNumber {
                 value: "9990000034".into(),
             }),
@@ -482,6 +483,7 @@ async fn the_registry_refuses_bad_input_precisely() {
     t.case(
         "chronology: for an emergency department",
         a_and_e.child_chronology(registry_wire::ChildChronologyRequest {
+            local_id: None,
             purpose: "a test of the backbone".into(),
             nhs_number: child(),
             min_token: None,
@@ -492,6 +494,7 @@ async fn the_registry_refuses_bad_input_precisely() {
     .await;
     let transfer = |change: &dyn Fn(&mut registry_wire::RecordTransferInRequest)| {
         let mut request = registry_wire::RecordTransferInRequest {
+            child_local_id: None,
             child_nhs_number: Some(NhsNumber {
                 value: "9990000042".into(),
             }),

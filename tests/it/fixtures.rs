@@ -574,6 +574,7 @@ pub async fn transfer_in(
     backbone
         .registry
         .record_transfer_in(registry_wire::RecordTransferInRequest {
+            child_local_id: None,
             child_nhs_number: Some(NhsNumber {
                 value: child.into(),
             }),

@@ -62,6 +62,7 @@ async fn an_emergency_department_sees_the_plan_and_whom_to_call_and_the_lookup_i
     let chronology = backbone
         .registry
         .child_chronology(registry_wire::ChildChronologyRequest {
+            local_id: None,
             purpose: "a test of the backbone".into(),
             nhs_number: child(),
             min_token: before.token,
@@ -93,6 +94,7 @@ async fn an_emergency_department_sees_the_plan_and_whom_to_call_and_the_lookup_i
         .as_(&nurse())
         .registry
         .child_chronology(registry_wire::ChildChronologyRequest {
+            local_id: None,
             purpose: "a test of the backbone".into(),
             nhs_number: child(),
             min_token: None,
@@ -200,6 +202,7 @@ async fn an_unborn_plan_follows_the_baby_and_ends_once() {
         .as_(&nurse())
         .registry
         .record_looked_after(registry_wire::RecordLookedAfterRequest {
+            child_local_id: None,
             child_nhs_number: child(),
             start_date: date(2026, 1, 5),
             local_authority: Some(council()),

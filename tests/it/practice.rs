@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use contract::common::v1::{AbuseCategory, ConsistencyToken, Date, PlanEndReason};
+use contract::common::v1::{AbuseCategory, ConsistencyToken, Date, LocalChildId, PlanEndReason};
 use contract::conference::v1::*;
 use contract::notification::v1 as note;
 use contract::referral::v1 as referral;
@@ -872,6 +872,7 @@ async fn the_lead_social_worker_is_allocated_changed_named_to_callers_and_in_the
         .as_(&chair())
         .registry
         .child_chronology(registry_wire::ChildChronologyRequest {
+            local_id: None,
             nhs_number: child(),
             purpose: "allocation".into(),
             min_token: changed.token,
@@ -1024,5 +1025,302 @@ async fn the_chronology_is_in_the_order_things_happened_with_when_each_was_recor
     assert!(
         recorded(assessed) >= recorded(held),
         "recorded after the conference, shown before it"
+    );
+}
+
+/// A lookup by `child` (an NHS number or a local identifier) by the
+/// council's safeguarding lead, once the registry reflects `after`.
+async fn look_up_by(
+    backbone: &mut Backbone,
+    nhs_number: Option<contract::common::v1::NhsNumber>,
+    local_id: Option<LocalChildId>,
+    after: Option<ConsistencyToken>,
+) -> Result<registry_wire::LookupChildResponse, tonic::Status> {
+    backbone
+        .as_(&safeguarding_lead())
+        .registry
+        .lookup_child(registry_wire::LookupChildRequest {
+            nhs_number,
+            local_id,
+            purpose: "child protection enquiry".into(),
+            silent: true,
+            min_token: after,
+            ..registry_wire::LookupChildRequest::default()
+        })
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+async fn unmatched(backbone: &mut Backbone) -> registry_wire::ListUnmatchedChildrenResponse {
+    backbone
+        .registry
+        .list_unmatched_children(registry_wire::ListUnmatchedChildrenRequest {
+            local_authority_ods_code: "E09000999".into(),
+            min_token: None,
+        })
+        .await
+        .expect("unmatched")
+        .into_inner()
+}
+
+async fn chronology_of(
+    backbone: &mut Backbone,
+    nhs_number: Option<contract::common::v1::NhsNumber>,
+    local_id: Option<LocalChildId>,
+) -> Vec<String> {
+    backbone
+        .as_(&chair())
+        .registry
+        .child_chronology(registry_wire::ChildChronologyRequest {
+            nhs_number,
+            local_id,
+            purpose: "case review".into(),
+            ..registry_wire::ChildChronologyRequest::default()
+        })
+        .await
+        .expect("chronology")
+        .into_inner()
+        .entries
+        .into_iter()
+        .map(|entry| entry.summary)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_child_without_an_nhs_number_is_held_under_the_councils_local_id_until_one_is_linked() {
+    const NEWBORN: &str = "9990000034";
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut backbone = fixtures::spawn(dir.path()).await;
+
+    // A local identifier is the receiving council's own.
+    let mut foreign = fixtures::referral_of(
+        "foreign-id-0001",
+        referral::Child {
+            given_name: "Kim".into(),
+            family_name: "Testchild".into(),
+            date_of_birth: date(2020, 5, 5),
+            local_id: Some(LocalChildId {
+                local_authority_ods_code: "E09000998".into(),
+                value: "LCS-1".into(),
+            }),
+            ..referral::Child::default()
+        },
+        None,
+    );
+    let refused = backbone
+        .referrals
+        .submit_referral(foreign.clone())
+        .await
+        .expect_err("another council's identifier");
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    assert!(
+        refused
+            .message()
+            .starts_with("child.local_id.local_authority_ods_code"),
+        "{refused:?}"
+    );
+    foreign.child.as_mut().expect("child").local_id = Some(LocalChildId {
+        local_authority_ods_code: "E09000999".into(),
+        value: "has space".into(),
+    });
+    let refused = backbone
+        .referrals
+        .submit_referral(foreign)
+        .await
+        .expect_err("bad value");
+    assert!(
+        refused.message().starts_with("child.local_id.value"),
+        "{refused:?}"
+    );
+
+    // A newborn referred without an NHS number is issued one by intake,
+    // and goes through conference and plan under it.
+    let newborn = referral::Child {
+        given_name: "Baby".into(),
+        family_name: "Testnewborn".into(),
+        date_of_birth: date(2025, 12, 2),
+        ..referral::Child::default()
+    };
+    let referral_id =
+        fixtures::refer_to_conference_with(&mut backbone, "newborn-0001", newborn).await;
+    let issued = referral_of(&mut backbone, &referral_id)
+        .await
+        .child
+        .and_then(|child| child.local_id)
+        .expect("a local identifier issued");
+    assert_eq!(
+        (
+            issued.local_authority_ods_code.as_str(),
+            issued.value.clone()
+        ),
+        ("E09000999", format!("referral-{referral_id}"))
+    );
+    let initial = fixtures::open_conference(&mut backbone, |c| c.referral_id == referral_id).await;
+    assert_eq!(initial.child_nhs_number, None);
+    assert_eq!(initial.child_local_id.as_ref(), Some(&issued));
+    let decided = fixtures::hold(
+        &mut backbone,
+        &initial,
+        date(2026, 1, 20),
+        outcome::Kind::Initial(InitialOutcome {
+            plan: true,
+            category: AbuseCategory::Physical.into(),
+        }),
+    )
+    .await;
+    let held = look_up_by(&mut backbone, None, Some(issued.clone()), decided)
+        .await
+        .expect("a lookup by local identifier");
+    assert_eq!(
+        (held.nhs_number.as_ref(), held.local_id.as_ref()),
+        (None, Some(&issued))
+    );
+    assert_eq!(held.plans.len(), 1, "{held:?}");
+    let plan = held.plans[0].clone();
+    assert_eq!(plan.child_local_id.as_ref(), Some(&issued));
+    assert_eq!(plan.r#type(), registry_wire::PlanType::ChildProtection);
+    let review = fixtures::open_conference(&mut backbone, |c| {
+        c.kind() == ConferenceKind::Review && c.plan_id == plan.plan_id
+    })
+    .await;
+    assert_eq!(review.child_local_id.as_ref(), Some(&issued));
+
+    // The council lists it as unmatched; a child with a number counts as
+    // matched (unborn plans, the mother's, are not counted).
+    fixtures::transfer_in(&mut backbone, MOTHER, date(2026, 1, 5)).await;
+    let listed = unmatched(&mut backbone).await;
+    assert_eq!(
+        (listed.children_on_plans, listed.matched),
+        (2, 1),
+        "{listed:?}"
+    );
+    assert!((listed.match_rate_percent - 50.0).abs() < 1e-9);
+    assert_eq!(listed.children.len(), 1);
+    assert_eq!(listed.children[0].local_id.as_ref(), Some(&issued));
+    assert_eq!(listed.children[0].child_name, "Baby Testnewborn");
+    assert_eq!(listed.children[0].plans[0].plan_id, plan.plan_id);
+    let before = chronology_of(&mut backbone, None, Some(issued.clone())).await;
+    assert!(
+        before
+            .iter()
+            .any(|line| line.starts_with("referral received"))
+            && before
+                .iter()
+                .any(|line| line == "plan started on 2026-01-20"),
+        "{before:#?}"
+    );
+
+    // Only the council that issued it links it, once.
+    let elsewhere = fixtures::member_of(
+        "E09000998",
+        contract::common::v1::OrganisationKind::LocalAuthority,
+        contract::common::v1::Role::SocialWorker,
+    );
+    let link = registry_wire::LinkNhsNumberRequest {
+        local_id: Some(issued.clone()),
+        nhs_number: nhs(NEWBORN),
+    };
+    let refused = backbone
+        .as_(&elsewhere)
+        .registry
+        .link_nhs_number(link.clone())
+        .await
+        .expect_err("another council");
+    assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
+    let linked = backbone
+        .registry
+        .link_nhs_number(link.clone())
+        .await
+        .expect("linked")
+        .into_inner();
+    let again = backbone
+        .registry
+        .link_nhs_number(link)
+        .await
+        .expect("the same link again changes nothing")
+        .into_inner();
+    assert_eq!(again.token, linked.token);
+    let refused = backbone
+        .registry
+        .link_nhs_number(registry_wire::LinkNhsNumberRequest {
+            local_id: Some(issued.clone()),
+            nhs_number: nhs("9990000042"),
+        })
+        .await
+        .expect_err("a second number");
+    assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+    assert!(refused.message().starts_with("local_id"), "{refused:?}");
+
+    // From then on the NHS number finds the plan, its history and its
+    // accesses (the lookup by local identifier above).
+    let found = look_up_by(&mut backbone, nhs(NEWBORN), None, linked.token.clone())
+        .await
+        .expect("lookup by NHS number");
+    assert_eq!(found.plans.len(), 1);
+    assert_eq!(found.plans[0].plan_id, plan.plan_id);
+    assert_eq!(found.plans[0].child_nhs_number, nhs(NEWBORN));
+    assert_eq!(found.plans[0].child_local_id, None);
+    assert_eq!(
+        found.recent_accesses.len(),
+        2,
+        "{:?}",
+        found.recent_accesses
+    );
+    let by_local = look_up_by(&mut backbone, None, Some(issued.clone()), None)
+        .await
+        .expect("the local identifier still finds the child");
+    assert_eq!(by_local.nhs_number, nhs(NEWBORN));
+    let history = chronology_of(&mut backbone, nhs(NEWBORN), None).await;
+    for said in [
+        "referral received from Test organisation S999001: physical",
+        "plan started on 2026-01-20",
+        "NHS number linked on ",
+    ] {
+        assert!(
+            history.iter().any(|line| line.starts_with(said)),
+            "{said}: {history:#?}"
+        );
+    }
+    assert!(
+        history
+            .iter()
+            .any(|line| line.ends_with(&format!("to E09000999 local id {}", issued.value))),
+        "{history:#?}"
+    );
+    let listed = unmatched(&mut backbone).await;
+    assert_eq!((listed.children_on_plans, listed.matched), (2, 2));
+    assert!(listed.children.is_empty());
+    assert!((listed.match_rate_percent - 100.0).abs() < 1e-9);
+
+    // The review, still naming the local identifier, changes the linked
+    // plan; and after a restart the link holds.
+    let changed = fixtures::hold(
+        &mut backbone,
+        &review,
+        date(2026, 4, 20),
+        outcome::Kind::Review(ReviewOutcome {
+            decision: Some(review_outcome::Decision::ChangeCategory(
+                AbuseCategory::Neglect.into(),
+            )),
+        }),
+    )
+    .await;
+    let found = plans_of(&mut backbone, NEWBORN, changed).await;
+    assert_eq!(found[0].category(), AbuseCategory::Neglect);
+    let crate::Backbone { running, .. } = backbone._backbone.take().expect("backbone");
+    drop(backbone);
+    running.stop().await.expect("stop");
+    let mut backbone = fixtures::spawn(dir.path()).await;
+    let found = plans_of(&mut backbone, NEWBORN, None).await;
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].category(), AbuseCategory::Neglect);
+    assert_eq!(
+        look_up_by(&mut backbone, nhs(NEWBORN), None, None)
+            .await
+            .expect("lookup")
+            .recent_accesses
+            .len(),
+        6,
+        "every lookup, by either identifier, this one included"
     );
 }

@@ -199,6 +199,7 @@ async fn lookups_on_either_pod_are_told_once_and_survive_kill_9_of_either() {
 
 fn transfer_in(child: &str) -> wire::RecordTransferInRequest {
     wire::RecordTransferInRequest {
+        child_local_id: None,
         child_nhs_number: Some(NhsNumber {
             value: child.to_owned(),
         }),
@@ -386,6 +387,7 @@ async fn story(
 ) -> Vec<String> {
     registry(agencies, &url, &chair())
         .child_chronology(wire::ChildChronologyRequest {
+            local_id: None,
             purpose: "a test of the backbone".into(),
             nhs_number: Some(NhsNumber {
                 value: child.to_owned(),

@@ -54,6 +54,7 @@ async fn views(
         .into_inner();
     let chronology = registry
         .child_chronology(ChildChronologyRequest {
+            local_id: None,
             purpose: "a test of the backbone".into(),
             nhs_number: nhs,
             min_token: plans.token.clone(),

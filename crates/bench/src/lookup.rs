@@ -181,6 +181,7 @@ async fn fill(log: &EventLog, scale: Scale) -> Result<(), Error> {
                 let lookups = (scale.events - scale.children) / scale.children;
                 if lookups > 0 {
                     let looked = wire::ChildLookedUp {
+                        local_id: None,
                         nhs_number: Some(child(serial)),
                         caller: Some(nurse()),
                         purpose: "unscheduled care attendance".into(),

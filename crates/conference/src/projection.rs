@@ -239,6 +239,7 @@ impl Projection {
             kind: requested.kind,
             status: wire::ConferenceStatus::Requested.into(),
             child_nhs_number: requested.child_nhs_number,
+            child_local_id: requested.child_local_id,
             child_name: requested.child_name,
             local_authority: requested.local_authority,
             due: requested.due,

@@ -203,6 +203,7 @@ fn on_referral_event(
         kind: wire::ConferenceKind::Initial.into(),
         expected_date_of_delivery,
         invitees,
+        child_local_id: child.local_id.clone(),
         child_nhs_number: child.nhs_number.or(child.mother_nhs_number),
         child_name: format!("{} {}", child.given_name, child.family_name)
             .trim()
@@ -296,6 +297,7 @@ fn on_own_event(
         conference_id: String::new(),
         kind: wire::ConferenceKind::Review.into(),
         child_nhs_number: recorded.child_nhs_number,
+        child_local_id: recorded.child_local_id,
         child_name: recorded.child_name,
         expected_date_of_delivery: recorded.expected_date_of_delivery,
         invitees: invited_again(recorded.invitees),

@@ -398,9 +398,28 @@ impl conference_scheduler_server::ConferenceScheduler for ConferenceScheduler {
         let (caller, request) = limits::checked(request)?;
         audit::allow_role(&self.inner.log, rpc::CREATE, &caller).await?;
         let kind = convert::kind(request.kind)?;
-        let child = validate::nhs_number("child_nhs_number", request.child_nhs_number.as_ref())?;
+        let child = validate::child_id(
+            "child_nhs_number",
+            request.child_nhs_number.as_ref(),
+            "child_local_id",
+            request.child_local_id.as_ref(),
+        )?;
         let local_authority =
             validate::organisation("local_authority", request.local_authority.as_ref())?;
+        if let Some(local) = child.local_id()
+            && local.council().as_str() != local_authority.ods_code
+        {
+            return Err(invalid(
+                "child_local_id.local_authority_ods_code",
+                "is not the conference's local authority: a local identifier is the council's own",
+            ));
+        }
+        if child.local_id().is_some() && request.expected_date_of_delivery.is_some() {
+            return Err(invalid(
+                "child_local_id",
+                "a pre-birth conference is held on the mother's NHS number",
+            ));
+        }
         audit::allow(
             &self.inner.log,
             rpc::CREATE,
@@ -462,9 +481,8 @@ impl conference_scheduler_server::ConferenceScheduler for ConferenceScheduler {
         let requested = wire::ConferenceRequested {
             conference_id: conference_id.clone(),
             kind: request.kind,
-            child_nhs_number: Some(contract::common::v1::NhsNumber {
-                value: child.to_string(),
-            }),
+            child_nhs_number: validate::to_wire_child(&child).0,
+            child_local_id: validate::to_wire_child(&child).1,
             child_name: request.child_name.trim().to_owned(),
             // A review invites whom the plan's last conference did.
             invitees: match previous {
@@ -799,6 +817,7 @@ impl conference_scheduler_server::ConferenceScheduler for ConferenceScheduler {
                         kind: tracked.view.kind,
                         held_on: tracked.view.held_on,
                         child_nhs_number: tracked.view.child_nhs_number.clone(),
+                        child_local_id: tracked.view.child_local_id.clone(),
                         child_name: tracked.view.child_name.clone(),
                         local_authority: tracked.view.local_authority.clone(),
                         expected_date_of_delivery: tracked.view.expected_date_of_delivery,

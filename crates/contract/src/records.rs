@@ -131,6 +131,7 @@ records! {
         PlanEnded(registry::v1::PlanEnded),
         BirthLinked(registry::v1::BirthLinked),
         LeadSocialWorkerAllocated(registry::v1::LeadSocialWorkerAllocated),
+        NhsNumberLinked(registry::v1::ChildNhsNumberLinked),
         ChildLookedUp(registry::v1::ChildLookedUp),
         ContactsSet(registry::v1::LocalAuthorityContactsSet),
         Quarantined(RecordQuarantined),

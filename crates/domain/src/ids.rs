@@ -12,6 +12,8 @@ pub enum IdError {
     NhsNumberCheckDigit(String),
     #[error("an ODS code is 3 to 12 letters and digits, got {0:?}")]
     OdsCode(String),
+    #[error("a local identifier is 1 to 64 letters, digits, '-', '_', '.' or '/', got {0:?}")]
+    LocalChildId(String),
 }
 
 /// An NHS number: ten digits, the last a modulus-11 check digit over the
@@ -138,6 +140,87 @@ impl fmt::Display for OdsCode {
     }
 }
 
+/// A council's own identifier for a child it holds without an NHS number
+/// (a newborn not yet registered, an asylum-seeking child, a record not yet
+/// matched): unique within the council, so the pair is the identity.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+pub struct LocalChildId {
+    council: OdsCode,
+    value: Box<str>,
+}
+
+impl LocalChildId {
+    pub fn parse(council: &str, value: &str) -> Result<Self, IdError> {
+        let council = OdsCode::parse(council)?;
+        let trimmed = value.trim();
+        let valid = (1..=64).contains(&trimmed.len())
+            && trimmed
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'));
+        if !valid {
+            return Err(IdError::LocalChildId(value.to_owned()));
+        }
+        Ok(LocalChildId {
+            council,
+            value: trimmed.into(),
+        })
+    }
+
+    /// The council that issued it.
+    pub fn council(&self) -> &OdsCode {
+        &self.council
+    }
+
+    pub fn value(&self) -> &str {
+        &self.value
+    }
+}
+
+impl fmt::Display for LocalChildId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} local id {}", self.council, self.value)
+    }
+}
+
+/// Who a child's record is held under: their NHS number, or, until one is
+/// matched, their council's local identifier.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+pub enum ChildId {
+    Nhs(NhsNumber),
+    Local(LocalChildId),
+}
+
+impl ChildId {
+    pub fn nhs_number(&self) -> Option<NhsNumber> {
+        match self {
+            ChildId::Nhs(number) => Some(*number),
+            ChildId::Local(_) => None,
+        }
+    }
+
+    pub fn local_id(&self) -> Option<&LocalChildId> {
+        match self {
+            ChildId::Nhs(_) => None,
+            ChildId::Local(local) => Some(local),
+        }
+    }
+}
+
+impl From<NhsNumber> for ChildId {
+    fn from(number: NhsNumber) -> Self {
+        ChildId::Nhs(number)
+    }
+}
+
+impl fmt::Display for ChildId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ChildId::Nhs(number) => write!(f, "NHS number {number}"),
+            ChildId::Local(local) => local.fmt(f),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -190,6 +273,27 @@ mod tests {
                 .expect("valid")
                 .is_test_number()
         );
+    }
+
+    #[test]
+    fn local_child_ids() {
+        let id = LocalChildId::parse(" e09000999 ", " LCS-12/34 ").expect("valid");
+        assert_eq!(
+            (id.council().as_str(), id.value()),
+            ("E09000999", "LCS-12/34")
+        );
+        assert_eq!(id.to_string(), "E09000999 local id LCS-12/34");
+        for bad in ["", "  ", "has space", "semi;colon", &"x".repeat(65)] {
+            assert_eq!(
+                LocalChildId::parse("E09000999", bad),
+                Err(IdError::LocalChildId(bad.to_owned())),
+                "{bad:?}"
+            );
+        }
+        assert!(matches!(
+            LocalChildId::parse("E0", "1"),
+            Err(IdError::OdsCode(_))
+        ));
     }
 
     #[test]

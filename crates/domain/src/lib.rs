@@ -16,4 +16,4 @@ pub mod plan;
 pub mod referral;
 
 pub use crate::error::DomainError;
-pub use crate::ids::{IdError, NhsNumber, OdsCode};
+pub use crate::ids::{ChildId, IdError, LocalChildId, NhsNumber, OdsCode};

@@ -4,14 +4,15 @@
 use crate::codes::{AbuseCategory, PlanEndReason, PlanType};
 use crate::date::Date;
 use crate::error::DomainError;
-use crate::ids::NhsNumber;
+use crate::ids::{ChildId, NhsNumber};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     Started {
         plan_type: PlanType,
-        /// The child's, or for an unborn plan the mother's.
-        nhs_number: NhsNumber,
+        /// The child's NHS number or council local id; for an unborn plan
+        /// the mother's NHS number.
+        child: ChildId,
         category: Option<AbuseCategory>,
         start_date: Date,
     },
@@ -37,7 +38,8 @@ pub enum Event {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
     pub plan_type: PlanType,
-    pub nhs_number: NhsNumber,
+    /// Whom the plan is held under: see `Event::Started`.
+    pub child: ChildId,
     /// Set for an unborn plan once the baby is born and linked.
     pub baby: Option<NhsNumber>,
     pub category: Option<AbuseCategory>,
@@ -49,10 +51,17 @@ impl Plan {
     /// Checks a new plan; the first event of its stream.
     pub fn start(
         plan_type: PlanType,
-        nhs_number: NhsNumber,
+        child: impl Into<ChildId>,
         category: Option<AbuseCategory>,
         start_date: Date,
     ) -> Result<Event, DomainError> {
+        let child = child.into();
+        if plan_type == PlanType::Unborn && child.nhs_number().is_none() {
+            return Err(DomainError::invalid(
+                "mother_nhs_number",
+                "an unborn plan is held on the mother's NHS number",
+            ));
+        }
         match (plan_type, category) {
             (PlanType::ChildProtection | PlanType::Unborn, None) => {
                 return Err(DomainError::invalid(
@@ -70,7 +79,7 @@ impl Plan {
         }
         Ok(Event::Started {
             plan_type,
-            nhs_number,
+            child,
             category,
             start_date,
         })
@@ -80,7 +89,7 @@ impl Plan {
         let mut events = events.into_iter();
         let Some(Event::Started {
             plan_type,
-            nhs_number,
+            child,
             category,
             start_date,
         }) = events.next()
@@ -89,7 +98,7 @@ impl Plan {
         };
         let mut plan = Plan {
             plan_type: *plan_type,
-            nhs_number: *nhs_number,
+            child: child.clone(),
             baby: None,
             category: *category,
             start_date: *start_date,
@@ -174,7 +183,7 @@ impl Plan {
                 "the birth is already linked",
             ));
         }
-        if baby == self.nhs_number {
+        if self.child == ChildId::Nhs(baby) {
             return Err(DomainError::invalid(
                 "baby_nhs_number",
                 "is the mother's NHS number",
@@ -259,6 +268,25 @@ mod tests {
             .is_err()
         );
         assert!(Plan::start(PlanType::LookedAfter, child, None, on).is_ok());
+        let local = crate::ids::LocalChildId::parse("E09000999", "LCS-1").expect("valid");
+        assert!(
+            Plan::start(
+                PlanType::ChildProtection,
+                ChildId::Local(local.clone()),
+                Some(AbuseCategory::Neglect),
+                on
+            )
+            .is_ok()
+        );
+        assert!(
+            Plan::start(
+                PlanType::Unborn,
+                ChildId::Local(local),
+                Some(AbuseCategory::Neglect),
+                on
+            )
+            .is_err()
+        );
     }
 
     #[test]

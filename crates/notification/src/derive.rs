@@ -387,7 +387,10 @@ impl Memory {
                 source,
                 NotificationKind::PlanStarted,
                 &started.care_team,
-                started.child_nhs_number.as_ref(),
+                (
+                    started.child_nhs_number.as_ref(),
+                    started.child_local_id.as_ref(),
+                ),
                 format!(
                     "the child is now subject to a child protection plan from {}",
                     date(started.start_date.as_ref())
@@ -398,7 +401,10 @@ impl Memory {
                 source,
                 NotificationKind::PlanEnded,
                 &ended.care_team,
-                ended.child_nhs_number.as_ref(),
+                (
+                    ended.child_nhs_number.as_ref(),
+                    ended.child_local_id.as_ref(),
+                ),
                 format!(
                     "the child's plan ended on {}",
                     date(ended.end_date.as_ref())
@@ -575,10 +581,22 @@ fn to_care_team(
     source: Record<'_>,
     kind: NotificationKind,
     care_team: &[Organisation],
-    child: Option<&NhsNumber>,
+    (child, local_id): (
+        Option<&NhsNumber>,
+        Option<&contract::common::v1::LocalChildId>,
+    ),
     summary: String,
     plan_id: &str,
 ) -> Vec<NotificationRaised> {
+    // A child without an NHS number is named by the council's local
+    // identifier, so the care team knows whom the plan is about.
+    let mut details = vec![("plan_id", plan_id.to_owned())];
+    if let Some(local) = local_id.filter(|_| child.is_none()) {
+        details.push((
+            "child_local_id",
+            format!("{} {}", local.local_authority_ods_code, local.value),
+        ));
+    }
     distinct(care_team.iter().cloned())
         .into_iter()
         .map(|member| {
@@ -588,7 +606,7 @@ fn to_care_team(
                 child.cloned(),
                 source,
                 summary.clone(),
-                &[("plan_id", plan_id.to_owned())],
+                &details,
             )
         })
         .collect()
@@ -688,6 +706,7 @@ mod tests {
         use NotificationKind::*;
         let looked_up = |silent| {
             AnyEvent::Registry(RegistryEvent::ChildLookedUp(registry::ChildLookedUp {
+                local_id: None,
                 nhs_number: child(),
                 caller: Some(CallerIdentity {
                     organisation: Some(organisation("RXX01")),

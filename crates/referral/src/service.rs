@@ -229,6 +229,13 @@ fn validate_child(
     {
         return Err(invalid("child", "needs a name or an NHS number"));
     }
+    let local_id = validate::optional_local_child_id("child.local_id", child.local_id.as_ref())?;
+    if local_id.is_some() && (nhs.is_some() || born.is_none()) {
+        return Err(invalid(
+            "child.local_id",
+            "is for a born child without an NHS number",
+        ));
+    }
     Ok(wire::Child {
         nhs_number: nhs.map(|number| contract::common::v1::NhsNumber {
             value: number.to_string(),
@@ -239,8 +246,42 @@ fn validate_child(
         given_name: child.given_name.trim().to_owned(),
         family_name: child.family_name.trim().to_owned(),
         gp_practice,
+        local_id: local_id.as_ref().map(validate::to_wire_local),
         ..child.clone()
     })
+}
+
+/// A born child without an NHS number is held under the receiving
+/// council's local identifier: the one given (which must be that
+/// council's), or one issued from the referral's id, so a retry issues the
+/// same.
+fn with_local_id(
+    mut child: wire::Child,
+    local_authority: &contract::common::v1::Organisation,
+    referral_id: &str,
+) -> Result<wire::Child, Status> {
+    if child.nhs_number.is_some() || child.date_of_birth.is_none() {
+        return Ok(child);
+    }
+    match &child.local_id {
+        Some(given) if given.local_authority_ods_code != local_authority.ods_code => {
+            return Err(invalid(
+                "child.local_id.local_authority_ods_code",
+                format!(
+                    "is {}, not the receiving council {}: a local identifier is the council's own",
+                    given.local_authority_ods_code, local_authority.ods_code
+                ),
+            ));
+        }
+        Some(_) => {}
+        None => {
+            child.local_id = Some(contract::common::v1::LocalChildId {
+                local_authority_ods_code: local_authority.ods_code.clone(),
+                value: format!("referral-{referral_id}"),
+            });
+        }
+    }
+    Ok(child)
 }
 
 fn validate_police(assessment: Option<&wire::PoliceRiskAssessment>) -> Result<(), Status> {
@@ -351,6 +392,7 @@ impl referral_intake_server::ReferralIntake for ReferralIntake {
 
         let id = referral_id_for(caller.organisation.as_str(), &key);
         let referral_id = id.to_string();
+        let child = with_local_id(child, &local_authority, &referral_id)?;
         let decision_due = clocks::referral_decision_due(&self.inner.calendar, received_on);
         let submitted = wire::ReferralSubmitted {
             referral_id: referral_id.clone(),

@@ -8,17 +8,20 @@ use contract::events::v1::actor;
 use contract::records::{AnyEvent, ConferenceEvent, ReferralEvent, RegistryEvent};
 use contract::referral::v1 as referral;
 use contract::registry::v1 as wire;
-use domain::NhsNumber;
+use domain::{ChildId, LocalChildId, NhsNumber};
 use service_core::follow::Record;
 
 #[derive(Debug, Default)]
 pub struct Chronology {
-    entries: HashMap<NhsNumber, Vec<wire::ChronologyEntry>>,
+    entries: HashMap<ChildId, Vec<wire::ChronologyEntry>>,
     /// Whom each child's record concerns, from the referrals and
     /// conferences about them: who may read their chronology.
-    parties: HashMap<NhsNumber, ChildParties>,
+    parties: HashMap<ChildId, ChildParties>,
     /// Conference events name the conference, not the child.
-    conference_children: HashMap<String, NhsNumber>,
+    conference_children: HashMap<String, ChildId>,
+    /// Local identifiers linked to NHS numbers (the registry's links): an
+    /// event naming one is the number's.
+    links: HashMap<LocalChildId, NhsNumber>,
     /// On a read replica, the primary's plan events by plan: what the
     /// primary reads from its plan streams. Some name no child (a category
     /// change), and an unborn plan's belong to mother and baby alike.
@@ -46,13 +49,23 @@ pub fn plan_of(event: &RegistryEvent) -> Option<&str> {
     }
 }
 
-fn child_of(number: Option<&contract::common::v1::NhsNumber>) -> Option<NhsNumber> {
-    NhsNumber::parse(&number?.value).ok()
+fn child_of(number: Option<&contract::common::v1::NhsNumber>) -> Option<ChildId> {
+    service_core::validate::stored_child(number, None)
 }
 
-fn referral_child(child: Option<&referral::Child>) -> Option<NhsNumber> {
+/// The child a plan or conference event names: its NHS number, or its
+/// local identifier.
+fn either(
+    number: Option<&contract::common::v1::NhsNumber>,
+    local: Option<&contract::common::v1::LocalChildId>,
+) -> Option<ChildId> {
+    service_core::validate::stored_child(number, local)
+}
+
+fn referral_child(child: Option<&referral::Child>) -> Option<ChildId> {
     let child = child?;
-    child_of(child.nhs_number.as_ref()).or_else(|| child_of(child.mother_nhs_number.as_ref()))
+    either(child.nhs_number.as_ref(), child.local_id.as_ref())
+        .or_else(|| child_of(child.mother_nhs_number.as_ref()))
 }
 
 fn date(value: Option<&contract::common::v1::Date>) -> String {
@@ -107,7 +120,10 @@ impl Chronology {
     /// are read from its log when a chronology is asked for.
     pub fn add(&mut self, record: Record<'_>, event: &AnyEvent) -> bool {
         if let AnyEvent::Conference(ConferenceEvent::Requested(requested)) = event
-            && let Some(child) = child_of(requested.child_nhs_number.as_ref())
+            && let Some(child) = either(
+                requested.child_nhs_number.as_ref(),
+                requested.child_local_id.as_ref(),
+            )
         {
             self.conference_children
                 .insert(requested.conference_id.clone(), child);
@@ -116,8 +132,41 @@ impl Chronology {
         let Some((Some(child), entry)) = self.entry(record, event) else {
             return false;
         };
+        let child = self.resolve(child);
         self.entries.entry(child).or_default().push(entry);
         true
+    }
+
+    /// Whom an event naming `child` is about now.
+    fn resolve(&self, child: ChildId) -> ChildId {
+        match &child {
+            ChildId::Local(local) => self
+                .links
+                .get(local)
+                .map_or(child, |number| ChildId::Nhs(*number)),
+            ChildId::Nhs(_) => child,
+        }
+    }
+
+    /// A local identifier linked to an NHS number: what was held under it
+    /// is the number's, and so is what comes later naming it.
+    pub fn link(&mut self, local: LocalChildId, number: NhsNumber) {
+        self.links.insert(local.clone(), number);
+        let from = ChildId::Local(local);
+        let to = ChildId::Nhs(number);
+        if let Some(entries) = self.entries.remove(&from) {
+            self.entries.entry(to.clone()).or_default().extend(entries);
+        }
+        if let Some(parties) = self.parties.remove(&from) {
+            let known = self.parties.entry(to.clone()).or_default();
+            known.owners.extend(parties.owners);
+            known.joint_enquiry.extend(parties.joint_enquiry);
+        }
+        for child in self.conference_children.values_mut() {
+            if *child == from {
+                *child = to.clone();
+            }
+        }
     }
 
     /// The entry an event makes and the child it names, if it names one;
@@ -126,7 +175,7 @@ impl Chronology {
         &self,
         record: Record<'_>,
         event: &AnyEvent,
-    ) -> Option<(Option<NhsNumber>, wire::ChronologyEntry)> {
+    ) -> Option<(Option<ChildId>, wire::ChronologyEntry)> {
         let (child, summary) = self.describe(event)?;
         let envelope = record.envelope;
         let actor = match envelope
@@ -181,7 +230,10 @@ impl Chronology {
                 _ => return,
             },
             AnyEvent::Conference(ConferenceEvent::Requested(requested)) => (
-                child_of(requested.child_nhs_number.as_ref()),
+                either(
+                    requested.child_nhs_number.as_ref(),
+                    requested.child_local_id.as_ref(),
+                ),
                 ods(requested.local_authority.as_ref()),
                 Vec::new(),
             ),
@@ -190,6 +242,7 @@ impl Chronology {
         let Some(child) = child else {
             return;
         };
+        let child = self.resolve(child);
         let parties = self.parties.entry(child).or_default();
         parties.owners.extend(owner);
         parties.joint_enquiry.extend(police);
@@ -197,8 +250,11 @@ impl Chronology {
 
     /// Whom `child`'s record concerns, as far as referrals and conferences
     /// say (plans say more: the registry adds their local authorities).
-    pub fn parties_of(&self, child: &NhsNumber) -> ChildParties {
-        self.parties.get(child).cloned().unwrap_or_default()
+    pub fn parties_of(&self, child: &ChildId) -> ChildParties {
+        self.parties
+            .get(&self.resolve(child.clone()))
+            .cloned()
+            .unwrap_or_default()
     }
 
     pub fn add_from_pod(&mut self, record: Record<'_>, event: RegistryEvent) {
@@ -217,8 +273,11 @@ impl Chronology {
     }
 
     /// The other producers' entries about a child, in no particular order.
-    pub fn of(&self, child: &NhsNumber) -> Vec<wire::ChronologyEntry> {
-        self.entries.get(child).cloned().unwrap_or_default()
+    pub fn of(&self, child: &ChildId) -> Vec<wire::ChronologyEntry> {
+        self.entries
+            .get(&self.resolve(child.clone()))
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// Another pod's events of a plan, in no particular order.
@@ -250,7 +309,7 @@ pub fn sort(entries: &mut [wire::ChronologyEntry]) {
 impl Chronology {
     /// The child an event is about (if it names one) and what a
     /// chronology says of it; `None` for events a chronology does not show.
-    fn describe(&self, event: &AnyEvent) -> Option<(Option<NhsNumber>, String)> {
+    fn describe(&self, event: &AnyEvent) -> Option<(Option<ChildId>, String)> {
         match event {
             AnyEvent::Referral(event) => describe_referral(event),
             AnyEvent::Conference(event) => self.describe_conference(event),
@@ -259,11 +318,14 @@ impl Chronology {
         }
     }
 
-    fn describe_conference(&self, event: &ConferenceEvent) -> Option<(Option<NhsNumber>, String)> {
-        let of = |conference_id: &str| self.conference_children.get(conference_id).copied();
+    fn describe_conference(&self, event: &ConferenceEvent) -> Option<(Option<ChildId>, String)> {
+        let of = |conference_id: &str| self.conference_children.get(conference_id).cloned();
         match event {
             ConferenceEvent::Requested(event) => {
-                let child = child_of(event.child_nhs_number.as_ref())?;
+                let child = either(
+                    event.child_nhs_number.as_ref(),
+                    event.child_local_id.as_ref(),
+                )?;
                 let kind = conference::ConferenceKind::try_from(event.kind)
                     .map_or("conference", |kind| kind.as_str_name());
                 Some((
@@ -327,7 +389,10 @@ impl Chronology {
                     },
                 };
                 Some((
-                    Some(child_of(event.child_nhs_number.as_ref())?),
+                    Some(either(
+                        event.child_nhs_number.as_ref(),
+                        event.child_local_id.as_ref(),
+                    )?),
                     format!(
                         "conference held on {}: {outcome}",
                         date(event.held_on.as_ref())
@@ -382,7 +447,7 @@ impl Chronology {
     }
 }
 
-fn describe_referral(event: &ReferralEvent) -> Option<(Option<NhsNumber>, String)> {
+fn describe_referral(event: &ReferralEvent) -> Option<(Option<ChildId>, String)> {
     match event {
         ReferralEvent::Submitted(event) => {
             let from = event.referrer.as_ref()?.organisation.as_ref()?.name.clone();
@@ -458,10 +523,13 @@ fn describe_referral(event: &ReferralEvent) -> Option<(Option<NhsNumber>, String
     }
 }
 
-fn describe_registry(event: &RegistryEvent) -> Option<(Option<NhsNumber>, String)> {
+fn describe_registry(event: &RegistryEvent) -> Option<(Option<ChildId>, String)> {
     match event {
         RegistryEvent::PlanStarted(event) => Some((
-            Some(child_of(event.child_nhs_number.as_ref())?),
+            Some(either(
+                event.child_nhs_number.as_ref(),
+                event.child_local_id.as_ref(),
+            )?),
             format!("plan started on {}", date(event.start_date.as_ref())),
         )),
         RegistryEvent::PlanCategoryChanged(event) => Some((
@@ -482,7 +550,10 @@ fn describe_registry(event: &RegistryEvent) -> Option<(Option<NhsNumber>, String
         RegistryEvent::LeadSocialWorkerAllocated(event) => {
             let now = event.lead_social_worker.clone().unwrap_or_default();
             Some((
-                Some(child_of(event.child_nhs_number.as_ref())?),
+                Some(either(
+                    event.child_nhs_number.as_ref(),
+                    event.child_local_id.as_ref(),
+                )?),
                 match &event.previous {
                     Some(before) => format!(
                         "lead social worker from {}: {} ({}), was {}",
@@ -501,7 +572,10 @@ fn describe_registry(event: &RegistryEvent) -> Option<(Option<NhsNumber>, String
             ))
         }
         RegistryEvent::PlanEnded(event) => Some((
-            Some(child_of(event.child_nhs_number.as_ref())?),
+            Some(either(
+                event.child_nhs_number.as_ref(),
+                event.child_local_id.as_ref(),
+            )?),
             format!(
                 "plan ended on {}: {}",
                 date(event.end_date.as_ref()),
@@ -512,7 +586,7 @@ fn describe_registry(event: &RegistryEvent) -> Option<(Option<NhsNumber>, String
             let caller = event.caller.clone().unwrap_or_default();
             let organisation = caller.organisation.map(|o| o.name).unwrap_or_default();
             Some((
-                Some(child_of(event.nhs_number.as_ref())?),
+                Some(either(event.nhs_number.as_ref(), event.local_id.as_ref())?),
                 format!(
                     "record viewed by {organisation}{}: {}",
                     if event.silent { " (silent)" } else { "" },
@@ -520,6 +594,20 @@ fn describe_registry(event: &RegistryEvent) -> Option<(Option<NhsNumber>, String
                 ),
             ))
         }
+        RegistryEvent::NhsNumberLinked(event) => Some((
+            Some(child_of(event.nhs_number.as_ref())?),
+            format!(
+                "NHS number linked on {} to {}",
+                date(event.linked_on.as_ref()),
+                event
+                    .local_id
+                    .as_ref()
+                    .map_or_else(String::new, |local| format!(
+                        "{} local id {}",
+                        local.local_authority_ods_code, local.value
+                    ))
+            ),
+        )),
         RegistryEvent::ContactsSet(_)
         | RegistryEvent::Quarantined(_)
         | RegistryEvent::RecordsRead(_)
@@ -643,7 +731,7 @@ mod tests {
         ];
         let mut chronology = Chronology::default();
         let envelope = EventEnvelope::default();
-        let child = NhsNumber::parse(CHILD).expect("a test number");
+        let child = ChildId::Nhs(NhsNumber::parse(CHILD).expect("a test number"));
         for (position, (what, event, line)) in cases.into_iter().enumerate() {
             let before = chronology.of(&child).len();
             let record = Record {

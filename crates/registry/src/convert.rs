@@ -8,10 +8,10 @@
 use contract::common::v1::Organisation;
 use contract::records::RegistryEvent;
 use contract::registry::v1 as wire;
-use domain::NhsNumber;
 use domain::codes::PlanType;
 use domain::date::Date;
 use domain::plan::{Event, Plan};
+use domain::{ChildId, NhsNumber};
 use eventlog::EventId;
 pub use service_core::codes::{category, category_to_wire, end_reason, end_reason_to_wire};
 use service_core::reject::{from_domain, internal, invalid};
@@ -49,6 +49,16 @@ pub(crate) fn nhs(
     validate::nhs_number(field, value).map_err(|status| status.message().to_owned())
 }
 
+/// The child a plan event is about: an NHS number, or a council's local
+/// identifier for a child without one.
+pub(crate) fn child(
+    nhs: Option<&contract::common::v1::NhsNumber>,
+    local: Option<&contract::common::v1::LocalChildId>,
+) -> Result<ChildId, String> {
+    validate::child_id("child_nhs_number", nhs, "child_local_id", local)
+        .map_err(|status| status.message().to_owned())
+}
+
 /// A wire date as the domain's, or why not, naming `field`.
 pub(crate) fn date(
     field: &str,
@@ -63,7 +73,10 @@ pub fn to_domain(event: &RegistryEvent) -> Result<Option<Event>, String> {
     Ok(Some(match event {
         RegistryEvent::PlanStarted(started) => Event::Started {
             plan_type: plan_type(started.r#type).ok_or("type: a plan needs a type")?,
-            nhs_number: nhs("child_nhs_number", started.child_nhs_number.as_ref())?,
+            child: child(
+                started.child_nhs_number.as_ref(),
+                started.child_local_id.as_ref(),
+            )?,
             category: category(started.category),
             start_date: date("start_date", started.start_date.as_ref())?,
         },
@@ -83,6 +96,7 @@ pub fn to_domain(event: &RegistryEvent) -> Result<Option<Event>, String> {
             allocated_on: date("allocated_on", allocated.allocated_on.as_ref())?,
         },
         RegistryEvent::ChildLookedUp(_)
+        | RegistryEvent::NhsNumberLinked(_)
         | RegistryEvent::ContactsSet(_)
         | RegistryEvent::Quarantined(_)
         | RegistryEvent::RecordsRead(_)
@@ -96,17 +110,21 @@ pub fn to_wire(event: &Event) -> RegistryEvent {
     match *event {
         Event::Started {
             plan_type,
-            nhs_number,
+            ref child,
             category,
             start_date,
-        } => wire::PlanStarted {
-            r#type: plan_type_to_wire(plan_type).into(),
-            child_nhs_number: wire_nhs(nhs_number),
-            category: category.map_or(0, |category| category_to_wire(category).into()),
-            start_date: Some(validate::to_wire_date(start_date)),
-            ..wire::PlanStarted::default()
+        } => {
+            let (child_nhs_number, child_local_id) = validate::to_wire_child(child);
+            wire::PlanStarted {
+                r#type: plan_type_to_wire(plan_type).into(),
+                child_nhs_number,
+                child_local_id,
+                category: category.map_or(0, |category| category_to_wire(category).into()),
+                start_date: Some(validate::to_wire_date(start_date)),
+                ..wire::PlanStarted::default()
+            }
+            .into()
         }
-        .into(),
         Event::CategoryChanged {
             category,
             changed_on,
@@ -140,7 +158,7 @@ pub fn to_wire(event: &Event) -> RegistryEvent {
 /// domain decided, with a fresh plan id, its owner and social worker.
 pub fn started(
     plan_type: PlanType,
-    child: NhsNumber,
+    child: ChildId,
     category: i32,
     start: Option<&contract::common::v1::Date>,
     local_authority: Option<&Organisation>,
@@ -148,6 +166,18 @@ pub fn started(
 ) -> Result<wire::PlanStarted, Status> {
     let start_date = validate::date("start_date", start)?;
     let local_authority = validate::organisation("local_authority", local_authority)?;
+    if let ChildId::Local(local) = &child
+        && local.council().as_str() != local_authority.ods_code
+    {
+        return Err(invalid(
+            "child_local_id.local_authority_ods_code",
+            format!(
+                "is {}, not the plan's local authority {}: a local identifier is the council's own",
+                local.council(),
+                local_authority.ods_code
+            ),
+        ));
+    }
     let domain_category = if category == 0 {
         None
     } else {
@@ -179,18 +209,21 @@ mod tests {
         let child = NhsNumber::parse("9990000018").expect("a test number");
         let baby = NhsNumber::parse("9990000026").expect("a test number");
         let mut events = vec![Event::BirthLinked { baby, born_on: day }];
+        let local = domain::LocalChildId::parse("E09000999", "LCS-7").expect("valid");
         for plan_type in [
             PlanType::ChildProtection,
             PlanType::LookedAfter,
             PlanType::Unborn,
         ] {
             for category in [None, Some(AbuseCategory::Neglect)] {
-                events.push(Event::Started {
-                    plan_type,
-                    nhs_number: child,
-                    category,
-                    start_date: day,
-                });
+                for child in [ChildId::Nhs(child), ChildId::Local(local.clone())] {
+                    events.push(Event::Started {
+                        plan_type,
+                        child,
+                        category,
+                        start_date: day,
+                    });
+                }
             }
         }
         for category in [

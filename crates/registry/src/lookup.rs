@@ -6,7 +6,7 @@
 use contract::common::v1::{CareSetting, Organisation};
 use contract::records::{AnyEvent, Records, RegistryEvent};
 use contract::registry::v1 as wire;
-use domain::NhsNumber;
+use domain::ChildId;
 use eventlog::ExpectedVersion;
 use service_core::audit;
 use service_core::consistency;
@@ -17,7 +17,6 @@ use service_core::validate::{self, Caller};
 use tonic::Status;
 
 use crate::chronology;
-use crate::convert::wire_nhs;
 use crate::projection::{self, PlanRecord};
 use crate::service::PlanRegistry;
 
@@ -29,6 +28,25 @@ pub(crate) mod rpc {
     pub const LOOKUP: &str = "safeguard.registry.v1.PlanRegistry/LookupChild";
     pub const CHRONOLOGY: &str = "safeguard.registry.v1.PlanRegistry/ChildChronology";
     pub const ACCESSES: &str = "safeguard.registry.v1.PlanRegistry/ListAccesses";
+}
+
+/// The stream of a child's lookups: `child-<NHS number>`, or
+/// `child-<council>:<local id>`.
+pub(crate) fn child_stream(child: &ChildId) -> String {
+    format!("child-{}", stream_key(child))
+}
+
+/// The stream of a local identifier's link to an NHS number (at most one
+/// event).
+pub(crate) fn link_stream(child: &ChildId) -> String {
+    format!("link-{}", stream_key(child))
+}
+
+fn stream_key(child: &ChildId) -> String {
+    match child {
+        ChildId::Nhs(number) => number.to_string(),
+        ChildId::Local(local) => format!("{}:{}", local.council(), local.value()),
+    }
 }
 
 impl PlanRegistry {
@@ -43,7 +61,12 @@ impl PlanRegistry {
         let caller = caller.in_setting(setting);
         audit::allow(&self.inner.log, rpc::LOOKUP, &caller, &Parties::default()).await?;
         self.inner.lookup_rate.take(&caller)?;
-        let child = validate::nhs_number("nhs_number", request.nhs_number.as_ref())?;
+        let asked = validate::child_id(
+            "nhs_number",
+            request.nhs_number.as_ref(),
+            "local_id",
+            request.local_id.as_ref(),
+        )?;
         let purpose = validate::required_text("purpose", &request.purpose)?;
         let as_of = validate::optional_date("as_of", request.as_of.as_ref())?;
         if let Err(status) = policy::allow_lookup_options(&caller, request.silent, as_of.is_some())
@@ -52,8 +75,9 @@ impl PlanRegistry {
         }
         self.reflect(request.min_token.as_ref()).await?;
         let today = self.inner.clock.today();
-        let (plans, owners, refusal) = {
+        let (child, plans, owners, refusal) = {
             let state = self.read()?;
+            let child = state.resolve(asked.clone());
             let mut plans = Vec::new();
             let mut owners: Vec<Organisation> = Vec::new();
             // Fail closed: a child whose history is not whole is never
@@ -81,7 +105,7 @@ impl PlanRegistry {
                 }
                 plans.push(self.plan_view(record, &caller, &state));
             }
-            (plans, owners, refusal)
+            (child, plans, owners, refusal)
         };
         // Other callers' names go only to the council that owns the child's
         // record; to everyone else, who looked is an organisation and a role.
@@ -90,8 +114,10 @@ impl PlanRegistry {
             .any(|owner| owner.ods_code == caller.organisation.as_str());
         // Every lookup is itself an event; the notification service tells
         // the owners unless it is silent.
+        let (nhs_number, local_id) = validate::to_wire_child(&asked);
         let looked_up = wire::ChildLookedUp {
-            nhs_number: wire_nhs(child),
+            nhs_number,
+            local_id,
             caller: Some(caller.to_wire()),
             purpose,
             silent: request.silent,
@@ -100,7 +126,7 @@ impl PlanRegistry {
         };
         let token = self
             .append(
-                format!("child-{child}"),
+                child_stream(&asked),
                 ExpectedVersion::Any,
                 &looked_up,
                 &caller,
@@ -124,8 +150,10 @@ impl PlanRegistry {
                 access
             })
             .collect();
+        let (nhs_number, local_id) = validate::to_wire_child(&child);
         Ok(wire::LookupChildResponse {
-            nhs_number: wire_nhs(child),
+            nhs_number,
+            local_id,
             plans,
             recent_accesses,
             token: Some(token),
@@ -139,7 +167,12 @@ impl PlanRegistry {
         request: wire::ChildChronologyRequest,
     ) -> Result<wire::ChildChronologyResponse, Status> {
         audit::allow_role(&self.inner.log, rpc::CHRONOLOGY, &caller).await?;
-        let child = validate::nhs_number("nhs_number", request.nhs_number.as_ref())?;
+        let child = validate::child_id(
+            "nhs_number",
+            request.nhs_number.as_ref(),
+            "local_id",
+            request.local_id.as_ref(),
+        )?;
         self.reflect(request.min_token.as_ref()).await?;
         for watermark in self.inner.sources.values() {
             watermark
@@ -148,14 +181,15 @@ impl PlanRegistry {
         }
         let parties = self.parties_of(&child)?;
         audit::allow(&self.inner.log, rpc::CHRONOLOGY, &caller, &parties).await?;
-        let entries = self.chronology_of(child)?;
+        let child = self.read()?.resolve(child);
+        let entries = self.chronology_of(&child)?;
         audit::read(
             &self.inner.log,
             &caller,
             &audit::reading(
                 rpc::CHRONOLOGY,
                 &request.purpose,
-                [wire_nhs(child).unwrap_or_default()],
+                validate::to_wire_child(&child).0,
                 parties.owners,
                 ["chronology".to_owned()],
             ),
@@ -247,7 +281,7 @@ impl PlanRegistry {
 
     /// Whom a child's record concerns: the councils of their plans,
     /// referrals and conferences, and police in a joint enquiry about them.
-    fn parties_of(&self, child: &NhsNumber) -> Result<Parties, Status> {
+    fn parties_of(&self, child: &ChildId) -> Result<Parties, Status> {
         let state = self.read()?;
         let known = state.chronology.parties_of(child);
         let mut owners = known.owners;
@@ -285,19 +319,27 @@ impl PlanRegistry {
     /// holds (on a replica, the primary's plan events too), and this pod's
     /// own read from its log (the streams of the child's plans and of the
     /// lookups of the child), in the order things happened.
-    fn chronology_of(&self, child: NhsNumber) -> Result<Vec<wire::ChronologyEntry>, Status> {
+    fn chronology_of(&self, child: &ChildId) -> Result<Vec<wire::ChronologyEntry>, Status> {
         let (mut entries, streams) = {
             let state = self.read()?;
-            if let Some(unsure) = state.unsure(&child) {
+            if let Some(unsure) = state.unsure(child) {
                 return Err(Self::cannot_show(&state, unsure));
             }
-            let mut entries = state.chronology.of(&child);
+            let mut entries = state.chronology.of(child);
             let mut streams = Vec::new();
-            for record in state.plans_of(&child) {
+            for record in state.plans_of(child) {
                 entries.extend_from_slice(state.chronology.of_plan(&record.id));
                 streams.push(format!("plan-{}", record.id));
             }
-            streams.push(format!("child-{child}"));
+            streams.push(child_stream(child));
+            // What was held under local identifiers linked to the number.
+            if let ChildId::Nhs(number) = child {
+                for local in state.local_ids_of(number) {
+                    let local = ChildId::Local(local.clone());
+                    streams.push(child_stream(&local));
+                    streams.push(link_stream(&local));
+                }
+            }
             (entries, streams)
         };
         let state = self.read()?;

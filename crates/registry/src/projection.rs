@@ -17,7 +17,7 @@ use contract::common::v1::{ContactDetails, Organisation};
 use contract::events::v1::{RecordsRead, actor};
 use contract::records::RegistryEvent;
 use contract::registry::v1 as wire;
-use domain::NhsNumber;
+use domain::{ChildId, LocalChildId, NhsNumber};
 
 use domain::plan::Plan;
 use eventlog::EventId;
@@ -95,6 +95,9 @@ pub struct PlanRecord {
     pub version: u64,
     /// Made by a conference: a review conference decides its end.
     pub made_by_conference: bool,
+    /// For a child held under a local identifier: their name as the
+    /// conference knew it, for the council matching them to an NHS number.
+    pub child_name: Option<Box<str>>,
 }
 
 /// One lookup of a child: when, who (an interned caller) and why (an
@@ -120,7 +123,8 @@ pub struct Read {
     pub children: Box<[NhsNumber]>,
 }
 
-/// What the registry knows of one NHS number.
+/// What the registry knows of one child (an NHS number, or a local
+/// identifier not yet linked to one).
 #[derive(Debug, Default)]
 pub struct Child {
     /// Plans held against the number: the child's, an unborn plan's
@@ -134,7 +138,13 @@ pub struct Child {
 pub struct Projection {
     plans: Vec<PlanRecord>,
     plan_index: HashMap<Arc<str>, u32>,
-    children: HashMap<NhsNumber, Child>,
+    children: HashMap<ChildId, Child>,
+    /// Local identifiers linked to NHS numbers: what was held under one is
+    /// held under the other from the link on.
+    links: HashMap<LocalChildId, NhsNumber>,
+    /// The local identifiers linked to each NHS number, for reading the
+    /// streams held under them.
+    linked: HashMap<NhsNumber, Vec<LocalChildId>>,
     pub organisations: Interned<Organisation>,
     pub care_teams: Interned<Vec<Organisation>>,
     pub social_workers: Interned<ContactDetails>,
@@ -154,7 +164,7 @@ pub struct Projection {
     plan_events: Option<HashSet<EventId>>,
     /// Children named by a record that could not be applied: their history
     /// is not whole, so no lookup may answer from it.
-    unsure: HashMap<NhsNumber, Unsure>,
+    unsure: HashMap<ChildId, Unsure>,
 }
 
 /// Why a child's record cannot be shown, and whom to call instead.
@@ -169,27 +179,49 @@ pub struct Unsure {
 
 /// What a record names: the children, plan and local authority it is
 /// about, read as far as it can be, for a record that cannot be applied.
-fn named(event: &RegistryEvent) -> (Vec<&contract::common::v1::NhsNumber>, Option<&Organisation>) {
+fn named(event: &RegistryEvent) -> (Vec<ChildId>, Option<&Organisation>) {
+    let one = |nhs, local| validate::stored_child(nhs, local).into_iter().collect();
     match event {
         RegistryEvent::PlanStarted(started) => (
-            started.child_nhs_number.iter().collect(),
+            one(
+                started.child_nhs_number.as_ref(),
+                started.child_local_id.as_ref(),
+            ),
             started.local_authority.as_ref(),
         ),
         RegistryEvent::PlanEnded(ended) => (
-            ended.child_nhs_number.iter().collect(),
+            one(
+                ended.child_nhs_number.as_ref(),
+                ended.child_local_id.as_ref(),
+            ),
             ended.local_authority.as_ref(),
         ),
         RegistryEvent::BirthLinked(linked) => (
-            linked
-                .mother_nhs_number
-                .iter()
-                .chain(&linked.baby_nhs_number)
+            [&linked.mother_nhs_number, &linked.baby_nhs_number]
+                .into_iter()
+                .filter_map(|number| validate::stored_child(number.as_ref(), None))
                 .collect(),
             None,
         ),
-        RegistryEvent::ChildLookedUp(looked) => (looked.nhs_number.iter().collect(), None),
+        RegistryEvent::ChildLookedUp(looked) => (
+            one(looked.nhs_number.as_ref(), looked.local_id.as_ref()),
+            None,
+        ),
+        RegistryEvent::NhsNumberLinked(linked) => (
+            [
+                validate::stored_child(linked.nhs_number.as_ref(), None),
+                validate::stored_child(None, linked.local_id.as_ref()),
+            ]
+            .into_iter()
+            .flatten()
+            .collect(),
+            None,
+        ),
         RegistryEvent::LeadSocialWorkerAllocated(allocated) => (
-            allocated.child_nhs_number.iter().collect(),
+            one(
+                allocated.child_nhs_number.as_ref(),
+                allocated.child_local_id.as_ref(),
+            ),
             allocated.local_authority.as_ref(),
         ),
         RegistryEvent::PlanCategoryChanged(_)
@@ -235,17 +267,17 @@ impl Projection {
             applied.insert(id);
         }
         let (children, local_authority) = named(&event);
-        let mut children: Vec<NhsNumber> = children
+        let mut children: Vec<ChildId> = children
             .into_iter()
-            .filter_map(|number| NhsNumber::parse(&number.value).ok())
+            .map(|child| self.resolve(child))
             .collect();
         let mut local_authority = local_authority.cloned();
         // The children of the plan it is about, if the plan is known: an
         // end or a change that cannot be applied leaves that plan unsure.
         let known = chronology::plan_of(&event).and_then(|id| self.plan_index.get(id).copied());
         if let Some(plan) = known.and_then(|index| self.plans.get(index as usize)) {
-            children.push(plan.aggregate.nhs_number);
-            children.extend(plan.aggregate.baby);
+            children.push(self.resolve(plan.aggregate.child.clone()));
+            children.extend(plan.aggregate.baby.map(ChildId::Nhs));
             local_authority.get_or_insert_with(|| self.local_authority(plan).clone());
         }
         let applied = self.apply_event(record, event);
@@ -279,8 +311,104 @@ impl Projection {
     }
 
     /// Whether a child's history could not be fully applied.
-    pub fn unsure(&self, child: &NhsNumber) -> Option<&Unsure> {
-        self.unsure.get(child)
+    pub fn unsure(&self, child: &ChildId) -> Option<&Unsure> {
+        self.unsure.get(&self.resolve(child.clone()))
+    }
+
+    /// Whom a child's record is held under now: a local identifier linked
+    /// to an NHS number is that number.
+    pub fn resolve(&self, child: ChildId) -> ChildId {
+        match &child {
+            ChildId::Local(local) => self
+                .links
+                .get(local)
+                .map_or(child, |number| ChildId::Nhs(*number)),
+            ChildId::Nhs(_) => child,
+        }
+    }
+
+    /// The NHS number a local identifier is linked to, if it is.
+    pub fn linked_to(&self, local: &LocalChildId) -> Option<NhsNumber> {
+        self.links.get(local).copied()
+    }
+
+    /// The local identifiers linked to an NHS number.
+    pub fn local_ids_of(&self, number: &NhsNumber) -> &[LocalChildId] {
+        self.linked.get(number).map_or(&[], Vec::as_slice)
+    }
+
+    /// Links an NHS number to a local identifier: what was held under the
+    /// one is held under the other (plans, accesses, the chronology, and
+    /// an unsure history, which stays unsure).
+    fn link(&mut self, local: LocalChildId, number: NhsNumber) -> Result<(), String> {
+        match self.links.get(&local) {
+            Some(linked) if *linked == number => return Ok(()),
+            Some(linked) => {
+                return Err(format!("local_id: {local} is already linked to {linked}"));
+            }
+            None => {}
+        }
+        self.links.insert(local.clone(), number);
+        self.linked.entry(number).or_default().push(local.clone());
+        let from = ChildId::Local(local.clone());
+        let to = ChildId::Nhs(number);
+        if let Some(held) = self.children.remove(&from) {
+            let entry = self.children.entry(to.clone()).or_default();
+            entry.plans = entry
+                .plans
+                .iter()
+                .chain(held.plans.iter())
+                .copied()
+                .collect();
+            let mut accesses: Vec<Access> = entry
+                .accesses
+                .iter()
+                .chain(held.accesses.iter())
+                .copied()
+                .collect();
+            accesses.sort_by_key(|access| std::cmp::Reverse(access.at_micros));
+            accesses.truncate(RECENT_ACCESSES);
+            entry.accesses = accesses.into_boxed_slice();
+        }
+        if let Some(unsure) = self.unsure.remove(&from) {
+            self.unsure.entry(to).or_insert(unsure);
+        }
+        self.chronology.link(local, number);
+        Ok(())
+    }
+
+    /// A council's children on plans in force today, and which of them are
+    /// held under a local identifier not yet linked: (children counted,
+    /// the unmatched with their plans). Unborn plans are the mother's and
+    /// not counted.
+    pub fn match_of(
+        &self,
+        council: &str,
+        today: domain::date::Date,
+    ) -> (u32, Vec<(LocalChildId, Vec<&PlanRecord>)>) {
+        let mut counted = 0;
+        let mut unmatched = Vec::new();
+        for (child, entry) in &self.children {
+            let plans: Vec<&PlanRecord> = entry
+                .plans
+                .iter()
+                .filter_map(|index| self.plans.get(*index as usize))
+                .filter(|plan| {
+                    plan.aggregate.plan_type != domain::codes::PlanType::Unborn
+                        && plan.aggregate.in_force_on(today)
+                        && self.local_authority(plan).ods_code == council
+                })
+                .collect();
+            if plans.is_empty() {
+                continue;
+            }
+            counted += 1;
+            if let ChildId::Local(local) = child {
+                unmatched.push((local.clone(), plans));
+            }
+        }
+        unmatched.sort_by(|a, b| a.0.cmp(&b.0));
+        (counted, unmatched)
     }
 
     fn apply_event(&mut self, record: Record<'_>, event: RegistryEvent) -> Result<(), String> {
@@ -294,7 +422,9 @@ impl Projection {
                     return Err("plan_id: is required".to_owned());
                 }
                 let aggregate = Plan::from_events(&[change]).ok_or("a start makes a plan")?;
-                let child = aggregate.nhs_number;
+                let child = self.resolve(aggregate.child.clone());
+                let child_name = matches!(aggregate.child, ChildId::Local(_))
+                    .then(|| started.child_name.as_str().into());
                 let expected_date_of_delivery = match started.expected_date_of_delivery.as_ref() {
                     Some(expected) => {
                         Some(convert::date("expected_date_of_delivery", Some(expected))?)
@@ -330,6 +460,7 @@ impl Projection {
                     care_team,
                     version,
                     made_by_conference: !started.conference_id.is_empty(),
+                    child_name,
                 });
                 self.plan_index.insert(id, index);
                 self.add_plan_to(child, index);
@@ -362,17 +493,31 @@ impl Projection {
                 record.aggregate.apply(&change);
                 record.version = version;
                 if let Some(baby) = record.aggregate.baby {
-                    self.add_plan_to(baby, index);
+                    self.add_plan_to(ChildId::Nhs(baby), index);
                 }
             }
+            (RegistryEvent::NhsNumberLinked(linked), _) => {
+                let number = convert::nhs("nhs_number", linked.nhs_number.as_ref())?;
+                let local = validate::optional_local_child_id("local_id", linked.local_id.as_ref())
+                    .map_err(|status| status.message().to_owned())?
+                    .ok_or("local_id: is required")?;
+                self.link(local, number)?;
+            }
             (RegistryEvent::ChildLookedUp(looked), _) => {
-                let child = convert::nhs("nhs_number", looked.nhs_number.as_ref())?;
+                let child = validate::child_id(
+                    "nhs_number",
+                    looked.nhs_number.as_ref(),
+                    "local_id",
+                    looked.local_id.as_ref(),
+                )
+                .map_err(|status| status.message().to_owned())?;
+                let child = self.resolve(child);
                 self.note_read(
                     record,
                     looked.caller.clone(),
                     LOOKUP,
                     &looked.purpose,
-                    [child],
+                    child.nhs_number(),
                     looked.owners.iter().map(|owner| owner.ods_code.clone()),
                 );
                 let caller = looked.caller.unwrap_or_default();
@@ -422,8 +567,8 @@ impl Projection {
         Ok(())
     }
 
-    fn add_plan_to(&mut self, number: NhsNumber, plan: u32) {
-        let entry = self.children.entry(number).or_default();
+    fn add_plan_to(&mut self, child: ChildId, plan: u32) {
+        let entry = self.children.entry(child).or_default();
         entry.plans = entry.plans.iter().copied().chain([plan]).collect();
     }
 
@@ -444,10 +589,11 @@ impl Projection {
         self.plans.get(index as usize)
     }
 
-    /// The plans held against an NHS number.
-    pub fn plans_of(&self, child: &NhsNumber) -> impl Iterator<Item = &PlanRecord> {
+    /// The plans held against a child (a local identifier linked to an NHS
+    /// number is that number).
+    pub fn plans_of(&self, child: &ChildId) -> impl Iterator<Item = &PlanRecord> {
         self.children
-            .get(child)
+            .get(&self.resolve(child.clone()))
             .into_iter()
             .flat_map(|entry| entry.plans.iter())
             .filter_map(|index| self.plans.get(*index as usize))
@@ -509,9 +655,10 @@ impl Projection {
         let mut owners: Vec<String> = read.owners.clone();
         if owners.is_empty() {
             for child in &children {
-                owners.extend(self.chronology.parties_of(child).owners);
+                let child = ChildId::Nhs(*child);
+                owners.extend(self.chronology.parties_of(&child).owners);
                 owners.extend(
-                    self.plans_of(child)
+                    self.plans_of(&child)
                         .map(|plan| self.local_authority(plan).ods_code.clone())
                         .collect::<Vec<_>>(),
                 );
@@ -559,8 +706,8 @@ impl Projection {
     }
 
     /// The last accesses to a child's record, newest first.
-    pub fn accesses_of(&self, child: &NhsNumber) -> Vec<wire::Access> {
-        let Some(entry) = self.children.get(child) else {
+    pub fn accesses_of(&self, child: &ChildId) -> Vec<wire::Access> {
+        let Some(entry) = self.children.get(&self.resolve(child.clone())) else {
             return Vec::new();
         };
         entry
@@ -604,9 +751,17 @@ impl Projection {
                 .map(|worker| self.social_workers.get(worker).clone()),
             expected_date_of_delivery: record.expected_date_of_delivery.map(validate::to_wire_date),
             visible_until: None,
-            child_nhs_number: Some(contract::common::v1::NhsNumber {
-                value: aggregate.baby.unwrap_or(aggregate.nhs_number).to_string(),
-            }),
+            child_nhs_number: validate::to_wire_child(&self.child_of(record)).0,
+            child_local_id: validate::to_wire_child(&self.child_of(record)).1,
+        }
+    }
+
+    /// Whom a plan is about now: the baby once an unborn plan's birth is
+    /// linked, the NHS number linked to a local identifier.
+    pub fn child_of(&self, record: &PlanRecord) -> ChildId {
+        match record.aggregate.baby {
+            Some(baby) => ChildId::Nhs(baby),
+            None => self.resolve(record.aggregate.child.clone()),
         }
     }
 
@@ -714,8 +869,8 @@ mod tests {
         (projection, outcomes)
     }
 
-    fn child(value: &str) -> NhsNumber {
-        NhsNumber::parse(value).expect("a test NHS number")
+    fn child(value: &str) -> ChildId {
+        ChildId::Nhs(NhsNumber::parse(value).expect("a test NHS number"))
     }
 
     #[test]
@@ -820,6 +975,77 @@ mod tests {
                 );
             }
         }
+    }
+
+    fn local_wire() -> Option<contract::common::v1::LocalChildId> {
+        Some(contract::common::v1::LocalChildId {
+            local_authority_ods_code: "E09000999".into(),
+            value: "LCS-1".into(),
+        })
+    }
+
+    fn started_local(plan_id: &str) -> RegistryEvent {
+        let RegistryEvent::PlanStarted(started) = started(plan_id, None) else {
+            unreachable!("a start")
+        };
+        RegistryEvent::PlanStarted(wire::PlanStarted {
+            child_local_id: local_wire(),
+            child_name: "Baby Testnewborn".into(),
+            ..started
+        })
+    }
+
+    fn linked(number: &str) -> RegistryEvent {
+        RegistryEvent::NhsNumberLinked(wire::ChildNhsNumberLinked {
+            local_id: local_wire(),
+            nhs_number: nhs(number),
+            linked_on: date(2026, 2, 1),
+        })
+    }
+
+    #[test]
+    fn what_a_local_identifier_holds_is_the_linked_numbers_before_and_after_the_link() {
+        let local = ChildId::Local(LocalChildId::parse("E09000999", "LCS-1").expect("valid"));
+        let (projection, outcomes) = check(vec![
+            started_local("p1"),
+            started("p0", nhs(CHILD)),
+            linked(CHILD),
+            // A plan a conference later makes under the local identifier.
+            started_local("p2"),
+            linked(CHILD),
+            linked(OTHER),
+        ]);
+        assert!(outcomes[..5].iter().all(Result::is_ok), "{outcomes:?}");
+        assert!(
+            outcomes[5]
+                .as_ref()
+                .is_err_and(|why| why.starts_with("local_id")),
+            "a second number is refused: {outcomes:?}"
+        );
+        let plans: Vec<&str> = projection
+            .plans_of(&child(CHILD))
+            .map(|plan| &*plan.id)
+            .collect();
+        assert_eq!(plans, ["p0", "p1", "p2"]);
+        assert_eq!(
+            projection.plans_of(&local).count(),
+            3,
+            "the identifier still finds them"
+        );
+        let view = projection.view(projection.plan("p1").expect("p1"));
+        assert_eq!(view.child_nhs_number, nhs(CHILD));
+        assert_eq!(view.child_local_id, None);
+        let today = domain::date::Date::from_ymd(2026, 3, 1).expect("a date");
+        assert_eq!(projection.match_of("E09000999", today).0, 1);
+        assert!(projection.match_of("E09000999", today).1.is_empty());
+
+        let (unlinked, _) = check(vec![started_local("p1"), started("p0", nhs(CHILD))]);
+        let (counted, unmatched) = unlinked.match_of("E09000999", today);
+        assert_eq!((counted, unmatched.len()), (2, 1));
+        assert_eq!(
+            unmatched[0].1[0].child_name.as_deref(),
+            Some("Baby Testnewborn")
+        );
     }
 
     #[test]

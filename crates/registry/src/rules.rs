@@ -147,6 +147,8 @@ fn plan_event(
                 }
                 .into(),
                 child_nhs_number: recorded.child_nhs_number.clone(),
+                child_local_id: recorded.child_local_id.clone(),
+                child_name: recorded.child_name.clone(),
                 category: initial.category,
                 start_date: recorded.held_on,
                 local_authority: recorded.local_authority.clone(),
@@ -182,6 +184,7 @@ fn plan_event(
                     reason: ending.reason,
                     detail: ending.detail.clone(),
                     child_nhs_number: recorded.child_nhs_number.clone(),
+                    child_local_id: recorded.child_local_id.clone(),
                     local_authority: recorded.local_authority.clone(),
                     care_team: care_team(&recorded.invitees),
                 },

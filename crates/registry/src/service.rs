@@ -125,6 +125,18 @@ impl PlanRegistry {
         effective: Option<domain::date::Date>,
     ) -> Result<ConsistencyToken, Status> {
         let event = service_core::event::by_person(payload, caller);
+        self.append_new(stream, expected, event, effective).await
+    }
+
+    /// Appends an event already made (one whose id derives from what it
+    /// is, say, so a retry writes nothing); as [`PlanRegistry::append`].
+    pub(crate) async fn append_new(
+        &self,
+        stream: String,
+        expected: ExpectedVersion,
+        event: eventlog::NewEvent,
+        effective: Option<domain::date::Date>,
+    ) -> Result<ConsistencyToken, Status> {
         let event = match effective {
             Some(day) => eventlog::NewEvent {
                 occurred_at: validate::noon_of(day),
@@ -260,6 +272,8 @@ mod rpc {
     pub const END: &str = "safeguard.registry.v1.PlanRegistry/EndPlan";
     pub const LEAD: &str = "safeguard.registry.v1.PlanRegistry/AllocateLeadSocialWorker";
     pub const CONTACTS: &str = "safeguard.registry.v1.PlanRegistry/SetLocalAuthorityContacts";
+    pub const LINK_NHS: &str = "safeguard.registry.v1.PlanRegistry/LinkNhsNumber";
+    pub const UNMATCHED: &str = "safeguard.registry.v1.PlanRegistry/ListUnmatchedChildren";
 }
 
 #[tonic::async_trait]
@@ -303,7 +317,12 @@ impl plan_registry_server::PlanRegistry for PlanRegistry {
         forward_on_replica!(self, request, record_transfer_in);
         let (caller, request) = limits::checked(request)?;
         audit::allow_role(&self.inner.log, rpc::TRANSFER_IN, &caller).await?;
-        let child = validate::nhs_number("child_nhs_number", request.child_nhs_number.as_ref())?;
+        let child = validate::child_id(
+            "child_nhs_number",
+            request.child_nhs_number.as_ref(),
+            "child_local_id",
+            request.child_local_id.as_ref(),
+        )?;
         validate::organisation(
             "previous_local_authority",
             request.previous_local_authority.as_ref(),
@@ -326,7 +345,12 @@ impl plan_registry_server::PlanRegistry for PlanRegistry {
         forward_on_replica!(self, request, record_looked_after);
         let (caller, request) = limits::checked(request)?;
         audit::allow_role(&self.inner.log, rpc::LOOKED_AFTER, &caller).await?;
-        let child = validate::nhs_number("child_nhs_number", request.child_nhs_number.as_ref())?;
+        let child = validate::child_id(
+            "child_nhs_number",
+            request.child_nhs_number.as_ref(),
+            "child_local_id",
+            request.child_local_id.as_ref(),
+        )?;
         let started = started(
             PlanType::LookedAfter,
             child,
@@ -352,7 +376,7 @@ impl plan_registry_server::PlanRegistry for PlanRegistry {
         )?;
         let mut started = started(
             PlanType::Unborn,
-            mother,
+            mother.into(),
             request.category,
             request.start_date.as_ref(),
             request.local_authority.as_ref(),
@@ -389,7 +413,7 @@ impl plan_registry_server::PlanRegistry for PlanRegistry {
         };
         let linked = wire::BirthLinked {
             plan_id: request.plan_id.clone(),
-            mother_nhs_number: wire_nhs(record.aggregate.nhs_number),
+            mother_nhs_number: record.aggregate.child.nhs_number().and_then(wire_nhs),
             ..linked
         };
         let token = self
@@ -443,11 +467,12 @@ impl plan_registry_server::PlanRegistry for PlanRegistry {
         let RegistryEvent::PlanEnded(ended) = convert::to_wire(&change) else {
             return Err(internal("ending a plan", "the domain gave another event"));
         };
+        let (child_nhs_number, child_local_id) =
+            validate::to_wire_child(&self.read()?.child_of(&record));
         let ended = wire::PlanEnded {
             plan_id: request.plan_id.clone(),
-            child_nhs_number: wire_nhs(
-                record.aggregate.baby.unwrap_or(record.aggregate.nhs_number),
-            ),
+            child_nhs_number,
+            child_local_id,
             local_authority: Some(local_authority),
             care_team,
             ..ended
@@ -500,14 +525,20 @@ impl plan_registry_server::PlanRegistry for PlanRegistry {
                 "the domain gave another event",
             ));
         };
-        let previous = self.read()?.view(&record).lead_social_worker;
+        let (previous, child) = {
+            let state = self.read()?;
+            (
+                state.view(&record).lead_social_worker,
+                state.child_of(&record),
+            )
+        };
+        let (child_nhs_number, child_local_id) = validate::to_wire_child(&child);
         let allocated = wire::LeadSocialWorkerAllocated {
             plan_id: request.plan_id.clone(),
             lead_social_worker: Some(worker),
             previous,
-            child_nhs_number: wire_nhs(
-                record.aggregate.baby.unwrap_or(record.aggregate.nhs_number),
-            ),
+            child_nhs_number,
+            child_local_id,
             local_authority: Some(local_authority),
             ..allocated
         };
@@ -521,6 +552,115 @@ impl plan_registry_server::PlanRegistry for PlanRegistry {
             )
             .await?;
         self.plan_response(&request.plan_id, &caller, token)
+    }
+
+    async fn link_nhs_number(
+        &self,
+        request: Request<wire::LinkNhsNumberRequest>,
+    ) -> Result<Response<wire::LinkNhsNumberResponse>, Status> {
+        forward_on_replica!(self, request, link_nhs_number);
+        let (caller, request) = limits::checked(request)?;
+        audit::allow_role(&self.inner.log, rpc::LINK_NHS, &caller).await?;
+        let local = validate::optional_local_child_id("local_id", request.local_id.as_ref())?
+            .ok_or_else(|| invalid("local_id", "is required"))?;
+        let number = validate::nhs_number("nhs_number", request.nhs_number.as_ref())?;
+        audit::allow(
+            &self.inner.log,
+            rpc::LINK_NHS,
+            &caller,
+            &Parties::owned_by(local.council().to_string()),
+        )
+        .await?;
+        self.catch_up().await?;
+        if let Some(linked) = self.read()?.linked_to(&local)
+            && linked != number
+        {
+            return Err(Status::failed_precondition(format!(
+                "local_id: {local} is already linked to NHS number {linked}; a link is made once"
+            )));
+        }
+        let today = self.inner.clock.today();
+        let linked = wire::ChildNhsNumberLinked {
+            local_id: Some(validate::to_wire_local(&local)),
+            nhs_number: wire_nhs(number),
+            linked_on: Some(validate::to_wire_date(today)),
+        };
+        // The same link again is the same event: the log answers it with
+        // the first one's place and writes nothing.
+        let mut event = service_core::event::by_person(&linked, &caller);
+        event.event_id = EventId::derived(
+            EventId::from_bytes([0; 16]),
+            &format!("link:{}:{}:{number}", local.council(), local.value()),
+            0,
+        );
+        let stream = crate::lookup::link_stream(&domain::ChildId::Local(local));
+        let token = self
+            .append_new(stream, ExpectedVersion::NoStream, event, Some(today))
+            .await?;
+        Ok(Response::new(wire::LinkNhsNumberResponse {
+            token: Some(token),
+        }))
+    }
+
+    async fn list_unmatched_children(
+        &self,
+        request: Request<wire::ListUnmatchedChildrenRequest>,
+    ) -> Result<Response<wire::ListUnmatchedChildrenResponse>, Status> {
+        let (caller, request) = limits::checked(request)?;
+        audit::allow_role(&self.inner.log, rpc::UNMATCHED, &caller).await?;
+        let council = domain::OdsCode::parse(&request.local_authority_ods_code)
+            .map_err(|error| invalid("local_authority_ods_code", error))?;
+        audit::allow(
+            &self.inner.log,
+            rpc::UNMATCHED,
+            &caller,
+            &Parties::owned_by(council.to_string()),
+        )
+        .await?;
+        self.reflect(request.min_token.as_ref()).await?;
+        let today = self.inner.clock.today();
+        let response = {
+            let state = self.read()?;
+            let (children_on_plans, unmatched) = state.match_of(council.as_str(), today);
+            let matched = children_on_plans - unmatched.len() as u32;
+            let children = unmatched
+                .into_iter()
+                .map(|(local, plans)| wire::UnmatchedChild {
+                    local_id: Some(validate::to_wire_local(&local)),
+                    child_name: plans
+                        .iter()
+                        .find_map(|plan| plan.child_name.as_deref())
+                        .unwrap_or_default()
+                        .to_owned(),
+                    plans: plans
+                        .into_iter()
+                        .map(|plan| self.plan_view(plan, &caller, &state))
+                        .collect(),
+                })
+                .collect::<Vec<_>>();
+            wire::ListUnmatchedChildrenResponse {
+                children,
+                children_on_plans,
+                matched,
+                match_rate_percent: match children_on_plans {
+                    0 => 100.0,
+                    all => f64::from(matched) * 100.0 / f64::from(all),
+                },
+            }
+        };
+        audit::read(
+            &self.inner.log,
+            &caller,
+            &audit::reading(
+                rpc::UNMATCHED,
+                "matching children to NHS numbers",
+                [],
+                [council.to_string()],
+                [format!("{} unmatched children", response.children.len())],
+            ),
+        )
+        .await?;
+        Ok(Response::new(response))
     }
 
     async fn set_local_authority_contacts(

@@ -556,6 +556,7 @@ pub async fn run_against(agencies: &Agencies, quiet: bool, today: Date) -> Resul
         .clients(&chair)?
         .registry
         .child_chronology(registry::ChildChronologyRequest {
+            local_id: None,
             nhs_number: child_wire,
             min_token: report.lookup.token.clone(),
             purpose: "review of the child protection plan".into(),

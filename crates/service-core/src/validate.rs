@@ -5,7 +5,7 @@ use std::time::SystemTime;
 
 use contract::common::v1 as wire;
 use domain::date::Date;
-use domain::{NhsNumber, OdsCode};
+use domain::{ChildId, IdError, LocalChildId, NhsNumber, OdsCode};
 use tonic::Status;
 
 use crate::reject::invalid;
@@ -57,6 +57,85 @@ pub fn optional_nhs_number(
         }
         _ => Ok(None),
     }
+}
+
+/// A council's local identifier for a child, if given (an empty message is
+/// not given).
+pub fn optional_local_child_id(
+    field: &str,
+    id: Option<&wire::LocalChildId>,
+) -> Result<Option<LocalChildId>, Status> {
+    let Some(id) = id.filter(|id| !(id.local_authority_ods_code.is_empty() && id.value.is_empty()))
+    else {
+        return Ok(None);
+    };
+    LocalChildId::parse(&id.local_authority_ods_code, &id.value)
+        .map(Some)
+        .map_err(|error| match error {
+            IdError::OdsCode(_) => invalid(&format!("{field}.local_authority_ods_code"), error),
+            _ => invalid(&format!("{field}.value"), error),
+        })
+}
+
+/// Whom a request is about: exactly one of an NHS number and a council's
+/// local identifier.
+pub fn child_id(
+    nhs_field: &str,
+    nhs: Option<&wire::NhsNumber>,
+    local_field: &str,
+    local: Option<&wire::LocalChildId>,
+) -> Result<ChildId, Status> {
+    match (
+        optional_nhs_number(nhs_field, nhs)?,
+        optional_local_child_id(local_field, local)?,
+    ) {
+        (Some(number), None) => Ok(ChildId::Nhs(number)),
+        (None, Some(local)) => Ok(ChildId::Local(local)),
+        (None, None) => Err(invalid(
+            nhs_field,
+            format!("is required (or, for a child without one, {local_field})"),
+        )),
+        (Some(_), Some(_)) => Err(invalid(
+            local_field,
+            format!("give {nhs_field} or {local_field}, not both"),
+        )),
+    }
+}
+
+pub fn to_wire_local(id: &LocalChildId) -> wire::LocalChildId {
+    wire::LocalChildId {
+        local_authority_ods_code: id.council().to_string(),
+        value: id.value().to_owned(),
+    }
+}
+
+pub fn to_wire_nhs(number: NhsNumber) -> wire::NhsNumber {
+    wire::NhsNumber {
+        value: number.to_string(),
+    }
+}
+
+/// A child id as the wire carries it: an NHS number or a local identifier.
+pub fn to_wire_child(child: &ChildId) -> (Option<wire::NhsNumber>, Option<wire::LocalChildId>) {
+    match child {
+        ChildId::Nhs(number) => (Some(to_wire_nhs(*number)), None),
+        ChildId::Local(local) => (None, Some(to_wire_local(local))),
+    }
+}
+
+/// The child a stored event names, read leniently (as stored: a value
+/// that does not parse names no one).
+pub fn stored_child(
+    nhs: Option<&wire::NhsNumber>,
+    local: Option<&wire::LocalChildId>,
+) -> Option<ChildId> {
+    nhs.and_then(|number| NhsNumber::parse(&number.value).ok())
+        .map(ChildId::Nhs)
+        .or_else(|| {
+            local
+                .and_then(|id| LocalChildId::parse(&id.local_authority_ods_code, &id.value).ok())
+                .map(ChildId::Local)
+        })
 }
 
 pub fn date(field: &str, date: Option<&wire::Date>) -> Result<Date, Status> {

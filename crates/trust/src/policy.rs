@@ -274,6 +274,16 @@ pub const RULES: &[Rule] = &[
     ),
     people("safeguard.registry.v1.PlanRegistry/LinkBirth", OWNER, ""),
     people(
+        "safeguard.registry.v1.PlanRegistry/LinkNhsNumber",
+        OWNER,
+        "the council that issued a local identifier matches it to an NHS number",
+    ),
+    people(
+        "safeguard.registry.v1.PlanRegistry/ListUnmatchedChildren",
+        OWNER,
+        "a council lists its own children not yet matched, and its match rate",
+    ),
+    people(
         "safeguard.registry.v1.PlanRegistry/EndPlan",
         OWNER,
         "a council ends its own plans",

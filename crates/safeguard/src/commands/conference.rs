@@ -295,6 +295,7 @@ impl ConferenceCommand {
                 common,
             } => {
                 let request = wire::CreateConferenceRequest {
+                    child_local_id: None,
                     kind: choice(
                         "--kind",
                         &kind,

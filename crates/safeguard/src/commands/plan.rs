@@ -119,6 +119,7 @@ impl PlanCommand {
                 common,
             } => {
                 let request = wire::RecordTransferInRequest {
+                    child_local_id: None,
                     child_nhs_number: nhs(&child),
                     category: category("--category", &value)?,
                     start_date: Some(date("--start", &start)?),
@@ -137,6 +138,7 @@ impl PlanCommand {
                 common,
             } => {
                 let request = wire::RecordLookedAfterRequest {
+                    child_local_id: None,
                     child_nhs_number: nhs(&child),
                     start_date: Some(date("--start", &start)?),
                     local_authority: local_authority(&owner),

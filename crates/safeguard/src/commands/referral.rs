@@ -99,6 +99,7 @@ impl Refer {
                 person: Some(person),
             }),
             child: Some(wire::Child {
+                local_id: None,
                 nhs_number: optional_nhs(self.nhs.as_ref()),
                 given_name: self.given_name.unwrap_or_default(),
                 family_name: self.family_name.unwrap_or_default(),

@@ -30,6 +30,7 @@ pub struct Lookup {
 impl Lookup {
     pub async fn run(self) -> Result<(), String> {
         let request = wire::LookupChildRequest {
+            local_id: None,
             nhs_number: nhs(&self.nhs),
             purpose: self.common.purpose.clone(),
             silent: self.silent,
@@ -81,6 +82,7 @@ pub struct Chronology {
 impl Chronology {
     pub async fn run(self) -> Result<(), String> {
         let request = wire::ChildChronologyRequest {
+            local_id: None,
             nhs_number: nhs(&self.nhs),
             min_token: token("--after", self.after.as_ref())?,
             purpose: self.common.purpose.clone(),
