@@ -781,6 +781,27 @@ fn rows(case: &Case) -> Vec<Row> {
             }
         ),
         row!(
+            "registry.v1.PlanRegistry/ImportCaseload",
+            owner.clone(),
+            [],
+            |c, ods| {
+                Box::pin(async move {
+                    done(
+                        c.registry
+                            .import_caseload(futures_util::stream::iter([
+                                registry_wire::ImportCaseloadChunk {
+                                    local_authority: Some(council()),
+                                    csv: "nhs_number,plan_type,category,start_date,next_review_due,lead_social_worker_name,lead_social_worker_phone\n\
+                                          9990000107,CPP,neglect,2026-01-05,2026-04-01,Access Worker,0300 000 0199\n"
+                                        .into(),
+                                },
+                            ]))
+                            .await,
+                    )
+                })
+            }
+        ),
+        row!(
             "registry.v1.PlanRegistry/ListUnmatchedChildren",
             owner.clone(),
             [],

@@ -8,6 +8,7 @@ mod bad_input;
 mod conferences;
 mod credentials;
 mod fixtures;
+mod import;
 mod nats_access;
 mod notifications;
 mod plans;

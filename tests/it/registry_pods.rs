@@ -17,7 +17,9 @@ use safeguard::agencies::Agencies;
 use safeguard::demo::Endpoints;
 use trust::client::Authorised;
 
-use crate::fixtures::{chair, council, date, member_of, nurse, organisation, safeguarding_lead};
+use crate::fixtures::{
+    chair, council, date, member_of, nhs, nurse, organisation, safeguarding_lead,
+};
 use crate::processes::{
     Deployment, assert_nothing_lost_or_repeated, published_up_to, told, transient,
 };
@@ -36,6 +38,52 @@ async fn the_demo_case_runs_with_every_registry_call_on_a_read_replica() {
         ..deployment.endpoints()
     });
     crate::scenario::the_demo_case(&agencies, service_core::validate::today()).await;
+
+    // A caseload loaded, and a local identifier linked, through the
+    // replica: the primary writes them, and the replica answers once it
+    // shows them.
+    let social_worker = member_of(
+        "E09000999",
+        OrganisationKind::LocalAuthority,
+        Role::SocialWorker,
+    );
+    let mut on_replica = registry(&agencies, &deployment.url(REPLICA), &social_worker);
+    let report = on_replica
+        .import_caseload(futures_util::stream::iter([wire::ImportCaseloadChunk {
+            local_authority: Some(council()),
+            csv: "local_id,child_name,plan_type,start_date,lead_social_worker_name,lead_social_worker_phone\n\
+                  UASC-9,Ali Testchild,LAC,2026-01-05,Sam Worker,0300 000 0102\n"
+                .into(),
+        }]))
+        .await
+        .expect("imported through the replica")
+        .into_inner();
+    assert_eq!(
+        (report.imported, report.children, report.with_nhs_number),
+        (1, 1, 0)
+    );
+    on_replica
+        .link_nhs_number(wire::LinkNhsNumberRequest {
+            local_id: Some(contract::common::v1::LocalChildId {
+                local_authority_ods_code: "E09000999".into(),
+                value: "UASC-9".into(),
+            }),
+            nhs_number: nhs("9990000115"),
+        })
+        .await
+        .expect("linked through the replica");
+    let found = on_replica
+        .lookup_child(wire::LookupChildRequest {
+            nhs_number: nhs("9990000115"),
+            purpose: "asylum-seeking child's health assessment".into(),
+            silent: true,
+            ..wire::LookupChildRequest::default()
+        })
+        .await
+        .expect("lookup")
+        .into_inner();
+    assert_eq!(found.plans.len(), 1, "{found:?}");
+    assert_eq!(found.plans[0].r#type(), wire::PlanType::LookedAfter);
 }
 
 /// One lookup of `child`, on the first of `pods` that takes the

@@ -123,8 +123,10 @@ fn on_registry_event(
     record: Record<'_>,
     event: RegistryEvent,
 ) -> Result<Effects, String> {
-    let RegistryEvent::PlanEnded(ended) = event else {
-        return Ok(Vec::new());
+    let ended = match event {
+        RegistryEvent::PlanEnded(ended) => ended,
+        RegistryEvent::PlanStarted(started) => return imported_review(record, started),
+        _ => return Ok(Vec::new()),
     };
     let why = codes::end_reason(ended.reason).map_or("ended", |reason| reason.label());
     let reason = match ended.end_date {
@@ -158,6 +160,49 @@ fn on_registry_event(
         ));
     }
     Ok(effects)
+}
+
+/// A plan loaded at go-live (`ImportCaseload`) brings the review
+/// conference its council had booked: requested here, due then, so its
+/// clock runs from the first day like any other review's.
+fn imported_review(
+    record: Record<'_>,
+    started: contract::registry::v1::PlanStarted,
+) -> Result<Effects, String> {
+    let Some(due) = started.next_review_due else {
+        return Ok(Vec::new());
+    };
+    let local_authority = started
+        .local_authority
+        .ok_or("local_authority: is required")?;
+    let unborn = started.r#type == i32::from(contract::registry::v1::PlanType::Unborn);
+    let derived =
+        Derived::from(record.envelope, crate::LOG, "plan-import-rule")?.occurring_with_source();
+    let purpose = purpose(wire::ConferenceKind::Review.into());
+    let conference_id = derived.id(purpose, 0).to_string();
+    let requested = wire::ConferenceRequested {
+        conference_id: conference_id.clone(),
+        kind: wire::ConferenceKind::Review.into(),
+        child_nhs_number: started.child_nhs_number,
+        child_local_id: started.child_local_id,
+        child_name: started.child_name,
+        invitees: default_invitees(ConferenceKind::Review, &local_authority),
+        local_authority: Some(local_authority),
+        clock_starts: started.start_date,
+        due: Some(due),
+        referral_id: String::new(),
+        plan_id: started.plan_id,
+        expected_date_of_delivery: if unborn {
+            started.expected_date_of_delivery
+        } else {
+            None
+        },
+        police_risk_assessments: Vec::new(),
+    };
+    Ok(vec![(
+        format!("conference-{conference_id}"),
+        vec![derived.event(purpose, 0, &requested)],
+    )])
 }
 
 /// A section 47 enquiry that needs a conference requests the initial one.

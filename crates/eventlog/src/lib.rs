@@ -206,6 +206,35 @@ impl EventLog {
             .await
     }
 
+    /// Appends to several streams as one atomic write, each part with its
+    /// own expected version, and returns once it is durable: every part
+    /// goes in, or none does (a wrong version or a partly written retry in
+    /// any part refuses the whole). A part whose event ids were all
+    /// appended before is a retry, answered with its original place; so a
+    /// whole write made again writes nothing. At most ten batches' worth of
+    /// events in all.
+    pub async fn append_all(
+        &self,
+        parts: Vec<(String, ExpectedVersion, Vec<NewEvent>)>,
+    ) -> Result<Vec<AppendOutcome>> {
+        let total: usize = parts.iter().map(|(_, _, events)| events.len()).sum();
+        if total > 10 * self.limits.max_batch_events {
+            return Err(invalid(
+                "events",
+                &format!(
+                    "{total} events in one atomic write, at most {} allowed",
+                    10 * self.limits.max_batch_events
+                ),
+            ));
+        }
+        for (stream, _, events) in &parts {
+            self.limits.check_append(stream, events)?;
+        }
+        let (reply, outcome) = oneshot::channel();
+        self.send(Request::AppendAll { parts, reply }).await?;
+        Pending(outcome).await
+    }
+
     /// Queues an append and returns once the writer has it, without waiting
     /// for it to be durable: the returned [`Pending`] says when it is, and
     /// requests queued one after another are placed in that order. With

@@ -50,6 +50,11 @@ pub(crate) enum Request {
         cursor: Option<(String, u64)>,
         reply: oneshot::Sender<Result<AppendOutcome>>,
     },
+    /// Appends to several streams as one atomic write: all go in, or none.
+    AppendAll {
+        parts: Vec<(String, ExpectedVersion, Vec<NewEvent>)>,
+        reply: AtomicReply,
+    },
     SetCursor {
         name: String,
         position: u64,
@@ -117,6 +122,9 @@ struct Placed {
     version: u64,
 }
 
+/// Where the outcome of an atomic write to several streams goes.
+type AtomicReply = oneshot::Sender<Result<Vec<AppendOutcome>>>;
+
 /// One group: staged by the stager, made durable and answered by the syncer.
 #[derive(Debug, Default)]
 struct Group {
@@ -131,6 +139,7 @@ struct Group {
         oneshot::Sender<Result<AppendOutcome>>,
         Result<AppendOutcome>,
     )>,
+    atomic: Vec<(AtomicReply, Result<Vec<AppendOutcome>>)>,
     cursors: Vec<oneshot::Sender<Result<()>>>,
     close: Vec<oneshot::Sender<Result<()>>>,
     /// The head of the log once this group is in.
@@ -211,6 +220,18 @@ impl Stager {
                 group.appends.push((reply, outcome));
                 count
             }
+            Request::AppendAll { parts, reply } => {
+                let count = parts.iter().map(|(_, _, events)| events.len()).sum();
+                let outcome = match self.core.failure() {
+                    Some(failure) => Err(Error::Storage(failure)),
+                    None => self.stage_all(group, parts),
+                };
+                if let Err(Error::Storage(message)) = &outcome {
+                    self.core.fail(message);
+                }
+                group.atomic.push((reply, outcome));
+                count
+            }
             Request::SetCursor {
                 name,
                 position,
@@ -232,6 +253,49 @@ impl Stager {
                 0
             }
         }
+    }
+
+    /// Stages every part, having checked them all first (expected
+    /// versions, retries, ids), so that either every part is placed or
+    /// none is. A part whose ids were all written before is a retry and
+    /// answered with its original place.
+    fn stage_all(
+        &mut self,
+        group: &mut Group,
+        parts: Vec<(String, ExpectedVersion, Vec<NewEvent>)>,
+    ) -> Result<Vec<AppendOutcome>> {
+        let mut streams = std::collections::HashSet::new();
+        let mut ids = std::collections::HashSet::new();
+        for (stream, expected, events) in &parts {
+            if !streams.insert(stream.as_str()) {
+                return Err(Error::InvalidArgument {
+                    field: "stream_id",
+                    reason: format!("{stream} appears twice in one atomic write"),
+                });
+            }
+            for event in events {
+                if !ids.insert(event.event_id) {
+                    return Err(Error::InvalidArgument {
+                        field: "event_id",
+                        reason: format!("{} appears twice in one atomic write", event.event_id),
+                    });
+                }
+            }
+            if self.find_retry(group, stream, events)?.is_none() {
+                let current = self.stream_head(group, stream)?;
+                if !expected.admits(current) {
+                    return Err(Error::WrongExpectedVersion {
+                        stream: stream.clone(),
+                        expected: *expected,
+                        actual: current,
+                    });
+                }
+            }
+        }
+        parts
+            .into_iter()
+            .map(|(stream, expected, events)| self.stage_append(group, stream, expected, events))
+            .collect()
     }
 
     fn stage_append(
@@ -470,6 +534,7 @@ impl Syncer {
             let Group {
                 committed,
                 appends,
+                atomic,
                 cursors,
                 end_position,
                 end_hash,
@@ -478,6 +543,9 @@ impl Syncer {
             } = group;
             if let Some(message) = apply_error.or_else(|| failure.clone()) {
                 for (reply, outcome) in appends {
+                    let _ = reply.send(outcome.and(Err(Error::Storage(message.clone()))));
+                }
+                for (reply, outcome) in atomic {
                     let _ = reply.send(outcome.and(Err(Error::Storage(message.clone()))));
                 }
                 for reply in cursors {
@@ -493,6 +561,9 @@ impl Syncer {
                 let _ = self.live.send(committed.into());
             }
             for (reply, outcome) in appends {
+                let _ = reply.send(outcome);
+            }
+            for (reply, outcome) in atomic {
                 let _ = reply.send(outcome);
             }
             for reply in cursors {

@@ -47,6 +47,12 @@ impl Answered for wire::PlanResponse {
     }
 }
 
+impl Answered for wire::ImportCaseloadReport {
+    fn token(&self) -> Option<&ConsistencyToken> {
+        self.token.as_ref()
+    }
+}
+
 impl Answered for wire::LinkNhsNumberResponse {
     fn token(&self) -> Option<&ConsistencyToken> {
         self.token.as_ref()

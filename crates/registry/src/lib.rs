@@ -22,6 +22,7 @@
 mod chronology;
 mod convert;
 mod forward;
+mod import;
 mod lookup;
 mod projection;
 mod rate;

@@ -156,6 +156,7 @@ fn plan_event(
                 expected_date_of_delivery: recorded.expected_date_of_delivery,
                 conference_id: recorded.conference_id.clone(),
                 care_team: care_team(&recorded.invitees),
+                next_review_due: None,
             },
         ),
         conference::outcome::Kind::Initial(_) => return Ok(None),

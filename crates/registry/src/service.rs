@@ -25,6 +25,7 @@ use tonic::{Request, Response, Status};
 use crate::Shared;
 use crate::convert::{self, started, wire_nhs};
 use crate::forward::{Primary, forward_on_replica};
+use crate::import;
 use crate::projection::{self, PlanRecord};
 
 #[derive(Debug, Clone)]
@@ -274,6 +275,7 @@ mod rpc {
     pub const CONTACTS: &str = "safeguard.registry.v1.PlanRegistry/SetLocalAuthorityContacts";
     pub const LINK_NHS: &str = "safeguard.registry.v1.PlanRegistry/LinkNhsNumber";
     pub const UNMATCHED: &str = "safeguard.registry.v1.PlanRegistry/ListUnmatchedChildren";
+    pub const IMPORT: &str = "safeguard.registry.v1.PlanRegistry/ImportCaseload";
 }
 
 #[tonic::async_trait]
@@ -661,6 +663,111 @@ impl plan_registry_server::PlanRegistry for PlanRegistry {
         )
         .await?;
         Ok(Response::new(response))
+    }
+
+    async fn import_caseload(
+        &self,
+        request: Request<tonic::Streaming<wire::ImportCaseloadChunk>>,
+    ) -> Result<Response<wire::ImportCaseloadReport>, Status> {
+        let caller = Caller::of(&request)?;
+        audit::allow_role(&self.inner.log, rpc::IMPORT, &caller).await?;
+        let (metadata, extensions, mut chunks) = request.into_parts();
+        let mut received = Vec::new();
+        let mut council: Option<Organisation> = None;
+        let mut size = 0;
+        while let Some(chunk) = chunks.message().await? {
+            limits::check(&chunk)?;
+            match (&council, &chunk.local_authority) {
+                (None, given) => {
+                    council = Some(validate::organisation("local_authority", given.as_ref())?);
+                }
+                (Some(first), Some(given)) if given.ods_code != first.ods_code => {
+                    return Err(invalid(
+                        "local_authority",
+                        "names another council than the first chunk: one file is one council's",
+                    ));
+                }
+                _ => {}
+            }
+            size += chunk.csv.len();
+            if size > import::MAX_BYTES {
+                return Err(invalid(
+                    "csv",
+                    format!(
+                        "the file is over {} bytes: load the caseload in parts",
+                        import::MAX_BYTES
+                    ),
+                ));
+            }
+            received.push(chunk);
+        }
+        let council = council.ok_or_else(|| invalid("local_authority", "is required"))?;
+        // A read replica passes the whole file to the primary, which alone
+        // writes plans.
+        if let Some(primary) = self.primary() {
+            let call = |mut primary: Primary, request| async move {
+                primary.import_caseload(request).await
+            };
+            let request = Request::from_parts(metadata, extensions, tokio_stream::iter(received));
+            return self.forward(primary, request, call).await;
+        }
+        audit::allow(
+            &self.inner.log,
+            rpc::IMPORT,
+            &caller,
+            &Parties::owned_by(council.ods_code.clone()),
+        )
+        .await?;
+        let text: String = received.into_iter().map(|chunk| chunk.csv).collect();
+        self.catch_up().await?;
+        let checked = {
+            let state = self.read()?;
+            import::check(&text, &council, self.inner.clock.today(), &state)?
+        };
+        let mut report = wire::ImportCaseloadReport {
+            rows: checked.total,
+            refused: checked.refused,
+            children: checked.children,
+            with_nhs_number: checked.with_nhs_number,
+            match_rate_percent: match checked.children {
+                0 => 100.0,
+                all => f64::from(checked.with_nhs_number) * 100.0 / f64::from(all),
+            },
+            ..wire::ImportCaseloadReport::default()
+        };
+        if !report.refused.is_empty() || checked.rows.is_empty() {
+            return Ok(Response::new(report));
+        }
+        let parts = checked
+            .rows
+            .into_iter()
+            .map(|row| {
+                let mut event = service_core::event::by_person(&row.started, &caller);
+                event.event_id = row.event_id;
+                event.occurred_at = validate::noon_of(row.start_date);
+                (
+                    format!("plan-{}", row.plan_id),
+                    ExpectedVersion::NoStream,
+                    vec![event],
+                )
+            })
+            .collect();
+        let outcomes = self.inner.log.append_all(parts).await.map_err(from_log)?;
+        let end = outcomes
+            .iter()
+            .map(|outcome| outcome.positions.end)
+            .max()
+            .unwrap_or_default();
+        let token = self.inner.watermark.token(end);
+        self.inner
+            .watermark
+            .wait_for(Some(&token), consistency::DEFAULT_WAIT)
+            .await?;
+        report.already_imported = outcomes.iter().filter(|o| o.deduplicated).count() as u32;
+        report.imported = outcomes.len() as u32 - report.already_imported;
+        report.written = true;
+        report.token = Some(token);
+        Ok(Response::new(report))
     }
 
     async fn set_local_authority_contacts(

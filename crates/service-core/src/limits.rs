@@ -35,6 +35,8 @@ const FREE_TEXT: &[&str] = &[
     "notes",
     "reason",
     "quorum_override_reason",
+    // A chunk of a caseload file (`ImportCaseload`).
+    "csv",
 ];
 
 fn pool() -> Result<&'static DescriptorPool, Status> {

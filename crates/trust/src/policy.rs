@@ -279,6 +279,11 @@ pub const RULES: &[Rule] = &[
         "the council that issued a local identifier matches it to an NHS number",
     ),
     people(
+        "safeguard.registry.v1.PlanRegistry/ImportCaseload",
+        OWNER,
+        "a council loads its own caseload at go-live",
+    ),
+    people(
         "safeguard.registry.v1.PlanRegistry/ListUnmatchedChildren",
         OWNER,
         "a council lists its own children not yet matched, and its match rate",

@@ -456,3 +456,58 @@ async fn options_beyond_what_sled_can_make_durable_are_refused() {
         })
     ));
 }
+
+#[tokio::test]
+async fn an_atomic_write_to_several_streams_goes_in_whole_or_not_at_all_and_once() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let log = open(dir.path());
+    log.append("taken", ExpectedVersion::Any, events(&["t0"]))
+        .await
+        .expect("append");
+    let parts = |taken: ExpectedVersion| {
+        vec![
+            ("p1".to_owned(), ExpectedVersion::NoStream, events(&["p1"])),
+            ("p2".to_owned(), ExpectedVersion::NoStream, events(&["p2"])),
+            ("taken".to_owned(), taken, events(&["t1"])),
+        ]
+    };
+    // The last part's version is wrong: nothing goes in, and the error
+    // names that stream.
+    let refused = log
+        .append_all(parts(ExpectedVersion::NoStream))
+        .await
+        .expect_err("a wrong version in one part");
+    assert!(
+        matches!(&refused, Error::WrongExpectedVersion { stream, .. } if stream == "taken"),
+        "{refused:?}"
+    );
+    assert_eq!(log.head(), 1, "nothing of the refused write");
+    let first = parts(ExpectedVersion::Exact(0));
+    let again = first.clone();
+    let written = log.append_all(first).await.expect("written whole");
+    assert_eq!(
+        written
+            .iter()
+            .map(|o| o.positions.clone())
+            .collect::<Vec<_>>(),
+        [1..2, 2..3, 3..4]
+    );
+    // The same write again is a retry of every part: nothing is written.
+    let retried = log.append_all(again).await.expect("a retry");
+    assert!(retried.iter().all(|outcome| outcome.deduplicated));
+    assert_eq!(log.head(), 4);
+    // A stream twice in one write is refused before anything is placed.
+    let twice = vec![
+        ("q".to_owned(), ExpectedVersion::Any, events(&["q0"])),
+        ("q".to_owned(), ExpectedVersion::Any, events(&["q1"])),
+    ];
+    assert!(matches!(
+        log.append_all(twice).await,
+        Err(Error::InvalidArgument {
+            field: "stream_id",
+            ..
+        })
+    ));
+    assert_eq!(log.head(), 4);
+    close(log).await;
+}

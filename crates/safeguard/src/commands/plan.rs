@@ -1,6 +1,7 @@
 //! `safeguard plan …`: plans recorded directly in the registry (transfer
-//! in, looked after, unborn), births linked, plans ended, and the local
-//! authority's contact numbers.
+//! in, looked after, unborn), births linked, plans ended, the local
+//! authority's contact numbers, its caseload loaded at go-live, and its
+//! children held under a local identifier matched to NHS numbers.
 
 use contract::common::v1::OrganisationKind;
 use contract::registry::v1 as wire;
@@ -85,6 +86,41 @@ pub enum PlanCommand {
         /// turned-eighteen, left-the-country, died, born or other.
         #[arg(long)]
         reason: String,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Loads the council's caseload at go-live from a CSV file (columns in
+    /// docs/import.md): every row is checked first, and a file with any
+    /// row refused writes nothing; loading it again writes nothing.
+    Import {
+        /// The CSV file.
+        file: std::path::PathBuf,
+        /// ODS[:NAME]: the caller's own local authority.
+        #[arg(long)]
+        local_authority: String,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Links an NHS number to a child held under the council's local
+    /// identifier.
+    LinkNhs {
+        /// The council's local identifier for the child.
+        #[arg(long)]
+        local_id: String,
+        #[arg(long)]
+        nhs: String,
+        /// ODS code of the council that issued the local identifier.
+        #[arg(long)]
+        local_authority: String,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// The council's children on plans not yet matched to an NHS number,
+    /// and its match rate.
+    Unmatched {
+        /// ODS code of the caller's own local authority.
+        #[arg(long)]
+        local_authority: String,
         #[command(flatten)]
         common: Common,
     },
@@ -200,6 +236,80 @@ impl PlanCommand {
                 let mut client = PlanRegistryClient::new(common.channel().await?);
                 written(&common, client.end_plan(request).await)
             }
+            PlanCommand::Import {
+                file,
+                local_authority: owner,
+                common,
+            } => {
+                let text = std::fs::read_to_string(&file)
+                    .map_err(|error| format!("{}: {error}", file.display()))?;
+                let chunks: Vec<wire::ImportCaseloadChunk> = chunks_of(&text, IMPORT_CHUNK_BYTES)
+                    .into_iter()
+                    .enumerate()
+                    .map(|(index, csv)| wire::ImportCaseloadChunk {
+                        local_authority: if index == 0 {
+                            local_authority(&owner)
+                        } else {
+                            None
+                        },
+                        csv: csv.to_owned(),
+                    })
+                    .collect();
+                let mut client = PlanRegistryClient::new(common.channel().await?);
+                let answer = client.import_caseload(tokio_stream::iter(chunks)).await;
+                let written = answer.as_ref().is_ok_and(|report| report.get_ref().written);
+                common.answer(answer, describe_import)?;
+                if written {
+                    Ok(())
+                } else {
+                    Err(
+                        "nothing was written: correct the rows refused and load the file again"
+                            .into(),
+                    )
+                }
+            }
+            PlanCommand::LinkNhs {
+                local_id,
+                nhs: number,
+                local_authority: owner,
+                common,
+            } => {
+                let request = wire::LinkNhsNumberRequest {
+                    local_id: Some(contract::common::v1::LocalChildId {
+                        local_authority_ods_code: owner,
+                        value: local_id,
+                    }),
+                    nhs_number: nhs(&number),
+                };
+                let mut client = PlanRegistryClient::new(common.channel().await?);
+                common.answer(client.link_nhs_number(request).await, |response| {
+                    format!("linked\ntoken: {}", show_token(response.token.as_ref()))
+                })
+            }
+            PlanCommand::Unmatched {
+                local_authority: owner,
+                common,
+            } => {
+                let request = wire::ListUnmatchedChildrenRequest {
+                    local_authority_ods_code: owner,
+                    min_token: None,
+                };
+                let mut client = PlanRegistryClient::new(common.channel().await?);
+                common.answer(client.list_unmatched_children(request).await, |response| {
+                    let mut text = format!(
+                        "{} of {} children on plans matched to an NHS number ({:.1}%)",
+                        response.matched, response.children_on_plans, response.match_rate_percent
+                    );
+                    for child in &response.children {
+                        let id = child.local_id.clone().unwrap_or_default();
+                        text += &format!("\n{} {}", id.value, child.child_name);
+                        for plan in &child.plans {
+                            text += &format!("\n  {}", describe(plan));
+                        }
+                    }
+                    text
+                })
+            }
             PlanCommand::Contacts {
                 local_authority: owner,
                 office_hours,
@@ -227,6 +337,61 @@ impl PlanCommand {
             }
         }
     }
+}
+
+/// How much of a caseload file goes in one message: within the limit on a
+/// free-text field.
+const IMPORT_CHUNK_BYTES: usize = 8_000;
+
+/// `text` in pieces of at most `size` bytes, each ending on a character.
+fn chunks_of(text: &str, size: usize) -> Vec<&str> {
+    let mut chunks = Vec::new();
+    let mut rest = text;
+    while !rest.is_empty() {
+        let mut end = size.min(rest.len());
+        while !rest.is_char_boundary(end) {
+            end -= 1;
+        }
+        let (chunk, after) = rest.split_at(end);
+        chunks.push(chunk);
+        rest = after;
+    }
+    chunks
+}
+
+fn describe_import(report: &wire::ImportCaseloadReport) -> String {
+    let mut text = format!(
+        "{} rows: {} imported, {} already imported, {} refused{}\n\
+         children on plans or looked after: {}, with an NHS number: {} ({:.1}%)",
+        report.rows,
+        report.imported,
+        report.already_imported,
+        report.refused.len(),
+        if report.written {
+            ""
+        } else {
+            "; nothing written"
+        },
+        report.children,
+        report.with_nhs_number,
+        report.match_rate_percent
+    );
+    for refused in &report.refused {
+        text += &format!(
+            "\nline {}: {}{}",
+            refused.line,
+            if refused.column.is_empty() {
+                String::new()
+            } else {
+                format!("{}: ", refused.column)
+            },
+            refused.reason
+        );
+    }
+    if report.token.is_some() {
+        text += &format!("\ntoken: {}", show_token(report.token.as_ref()));
+    }
+    text
 }
 
 fn written(
