@@ -597,6 +597,91 @@ fn a_case_from_referral_to_plan_end_from_the_command_line() {
     );
     assert!(transferred.contains("(emotional)"), "{transferred}");
 
+    // Go-live: a caseload file, refused whole for one bad row, then loaded;
+    // its child without an NHS number listed, matched and looked up.
+    let caseload = dir.path().join("caseload.csv");
+    let rows = "plan_type,local_id,child_name,start_date,lead_social_worker_name,lead_social_worker_phone\n\
+                LAC,UASC-3,Ali Testchild,2026-01-05,Sam Worker,01632 960200\n";
+    std::fs::write(
+        &caseload,
+        format!("{rows}LAC,,,2026-01-05,Sam Worker,01632 960200\n"),
+    )
+    .expect("write the file");
+    let refused = cli.run(
+        CHAIR,
+        &[
+            "plan",
+            "import",
+            caseload.to_str().expect("a path"),
+            "--local-authority",
+            "E09000999",
+        ],
+    );
+    assert!(!refused.status.success());
+    let printed = String::from_utf8_lossy(&refused.stdout);
+    assert!(
+        printed.contains("line 3: nhs_number: is required"),
+        "{printed}"
+    );
+    assert!(printed.contains("nothing written"), "{printed}");
+    std::fs::write(&caseload, rows).expect("write the file");
+    let imported = cli.ok(
+        CHAIR,
+        &[
+            "plan",
+            "import",
+            caseload.to_str().expect("a path"),
+            "--local-authority",
+            "E09000999",
+        ],
+    );
+    assert!(imported.contains("1 rows: 1 imported"), "{imported}");
+    assert!(
+        imported.contains("with an NHS number: 0 (0.0%)"),
+        "{imported}"
+    );
+    let unmatched = cli.ok(
+        CHAIR,
+        &["plan", "unmatched", "--local-authority", "E09000999"],
+    );
+    assert!(unmatched.contains("UASC-3 Ali Testchild"), "{unmatched}");
+    let by_local = cli.ok(
+        CHAIR,
+        &[
+            "lookup",
+            "--local-id",
+            "E09000999:UASC-3",
+            "--purpose",
+            "matching",
+            "--silent",
+        ],
+    );
+    assert!(by_local.contains("looked after for -"), "{by_local}");
+    cli.ok(
+        CHAIR,
+        &[
+            "plan",
+            "link-nhs",
+            "--local-id",
+            "UASC-3",
+            "--nhs",
+            "9990000069",
+            "--local-authority",
+            "E09000999",
+        ],
+    );
+    let matched = cli.ok(
+        NURSE,
+        &[
+            "lookup",
+            "--nhs",
+            "9990000069",
+            "--purpose",
+            "unscheduled care attendance",
+        ],
+    );
+    assert!(matched.contains("looked after for 9990000069"), "{matched}");
+
     // Bad input: the service's error, naming the field, and a failure exit.
     let refused = cli.run(
         NURSE,

@@ -168,6 +168,25 @@ pub fn optional_nhs(value: Option<&String>) -> Option<NhsNumber> {
     value.and_then(|value| nhs(value))
 }
 
+/// `ODS:VALUE`: a council's local identifier for a child without an NHS
+/// number, e.g. `E09000999:referral-0190…`.
+pub fn local_id(
+    flag: &str,
+    value: Option<&String>,
+) -> Result<Option<contract::common::v1::LocalChildId>, String> {
+    value
+        .map(|value| {
+            let (ods, id) = value
+                .split_once(':')
+                .ok_or_else(|| format!("{flag}: expected ODS:VALUE, got {value:?}"))?;
+            Ok(contract::common::v1::LocalChildId {
+                local_authority_ods_code: ods.to_owned(),
+                value: id.to_owned(),
+            })
+        })
+        .transpose()
+}
+
 /// `YYYY-MM-DD`.
 pub fn date(flag: &str, value: &str) -> Result<Date, String> {
     let date = domain::date::Date::parse(value).map_err(|error| format!("{flag}: {error}"))?;

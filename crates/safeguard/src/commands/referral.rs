@@ -29,6 +29,10 @@ pub struct Refer {
     expected: Option<String>,
     #[arg(long)]
     mother_nhs: Option<String>,
+    /// ODS:VALUE, for a born child without an NHS number: the receiving
+    /// council's own identifier (intake issues one if not given).
+    #[arg(long, conflicts_with = "nhs")]
+    local_id: Option<String>,
     #[arg(long)]
     address: Option<String>,
     #[arg(long)]
@@ -99,7 +103,7 @@ impl Refer {
                 person: Some(person),
             }),
             child: Some(wire::Child {
-                local_id: None,
+                local_id: super::local_id("--local-id", self.local_id.as_ref())?,
                 nhs_number: optional_nhs(self.nhs.as_ref()),
                 given_name: self.given_name.unwrap_or_default(),
                 family_name: self.family_name.unwrap_or_default(),

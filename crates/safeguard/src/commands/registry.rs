@@ -6,14 +6,18 @@ use contract::notification::v1::notification_client::NotificationClient;
 use contract::registry::v1 as wire;
 use contract::registry::v1::plan_registry_client::PlanRegistryClient;
 
-use super::{Common, nhs, optional_date, show_time, spoken, status, token};
+use super::{Common, local_id, nhs, optional_date, optional_nhs, show_time, spoken, status, token};
 use crate::client::to_json;
 
 /// `safeguard lookup`: is this child on a plan, and whom do I call?
 #[derive(Debug, clap::Args)]
 pub struct Lookup {
-    #[arg(long)]
-    nhs: String,
+    #[arg(long, required_unless_present = "local_id")]
+    nhs: Option<String>,
+    /// ODS:VALUE, for a child without an NHS number: the council's local
+    /// identifier.
+    #[arg(long, conflicts_with = "nhs")]
+    local_id: Option<String>,
     /// Do not notify the owning local authority.
     #[arg(long)]
     silent: bool,
@@ -30,8 +34,8 @@ pub struct Lookup {
 impl Lookup {
     pub async fn run(self) -> Result<(), String> {
         let request = wire::LookupChildRequest {
-            local_id: None,
-            nhs_number: nhs(&self.nhs),
+            local_id: local_id("--local-id", self.local_id.as_ref())?,
+            nhs_number: optional_nhs(self.nhs.as_ref()),
             purpose: self.common.purpose.clone(),
             silent: self.silent,
             as_of: optional_date("--as-of", self.as_of.as_ref())?,
@@ -43,7 +47,7 @@ impl Lookup {
             .await
             .map_err(status)?
             .into_inner();
-        let child = self.nhs;
+        let child = self.nhs.or(self.local_id).unwrap_or_default();
         self.common.print(&response, |response| {
             let mut lines = Vec::new();
             if response.plans.is_empty() {
@@ -71,8 +75,11 @@ impl Lookup {
 /// `safeguard chronology`: every event about a child, in order.
 #[derive(Debug, clap::Args)]
 pub struct Chronology {
-    #[arg(long)]
-    nhs: String,
+    #[arg(long, required_unless_present = "local_id")]
+    nhs: Option<String>,
+    /// ODS:VALUE, for a child without an NHS number.
+    #[arg(long, conflicts_with = "nhs")]
+    local_id: Option<String>,
     #[arg(long)]
     after: Option<String>,
     #[command(flatten)]
@@ -82,8 +89,8 @@ pub struct Chronology {
 impl Chronology {
     pub async fn run(self) -> Result<(), String> {
         let request = wire::ChildChronologyRequest {
-            local_id: None,
-            nhs_number: nhs(&self.nhs),
+            local_id: local_id("--local-id", self.local_id.as_ref())?,
+            nhs_number: optional_nhs(self.nhs.as_ref()),
             min_token: token("--after", self.after.as_ref())?,
             purpose: self.common.purpose.clone(),
         };
