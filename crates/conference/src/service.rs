@@ -406,14 +406,7 @@ impl conference_scheduler_server::ConferenceScheduler for ConferenceScheduler {
         )?;
         let local_authority =
             validate::organisation("local_authority", request.local_authority.as_ref())?;
-        if let Some(local) = child.local_id()
-            && local.council().as_str() != local_authority.ods_code
-        {
-            return Err(invalid(
-                "child_local_id.local_authority_ods_code",
-                "is not the conference's local authority: a local identifier is the council's own",
-            ));
-        }
+        validate::issued_by(&child, "child_local_id", &local_authority.ods_code)?;
         if child.local_id().is_some() && request.expected_date_of_delivery.is_some() {
             return Err(invalid(
                 "child_local_id",

@@ -19,9 +19,12 @@ pub struct Chronology {
     parties: HashMap<ChildId, ChildParties>,
     /// Conference events name the conference, not the child.
     conference_children: HashMap<String, ChildId>,
-    /// Local identifiers linked to NHS numbers (the registry's links): an
-    /// event naming one is the number's.
+    /// Local identifiers linked to NHS numbers (`ChildNhsNumberLinked`):
+    /// an event naming one is the number's. The one record of the links,
+    /// which the projection asks too.
     links: HashMap<LocalChildId, NhsNumber>,
+    /// The local identifiers linked to each NHS number.
+    linked: HashMap<NhsNumber, Vec<LocalChildId>>,
     /// On a read replica, the primary's plan events by plan: what the
     /// primary reads from its plan streams. Some name no child (a category
     /// change), and an unborn plan's belong to mother and baby alike.
@@ -137,8 +140,9 @@ impl Chronology {
         true
     }
 
-    /// Whom an event naming `child` is about now.
-    fn resolve(&self, child: ChildId) -> ChildId {
+    /// Whom a record naming `child` is held under now: a local identifier
+    /// linked to an NHS number is that number.
+    pub fn resolve(&self, child: ChildId) -> ChildId {
         match &child {
             ChildId::Local(local) => self
                 .links
@@ -152,6 +156,7 @@ impl Chronology {
     /// is the number's, and so is what comes later naming it.
     pub fn link(&mut self, local: LocalChildId, number: NhsNumber) {
         self.links.insert(local.clone(), number);
+        self.linked.entry(number).or_default().push(local.clone());
         let from = ChildId::Local(local);
         let to = ChildId::Nhs(number);
         if let Some(entries) = self.entries.remove(&from) {
@@ -246,6 +251,16 @@ impl Chronology {
         let parties = self.parties.entry(child).or_default();
         parties.owners.extend(owner);
         parties.joint_enquiry.extend(police);
+    }
+
+    /// The NHS number a local identifier is linked to, if it is.
+    pub fn linked_to(&self, local: &LocalChildId) -> Option<NhsNumber> {
+        self.links.get(local).copied()
+    }
+
+    /// The local identifiers linked to an NHS number.
+    pub fn local_ids_of(&self, number: &NhsNumber) -> &[LocalChildId] {
+        self.linked.get(number).map_or(&[], Vec::as_slice)
     }
 
     /// Whom `child`'s record concerns, as far as referrals and conferences

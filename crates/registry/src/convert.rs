@@ -166,18 +166,7 @@ pub fn started(
 ) -> Result<wire::PlanStarted, Status> {
     let start_date = validate::date("start_date", start)?;
     let local_authority = validate::organisation("local_authority", local_authority)?;
-    if let ChildId::Local(local) = &child
-        && local.council().as_str() != local_authority.ods_code
-    {
-        return Err(invalid(
-            "child_local_id.local_authority_ods_code",
-            format!(
-                "is {}, not the plan's local authority {}: a local identifier is the council's own",
-                local.council(),
-                local_authority.ods_code
-            ),
-        ));
-    }
+    validate::issued_by(&child, "child_local_id", &local_authority.ods_code)?;
     let domain_category = if category == 0 {
         None
     } else {

@@ -139,12 +139,6 @@ pub struct Projection {
     plans: Vec<PlanRecord>,
     plan_index: HashMap<Arc<str>, u32>,
     children: HashMap<ChildId, Child>,
-    /// Local identifiers linked to NHS numbers: what was held under one is
-    /// held under the other from the link on.
-    links: HashMap<LocalChildId, NhsNumber>,
-    /// The local identifiers linked to each NHS number, for reading the
-    /// streams held under them.
-    linked: HashMap<NhsNumber, Vec<LocalChildId>>,
     pub organisations: Interned<Organisation>,
     pub care_teams: Interned<Vec<Organisation>>,
     pub social_workers: Interned<ContactDetails>,
@@ -317,39 +311,32 @@ impl Projection {
 
     /// Whom a child's record is held under now: a local identifier linked
     /// to an NHS number is that number.
+    /// (The links are the chronology's: one record of them.)
     pub fn resolve(&self, child: ChildId) -> ChildId {
-        match &child {
-            ChildId::Local(local) => self
-                .links
-                .get(local)
-                .map_or(child, |number| ChildId::Nhs(*number)),
-            ChildId::Nhs(_) => child,
-        }
+        self.chronology.resolve(child)
     }
 
     /// The NHS number a local identifier is linked to, if it is.
     pub fn linked_to(&self, local: &LocalChildId) -> Option<NhsNumber> {
-        self.links.get(local).copied()
+        self.chronology.linked_to(local)
     }
 
     /// The local identifiers linked to an NHS number.
     pub fn local_ids_of(&self, number: &NhsNumber) -> &[LocalChildId] {
-        self.linked.get(number).map_or(&[], Vec::as_slice)
+        self.chronology.local_ids_of(number)
     }
 
     /// Links an NHS number to a local identifier: what was held under the
     /// one is held under the other (plans, accesses, the chronology, and
     /// an unsure history, which stays unsure).
     fn link(&mut self, local: LocalChildId, number: NhsNumber) -> Result<(), String> {
-        match self.links.get(&local) {
-            Some(linked) if *linked == number => return Ok(()),
+        match self.linked_to(&local) {
+            Some(linked) if linked == number => return Ok(()),
             Some(linked) => {
                 return Err(format!("local_id: {local} is already linked to {linked}"));
             }
             None => {}
         }
-        self.links.insert(local.clone(), number);
-        self.linked.entry(number).or_default().push(local.clone());
         let from = ChildId::Local(local.clone());
         let to = ChildId::Nhs(number);
         if let Some(held) = self.children.remove(&from) {

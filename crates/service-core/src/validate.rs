@@ -102,6 +102,21 @@ pub fn child_id(
     }
 }
 
+/// A local identifier is the council's own: a child held under one is
+/// held by the council that issued it (`owner`, an ODS code).
+pub fn issued_by(child: &ChildId, field: &str, owner: &str) -> Result<(), Status> {
+    match child {
+        ChildId::Local(local) if local.council().as_str() != owner => Err(invalid(
+            &format!("{field}.local_authority_ods_code"),
+            format!(
+                "is {}, not {owner}: a local identifier is the council's own",
+                local.council()
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
 pub fn to_wire_local(id: &LocalChildId) -> wire::LocalChildId {
     wire::LocalChildId {
         local_authority_ods_code: id.council().to_string(),
@@ -245,6 +260,50 @@ pub fn today() -> Date {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_child_is_one_of_an_nhs_number_and_a_councils_own_local_identifier() {
+        let number = Some(wire::NhsNumber {
+            value: "9990000018".into(),
+        });
+        let local = |ods: &str, value: &str| {
+            Some(wire::LocalChildId {
+                local_authority_ods_code: ods.into(),
+                value: value.into(),
+            })
+        };
+        let child = |nhs: &Option<wire::NhsNumber>, id: &Option<wire::LocalChildId>| {
+            child_id(
+                "child_nhs_number",
+                nhs.as_ref(),
+                "child_local_id",
+                id.as_ref(),
+            )
+        };
+        let refused =
+            |answer: Result<ChildId, Status>| answer.expect_err("refused").message().to_owned();
+        assert!(matches!(child(&number, &None), Ok(ChildId::Nhs(_))));
+        let held = child(&None, &local("e09000999", "LCS-1")).expect("a local child");
+        assert_eq!(to_wire_child(&held).1, local("E09000999", "LCS-1"));
+        assert!(refused(child(&None, &None)).starts_with("child_nhs_number: is required (or"));
+        assert!(
+            refused(child(&number, &local("E09000999", "L"))).starts_with("child_local_id: give")
+        );
+        assert!(
+            refused(child(&None, &local("E09000999", "a b"))).starts_with("child_local_id.value")
+        );
+        assert!(
+            refused(child(&None, &local("E0", "x")))
+                .starts_with("child_local_id.local_authority_ods_code")
+        );
+        assert!(issued_by(&held, "child_local_id", "E09000999").is_ok());
+        let other = issued_by(&held, "child_local_id", "E09000998").expect_err("another council's");
+        assert!(
+            other
+                .message()
+                .starts_with("child_local_id.local_authority_ods_code: is E09000999")
+        );
+    }
 
     #[test]
     fn moments_fall_on_their_uk_civil_date() {
