@@ -26,4 +26,10 @@ if [ "$major" -lt 2 ] || { [ "$major" -eq 2 ] && [ "$minor" -lt 10 ]; }; then
   exit 1
 fi
 
+# An independent FHIR library to check every body the FHIR edge answers
+# with (tests/it/fhir.rs): fhir.resources, from PyPI.
+if ! python3 -c 'import fhir.resources.R4B' 2>/dev/null; then
+  python3 -m pip install --quiet --disable-pip-version-check 'fhir.resources==8.3.0'
+fi
+
 cargo test --workspace --all-targets "$@"

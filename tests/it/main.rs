@@ -7,6 +7,7 @@ mod audit;
 mod bad_input;
 mod conferences;
 mod credentials;
+mod fhir;
 mod fixtures;
 mod import;
 mod nats_access;
@@ -79,6 +80,7 @@ fn config(dir: &Path, settings: Settings) -> Config {
         data_dir: dir.to_path_buf(),
         listen: ([127, 0, 0, 1], 0).into(),
         metrics: Some(([127, 0, 0, 1], 0).into()),
+        fhir: Some(([127, 0, 0, 1], 0).into()),
         settings,
         clock: service_core::clock::Clock::Fixed(today()),
         ..Config::default()

@@ -280,6 +280,7 @@ pub async fn run(scale: Scale) -> Result<(), Error> {
         .spawn()?;
     let mut lines = BufReader::new(server.stdout.take().ok_or("no stdout")?).lines();
     let mut address = None;
+    let mut fhir_address = None;
     while let Some(line) = lines.next_line().await? {
         if let Some(value) = line.strip_prefix("registry_rss_mib: ") {
             let mib: f64 = value.parse()?;
@@ -287,6 +288,8 @@ pub async fn run(scale: Scale) -> Result<(), Error> {
                 "registry_rss_mib_per_100k_children",
                 (mib * 100_000.0 / scale.children as f64).round(),
             );
+        } else if let Some(value) = line.strip_prefix("fhir_listening: ") {
+            fhir_address = Some(value.parse::<std::net::SocketAddr>()?);
         } else if let Some(value) = line.strip_prefix("listening: ") {
             address = Some(value.to_owned());
             break;
@@ -331,6 +334,49 @@ pub async fn run(scale: Scale) -> Result<(), Error> {
         Ok(())
     })
     .await?;
+    // The same lookups through the FHIR edge: the same clients, each on an
+    // HTTPS/1.1 connection of its own with the same certificate and token.
+    let fhir_address = fhir_address.ok_or("the registry process named no FHIR address")?;
+    let issued = realm.organisation_certificate(&domain::OdsCode::parse("RXX01")?)?;
+    let bearer = format!(
+        "Bearer {}",
+        realm.token(&nurse_person(), Duration::from_secs(3600))?
+    );
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for client in 0..CLIENTS {
+        let mut connection = fhir::client::connect(
+            fhir_address,
+            realm.ca_pem(),
+            Some((&issued.certificate, &issued.key)),
+        )
+        .await?;
+        let bearer = bearer.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut done = 0_usize;
+            let mut n = client * 7919;
+            while started.elapsed() < scale.measure_for {
+                let path = format!(
+                    "/CareTeam?patient:identifier=https://fhir.nhs.uk/Id/nhs-number|{}",
+                    child(n % children).value
+                );
+                let answer = connection.get(&path, &[("authorization", &bearer)]).await?;
+                if answer.status != 200 || !answer.body.windows(8).any(|w| w == b"CareTeam") {
+                    return Err(format!("a FHIR search answered {}", answer.status));
+                }
+                done += 1;
+                n += CLIENTS;
+            }
+            Ok::<_, String>(done)
+        }));
+    }
+    let mut searches = 0;
+    for task in tasks {
+        searches += task.await??;
+    }
+    let fhir_lookups = per_second(searches, started.elapsed());
+    figure("fhir_lookup_per_s", fhir_lookups);
+    figure("fhir_vs_grpc_lookup_ratio", fhir_lookups / lookups);
     figure("lookup_per_s", lookups);
     figure("lookup_p99_ms", percentile_ms(&mut latencies, 99.0));
     figure("noop_grpc_per_s", noop);
@@ -394,6 +440,20 @@ pub async fn serve(data: PathBuf, realm: PathBuf) -> Result<(), Error> {
 
     let (_health, health_service) = tonic_health::server::health_reporter();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    // The FHIR edge beside it, in the same process, as `safeguard up` runs
+    // it: each search one lookup over the registry's gRPC API.
+    let edge = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let edge_address = edge.local_addr()?;
+    tokio::spawn(fhir::serve(
+        edge,
+        fhir::Options {
+            trust: trust.clone(),
+            registry_url: format!("https://{}", listener.local_addr()?),
+            base_url: format!("https://{edge_address}"),
+        },
+        std::future::pending(),
+    ));
+    println!("fhir_listening: {edge_address}");
     println!("listening: {}", listener.local_addr()?);
     let log = registry.log().clone();
     let server = tokio::spawn(

@@ -21,6 +21,9 @@ pub struct Config {
     pub nats: Option<String>,
     /// Serve Prometheus metrics (`GET /metrics`) here, if anywhere.
     pub metrics: Option<SocketAddr>,
+    /// Serve the FHIR edge (the CP-IS-compatible API) here, if anywhere:
+    /// beside the services, speaking to the registry over its gRPC API.
+    pub fhir: Option<SocketAddr>,
     pub settings: Settings,
     /// Whom to trust and how to prove this backbone (`--security FILE`);
     /// without it, the development realm in the data directory.
@@ -47,6 +50,7 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
             nats: None,
             metrics: None,
+            fhir: None,
             settings: Settings::default(),
             security: None,
             clock: Clock::System,
@@ -88,6 +92,8 @@ pub struct Running {
     pub address: SocketAddr,
     /// Where `/metrics` is served, when asked for.
     pub metrics: Option<SocketAddr>,
+    /// Where the FHIR edge serves HTTPS, when asked for.
+    pub fhir: Option<SocketAddr>,
     /// The development realm it runs in, when no security is configured:
     /// where the CLI finds the certificates and keys to act with.
     pub realm: Option<PathBuf>,
@@ -95,6 +101,7 @@ pub struct Running {
     pub realm_made: Option<String>,
     stop: Option<oneshot::Sender<()>>,
     server: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
+    fhir_edge: Option<tokio::task::JoinHandle<Result<(), String>>>,
     logs: Vec<eventlog::EventLog>,
 }
 
@@ -111,6 +118,9 @@ impl Running {
     pub async fn stop(mut self) -> Result<(), Error> {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
+        }
+        if let Some(edge) = self.fhir_edge.take() {
+            edge.abort();
         }
         let served = self
             .server
@@ -279,9 +289,33 @@ async fn start_services(
                 let _ = stopped.await;
             }),
     );
+    let (fhir, fhir_edge) = match config.fhir {
+        Some(wanted) => {
+            let listener = tokio::net::TcpListener::bind(wanted)
+                .await
+                .map_err(|error| Error::Listen {
+                    address: wanted,
+                    error,
+                })?;
+            let at = listener.local_addr().map_err(|error| Error::Listen {
+                address: wanted,
+                error,
+            })?;
+            let options = fhir::Options {
+                trust: trust.clone(),
+                registry_url: format!("https://{address}"),
+                base_url: format!("https://{at}"),
+            };
+            let edge = tokio::spawn(fhir::serve(listener, options, std::future::pending()));
+            (Some(at), Some(edge))
+        }
+        None => (None, None),
+    };
     Ok(Running {
         address,
         metrics,
+        fhir,
+        fhir_edge,
         realm,
         realm_made,
         stop: Some(stop),

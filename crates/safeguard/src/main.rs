@@ -149,6 +149,10 @@ struct Up {
     /// and the records it quarantined) at this address.
     #[arg(long, env = "SAFEGUARD_METRICS")]
     metrics: Option<SocketAddr>,
+    /// Serve the FHIR edge (the CP-IS-compatible FHIR R4 API an emergency
+    /// department's system calls) at this address.
+    #[arg(long, env = "SAFEGUARD_FHIR", default_value = "127.0.0.1:8443")]
+    fhir: SocketAddr,
     /// Listen beyond loopback with the development realm (whose keys
     /// sit in the data directory) all the same. Never in production:
     /// give --security FILE instead.
@@ -302,6 +306,7 @@ async fn up(flags: Up) -> Result<(), String> {
         listen,
         nats,
         metrics,
+        fhir,
         development_realm_on_network,
     } = flags;
     let mut config = Config {
@@ -327,6 +332,7 @@ async fn up(flags: Up) -> Result<(), String> {
     if metrics.is_some() {
         config.metrics = metrics;
     }
+    config.fhir = Some(fhir);
     let running = backbone::start(&config)
         .await
         .map_err(|error| error.to_string())?;
@@ -353,6 +359,9 @@ async fn up(flags: Up) -> Result<(), String> {
     );
     if let Some(metrics) = running.metrics {
         println!("safeguard metrics on http://{metrics}/metrics");
+    }
+    if let Some(fhir) = running.fhir {
+        println!("safeguard FHIR API (CP-IS compatible) on https://{fhir}");
     }
     service_core::process::stopping().await;
     eprintln!("safeguard: stopping");

@@ -20,6 +20,37 @@ pub const DEFAULT_WAIT: Duration = Duration::from_secs(5);
 /// tokens naming positions far ahead cannot pile up waiters.
 pub const MAX_WAITING: usize = 1_000;
 
+/// A token as people and headers carry it: `log@position,…`.
+pub fn show(token: &ConsistencyToken) -> String {
+    token
+        .positions
+        .iter()
+        .map(|position| format!("{}@{}", position.log, position.position))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The token `show` printed, or why `text` is not one.
+pub fn parse(text: &str) -> Result<ConsistencyToken, String> {
+    let positions = text
+        .split(',')
+        .map(|part| {
+            let (log, position) = part
+                .trim()
+                .split_once('@')
+                .ok_or_else(|| format!("expected log@position, got {part:?}"))?;
+            let position = position
+                .parse()
+                .map_err(|_| format!("{position:?} is not a position"))?;
+            Ok(LogPosition {
+                log: log.to_owned(),
+                position,
+            })
+        })
+        .collect::<Result<_, String>>()?;
+    Ok(ConsistencyToken { positions })
+}
+
 /// How far one projection has applied one log: every position below the
 /// mark. Cheap to clone; the projection's task advances it.
 ///

@@ -226,6 +226,47 @@ impl Trust {
         })
     }
 
+    /// TLS for an HTTPS edge (FHIR): the same server certificate and client
+    /// CA bundles as gRPC, a client certificate optional at the handshake
+    /// (so a caller without one is told why, in the protocol's terms) and
+    /// verified against the bundles when presented.
+    pub fn https_server_config(&self) -> Result<rustls::ServerConfig, String> {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let config = &self.config;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut roots = rustls::RootCertStore::empty();
+        for path in &config.client_ca {
+            for certificate in CertificateDer::pem_file_iter(path)
+                .map_err(|error| format!("{}: {error}", path.display()))?
+            {
+                let certificate =
+                    certificate.map_err(|error| format!("{}: {error}", path.display()))?;
+                roots
+                    .add(certificate)
+                    .map_err(|error| format!("{}: {error}", path.display()))?;
+            }
+        }
+        let clients = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            Arc::new(roots),
+            provider.clone(),
+        )
+        .allow_unauthenticated()
+        .build()
+        .map_err(|error| format!("client_ca: {error}"))?;
+        let chain = CertificateDer::pem_file_iter(&config.server_certificate)
+            .and_then(|certificates| certificates.collect::<Result<Vec<_>, _>>())
+            .map_err(|error| format!("{}: {error}", config.server_certificate.display()))?;
+        let key = PrivateKeyDer::from_pem_file(&config.server_key)
+            .map_err(|error| format!("{}: {error}", config.server_key.display()))?;
+        rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|error| error.to_string())?
+            .with_client_cert_verifier(clients)
+            .with_single_cert(chain, key)
+            .map_err(|error| format!("server_certificate: {error}"))
+    }
+
     /// What signs this process's records on the bus: its service key.
     pub fn event_signer(&self) -> Result<Arc<EventSigner>, String> {
         self.event_signer

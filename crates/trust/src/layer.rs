@@ -96,21 +96,31 @@ impl Authenticate {
         authorization: Option<&http::HeaderValue>,
     ) -> Result<(Peer, Option<Caller>), Status> {
         let certificates = connection.and_then(TlsConnectInfo::peer_certs);
-        let leaf = certificates
-            .as_ref()
-            .and_then(|chain| chain.first())
-            .ok_or_else(|| {
-                Status::unauthenticated(
-                    "a client certificate is required: connect with mutual TLS, presenting your organisation's certificate",
-                )
-            })?;
+        let leaf = certificates.as_ref().and_then(|chain| chain.first());
+        self.identify_leaf(
+            leaf.map(|leaf| leaf.as_ref()),
+            authorization.map(|value| value.to_str().unwrap_or("")),
+        )
+    }
+
+    /// Who a connection's verified leaf certificate and a request's
+    /// `Authorization` header prove: the same checks for any protocol (the
+    /// agencies' edges serve HTTPS with them).
+    pub fn identify_leaf(
+        &self,
+        leaf: Option<&[u8]>,
+        authorization: Option<&str>,
+    ) -> Result<(Peer, Option<Caller>), Status> {
+        let leaf = leaf.ok_or_else(|| {
+            Status::unauthenticated(
+                "a client certificate is required: connect with mutual TLS, presenting your organisation's certificate",
+            )
+        })?;
         let peer = self.peer(leaf)?;
         let Some(authorization) = authorization else {
             return Ok((peer, None));
         };
-        let token = authorization
-            .to_str()
-            .ok()
+        let token = Some(authorization)
             .and_then(|value| value.strip_prefix("Bearer "))
             .map(str::trim)
             .filter(|token| !token.is_empty())

@@ -13,7 +13,7 @@ pub mod registry;
 pub mod verify;
 
 use contract::common::v1::{
-    ConsistencyToken, ContactDetails, Date, LogPosition, NhsNumber, Organisation, OrganisationKind,
+    ConsistencyToken, ContactDetails, Date, NhsNumber, Organisation, OrganisationKind,
 };
 use contract::events::v1::GetStatusRequest;
 use contract::events::v1::service_status_client::ServiceStatusClient;
@@ -273,37 +273,16 @@ pub fn contact(value: &str) -> ContactDetails {
 
 /// `log@position[,log@position…]`, as write summaries print them.
 pub fn token(flag: &str, value: Option<&String>) -> Result<Option<ConsistencyToken>, String> {
-    let Some(value) = value else {
-        return Ok(None);
-    };
-    let positions = value
-        .split(',')
-        .map(|part| {
-            let (log, position) = part
-                .split_once('@')
-                .ok_or_else(|| format!("{flag}: expected log@position, got {part:?}"))?;
-            let position = position
-                .parse()
-                .map_err(|_| format!("{flag}: {position:?} is not a position"))?;
-            Ok(LogPosition {
-                log: log.to_owned(),
-                position,
-            })
+    value
+        .map(|value| {
+            service_core::consistency::parse(value).map_err(|why| format!("{flag}: {why}"))
         })
-        .collect::<Result<_, String>>()?;
-    Ok(Some(ConsistencyToken { positions }))
+        .transpose()
 }
 
 /// How a write's token prints, for a later read's `--after`.
 pub fn show_token(token: Option<&ConsistencyToken>) -> String {
-    token.map_or_else(String::new, |token| {
-        token
-            .positions
-            .iter()
-            .map(|position| format!("{}@{}", position.log, position.position))
-            .collect::<Vec<_>>()
-            .join(",")
-    })
+    token.map_or_else(String::new, service_core::consistency::show)
 }
 
 /// An enum value as a person reads it: `CONFERENCE_KIND_TRANSFER_IN` is

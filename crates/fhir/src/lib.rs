@@ -1,0 +1,146 @@
+//! The agencies' FHIR edge: an HTTPS API shaped like NHS England's CP-IS
+//! FHIR API (`GET /CareTeam`, `GET /AuditEvent`, `GET /metadata`), so an
+//! emergency department's system built for the national service works
+//! against the backbone with a base-URL change.
+//!
+//! It holds nothing: each search is exactly one `PlanRegistry/LookupChild`
+//! over the registry's public gRPC API, made with the edge's service
+//! certificate and the caller's own access token, so the registry audits,
+//! notifies, rate-limits and applies the access policy as for any lookup.
+//! Who is calling is proven here as on gRPC (`trust`): mutual TLS with the
+//! organisation's certificate, and a bearer token of a person of that
+//! organisation.
+
+pub mod client;
+pub mod resources;
+mod search;
+
+pub use search::CONSISTENCY_TOKEN;
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use contract::registry::v1::plan_registry_client::PlanRegistryClient;
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tonic::transport::Channel;
+
+/// How long a TLS handshake may take before the connection is dropped.
+const HANDSHAKE: Duration = Duration::from_secs(10);
+
+/// What the edge needs: how to prove who calls, and where the registry is.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub trust: trust::Trust,
+    /// The registry's gRPC address (a primary or a read replica).
+    pub registry_url: String,
+    /// This API's own base URL, for the `fullUrl` of each entry.
+    pub base_url: String,
+}
+
+/// The edge: cheap to clone, one per process.
+#[derive(Clone)]
+pub struct Edge {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Edge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Edge")
+            .field("base_url", &self.inner.base_url)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Connections to the registry, used in turn: one HTTP/2 connection's
+/// TLS and framing is one task's work, and searches arrive on many.
+const REGISTRY_CONNECTIONS: usize = 4;
+
+struct Inner {
+    registry: Vec<PlanRegistryClient<Channel>>,
+    next: std::sync::atomic::AtomicUsize,
+    authenticate: trust::layer::Authenticate,
+    base_url: String,
+}
+
+impl Edge {
+    pub fn new(options: &Options) -> Result<Edge, String> {
+        let endpoint =
+            trust::client::endpoint(&options.registry_url, options.trust.service_client_tls())?;
+        let registry = (0..REGISTRY_CONNECTIONS)
+            .map(|_| PlanRegistryClient::new(endpoint.connect_lazy()))
+            .collect();
+        Ok(Edge {
+            inner: Arc::new(Inner {
+                registry,
+                next: std::sync::atomic::AtomicUsize::new(0),
+                authenticate: options.trust.authenticate(),
+                base_url: options.base_url.trim_end_matches('/').to_owned(),
+            }),
+        })
+    }
+
+    /// The next connection to the registry.
+    fn registry(&self) -> PlanRegistryClient<Channel> {
+        let next = self
+            .inner
+            .next
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.inner.registry[next % self.inner.registry.len()].clone()
+    }
+
+    async fn answer(
+        &self,
+        request: http::Request<Incoming>,
+        leaf: Option<&[u8]>,
+    ) -> http::Response<Full<Bytes>> {
+        search::answer(self, request.map(|_| ()), leaf).await
+    }
+}
+
+/// Serves HTTPS on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: TcpListener,
+    options: Options,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), String> {
+    let edge = Edge::new(&options)?;
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(options.trust.https_server_config()?));
+    tokio::pin!(shutdown);
+    loop {
+        let (tcp, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    tracing::warn!(%error, "accepting a connection");
+                    continue;
+                }
+            },
+            () = &mut shutdown => return Ok(()),
+        };
+        let _ = tcp.set_nodelay(true);
+        let (acceptor, edge) = (acceptor.clone(), edge.clone());
+        tokio::spawn(async move {
+            let Ok(Ok(tls)) = tokio::time::timeout(HANDSHAKE, acceptor.accept(tcp)).await else {
+                return;
+            };
+            let leaf: Option<Arc<[u8]>> = tls
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|chain| chain.first())
+                .map(|leaf| Arc::from(leaf.as_ref()));
+            let service = hyper::service::service_fn(move |request| {
+                let (edge, leaf) = (edge.clone(), leaf.clone());
+                async move { Ok::<_, Infallible>(edge.answer(request, leaf.as_deref()).await) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(tls), service)
+                .await;
+        });
+    }
+}
