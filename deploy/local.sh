@@ -18,7 +18,8 @@
 # Ports: NATS $NATS_PORT (4222); referral-intake 50052, conference-scheduler
 # 50053, plan-registry 50054, notification-service 50055 (base $BASE_PORT),
 # then the registry's read replicas plan-registry-1, -2, … from 50056:
-# $REGISTRY_PODS registry pods in all (2: the primary and one replica).
+# $REGISTRY_PODS registry pods in all (2: the primary and one replica);
+# the FHIR edge (fhir-edge) on $FHIR_PORT (8443), asking the registry.
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -27,6 +28,7 @@ bin="${SAFEGUARD_BIN:-$root/target/release}"
 nats_port="${NATS_PORT:-4222}"
 base="${BASE_PORT:-50052}"
 registry_pods="${REGISTRY_PODS:-2}"
+fhir_port="${FHIR_PORT:-8443}"
 
 # name (of its log and pid files), binary, producer name (as in
 # proto/SUBJECTS.md), port, flags of its own
@@ -44,13 +46,13 @@ say() { echo "deploy/local.sh: $*"; }
 
 build() {
   local missing=0
-  for entry in "${services[@]}" "safeguard safeguard safeguard 0"; do
+  for entry in "${services[@]}" "safeguard safeguard safeguard 0" "fhir-edge fhir-edge - 0"; do
     read -r _ binary _ _ <<<"$entry"
     [ -x "$bin/$binary" ] || missing=1
   done
   if [ "$missing" = 1 ]; then
     say "building the service binaries (release)"
-    (cd "$root" && cargo build --release -p referral -p conference -p registry -p notification -p safeguard)
+    (cd "$root" && cargo build --release -p referral -p conference -p registry -p notification -p safeguard -p fhir)
   fi
 }
 
@@ -126,6 +128,13 @@ start() {
     healthy "$port" || { say "$name is not healthy; see $run/logs/$name.log"; exit 1; }
     say "$name serving on https://127.0.0.1:$port (metrics: http://127.0.0.1:$((port + 1000))/metrics)"
   done
+  if ! alive "$run/fhir-edge.pid"; then
+    "$bin/fhir-edge" --realm "$run/realm" --listen "127.0.0.1:$fhir_port" \
+      --registry "https://127.0.0.1:$((base + 2))" >"$run/logs/fhir-edge.log" 2>&1 &
+    echo $! >"$run/fhir-edge.pid"
+  fi
+  wait_for_port "$fhir_port" || { say "fhir-edge did not start; see $run/logs/fhir-edge.log"; exit 1; }
+  say "fhir-edge serving the FHIR API on https://127.0.0.1:$fhir_port"
   say "NATS JetStream on nats://127.0.0.1:$nats_port (mutual TLS and the realm's NKEYs, $run/realm/nats); data and logs in $run; the CLI's realm: --realm $run/realm"
 }
 
@@ -144,6 +153,7 @@ stop_one() {
 }
 
 stop() {
+  stop_one "$run/fhir-edge.pid"
   for entry in "${services[@]}"; do
     read -r name _ _ _ _ <<<"$entry"
     stop_one "$run/$name.pid"
@@ -158,6 +168,7 @@ status() {
     read -r name _ _ port _ <<<"$entry"
     if healthy "$port"; then say "$name: serving"; else say "$name: down"; failed=1; fi
   done
+  if alive "$run/fhir-edge.pid"; then say "fhir-edge: running"; else say "fhir-edge: down"; failed=1; fi
   if alive "$run/nats.pid"; then say "nats-server: running"; else say "nats-server: down"; failed=1; fi
   return "$failed"
 }

@@ -71,7 +71,7 @@ async fn run(flags: Flags) -> Result<(), String> {
         flags.realm.as_deref(),
         flags.listen,
         flags.on_network,
-        "fhir-edge",
+        None,
     )?;
     if let Some(made) = made {
         tracing::warn!("{made}");

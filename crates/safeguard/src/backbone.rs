@@ -159,7 +159,7 @@ async fn start_services(
         realm.as_deref(),
         config.listen,
         config.development_realm_on_network,
-        "backbone",
+        Some("backbone"),
     )
     .map_err(Error::Trust)?;
     let bus = match &config.nats {

@@ -242,7 +242,7 @@ pub fn args(name: &str, default_port: u16) -> Result<(Args, Trust), ExitCode> {
         realm.as_deref(),
         parsed.listen,
         on_network,
-        &producer_of(name, parsed.pod),
+        Some(&producer_of(name, parsed.pod)),
     )
     .map_err(|error| {
         eprintln!("{name}: {error}");
@@ -311,13 +311,15 @@ pub const DEVELOPMENT_REALM_ON_NETWORK: &str = "--insecure-development-realm-on-
 /// unless `on_network` (the loudly named flag) says so.
 ///
 /// In a realm, the process is known to NATS as `nats_user` (its producer
-/// name, or `backbone`), with the NKEY the realm keeps for that name.
+/// name, or `backbone`), with the NKEY the realm keeps for that name; a
+/// process that never speaks to NATS (an agency's edge) gives none, and the
+/// realm is only read.
 pub fn trust(
     security: Option<&trust::Config>,
     realm: Option<&Path>,
     listen: SocketAddr,
     on_network: bool,
-    nats_user: &str,
+    nats_user: Option<&str>,
 ) -> Result<(Trust, Option<String>), String> {
     let (config, made) = match (security, realm) {
         (Some(security), _) => (security.clone(), None),
@@ -329,7 +331,11 @@ pub fn trust(
                     dir.display()
                 )
             });
-            (realm.config_as(nats_user)?, said)
+            let config = match nats_user {
+                Some(user) => realm.config_as(user)?,
+                None => realm.config(),
+            };
+            (config, said)
         }
         (None, None) => return Err("no security is configured".into()),
     };
