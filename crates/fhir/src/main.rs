@@ -39,13 +39,7 @@ struct Flags {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    service_core::process::logging();
     let flags = Flags::parse();
     match run(flags).await {
         Ok(()) => ExitCode::SUCCESS,

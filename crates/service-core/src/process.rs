@@ -80,19 +80,24 @@ fn pod_ordinal(value: &str) -> Option<u32> {
     digits.parse().ok()
 }
 
-/// Reads the flags, and loads whom the process trusts and how it proves
-/// itself (`--security FILE`, or a development realm `--realm DIR`); on a
-/// bad flag, prints why and gives the exit code.
-pub fn args(name: &str, default_port: u16) -> Result<(Args, Trust), ExitCode> {
+/// Logs to standard error, as every binary of the backbone does: operators
+/// see warnings and milestones (a gap repaired, a relay resuming) unless
+/// RUST_LOG says otherwise.
+pub fn logging() {
     tracing_subscriber::fmt()
-        // Operators see warnings and milestones (a gap repaired, a relay
-        // resuming) unless RUST_LOG says otherwise.
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
         .init();
+}
+
+/// Reads the flags, and loads whom the process trusts and how it proves
+/// itself (`--security FILE`, or a development realm `--realm DIR`); on a
+/// bad flag, prints why and gives the exit code.
+pub fn args(name: &str, default_port: u16) -> Result<(Args, Trust), ExitCode> {
+    logging();
     let mut parsed = Args {
         data_dir: PathBuf::from(format!("./safeguard-data/{name}")),
         listen: ([127, 0, 0, 1], default_port).into(),
