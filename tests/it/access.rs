@@ -253,6 +253,21 @@ fn rows(case: &Case) -> Vec<Row> {
             }
         ),
         row!(
+            "referral.v1.ReferralIntake/ShareInformation",
+            Parties::default(),
+            [],
+            |c, ods| {
+                let request = referral::ShareInformationRequest {
+                    idempotency_key: "access-cell".into(),
+                    child: Some(fixtures::the_child()),
+                    circumstances: "seen at an incident".into(),
+                    local_authority: Some(council()),
+                    ..Default::default()
+                };
+                Box::pin(async move { done(c.referrals.share_information(request).await) })
+            }
+        ),
+        row!(
             "referral.v1.ReferralIntake/RecordDecision",
             closed_parties.clone(),
             [closed],

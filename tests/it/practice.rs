@@ -1324,3 +1324,105 @@ async fn a_child_without_an_nhs_number_is_held_under_the_councils_local_id_until
         "every lookup, by either identifier, this one included"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn information_shared_without_a_referral_is_in_front_of_the_mash_and_in_the_chronology() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut backbone = fixtures::spawn(dir.path()).await;
+    let officer = fixtures::member_of(
+        "P99001",
+        contract::common::v1::OrganisationKind::Police,
+        contract::common::v1::Role::PoliceOfficer,
+    );
+    let share = referral::ShareInformationRequest {
+        idempotency_key: "MERLIN-0001".into(),
+        // The body cannot say who shares: the caller's organisation does.
+        shared_by: Some(referral::Referrer {
+            organisation: Some(fixtures::organisation(
+                "Y99001",
+                contract::common::v1::OrganisationKind::GpPractice,
+            )),
+            person: Some(contract::common::v1::ContactDetails {
+                name: "PC Test Officer".into(),
+                phone: "0300 000 0999".into(),
+                email: String::new(),
+            }),
+        }),
+        child: Some(fixtures::the_child()),
+        circumstances: "child present at a domestic incident".into(),
+        police_risk_assessment: Some(referral::PoliceRiskAssessment {
+            reference: "MERLIN-0001".into(),
+            kind: referral::PoliceReportKind::InformationExchange.into(),
+            overall_rating: referral::RiskRating::Low.into(),
+            ..Default::default()
+        }),
+        local_authority: Some(council()),
+        received_at: None,
+    };
+    let shared = backbone
+        .as_(&officer)
+        .referrals
+        .share_information(share.clone())
+        .await
+        .expect("shared")
+        .into_inner();
+    let again = backbone
+        .as_(&officer)
+        .referrals
+        .share_information(share.clone())
+        .await
+        .expect("the same again")
+        .into_inner();
+    assert_eq!(again.information_id, shared.information_id);
+    let refused = backbone
+        .as_(&officer)
+        .referrals
+        .share_information(referral::ShareInformationRequest {
+            circumstances: " ".into(),
+            ..share
+        })
+        .await
+        .expect_err("nothing said");
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    assert!(
+        refused.message().starts_with("circumstances"),
+        "{refused:?}"
+    );
+
+    let queue = backbone
+        .as_(&fixtures::member_of(
+            "E09000999",
+            contract::common::v1::OrganisationKind::LocalAuthority,
+            contract::common::v1::Role::MashOfficer,
+        ))
+        .referrals
+        .list_awaiting_decision(referral::ListAwaitingDecisionRequest {
+            local_authority_ods_code: "E09000999".into(),
+            min_token: shared.token,
+            purpose: "triage".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("the MASH queue")
+        .into_inner();
+    assert!(queue.referrals.is_empty(), "no referral is opened");
+    assert_eq!(
+        queue.information.len(),
+        1,
+        "shared once: {:?}",
+        queue.information
+    );
+    let item = &queue.information[0];
+    assert_eq!(
+        item.shared_by
+            .as_ref()
+            .and_then(|by| by.organisation.as_ref())
+            .map(|o| o.ods_code.as_str()),
+        Some("P99001")
+    );
+    chronology_saying(
+        &mut backbone,
+        "information shared by Test organisation P99001 (no referral): child present at a domestic incident; police risk assessment: low (MERLIN-0001)",
+    )
+    .await;
+}

@@ -96,6 +96,7 @@ records! {
         StrategyDiscussionHeld(referral::v1::StrategyDiscussionHeld),
         Section47Concluded(referral::v1::Section47Concluded),
         AssessmentCompleted(referral::v1::AssessmentCompleted),
+        InformationShared(referral::v1::InformationShared),
         Quarantined(RecordQuarantined),
         RecordsRead(RecordsRead),
         AccessRefused(AccessRefused),

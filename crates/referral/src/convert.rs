@@ -78,7 +78,8 @@ pub fn to_domain(event: &ReferralEvent) -> Result<Option<Event>, String> {
         ReferralEvent::AssessmentCompleted(completed) => Event::AssessmentCompleted {
             completed_on: date("completed_on", completed.completed_on.as_ref())?,
         },
-        ReferralEvent::Quarantined(_)
+        ReferralEvent::InformationShared(_)
+        | ReferralEvent::Quarantined(_)
         | ReferralEvent::RecordsRead(_)
         | ReferralEvent::AccessRefused(_) => return Ok(None),
     }))

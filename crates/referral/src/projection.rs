@@ -24,6 +24,9 @@ pub struct Projection {
     pub referrals: HashMap<String, Tracked>,
     /// Idempotency key to referral id.
     pub keys: HashMap<String, String>,
+    /// Information shared without a referral, by council (ODS code), in
+    /// the order recorded.
+    pub information: HashMap<String, Vec<wire::InformationShared>>,
 }
 
 impl Projection {
@@ -45,6 +48,15 @@ impl Projection {
 
     fn apply_event(&mut self, record: Record<'_>, event: ReferralEvent) -> Result<(), String> {
         let version = record.envelope.stream_version;
+        if let ReferralEvent::InformationShared(shared) = event {
+            let council = shared
+                .local_authority
+                .as_ref()
+                .map(|la| la.ods_code.clone())
+                .ok_or("local_authority: is required")?;
+            self.information.entry(council).or_default().push(shared);
+            return Ok(());
+        }
         let Some(change) = convert::to_domain(&event)? else {
             return Ok(());
         };
@@ -100,7 +112,8 @@ impl Projection {
                 tracked.view.assessment_completed_on = completed.completed_on;
                 tracked.view.assessment_late_reason = completed.late_reason;
             }
-            ReferralEvent::Quarantined(_)
+            ReferralEvent::InformationShared(_)
+            | ReferralEvent::Quarantined(_)
             | ReferralEvent::RecordsRead(_)
             | ReferralEvent::AccessRefused(_) => {}
         }
@@ -133,7 +146,8 @@ fn referral_of(event: &ReferralEvent) -> Option<&str> {
         ReferralEvent::StrategyDiscussionHeld(e) => &e.referral_id,
         ReferralEvent::Section47Concluded(e) => &e.referral_id,
         ReferralEvent::AssessmentCompleted(e) => &e.referral_id,
-        ReferralEvent::Quarantined(_)
+        ReferralEvent::InformationShared(_)
+        | ReferralEvent::Quarantined(_)
         | ReferralEvent::RecordsRead(_)
         | ReferralEvent::AccessRefused(_) => return None,
     })

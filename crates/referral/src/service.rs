@@ -108,10 +108,21 @@ impl ReferralIntake {
         expected: ExpectedVersion,
         event: NewEvent,
     ) -> Result<ConsistencyToken, Status> {
+        self.append_to(&format!("referral-{referral_id}"), expected, event)
+            .await
+    }
+
+    /// Appends `event` to `stream`; the token of what was written.
+    async fn append_to(
+        &self,
+        stream: &str,
+        expected: ExpectedVersion,
+        event: NewEvent,
+    ) -> Result<ConsistencyToken, Status> {
         let outcome = self
             .inner
             .log
-            .append(&format!("referral-{referral_id}"), expected, vec![event])
+            .append(stream, expected, vec![event])
             .await
             .map_err(from_log)?;
         Ok(self.inner.watermark.token(outcome.positions.end))
@@ -333,6 +344,7 @@ mod rpc {
     pub const ASSESSMENT: &str = "safeguard.referral.v1.ReferralIntake/RecordAssessmentCompleted";
     pub const GET: &str = "safeguard.referral.v1.ReferralIntake/GetReferral";
     pub const AWAITING: &str = "safeguard.referral.v1.ReferralIntake/ListAwaitingDecision";
+    pub const SHARE: &str = "safeguard.referral.v1.ReferralIntake/ShareInformation";
 }
 
 /// The child a referral is about, by NHS number (or their mother's, for
@@ -766,8 +778,79 @@ impl referral_intake_server::ReferralIntake for ReferralIntake {
             ),
         )
         .await?;
+        // Information shared since 30 days before `today`, newest first.
+        let since = today.add_days(-30);
+        let mut information: Vec<wire::InformationShared> = self
+            .read()?
+            .information
+            .get(local_authority.as_str())
+            .into_iter()
+            .flatten()
+            .filter(|shared| {
+                shared
+                    .received_at
+                    .as_ref()
+                    .is_some_and(|at| validate::date_of(at) >= since)
+            })
+            .cloned()
+            .collect();
+        information.reverse();
         Ok(Response::new(wire::ListAwaitingDecisionResponse {
             referrals,
+            information,
+        }))
+    }
+
+    async fn share_information(
+        &self,
+        request: Request<wire::ShareInformationRequest>,
+    ) -> Result<Response<wire::ShareInformationResponse>, Status> {
+        let (caller, request) = limits::checked(request)?;
+        audit::allow(&self.inner.log, rpc::SHARE, &caller, &Parties::default()).await?;
+        let key = validate::required_text("idempotency_key", &request.idempotency_key)?;
+        let received_at = validate::timestamp_or_now("received_at", request.received_at.as_ref())?;
+        let child = validate_child(request.child.as_ref(), self.inner.clock.today())?;
+        let circumstances = validate::required_text("circumstances", &request.circumstances)?;
+        validate_police(request.police_risk_assessment.as_ref())?;
+        let local_authority =
+            validate::organisation("local_authority", request.local_authority.as_ref())?;
+        // Who shares it is who is calling: the body names only the person
+        // to contact.
+        let shared_by = wire::Referrer {
+            organisation: caller.to_wire().organisation,
+            person: request.shared_by.and_then(|by| by.person),
+        };
+        let id = EventId::derived(
+            EventId::from_bytes([0; 16]),
+            &format!("information:{}:{key}", caller.organisation),
+            0,
+        );
+        let information_id = id.to_string();
+        let shared = wire::InformationShared {
+            information_id: information_id.clone(),
+            idempotency_key: key,
+            shared_by: Some(shared_by),
+            child: Some(child),
+            circumstances,
+            police_risk_assessment: request.police_risk_assessment,
+            local_authority: Some(local_authority),
+            received_at: Some(received_at),
+        };
+        let mut new = service_core::event::by_person(&shared, &caller);
+        new.occurred_at = validate::system_time(&received_at);
+        new.event_id = id;
+        new.correlation_id = id.as_bytes().to_vec();
+        // A retry carries the same event id: answered from the first.
+        let token = self
+            .append_to(
+                &format!("information-{information_id}"),
+                ExpectedVersion::Any,
+                new,
+            )
+            .await?;
+        Ok(Response::new(wire::ShareInformationResponse {
+            information_id,
+            token: Some(token),
         }))
     }
 }

@@ -227,6 +227,11 @@ impl Chronology {
                     ods(submitted.local_authority.as_ref()),
                     Vec::new(),
                 ),
+                ReferralEvent::InformationShared(shared) => (
+                    referral_child(shared.child.as_ref()),
+                    ods(shared.local_authority.as_ref()),
+                    Vec::new(),
+                ),
                 ReferralEvent::StrategyDiscussionHeld(held) => (
                     referral_child(held.child.as_ref()),
                     ods(held.local_authority.as_ref()),
@@ -532,6 +537,23 @@ fn describe_referral(event: &ReferralEvent) -> Option<(Option<ChildId>, String)>
                 ),
             },
         )),
+        ReferralEvent::InformationShared(event) => {
+            let from = event
+                .shared_by
+                .as_ref()?
+                .organisation
+                .as_ref()?
+                .name
+                .clone();
+            Some((
+                Some(referral_child(event.child.as_ref())?),
+                format!(
+                    "information shared by {from} (no referral): {}{}",
+                    event.circumstances,
+                    risk(event.police_risk_assessment.as_ref())
+                ),
+            ))
+        }
         ReferralEvent::Quarantined(_)
         | ReferralEvent::RecordsRead(_)
         | ReferralEvent::AccessRefused(_) => None,

@@ -146,6 +146,11 @@ pub const RULES: &[Rule] = &[
         "anyone may refer a child, the public included",
     ),
     people(
+        "safeguard.referral.v1.ReferralIntake/ShareInformation",
+        &[grant(PROFESSIONALS, Relation::Anyone)],
+        "a professional shares what they know without referring (the public refers)",
+    ),
+    people(
         "safeguard.referral.v1.ReferralIntake/RecordDecision",
         OWNER,
         "the front door (MASH) of the council referred to decides",
