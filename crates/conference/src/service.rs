@@ -471,11 +471,12 @@ impl conference_scheduler_server::ConferenceScheduler for ConferenceScheduler {
             0,
         );
         let conference_id = id.to_string();
+        let (child_nhs_number, child_local_id) = validate::to_wire_child(&child);
         let requested = wire::ConferenceRequested {
             conference_id: conference_id.clone(),
             kind: request.kind,
-            child_nhs_number: validate::to_wire_child(&child).0,
-            child_local_id: validate::to_wire_child(&child).1,
+            child_nhs_number,
+            child_local_id,
             child_name: request.child_name.trim().to_owned(),
             // A review invites whom the plan's last conference did.
             invitees: match previous {

@@ -153,11 +153,12 @@ pub fn check(
             continue;
         }
         seen.insert(key, line);
-        let plan_id = plan_id(council, &planned);
+        let event_id = plan_id(council, &planned);
+        let plan_id = event_id.to_string();
         if let Some(existing) = held.plans_of(&child).find(|plan| {
             plan.aggregate.plan_type == planned.plan_type
                 && plan.aggregate.in_force_on(today)
-                && &*plan.id != plan_id.to_string().as_str()
+                && *plan.id != *plan_id
         }) {
             checked.refused.push(refused(
                 line,
@@ -176,10 +177,10 @@ pub fn check(
             counted.insert(child, matched);
         }
         checked.rows.push(Row {
-            plan_id: plan_id.to_string(),
-            event_id: plan_id,
+            event_id,
             start_date: planned.start_date,
-            started: planned.into_event(plan_id.to_string(), council),
+            started: planned.into_event(plan_id.clone(), council),
+            plan_id,
         });
     }
     checked.children = counted.len() as u32;

@@ -364,6 +364,15 @@ impl Projection {
         Ok(())
     }
 
+    /// What share of `children` have an NHS number, as a percentage (100
+    /// when there are none): the match rate CP-IS asks councils for.
+    pub fn match_rate_percent(with_nhs_number: u32, children: u32) -> f64 {
+        match children {
+            0 => 100.0,
+            all => f64::from(with_nhs_number) * 100.0 / f64::from(all),
+        }
+    }
+
     /// A council's children on plans in force today, and which of them are
     /// held under a local identifier not yet linked: (children counted,
     /// the unmatched with their plans). Unborn plans are the mother's and
@@ -723,6 +732,7 @@ impl Projection {
     /// How a plan shows on the wire, before the caller's entitlements.
     pub fn view(&self, record: &PlanRecord) -> wire::Plan {
         let aggregate = &record.aggregate;
+        let (child_nhs_number, child_local_id) = validate::to_wire_child(&self.child_of(record));
         wire::Plan {
             plan_id: record.id.to_string(),
             r#type: record.wire_type,
@@ -738,8 +748,8 @@ impl Projection {
                 .map(|worker| self.social_workers.get(worker).clone()),
             expected_date_of_delivery: record.expected_date_of_delivery.map(validate::to_wire_date),
             visible_until: None,
-            child_nhs_number: validate::to_wire_child(&self.child_of(record)).0,
-            child_local_id: validate::to_wire_child(&self.child_of(record)).1,
+            child_nhs_number,
+            child_local_id,
         }
     }
 

@@ -644,10 +644,10 @@ impl plan_registry_server::PlanRegistry for PlanRegistry {
                 children,
                 children_on_plans,
                 matched,
-                match_rate_percent: match children_on_plans {
-                    0 => 100.0,
-                    all => f64::from(matched) * 100.0 / f64::from(all),
-                },
+                match_rate_percent: projection::Projection::match_rate_percent(
+                    matched,
+                    children_on_plans,
+                ),
             }
         };
         audit::read(
@@ -729,10 +729,10 @@ impl plan_registry_server::PlanRegistry for PlanRegistry {
             refused: checked.refused,
             children: checked.children,
             with_nhs_number: checked.with_nhs_number,
-            match_rate_percent: match checked.children {
-                0 => 100.0,
-                all => f64::from(checked.with_nhs_number) * 100.0 / f64::from(all),
-            },
+            match_rate_percent: projection::Projection::match_rate_percent(
+                checked.with_nhs_number,
+                checked.children,
+            ),
             ..wire::ImportCaseloadReport::default()
         };
         if !report.refused.is_empty() || checked.rows.is_empty() {
