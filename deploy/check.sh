@@ -284,6 +284,36 @@ else:
         problems.append("k8s fhir-edge does not read its security from the safeguard-security Secret")
 if not any(d["kind"] == "Service" and d["metadata"]["name"] == "fhir-edge" for d in manifests):
     problems.append("k8s/services.yaml has no Service fhir-edge")
+# The GP bridge: the workspace's binary, reading the notification service,
+# one pod with its ledger on a volume (two would each deliver).
+if "gp-bridge" not in binaries:
+    problems.append("gp-bridge is not a binary of the workspace")
+bridge = services.get("gp-bridge")
+if bridge is None:
+    problems.append("docker-compose.yml has no service gp-bridge")
+else:
+    command = bridge["command"]
+    if command[0] != "gp-bridge" or flag(command, "--config") != "/etc/safeguard-gp-bridge/config.json":
+        problems.append(f"compose gp-bridge runs {command[:3]}")
+    if flag(command, "--realm") != REALM_PATH or "./realm:" + REALM_PATH + ":ro" not in bridge.get("volumes", []):
+        problems.append(f"compose gp-bridge does not trust the realm mounted read-only at {REALM_PATH}")
+    bridge_config = json.loads(pathlib.Path("gp-bridge/config.json").read_text())
+    if bridge_config["notifications"] != "https://notification-service:50055":
+        problems.append("deploy/gp-bridge/config.json does not read the notification service")
+    if bridge_config["state_dir"] != "/data" or not any(v.endswith(":/data") for v in bridge.get("volumes", [])):
+        problems.append("compose gp-bridge does not keep its ledger on a volume")
+bridges = [d for d in manifests if d["kind"] == "StatefulSet" and d["metadata"]["name"] == "gp-bridge"]
+if len(bridges) != 1:
+    problems.append(f"k8s/services.yaml has {len(bridges)} StatefulSets for gp-bridge")
+else:
+    spec = bridges[0]["spec"]
+    args = spec["template"]["spec"]["containers"][0]["args"]
+    if spec["replicas"] != 1:
+        problems.append("k8s gp-bridge runs more than one pod: each would deliver every notification")
+    if args[0] != "gp-bridge" or flag(args, "--security") != SECURITY_PATH:
+        problems.append(f"k8s gp-bridge runs {args[:3]}")
+    if not spec.get("volumeClaimTemplates"):
+        problems.append("k8s gp-bridge keeps its ledger on no volume")
 if problems:
     print("deploy/check.sh:", *problems, sep="\n  ", file=sys.stderr)
     sys.exit(1)

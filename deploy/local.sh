@@ -19,7 +19,10 @@
 # 50053, plan-registry 50054, notification-service 50055 (base $BASE_PORT),
 # then the registry's read replicas plan-registry-1, -2, … from 50056:
 # $REGISTRY_PODS registry pods in all (2: the primary and one replica);
-# the FHIR edge (fhir-edge) on $FHIR_PORT (8443), asking the registry.
+# the FHIR edge (fhir-edge) on $FHIR_PORT (8443), asking the registry; and,
+# when $GP_BRIDGE_CONFIG names a bridge configuration (docs/gp-bridge.md),
+# the GP bridge (gp-bridge) following the notification service and sending
+# through the MESH mailbox that configuration names.
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -29,6 +32,7 @@ nats_port="${NATS_PORT:-4222}"
 base="${BASE_PORT:-50052}"
 registry_pods="${REGISTRY_PODS:-2}"
 fhir_port="${FHIR_PORT:-8443}"
+gp_bridge_config="${GP_BRIDGE_CONFIG:-}"
 
 # name (of its log and pid files), binary, producer name (as in
 # proto/SUBJECTS.md), port, flags of its own
@@ -46,13 +50,13 @@ say() { echo "deploy/local.sh: $*"; }
 
 build() {
   local missing=0
-  for entry in "${services[@]}" "safeguard safeguard safeguard 0" "fhir-edge fhir-edge - 0"; do
+  for entry in "${services[@]}" "safeguard safeguard safeguard 0" "fhir-edge fhir-edge - 0" "gp-bridge gp-bridge - 0"; do
     read -r _ binary _ _ <<<"$entry"
     [ -x "$bin/$binary" ] || missing=1
   done
   if [ "$missing" = 1 ]; then
     say "building the service binaries (release)"
-    (cd "$root" && cargo build --release -p referral -p conference -p registry -p notification -p safeguard -p fhir)
+    (cd "$root" && cargo build --release -p referral -p conference -p registry -p notification -p safeguard -p fhir -p gp-bridge)
   fi
 }
 
@@ -135,6 +139,15 @@ start() {
   fi
   wait_for_port "$fhir_port" || { say "fhir-edge did not start; see $run/logs/fhir-edge.log"; exit 1; }
   say "fhir-edge serving the FHIR API on https://127.0.0.1:$fhir_port"
+  if [ -n "$gp_bridge_config" ]; then
+    if ! alive "$run/gp-bridge.pid"; then
+      "$bin/gp-bridge" --config "$gp_bridge_config" --realm "$run/realm" >"$run/logs/gp-bridge.log" 2>&1 &
+      echo $! >"$run/gp-bridge.pid"
+    fi
+    sleep 1
+    alive "$run/gp-bridge.pid" || { say "gp-bridge exited; see $run/logs/gp-bridge.log"; exit 1; }
+    say "gp-bridge delivering as $gp_bridge_config says; see $run/logs/gp-bridge.log"
+  fi
   say "NATS JetStream on nats://127.0.0.1:$nats_port (mutual TLS and the realm's NKEYs, $run/realm/nats); data and logs in $run; the CLI's realm: --realm $run/realm"
 }
 
@@ -153,6 +166,7 @@ stop_one() {
 }
 
 stop() {
+  stop_one "$run/gp-bridge.pid"
   stop_one "$run/fhir-edge.pid"
   for entry in "${services[@]}"; do
     read -r name _ _ _ _ <<<"$entry"
@@ -169,6 +183,9 @@ status() {
     if healthy "$port"; then say "$name: serving"; else say "$name: down"; failed=1; fi
   done
   if alive "$run/fhir-edge.pid"; then say "fhir-edge: running"; else say "fhir-edge: down"; failed=1; fi
+  if [ -n "$gp_bridge_config" ]; then
+    if alive "$run/gp-bridge.pid"; then say "gp-bridge: running"; else say "gp-bridge: down"; failed=1; fi
+  fi
   if alive "$run/nats.pid"; then say "nats-server: running"; else say "nats-server: down"; failed=1; fi
   return "$failed"
 }

@@ -32,4 +32,17 @@ if ! python3 -c 'import fhir.resources.R4B' 2>/dev/null; then
   python3 -m pip install --quiet --disable-pip-version-check 'fhir.resources==8.3.0'
 fi
 
+# NHS England's MESH sandbox (PyPI mesh-sandbox): the real MESH API, which
+# the GP bridge's tests (tests/it/gp_bridge.rs) and benchmark start, in a
+# virtual environment of its own under target/ (it pins its own FastAPI);
+# the tests and the benchmark find it there, or at $MESH_SANDBOX_PYTHON.
+mesh="${CARGO_TARGET_DIR:-target}/mesh-sandbox"
+if ! "$mesh/bin/python" -c 'import mesh_sandbox' 2>/dev/null; then
+  rm -rf "$mesh"
+  python3 -m venv "$mesh"
+  "$mesh/bin/python" -m pip install --quiet --disable-pip-version-check 'mesh-sandbox==1.0.137'
+fi
+MESH_SANDBOX_PYTHON="$(cd "$mesh" && pwd)/bin/python"
+export MESH_SANDBOX_PYTHON
+
 cargo test --workspace --all-targets "$@"

@@ -699,6 +699,7 @@ fn rows(case: &Case) -> Vec<Row> {
                     done(
                         c.registry
                             .record_transfer_in(registry_wire::RecordTransferInRequest {
+                                gp_practice: None,
                                 child_local_id: None,
                                 child_nhs_number: nhs("9990000050"),
                                 category: AbuseCategory::Neglect.into(),
@@ -724,6 +725,7 @@ fn rows(case: &Case) -> Vec<Row> {
                     done(
                         c.registry
                             .record_looked_after(registry_wire::RecordLookedAfterRequest {
+                                gp_practice: None,
                                 child_local_id: None,
                                 child_nhs_number: nhs("9990000069"),
                                 start_date: date(2026, 1, 5),
@@ -744,6 +746,7 @@ fn rows(case: &Case) -> Vec<Row> {
                     done(
                         c.registry
                             .record_unborn_plan(registry_wire::RecordUnbornPlanRequest {
+                                gp_practice: None,
                                 mother_nhs_number: nhs("9990000077"),
                                 expected_date_of_delivery: date(2026, 9, 1),
                                 category: AbuseCategory::Neglect.into(),

@@ -155,6 +155,7 @@ async fn case() -> Case {
     let ended = b
         .registry
         .record_looked_after(registry_wire::RecordLookedAfterRequest {
+            gp_practice: None,
             child_local_id: None,
             child_nhs_number: Some(NhsNumber {
                 value: "9990000034".into(),
@@ -494,6 +495,7 @@ async fn the_registry_refuses_bad_input_precisely() {
     .await;
     let transfer = |change: &dyn Fn(&mut registry_wire::RecordTransferInRequest)| {
         let mut request = registry_wire::RecordTransferInRequest {
+            gp_practice: None,
             child_local_id: None,
             child_nhs_number: Some(NhsNumber {
                 value: "9990000042".into(),
@@ -541,6 +543,7 @@ async fn the_registry_refuses_bad_input_precisely() {
     t.case(
         "unborn plan: no expected date of delivery",
         r.record_unborn_plan(registry_wire::RecordUnbornPlanRequest {
+            gp_practice: None,
             mother_nhs_number: Some(NhsNumber {
                 value: "9990000026".into(),
             }),

@@ -574,6 +574,7 @@ pub async fn transfer_in(
     backbone
         .registry
         .record_transfer_in(registry_wire::RecordTransferInRequest {
+            gp_practice: None,
             child_local_id: None,
             child_nhs_number: Some(NhsNumber {
                 value: child.into(),
@@ -607,4 +608,41 @@ pub async fn set_contacts(backbone: &mut Backbone, office: &str, out_of_hours: &
         })
         .await
         .expect("contacts");
+}
+
+/// Checks a FHIR resource with a library no one here wrote: `fhir.resources`
+/// (installed by `tests/run.sh`), whose models of `release` (`R4B`, `STU3`)
+/// are strict about unknown elements, types, cardinality and required
+/// elements.
+pub fn validate_fhir(release: &str, body: &str) {
+    let script = format!(
+        "
+import sys, json
+from fhir.resources.{release} import get_fhir_model_class
+text = sys.stdin.read()
+kind = json.loads(text)['resourceType']
+get_fhir_model_class(kind).model_validate_json(text)
+print(kind)
+"
+    );
+    let mut child = std::process::Command::new("python3")
+        .args(["-c", &script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 (tests/run.sh installs fhir.resources)");
+    use std::io::Write as _;
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(body.as_bytes())
+        .expect("write");
+    let output = child.wait_with_output().expect("the validator");
+    assert!(
+        output.status.success(),
+        "not valid FHIR {release}: {}\n{body}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }

@@ -9,6 +9,7 @@ mod conferences;
 mod credentials;
 mod fhir;
 mod fixtures;
+mod gp_bridge;
 mod import;
 mod nats_access;
 mod notifications;

@@ -114,6 +114,7 @@ async fn an_unborn_plan_follows_the_baby_and_ends_once() {
     let planned = backbone
         .registry
         .record_unborn_plan(registry_wire::RecordUnbornPlanRequest {
+            gp_practice: None,
             mother_nhs_number: mother.clone(),
             expected_date_of_delivery: date(2026, 3, 1),
             category: AbuseCategory::Neglect.into(),
@@ -202,6 +203,7 @@ async fn an_unborn_plan_follows_the_baby_and_ends_once() {
         .as_(&nurse())
         .registry
         .record_looked_after(registry_wire::RecordLookedAfterRequest {
+            gp_practice: None,
             child_local_id: None,
             child_nhs_number: child(),
             start_date: date(2026, 1, 5),

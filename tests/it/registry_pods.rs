@@ -247,6 +247,7 @@ async fn lookups_on_either_pod_are_told_once_and_survive_kill_9_of_either() {
 
 fn transfer_in(child: &str) -> wire::RecordTransferInRequest {
     wire::RecordTransferInRequest {
+        gp_practice: None,
         child_local_id: None,
         child_nhs_number: Some(NhsNumber {
             value: child.to_owned(),
@@ -371,6 +372,7 @@ async fn a_restarted_replica_serves_only_with_the_primarys_plans_and_refuses_wri
     );
     let unborn = replica
         .record_unborn_plan(wire::RecordUnbornPlanRequest {
+            gp_practice: None,
             mother_nhs_number: Some(NhsNumber {
                 value: mother.clone(),
             }),

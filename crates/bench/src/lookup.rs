@@ -345,8 +345,9 @@ pub async fn run(scale: Scale) -> Result<(), Error> {
     let started = Instant::now();
     let mut tasks = Vec::new();
     for client in 0..CLIENTS {
-        let mut connection = fhir::client::connect(
-            fhir_address,
+        let mut connection = trust::https::connect(
+            &fhir_address.to_string(),
+            "localhost",
             realm.ca_pem(),
             Some((&issued.certificate, &issued.key)),
         )

@@ -5,13 +5,14 @@
 //! ratio against a baseline measured in the same run.
 
 mod bus;
+mod gp;
 mod log;
 mod lookup;
 mod report;
 
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: safeguard-bench log|lookup|bus [--quick]
+const USAGE: &str = "usage: safeguard-bench log|lookup|bus|gp [--quick]
 
   log      append throughput and latency, replay speed and size on disk of
            the event log, beside bare sled doing the same work
@@ -22,6 +23,9 @@ const USAGE: &str = "usage: safeguard-bench log|lookup|bus [--quick]
            JetStream publishes, a restarted consumer catching up, and a
            conference outcome's plan reaching a partner's NATS subscription
            at 1,000 outcomes/s
+  gp       a plan started to the GP Connect document in the practice's
+           MESH inbox (NHS England's MESH sandbox, the GP bridge), beside
+           the same notification reaching a gRPC subscriber
   --quick  smaller counts: the same lines in under a minute";
 
 fn main() -> ExitCode {
@@ -47,6 +51,7 @@ fn main() -> ExitCode {
         ["log"] => runtime.block_on(log::run(log::Scale::new(quick))),
         ["lookup"] => runtime.block_on(lookup::run(lookup::Scale::new(quick))),
         ["bus"] => runtime.block_on(bus::run(bus::Scale::new(quick))),
+        ["gp"] => runtime.block_on(gp::run(gp::Scale::new(quick))),
         _ => {
             eprintln!("{USAGE}");
             return ExitCode::from(2);

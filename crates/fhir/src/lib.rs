@@ -11,26 +11,19 @@
 //! organisation's certificate, and a bearer token of a person of that
 //! organisation.
 
-pub mod client;
 pub mod resources;
 mod search;
 
 pub use search::CONSISTENCY_TOKEN;
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
 use contract::registry::v1::plan_registry_client::PlanRegistryClient;
 use http_body_util::Full;
-use hyper::body::{Bytes, Incoming};
-use hyper_util::rt::TokioIo;
+use hyper::body::Bytes;
 use tokio::net::TcpListener;
 use tonic::transport::Channel;
-
-/// How long a TLS handshake may take before the connection is dropped.
-const HANDSHAKE: Duration = Duration::from_secs(10);
 
 /// What the edge needs: how to prove who calls, and where the registry is.
 #[derive(Debug, Clone)]
@@ -95,7 +88,7 @@ impl Edge {
 
     async fn answer(
         &self,
-        request: http::Request<Incoming>,
+        request: http::Request<Bytes>,
         leaf: Option<&[u8]>,
     ) -> http::Response<Full<Bytes>> {
         search::answer(self, request.map(|_| ()), leaf).await
@@ -109,38 +102,14 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), String> {
     let edge = Edge::new(&options)?;
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(options.trust.https_server_config()?));
-    tokio::pin!(shutdown);
-    loop {
-        let (tcp, _) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    tracing::warn!(%error, "accepting a connection");
-                    continue;
-                }
-            },
-            () = &mut shutdown => return Ok(()),
-        };
-        let _ = tcp.set_nodelay(true);
-        let (acceptor, edge) = (acceptor.clone(), edge.clone());
-        tokio::spawn(async move {
-            let Ok(Ok(tls)) = tokio::time::timeout(HANDSHAKE, acceptor.accept(tcp)).await else {
-                return;
-            };
-            let leaf: Option<Arc<[u8]>> = tls
-                .get_ref()
-                .1
-                .peer_certificates()
-                .and_then(|chain| chain.first())
-                .map(|leaf| Arc::from(leaf.as_ref()));
-            let service = hyper::service::service_fn(move |request| {
-                let (edge, leaf) = (edge.clone(), leaf.clone());
-                async move { Ok::<_, Infallible>(edge.answer(request, leaf.as_deref()).await) }
-            });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(tls), service)
-                .await;
-        });
-    }
+    trust::https::serve(
+        listener,
+        options.trust.https_server_config()?,
+        move |request, leaf| {
+            let edge = edge.clone();
+            async move { edge.answer(request, leaf.as_deref()).await }
+        },
+        shutdown,
+    )
+    .await
 }

@@ -33,6 +33,9 @@ pub struct Memory {
     reachable: std::collections::HashSet<String>,
     /// Open plans, each with its council.
     open_plans: HashMap<String, String>,
+    /// Open plans as their care teams were told of them: a category
+    /// change, a birth or the end reaches the same organisations.
+    plans: HashMap<String, TeamPlan>,
     /// What to tell each council that cannot be reached: raised from its
     /// latest plan's start (one per council, not per plan: a region holds
     /// many plans).
@@ -383,34 +386,113 @@ impl Memory {
                 self.invitees.remove(&cancelled.conference_id);
                 told
             }
-            AnyEvent::Registry(RegistryEvent::PlanStarted(started)) => to_care_team(
-                source,
-                NotificationKind::PlanStarted,
-                &started.care_team,
-                (
-                    started.child_nhs_number.as_ref(),
-                    started.child_local_id.as_ref(),
-                ),
-                format!(
-                    "the child is now subject to a child protection plan from {}",
-                    date(started.start_date.as_ref())
-                ),
-                &started.plan_id,
-            ),
-            AnyEvent::Registry(RegistryEvent::PlanEnded(ended)) => to_care_team(
-                source,
-                NotificationKind::PlanEnded,
-                &ended.care_team,
-                (
-                    ended.child_nhs_number.as_ref(),
-                    ended.child_local_id.as_ref(),
-                ),
-                format!(
-                    "the child's plan ended on {}",
-                    date(ended.end_date.as_ref())
-                ),
-                &ended.plan_id,
-            ),
+            AnyEvent::Registry(RegistryEvent::PlanStarted(started)) => {
+                let plan = TeamPlan::started(started);
+                let summary = match plan.plan_type {
+                    registry::PlanType::LookedAfter => "the child is now looked after",
+                    registry::PlanType::Unborn => {
+                        "the unborn child is now subject to a child protection plan"
+                    }
+                    _ => "the child is now subject to a child protection plan",
+                };
+                let mut details = vec![
+                    ("category", category(started.category)),
+                    ("start_date", date(started.start_date.as_ref())),
+                ];
+                if let Some(worker) = &started.lead_social_worker {
+                    details.push(("lead_social_worker", worker.name.clone()));
+                    details.push(("lead_social_worker_phone", worker.phone.clone()));
+                }
+                if started.expected_date_of_delivery.is_some() {
+                    details.push((
+                        "expected_date_of_delivery",
+                        date(started.expected_date_of_delivery.as_ref()),
+                    ));
+                }
+                let told = plan.tell(
+                    source,
+                    NotificationKind::PlanStarted,
+                    format!("{summary} from {}", date(started.start_date.as_ref())),
+                    details,
+                );
+                self.plans.insert(started.plan_id.clone(), plan);
+                told
+            }
+            AnyEvent::Registry(RegistryEvent::PlanCategoryChanged(changed)) => {
+                let Some(plan) = self.plans.get(&changed.plan_id) else {
+                    return vec![];
+                };
+                plan.tell(
+                    source,
+                    NotificationKind::PlanCategoryChanged,
+                    format!(
+                        "the category of the child's plan changed on {}",
+                        date(changed.changed_on.as_ref())
+                    ),
+                    vec![
+                        ("category", category(changed.category)),
+                        ("changed_on", date(changed.changed_on.as_ref())),
+                    ],
+                )
+            }
+            AnyEvent::Registry(RegistryEvent::BirthLinked(linked)) => {
+                let Some(plan) = self.plans.get_mut(&linked.plan_id) else {
+                    return vec![];
+                };
+                let told = TeamPlan {
+                    child: linked.baby_nhs_number.clone(),
+                    ..plan.clone()
+                }
+                .tell(
+                    source,
+                    NotificationKind::BirthLinked,
+                    format!(
+                        "the baby was born on {}: the child protection plan now follows the baby",
+                        date(linked.born_on.as_ref())
+                    ),
+                    vec![
+                        ("born_on", date(linked.born_on.as_ref())),
+                        (
+                            "mother_nhs_number",
+                            linked
+                                .mother_nhs_number
+                                .as_ref()
+                                .map(|n| n.value.clone())
+                                .unwrap_or_default(),
+                        ),
+                    ],
+                );
+                plan.child = linked.baby_nhs_number.clone();
+                plan.plan_type = registry::PlanType::ChildProtection;
+                told
+            }
+            AnyEvent::Registry(RegistryEvent::PlanEnded(ended)) => {
+                // A plan started before the deriver remembered plans (or
+                // never seen) is told from what its end carries.
+                let plan = self
+                    .plans
+                    .remove(&ended.plan_id)
+                    .unwrap_or_else(|| TeamPlan::ended(ended));
+                plan.tell(
+                    source,
+                    NotificationKind::PlanEnded,
+                    format!(
+                        "the child's plan ended on {}",
+                        date(ended.end_date.as_ref())
+                    ),
+                    vec![
+                        ("end_date", date(ended.end_date.as_ref())),
+                        (
+                            "end_reason",
+                            contract::common::v1::PlanEndReason::try_from(ended.reason)
+                                .unwrap_or_default()
+                                .as_str_name()
+                                .trim_start_matches("PLAN_END_REASON_")
+                                .to_owned(),
+                        ),
+                    ],
+                )
+            }
             AnyEvent::Registry(RegistryEvent::ChildLookedUp(looked)) => accessed(source, looked),
             _ => vec![],
         }
@@ -576,40 +658,100 @@ impl Memory {
     }
 }
 
-/// To each organisation of a plan's care team, once.
-fn to_care_team(
-    source: Record<'_>,
-    kind: NotificationKind,
-    care_team: &[Organisation],
-    (child, local_id): (
-        Option<&NhsNumber>,
-        Option<&contract::common::v1::LocalChildId>,
-    ),
-    summary: String,
-    plan_id: &str,
-) -> Vec<NotificationRaised> {
-    // A child without an NHS number is named by the council's local
-    // identifier, so the care team knows whom the plan is about.
-    let mut details = vec![("plan_id", plan_id.to_owned())];
-    if let Some(local) = local_id.filter(|_| child.is_none()) {
-        details.push((
-            "child_local_id",
-            format!("{} {}", local.local_authority_ods_code, local.value),
-        ));
+/// An open plan as its care team is told of it: whom to tell, about
+/// which child, and what every notification of it says.
+#[derive(Debug, Clone)]
+struct TeamPlan {
+    plan_id: String,
+    plan_type: registry::PlanType,
+    care_team: Vec<Organisation>,
+    child: Option<NhsNumber>,
+    local_id: Option<contract::common::v1::LocalChildId>,
+    local_authority: Organisation,
+}
+
+impl TeamPlan {
+    fn started(started: &registry::PlanStarted) -> TeamPlan {
+        TeamPlan {
+            plan_id: started.plan_id.clone(),
+            plan_type: registry::PlanType::try_from(started.r#type).unwrap_or_default(),
+            care_team: started.care_team.clone(),
+            child: started.child_nhs_number.clone(),
+            local_id: started.child_local_id.clone(),
+            local_authority: started.local_authority.clone().unwrap_or_default(),
+        }
     }
-    distinct(care_team.iter().cloned())
-        .into_iter()
-        .map(|member| {
-            raised(
-                kind,
-                member,
-                child.cloned(),
-                source,
-                summary.clone(),
-                &details,
-            )
-        })
-        .collect()
+
+    fn ended(ended: &registry::PlanEnded) -> TeamPlan {
+        TeamPlan {
+            plan_id: ended.plan_id.clone(),
+            plan_type: registry::PlanType::Unspecified,
+            care_team: ended.care_team.clone(),
+            child: ended.child_nhs_number.clone(),
+            local_id: ended.child_local_id.clone(),
+            local_authority: ended.local_authority.clone().unwrap_or_default(),
+        }
+    }
+
+    /// `kind` to each organisation of the care team, once, with what every
+    /// notification of a plan carries (its id and type, the council) and
+    /// `details` of this one.
+    fn tell(
+        &self,
+        source: Record<'_>,
+        kind: NotificationKind,
+        summary: String,
+        details: Vec<(&str, String)>,
+    ) -> Vec<NotificationRaised> {
+        let mut all = vec![
+            ("plan_id", self.plan_id.clone()),
+            (
+                "plan_type",
+                self.plan_type
+                    .as_str_name()
+                    .trim_start_matches("PLAN_TYPE_")
+                    .to_owned(),
+            ),
+            (
+                "local_authority_ods_code",
+                self.local_authority.ods_code.clone(),
+            ),
+            ("local_authority_name", self.local_authority.name.clone()),
+        ];
+        // A child without an NHS number is named by the council's local
+        // identifier, so the care team knows whom the plan is about.
+        if let Some(local) = self.local_id.as_ref().filter(|_| self.child.is_none()) {
+            all.push((
+                "child_local_id",
+                format!("{} {}", local.local_authority_ods_code, local.value),
+            ));
+        }
+        all.extend(details.into_iter().filter(|(_, value)| !value.is_empty()));
+        distinct(self.care_team.iter().cloned())
+            .into_iter()
+            .map(|member| {
+                raised(
+                    kind,
+                    member,
+                    self.child.clone(),
+                    source,
+                    summary.clone(),
+                    &all,
+                )
+            })
+            .collect()
+    }
+}
+
+/// A category of abuse as notifications name it, e.g. `NEGLECT`.
+fn category(value: i32) -> String {
+    match contract::common::v1::AbuseCategory::try_from(value) {
+        Ok(contract::common::v1::AbuseCategory::Unspecified) | Err(_) => String::new(),
+        Ok(known) => known
+            .as_str_name()
+            .trim_start_matches("ABUSE_CATEGORY_")
+            .to_owned(),
+    }
 }
 
 /// To the local authorities that own the child's plans: a non-silent
@@ -871,6 +1013,31 @@ mod tests {
                     ..registry::PlanStarted::default()
                 })),
                 vec![(PlanStarted, "Y99001")],
+            ),
+            (
+                "a category changed, to the care team its plan started with",
+                AnyEvent::Registry(RegistryEvent::PlanCategoryChanged(
+                    registry::PlanCategoryChanged::default(),
+                )),
+                vec![(PlanCategoryChanged, "Y99001")],
+            ),
+            (
+                "a birth linked, to the care team its plan started with",
+                AnyEvent::Registry(RegistryEvent::BirthLinked(registry::BirthLinked {
+                    baby_nhs_number: child(),
+                    ..registry::BirthLinked::default()
+                })),
+                vec![(BirthLinked, "Y99001")],
+            ),
+            (
+                "a category changed on a plan never seen, to nobody",
+                AnyEvent::Registry(RegistryEvent::PlanCategoryChanged(
+                    registry::PlanCategoryChanged {
+                        plan_id: "unknown".into(),
+                        ..registry::PlanCategoryChanged::default()
+                    },
+                )),
+                vec![],
             ),
             (
                 "a plan ended, to its care team",

@@ -264,6 +264,22 @@ impl PlanRegistry {
     }
 }
 
+/// The care team of a plan recorded without a conference: the child's
+/// registered GP practice, when the council names it.
+fn registered_practice(practice: Option<&Organisation>) -> Result<Vec<Organisation>, Status> {
+    use contract::common::v1::OrganisationKind;
+    let Some(practice) = practice else {
+        return Ok(Vec::new());
+    };
+    let mut practice = validate::organisation("gp_practice", Some(practice))?;
+    match OrganisationKind::try_from(practice.kind) {
+        Ok(OrganisationKind::GpPractice) => {}
+        Ok(OrganisationKind::Unspecified) => practice.kind = OrganisationKind::GpPractice.into(),
+        _ => return Err(invalid("gp_practice.kind", "must be GP_PRACTICE")),
+    }
+    Ok(vec![practice])
+}
+
 /// The plan writes, as the access policy (`service_core::policy`) names them.
 mod rpc {
     pub const TRANSFER_IN: &str = "safeguard.registry.v1.PlanRegistry/RecordTransferIn";
@@ -337,6 +353,10 @@ impl plan_registry_server::PlanRegistry for PlanRegistry {
             request.local_authority.as_ref(),
             request.lead_social_worker,
         )?;
+        let started = wire::PlanStarted {
+            care_team: registered_practice(request.gp_practice.as_ref())?,
+            ..started
+        };
         self.start_plan(rpc::TRANSFER_IN, &caller, started).await
     }
 
@@ -361,6 +381,10 @@ impl plan_registry_server::PlanRegistry for PlanRegistry {
             request.local_authority.as_ref(),
             request.lead_social_worker,
         )?;
+        let started = wire::PlanStarted {
+            care_team: registered_practice(request.gp_practice.as_ref())?,
+            ..started
+        };
         self.start_plan(rpc::LOOKED_AFTER, &caller, started).await
     }
 
@@ -385,6 +409,7 @@ impl plan_registry_server::PlanRegistry for PlanRegistry {
             request.lead_social_worker,
         )?;
         started.expected_date_of_delivery = Some(validate::to_wire_date(expected));
+        started.care_team = registered_practice(request.gp_practice.as_ref())?;
         self.start_plan(rpc::UNBORN, &caller, started).await
     }
 

@@ -6,6 +6,7 @@
 pub mod caller;
 pub mod client;
 pub mod config;
+pub mod https;
 pub mod layer;
 pub mod names;
 pub mod policy;

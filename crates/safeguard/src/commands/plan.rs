@@ -30,6 +30,10 @@ pub enum PlanCommand {
         /// NAME[:PHONE[:EMAIL]].
         #[arg(long)]
         social_worker: Option<String>,
+        /// ODS[:NAME] of the child's registered GP practice (the mother's,
+        /// for an unborn plan): it is told, as a conference's invitees are.
+        #[arg(long)]
+        gp_practice: Option<String>,
         #[command(flatten)]
         common: Common,
     },
@@ -43,6 +47,10 @@ pub enum PlanCommand {
         local_authority: String,
         #[arg(long)]
         social_worker: Option<String>,
+        /// ODS[:NAME] of the child's registered GP practice (the mother's,
+        /// for an unborn plan): it is told, as a conference's invitees are.
+        #[arg(long)]
+        gp_practice: Option<String>,
         #[command(flatten)]
         common: Common,
     },
@@ -61,6 +69,10 @@ pub enum PlanCommand {
         local_authority: String,
         #[arg(long)]
         social_worker: Option<String>,
+        /// ODS[:NAME] of the child's registered GP practice (the mother's,
+        /// for an unborn plan): it is told, as a conference's invitees are.
+        #[arg(long)]
+        gp_practice: Option<String>,
         #[command(flatten)]
         common: Common,
     },
@@ -142,6 +154,10 @@ fn local_authority(value: &str) -> Option<contract::common::v1::Organisation> {
     Some(organisation(value, OrganisationKind::LocalAuthority))
 }
 
+fn practice(value: &str) -> contract::common::v1::Organisation {
+    organisation(value, OrganisationKind::GpPractice)
+}
+
 impl PlanCommand {
     pub async fn run(self) -> Result<(), String> {
         match self {
@@ -152,9 +168,11 @@ impl PlanCommand {
                 local_authority: owner,
                 previous_local_authority,
                 social_worker,
+                gp_practice,
                 common,
             } => {
                 let request = wire::RecordTransferInRequest {
+                    gp_practice: gp_practice.as_deref().map(practice),
                     child_local_id: None,
                     child_nhs_number: nhs(&child),
                     category: category("--category", &value)?,
@@ -171,9 +189,11 @@ impl PlanCommand {
                 start,
                 local_authority: owner,
                 social_worker,
+                gp_practice,
                 common,
             } => {
                 let request = wire::RecordLookedAfterRequest {
+                    gp_practice: gp_practice.as_deref().map(practice),
                     child_local_id: None,
                     child_nhs_number: nhs(&child),
                     start_date: Some(date("--start", &start)?),
@@ -190,9 +210,11 @@ impl PlanCommand {
                 start,
                 local_authority: owner,
                 social_worker,
+                gp_practice,
                 common,
             } => {
                 let request = wire::RecordUnbornPlanRequest {
+                    gp_practice: gp_practice.as_deref().map(practice),
                     mother_nhs_number: nhs(&mother_nhs),
                     expected_date_of_delivery: Some(date("--expected", &expected)?),
                     category: category("--category", &value)?,

@@ -1,0 +1,204 @@
+//! The calling side of HTTPS/1.1, for what speaks to an HTTPS service as an
+//! agency's system would: the black-box tests and the benchmark calling the
+//! FHIR edge, and the GP bridge calling MESH. One connection, with the
+//! organisation's certificate, sending requests one after another.
+
+use std::sync::Arc;
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+
+/// An answer: its status, headers and body.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: http::StatusCode,
+    pub headers: http::HeaderMap,
+    pub body: Bytes,
+}
+
+/// One connection to a server.
+#[derive(Debug)]
+pub struct Connection {
+    sender: SendRequest<Full<Bytes>>,
+    host: String,
+}
+
+/// Connects to `authority` (`host:port`), trusting `ca_pem` for the name
+/// `server_name`, presenting `identity` (certificate and key, PEM) if given.
+pub async fn connect(
+    authority: &str,
+    server_name: &str,
+    ca_pem: &str,
+    identity: Option<(&str, &str)>,
+) -> Result<Connection, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    for certificate in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots
+            .add(certificate.map_err(|error| error.to_string())?)
+            .map_err(|error| error.to_string())?;
+    }
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|error| error.to_string())?
+    .with_root_certificates(roots);
+    let config = match identity {
+        Some((certificate, key)) => {
+            let chain = CertificateDer::pem_slice_iter(certificate.as_bytes())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|error| error.to_string())?;
+            let key = PrivateKeyDer::from_pem_slice(key.as_bytes()).map_err(|e| e.to_string())?;
+            builder
+                .with_client_auth_cert(chain, key)
+                .map_err(|error| error.to_string())?
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let tcp = tokio::net::TcpStream::connect(authority)
+        .await
+        .map_err(|error| format!("{authority}: {error}"))?;
+    let _ = tcp.set_nodelay(true);
+    let name = ServerName::try_from(server_name.to_owned()).map_err(|error| error.to_string())?;
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .map_err(|error| format!("{authority}: {error}"))?;
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+        .await
+        .map_err(|error| error.to_string())?;
+    tokio::spawn(connection);
+    Ok(Connection {
+        sender,
+        host: server_name.to_owned(),
+    })
+}
+
+impl Connection {
+    /// GETs `path` (with its query) with `headers`.
+    pub async fn get(&mut self, path: &str, headers: &[(&str, &str)]) -> Result<Answer, String> {
+        self.send(http::Method::GET, path, headers, Bytes::new())
+            .await
+    }
+
+    /// Sends `method` to `path` with `headers` and `body`.
+    pub async fn send(
+        &mut self,
+        method: http::Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Bytes,
+    ) -> Result<Answer, String> {
+        let mut request = http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header(http::header::HOST, &self.host);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request
+            .body(Full::new(body))
+            .map_err(|error| error.to_string())?;
+        self.sender
+            .ready()
+            .await
+            .map_err(|error| error.to_string())?;
+        let response = self
+            .sender
+            .send_request(request)
+            .await
+            .map_err(|error| error.to_string())?;
+        let (parts, body) = response.into_parts();
+        let body = body
+            .collect()
+            .await
+            .map_err(|error| error.to_string())?
+            .to_bytes();
+        Ok(Answer {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+        })
+    }
+}
+
+/// How long a TLS handshake may take before the connection is dropped.
+const HANDSHAKE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The most of a request body an edge reads: a report or a search, never a
+/// file.
+pub const BODY_LIMIT: usize = 256 * 1024;
+
+/// Serves HTTPS/1.1 on `listener` with `config` (mutual TLS: see
+/// `Trust::https_server_config`) until `shutdown` completes. Each request
+/// is handed to `answer` with its body read whole (a larger one than
+/// [`BODY_LIMIT`] is answered 413 without it) and the connection's verified
+/// client certificate, for `Authenticate::identify_leaf`.
+pub async fn serve<A, F>(
+    listener: tokio::net::TcpListener,
+    config: rustls::ServerConfig,
+    answer: A,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), String>
+where
+    A: Fn(http::Request<Bytes>, Option<Arc<[u8]>>) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = http::Response<Full<Bytes>>> + Send + 'static,
+{
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    tokio::pin!(shutdown);
+    loop {
+        let (tcp, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    tracing::warn!(%error, "accepting a connection");
+                    continue;
+                }
+            },
+            () = &mut shutdown => return Ok(()),
+        };
+        let _ = tcp.set_nodelay(true);
+        let (acceptor, answer) = (acceptor.clone(), answer.clone());
+        tokio::spawn(async move {
+            let Ok(Ok(tls)) = tokio::time::timeout(HANDSHAKE, acceptor.accept(tcp)).await else {
+                return;
+            };
+            let leaf: Option<Arc<[u8]>> = tls
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|chain| chain.first())
+                .map(|leaf| Arc::from(leaf.as_ref()));
+            let service =
+                hyper::service::service_fn(move |request: http::Request<hyper::body::Incoming>| {
+                    let (answer, leaf) = (answer.clone(), leaf.clone());
+                    async move {
+                        let (parts, body) = request.into_parts();
+                        let body = match http_body_util::Limited::new(body, BODY_LIMIT)
+                            .collect()
+                            .await
+                        {
+                            Ok(collected) => collected.to_bytes(),
+                            Err(_) => return Ok::<_, std::convert::Infallible>(too_large()),
+                        };
+                        Ok(answer(http::Request::from_parts(parts, body), leaf).await)
+                    }
+                });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(tls), service)
+                .await;
+        });
+    }
+}
+
+fn too_large() -> http::Response<Full<Bytes>> {
+    let mut response = http::Response::new(Full::new(Bytes::from_static(
+        b"the request body is larger than this service reads",
+    )));
+    *response.status_mut() = http::StatusCode::PAYLOAD_TOO_LARGE;
+    response
+}
