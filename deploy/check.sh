@@ -252,38 +252,45 @@ if registry is not None:
         e["name"] == "POD_NAME" and e.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") == "metadata.name"
         for e in container.get("env", [])):
         problems.append("k8s plan-registry pods are not told their name (--pod $(POD_NAME))")
-# The FHIR edge: the workspace's binary, on 8443, asking the registry over
-# gRPC, trusting what the services trust.
-if "fhir-edge" not in binaries:
-    problems.append("fhir-edge is not a binary of the workspace")
-edge = services.get("fhir-edge")
-if edge is None:
-    problems.append("docker-compose.yml has no service fhir-edge")
-else:
-    command = edge["command"]
-    if command[0] != "fhir-edge" or flag(command, "--listen") != "0.0.0.0:8443":
-        problems.append(f"compose fhir-edge runs {command[:3]}")
-    if flag(command, "--registry") != "https://plan-registry:50054":
-        problems.append("compose fhir-edge does not ask the registry at https://plan-registry:50054")
-    if flag(command, "--realm") != REALM_PATH or "./realm:" + REALM_PATH + ":ro" not in edge.get("volumes", []):
-        problems.append(f"compose fhir-edge does not trust the realm mounted read-only at {REALM_PATH}")
-edges = [d for d in manifests if d["kind"] == "Deployment" and d["metadata"]["name"] == "fhir-edge"]
-if len(edges) != 1:
-    problems.append(f"k8s/services.yaml has {len(edges)} Deployments for fhir-edge")
-else:
-    container = edges[0]["spec"]["template"]["spec"]["containers"][0]
-    args = container["args"]
-    if args[0] != "fhir-edge" or flag(args, "--listen") != "0.0.0.0:8443":
-        problems.append(f"k8s fhir-edge runs {args[:3]}")
-    if flag(args, "--registry") != "https://plan-registry.safeguard.svc.cluster.local:50054":
-        problems.append("k8s fhir-edge does not ask the registry's Service")
-    secured = [m for m in container.get("volumeMounts", []) if m["mountPath"] == "/etc/safeguard-security"]
-    edge_volumes = {v["name"]: v for v in edges[0]["spec"]["template"]["spec"].get("volumes", [])}
-    if flag(args, "--security") != SECURITY_PATH or not secured or edge_volumes.get(
-            secured[0]["name"], {}).get("secret", {}).get("secretName") != "safeguard-security":
-        problems.append("k8s fhir-edge does not read its security from the safeguard-security Secret")
-if not any(d["kind"] == "Service" and d["metadata"]["name"] == "fhir-edge" for d in manifests):
-    problems.append("k8s/services.yaml has no Service fhir-edge")
+# The agencies' HTTPS edges: each the workspace's binary on its port,
+# asking its service over gRPC, trusting what the services trust, with a
+# Deployment and a Service in k8s.
+def check_edge(name, port, upstream_flag, compose_upstream, k8s_upstream):
+    if name not in binaries:
+        problems.append(f"{name} is not a binary of the workspace")
+    edge = services.get(name)
+    if edge is None:
+        problems.append(f"docker-compose.yml has no service {name}")
+    else:
+        command = edge["command"]
+        if command[0] != name or flag(command, "--listen") != f"0.0.0.0:{port}":
+            problems.append(f"compose {name} runs {command[:3]}")
+        if flag(command, upstream_flag) != compose_upstream:
+            problems.append(f"compose {name} does not ask {compose_upstream}")
+        if flag(command, "--realm") != REALM_PATH or "./realm:" + REALM_PATH + ":ro" not in edge.get("volumes", []):
+            problems.append(f"compose {name} does not trust the realm mounted read-only at {REALM_PATH}")
+    deployments = [d for d in manifests if d["kind"] == "Deployment" and d["metadata"]["name"] == name]
+    if len(deployments) != 1:
+        problems.append(f"k8s/services.yaml has {len(deployments)} Deployments for {name}")
+    else:
+        pod = deployments[0]["spec"]["template"]["spec"]
+        container = pod["containers"][0]
+        args = container["args"]
+        if args[0] != name or flag(args, "--listen") != f"0.0.0.0:{port}":
+            problems.append(f"k8s {name} runs {args[:3]}")
+        if flag(args, upstream_flag) != k8s_upstream:
+            problems.append(f"k8s {name} does not ask {k8s_upstream}")
+        secured = [m for m in container.get("volumeMounts", []) if m["mountPath"] == "/etc/safeguard-security"]
+        volumes = {v["name"]: v for v in pod.get("volumes", [])}
+        if flag(args, "--security") != SECURITY_PATH or not secured or volumes.get(
+                secured[0]["name"], {}).get("secret", {}).get("secretName") != "safeguard-security":
+            problems.append(f"k8s {name} does not read its security from the safeguard-security Secret")
+    if not any(d["kind"] == "Service" and d["metadata"]["name"] == name for d in manifests):
+        problems.append(f"k8s/services.yaml has no Service {name}")
+check_edge("fhir-edge", 8443, "--registry", "https://plan-registry:50054",
+           "https://plan-registry.safeguard.svc.cluster.local:50054")
+check_edge("police-intake", 8444, "--referrals", "https://referral-intake:50052",
+           "https://referral-intake.safeguard.svc.cluster.local:50052")
 # The GP bridge: the workspace's binary, reading the notification service,
 # one pod with its ledger on a volume (two would each deliver).
 if "gp-bridge" not in binaries:

@@ -19,7 +19,9 @@
 # 50053, plan-registry 50054, notification-service 50055 (base $BASE_PORT),
 # then the registry's read replicas plan-registry-1, -2, … from 50056:
 # $REGISTRY_PODS registry pods in all (2: the primary and one replica);
-# the FHIR edge (fhir-edge) on $FHIR_PORT (8443), asking the registry; and,
+# the FHIR edge (fhir-edge) on $FHIR_PORT (8443), asking the registry; the
+# police intake (police-intake) on $POLICE_PORT (8444), asking referral
+# intake; and,
 # when $GP_BRIDGE_CONFIG names a bridge configuration (docs/gp-bridge.md),
 # the GP bridge (gp-bridge) following the notification service and sending
 # through the MESH mailbox that configuration names.
@@ -32,6 +34,7 @@ nats_port="${NATS_PORT:-4222}"
 base="${BASE_PORT:-50052}"
 registry_pods="${REGISTRY_PODS:-2}"
 fhir_port="${FHIR_PORT:-8443}"
+police_port="${POLICE_PORT:-8444}"
 gp_bridge_config="${GP_BRIDGE_CONFIG:-}"
 
 # name (of its log and pid files), binary, producer name (as in
@@ -50,13 +53,13 @@ say() { echo "deploy/local.sh: $*"; }
 
 build() {
   local missing=0
-  for entry in "${services[@]}" "safeguard safeguard safeguard 0" "fhir-edge fhir-edge - 0" "gp-bridge gp-bridge - 0"; do
+  for entry in "${services[@]}" "safeguard safeguard safeguard 0" "fhir-edge fhir-edge - 0" "gp-bridge gp-bridge - 0" "police-intake police-intake - 0"; do
     read -r _ binary _ _ <<<"$entry"
     [ -x "$bin/$binary" ] || missing=1
   done
   if [ "$missing" = 1 ]; then
     say "building the service binaries (release)"
-    (cd "$root" && cargo build --release -p referral -p conference -p registry -p notification -p safeguard -p fhir -p gp-bridge)
+    (cd "$root" && cargo build --release -p referral -p conference -p registry -p notification -p safeguard -p fhir -p gp-bridge -p police)
   fi
 }
 
@@ -132,13 +135,10 @@ start() {
     healthy "$port" || { say "$name is not healthy; see $run/logs/$name.log"; exit 1; }
     say "$name serving on https://127.0.0.1:$port (metrics: http://127.0.0.1:$((port + 1000))/metrics)"
   done
-  if ! alive "$run/fhir-edge.pid"; then
-    "$bin/fhir-edge" --realm "$run/realm" --listen "127.0.0.1:$fhir_port" \
-      --registry "https://127.0.0.1:$((base + 2))" >"$run/logs/fhir-edge.log" 2>&1 &
-    echo $! >"$run/fhir-edge.pid"
-  fi
-  wait_for_port "$fhir_port" || { say "fhir-edge did not start; see $run/logs/fhir-edge.log"; exit 1; }
+  start_edge fhir-edge "$fhir_port" --registry "https://127.0.0.1:$((base + 2))"
   say "fhir-edge serving the FHIR API on https://127.0.0.1:$fhir_port"
+  start_edge police-intake "$police_port" --referrals "https://127.0.0.1:$base"
+  say "police-intake taking reports on https://127.0.0.1:$police_port/reports"
   if [ -n "$gp_bridge_config" ]; then
     if ! alive "$run/gp-bridge.pid"; then
       "$bin/gp-bridge" --config "$gp_bridge_config" --realm "$run/realm" >"$run/logs/gp-bridge.log" 2>&1 &
@@ -149,6 +149,17 @@ start() {
     say "gp-bridge delivering as $gp_bridge_config says; see $run/logs/gp-bridge.log"
   fi
   say "NATS JetStream on nats://127.0.0.1:$nats_port (mutual TLS and the realm's NKEYs, $run/realm/nats); data and logs in $run; the CLI's realm: --realm $run/realm"
+}
+
+# An agency's HTTPS edge: name, port, then its own flags.
+start_edge() {
+  local name="$1" port="$2"
+  shift 2
+  if ! alive "$run/$name.pid"; then
+    "$bin/$name" --realm "$run/realm" --listen "127.0.0.1:$port" "$@" >"$run/logs/$name.log" 2>&1 &
+    echo $! >"$run/$name.pid"
+  fi
+  wait_for_port "$port" || { say "$name did not start; see $run/logs/$name.log"; exit 1; }
 }
 
 stop_one() {
@@ -167,6 +178,7 @@ stop_one() {
 
 stop() {
   stop_one "$run/gp-bridge.pid"
+  stop_one "$run/police-intake.pid"
   stop_one "$run/fhir-edge.pid"
   for entry in "${services[@]}"; do
     read -r name _ _ _ _ <<<"$entry"
@@ -183,6 +195,7 @@ status() {
     if healthy "$port"; then say "$name: serving"; else say "$name: down"; failed=1; fi
   done
   if alive "$run/fhir-edge.pid"; then say "fhir-edge: running"; else say "fhir-edge: down"; failed=1; fi
+  if alive "$run/police-intake.pid"; then say "police-intake: running"; else say "police-intake: down"; failed=1; fi
   if [ -n "$gp_bridge_config" ]; then
     if alive "$run/gp-bridge.pid"; then say "gp-bridge: running"; else say "gp-bridge: down"; failed=1; fi
   fi

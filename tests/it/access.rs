@@ -268,6 +268,27 @@ fn rows(case: &Case) -> Vec<Row> {
             }
         ),
         row!(
+            "referral.v1.ReferralIntake/RecordDomesticAbuseIncident",
+            Parties::default(),
+            [],
+            |c, ods| {
+                let request = referral::RecordDomesticAbuseIncidentRequest {
+                    police_reference: "access-cell".into(),
+                    child: Some(fixtures::the_child()),
+                    local_authority: Some(council()),
+                    occurred_at: Some(prost_types::Timestamp {
+                        seconds: 1_764_540_000,
+                        nanos: 0,
+                    }),
+                    location: "the family home".into(),
+                    ..Default::default()
+                };
+                Box::pin(
+                    async move { done(c.referrals.record_domestic_abuse_incident(request).await) },
+                )
+            }
+        ),
+        row!(
             "referral.v1.ReferralIntake/RecordDecision",
             closed_parties.clone(),
             [closed],

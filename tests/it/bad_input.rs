@@ -897,7 +897,9 @@ async fn the_server_bounds_time_requests_and_streams_per_connection() {
         .0
         .expect("a lookup");
     let first = done(nurse_registry.clone(), lookup(far_ahead()));
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // Time for the first to reach the server and hold the connection's
+    // one slot, on a machine busy with other tests.
+    tokio::time::sleep(std::time::Duration::from_millis(1_000)).await;
     let second = done(nurse_registry, lookup(None));
     let other = done(backbone.as_(&chair()).registry, lookup(None));
     let (first, first_at) = first.await.expect("task");

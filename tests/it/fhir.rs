@@ -171,6 +171,31 @@ async fn an_emergency_department_searches_over_fhir_as_it_would_the_national_ser
     assert_eq!(team["telecom"][1]["use"], "mobile");
     assert!(found.token.is_some(), "the lookup's token is returned");
 
+    // The same search twice at once over one HTTP/2 connection, as a busy
+    // system multiplexing its searches would send it.
+    let issued = realm
+        .organisation_certificate(&domain::OdsCode::parse("RXX01").expect("an ODS code"))
+        .expect("a certificate");
+    let h2 = trust::https::connect_with(
+        trust::https::Version::Http2,
+        &edge.to_string(),
+        "localhost",
+        realm.ca_pem(),
+        Some((&issued.certificate, &issued.key)),
+    )
+    .await
+    .expect("an HTTP/2 connection");
+    let bearer = format!("Bearer {nurse_token}");
+    let search = format!("{NHS_SEARCH}{child}");
+    let headers = [("authorization", bearer.as_str())];
+    let (mut one, mut two) = (h2.clone(), h2);
+    let (first, second) = tokio::join!(one.get(&search, &headers), two.get(&search, &headers));
+    for answer in [first.expect("an answer"), second.expect("an answer")] {
+        assert_eq!(answer.status, 200);
+        let body: Value = serde_json::from_slice(&answer.body).expect("JSON");
+        assert_eq!(body["total"], 1, "{body}");
+    }
+
     // A looked-after child, and an unborn plan found on the mother's
     // number, each under its own SNOMED CT concept.
     let looked_after = backbone

@@ -571,10 +571,20 @@ pub async fn transfer_in(
     child: &str,
     start: Option<Date>,
 ) -> registry_wire::PlanResponse {
+    transfer_in_with(backbone, child, start, None).await
+}
+
+/// The same, with the child's registered GP practice.
+pub async fn transfer_in_with(
+    backbone: &mut Backbone,
+    child: &str,
+    start: Option<Date>,
+    gp_practice: Option<Organisation>,
+) -> registry_wire::PlanResponse {
     backbone
         .registry
         .record_transfer_in(registry_wire::RecordTransferInRequest {
-            gp_practice: None,
+            gp_practice,
             child_local_id: None,
             child_nhs_number: Some(NhsNumber {
                 value: child.into(),
@@ -645,4 +655,28 @@ print(kind)
         "not valid FHIR {release}: {}\n{body}",
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+/// The summaries of a child's chronology, read by the chair.
+pub async fn chronology_of(
+    backbone: &mut Backbone,
+    nhs_number: Option<NhsNumber>,
+    local_id: Option<contract::common::v1::LocalChildId>,
+) -> Vec<String> {
+    backbone
+        .as_(&chair())
+        .registry
+        .child_chronology(registry_wire::ChildChronologyRequest {
+            nhs_number,
+            local_id,
+            purpose: "case review".into(),
+            ..registry_wire::ChildChronologyRequest::default()
+        })
+        .await
+        .expect("chronology")
+        .into_inner()
+        .entries
+        .into_iter()
+        .map(|entry| entry.summary)
+        .collect()
 }

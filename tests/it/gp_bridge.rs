@@ -72,22 +72,10 @@ async fn setup(practices: &[(&str, &str, &str)], extra: Vec<Value>) -> Setup {
     let backbone = spawn(dir.path()).await;
     let realm = backbone.agencies.realm();
     let realm_dir = realm.dir().to_path_buf();
-    let (ca, certificate, key) = realm.tls_files();
-    let client = realm
-        .service_certificate("gp-bridge")
-        .expect("a certificate");
-    let sandbox = Sandbox::start(
-        dir.path(),
-        &sandbox::Tls {
-            certificate,
-            key,
-            client_ca: ca.clone(),
-        },
-        realm.ca_pem(),
-        (&client.certificate, &client.key),
-    )
-    .await
-    .expect("the MESH sandbox (tests/run.sh installs it)");
+    let (sandbox, client) = Sandbox::start_in_realm(dir.path(), realm)
+        .await
+        .expect("the MESH sandbox (tests/run.sh installs it)");
+    let (ca, _, _) = realm.tls_files();
     let mesh = dir.path().join("mesh");
     write(&mesh.join("password"), sandbox::PASSWORD);
     write(&mesh.join("shared-key"), &sandbox.shared_key);
@@ -259,6 +247,26 @@ fn practice(ods: &str) -> Option<Organisation> {
     Some(organisation(ods, OrganisationKind::GpPractice))
 }
 
+/// Records `number` as looked after by the test council, registered with
+/// `practice`.
+async fn looked_after(
+    backbone: &mut Backbone,
+    number: &str,
+    practice: Option<Organisation>,
+) -> Result<tonic::Response<registry_wire::PlanResponse>, tonic::Status> {
+    backbone
+        .registry
+        .record_looked_after(registry_wire::RecordLookedAfterRequest {
+            gp_practice: practice,
+            child_local_id: None,
+            child_nhs_number: nhs(number),
+            start_date: date(2026, 11, 2),
+            local_authority: Some(council()),
+            lead_social_worker: None,
+        })
+        .await
+}
+
 #[tokio::test]
 async fn each_practice_gets_one_send_document_per_change_coded_for_its_system() {
     // A fifth practice whose token is another organisation's: the
@@ -295,34 +303,20 @@ async fn each_practice_gets_one_send_document_per_change_coded_for_its_system() 
     let backbone = &mut setup.backbone;
 
     // A registered practice must be a GP practice.
-    let status = backbone
-        .registry
-        .record_looked_after(registry_wire::RecordLookedAfterRequest {
-            gp_practice: Some(organisation("Y99002", OrganisationKind::School)),
-            child_local_id: None,
-            child_nhs_number: nhs("9990000026"),
-            start_date: date(2026, 11, 2),
-            local_authority: Some(council()),
-            lead_social_worker: None,
-        })
-        .await
-        .expect_err("a school is no GP practice");
+    let status = looked_after(
+        backbone,
+        "9990000026",
+        Some(organisation("Y99002", OrganisationKind::School)),
+    )
+    .await
+    .expect_err("a school is no GP practice");
     assert_eq!(status.code(), Code::InvalidArgument);
     assert!(status.message().contains("gp_practice.kind"), "{status:?}");
 
     // EMIS Web: invited to the conference, then told of the plan it made.
     fixtures::make_plan(backbone).await;
     // SystmOne: a looked-after child.
-    backbone
-        .registry
-        .record_looked_after(registry_wire::RecordLookedAfterRequest {
-            gp_practice: practice("Y99002"),
-            child_local_id: None,
-            child_nhs_number: nhs("9990000026"),
-            start_date: date(2026, 11, 2),
-            local_authority: Some(council()),
-            lead_social_worker: None,
-        })
+    looked_after(backbone, "9990000026", practice("Y99002"))
         .await
         .expect("looked after");
     // Vision: an unborn plan on the mother, then the birth.
@@ -352,26 +346,15 @@ async fn each_practice_gets_one_send_document_per_change_coded_for_its_system() 
         .await
         .expect("birth linked");
     // Evolution: a plan transferred in, then ended.
-    let moved = backbone
-        .registry
-        .record_transfer_in(registry_wire::RecordTransferInRequest {
-            gp_practice: practice("Y99004"),
-            child_local_id: None,
-            child_nhs_number: nhs("9990000050"),
-            category: contract::common::v1::AbuseCategory::Emotional.into(),
-            start_date: date(2026, 11, 4),
-            local_authority: Some(council()),
-            previous_local_authority: Some(organisation(
-                "E09000998",
-                OrganisationKind::LocalAuthority,
-            )),
-            lead_social_worker: None,
-        })
-        .await
-        .expect("transfer in")
-        .into_inner()
-        .plan
-        .expect("a plan");
+    let moved = fixtures::transfer_in_with(
+        backbone,
+        "9990000050",
+        date(2026, 11, 4),
+        practice("Y99004"),
+    )
+    .await
+    .plan
+    .expect("a plan");
     backbone
         .registry
         .end_plan(registry_wire::EndPlanRequest {
@@ -382,16 +365,7 @@ async fn each_practice_gets_one_send_document_per_change_coded_for_its_system() 
         .await
         .expect("ended");
     // And the refused practice's child.
-    backbone
-        .registry
-        .record_looked_after(registry_wire::RecordLookedAfterRequest {
-            gp_practice: practice("Y99005"),
-            child_local_id: None,
-            child_nhs_number: nhs("9990000069"),
-            start_date: date(2026, 11, 2),
-            local_authority: Some(council()),
-            lead_social_worker: None,
-        })
+    looked_after(backbone, "9990000069", practice("Y99005"))
         .await
         .expect("looked after");
 
@@ -517,17 +491,7 @@ async fn a_bridge_killed_mid_delivery_loses_nothing_and_sends_nothing_twice() {
     const CHILDREN: usize = 40;
     let mut setup = setup(&PRACTICES[..1], vec![]).await;
     for number in test_numbers(2000, CHILDREN) {
-        setup
-            .backbone
-            .registry
-            .record_looked_after(registry_wire::RecordLookedAfterRequest {
-                gp_practice: practice("Y99001"),
-                child_local_id: None,
-                child_nhs_number: nhs(&number),
-                start_date: date(2026, 11, 2),
-                local_authority: Some(council()),
-                lead_social_worker: None,
-            })
+        looked_after(&mut setup.backbone, &number, practice("Y99001"))
             .await
             .expect("looked after");
     }

@@ -14,6 +14,7 @@ mod import;
 mod nats_access;
 mod notifications;
 mod plans;
+mod police;
 mod practice;
 mod processes;
 mod quarantine;
@@ -82,6 +83,7 @@ fn config(dir: &Path, settings: Settings) -> Config {
         listen: ([127, 0, 0, 1], 0).into(),
         metrics: Some(([127, 0, 0, 1], 0).into()),
         fhir: Some(([127, 0, 0, 1], 0).into()),
+        police: Some(([127, 0, 0, 1], 0).into()),
         settings,
         clock: service_core::clock::Clock::Fixed(today()),
         ..Config::default()

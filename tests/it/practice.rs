@@ -1063,29 +1063,6 @@ async fn unmatched(backbone: &mut Backbone) -> registry_wire::ListUnmatchedChild
         .into_inner()
 }
 
-async fn chronology_of(
-    backbone: &mut Backbone,
-    nhs_number: Option<contract::common::v1::NhsNumber>,
-    local_id: Option<LocalChildId>,
-) -> Vec<String> {
-    backbone
-        .as_(&chair())
-        .registry
-        .child_chronology(registry_wire::ChildChronologyRequest {
-            nhs_number,
-            local_id,
-            purpose: "case review".into(),
-            ..registry_wire::ChildChronologyRequest::default()
-        })
-        .await
-        .expect("chronology")
-        .into_inner()
-        .entries
-        .into_iter()
-        .map(|entry| entry.summary)
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_child_without_an_nhs_number_is_held_under_the_councils_local_id_until_one_is_linked() {
     const NEWBORN: &str = "9990000034";
@@ -1199,7 +1176,7 @@ async fn a_child_without_an_nhs_number_is_held_under_the_councils_local_id_until
     assert_eq!(listed.children[0].local_id.as_ref(), Some(&issued));
     assert_eq!(listed.children[0].child_name, "Baby Testnewborn");
     assert_eq!(listed.children[0].plans[0].plan_id, plan.plan_id);
-    let before = chronology_of(&mut backbone, None, Some(issued.clone())).await;
+    let before = fixtures::chronology_of(&mut backbone, None, Some(issued.clone())).await;
     assert!(
         before
             .iter()
@@ -1270,7 +1247,7 @@ async fn a_child_without_an_nhs_number_is_held_under_the_councils_local_id_until
         .await
         .expect("the local identifier still finds the child");
     assert_eq!(by_local.nhs_number, nhs(NEWBORN));
-    let history = chronology_of(&mut backbone, nhs(NEWBORN), None).await;
+    let history = fixtures::chronology_of(&mut backbone, nhs(NEWBORN), None).await;
     for said in [
         "referral received from Test organisation S999001: physical",
         "plan started on 2026-01-20",

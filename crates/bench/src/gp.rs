@@ -75,19 +75,8 @@ pub async fn run(scale: Scale) -> Result<(), Error> {
     let url = format!("https://{}", running.address);
     let realm_dir = running.realm.clone().ok_or("no development realm")?;
     let realm = trust::Realm::open(&realm_dir)?;
-    let (ca, certificate, key) = realm.tls_files();
-    let client = realm.service_certificate("gp-bridge")?;
-    let sandbox = Sandbox::start(
-        dir.path(),
-        &sandbox::Tls {
-            certificate,
-            key,
-            client_ca: ca.clone(),
-        },
-        realm.ca_pem(),
-        (&client.certificate, &client.key),
-    )
-    .await?;
+    let (sandbox, client) = Sandbox::start_in_realm(dir.path(), &realm).await?;
+    let (ca, _, _) = realm.tls_files();
     let write = |name: &str, text: &str| -> Result<std::path::PathBuf, Error> {
         let path = dir.path().join(name);
         std::fs::write(&path, text)?;

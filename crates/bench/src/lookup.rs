@@ -334,24 +334,33 @@ pub async fn run(scale: Scale) -> Result<(), Error> {
         Ok(())
     })
     .await?;
-    // The same lookups through the FHIR edge: the same clients, each on an
-    // HTTPS/1.1 connection of its own with the same certificate and token.
+    // The same lookups through the FHIR edge: the same clients on as many
+    // connections (HTTPS, HTTP/2) with the same certificate and token.
     let fhir_address = fhir_address.ok_or("the registry process named no FHIR address")?;
     let issued = realm.organisation_certificate(&domain::OdsCode::parse("RXX01")?)?;
     let bearer = format!(
         "Bearer {}",
         realm.token(&nurse_person(), Duration::from_secs(3600))?
     );
+    // As many HTTP/2 connections as the gRPC clients share, each carrying
+    // its share of the clients' searches at once.
+    let mut connections = Vec::new();
+    for _ in 0..CONNECTIONS {
+        connections.push(
+            trust::https::connect_with(
+                trust::https::Version::Http2,
+                &fhir_address.to_string(),
+                "localhost",
+                realm.ca_pem(),
+                Some((&issued.certificate, &issued.key)),
+            )
+            .await?,
+        );
+    }
     let started = Instant::now();
     let mut tasks = Vec::new();
     for client in 0..CLIENTS {
-        let mut connection = trust::https::connect(
-            &fhir_address.to_string(),
-            "localhost",
-            realm.ca_pem(),
-            Some((&issued.certificate, &issued.key)),
-        )
-        .await?;
+        let mut connection = connections[client % CONNECTIONS].clone();
         let bearer = bearer.clone();
         tasks.push(tokio::spawn(async move {
             let mut done = 0_usize;

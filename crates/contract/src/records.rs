@@ -97,6 +97,7 @@ records! {
         Section47Concluded(referral::v1::Section47Concluded),
         AssessmentCompleted(referral::v1::AssessmentCompleted),
         InformationShared(referral::v1::InformationShared),
+        DomesticAbuseIncidentReported(referral::v1::DomesticAbuseIncidentReported),
         Quarantined(RecordQuarantined),
         RecordsRead(RecordsRead),
         AccessRefused(AccessRefused),

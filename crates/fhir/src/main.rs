@@ -1,7 +1,6 @@
 //! `fhir-edge`: the CP-IS-compatible FHIR API, in front of a registry.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -26,54 +25,19 @@ struct Flags {
     /// https://<listen> if not given.
     #[arg(long)]
     base_url: Option<String>,
-    /// The security file: the server certificate, client CA bundles and
-    /// identity providers, as every service's.
-    #[arg(long, env = "SAFEGUARD_SECURITY", conflicts_with = "realm")]
-    security: Option<PathBuf>,
-    /// A development realm's directory, instead of --security.
-    #[arg(long, env = "SAFEGUARD_REALM")]
-    realm: Option<PathBuf>,
-    #[arg(long = "insecure-development-realm-on-network")]
-    on_network: bool,
+    #[command(flatten)]
+    trust: service_core::process::EdgeFlags,
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    service_core::process::logging();
     let flags = Flags::parse();
-    match run(flags).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("fhir-edge: {error}");
-            ExitCode::FAILURE
-        }
-    }
+    service_core::process::edge("fhir-edge", run(flags)).await
 }
 
 async fn run(flags: Flags) -> Result<(), String> {
-    let security = flags
-        .security
-        .as_ref()
-        .map(|path| {
-            trust::Config::from_file(path).map(|config| {
-                config.relative_to(path.parent().unwrap_or(std::path::Path::new(".")))
-            })
-        })
-        .transpose()?;
-    let (trust, made) = service_core::process::trust(
-        security.as_ref(),
-        flags.realm.as_deref(),
-        flags.listen,
-        flags.on_network,
-        None,
-    )?;
-    if let Some(made) = made {
-        tracing::warn!("{made}");
-    }
-    let listener = tokio::net::TcpListener::bind(flags.listen)
-        .await
-        .map_err(|error| format!("--listen {}: {error}", flags.listen))?;
-    let address = listener.local_addr().map_err(|error| error.to_string())?;
+    let (trust, listener, address) =
+        service_core::process::edge_listener(&flags.trust, flags.listen).await?;
     let options = fhir::Options {
         trust,
         registry_url: flags.registry,

@@ -26,33 +26,19 @@ struct Flags {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    service_core::process::logging();
     let flags = Flags::parse();
-    match run(flags).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("gp-bridge: {error}");
-            ExitCode::FAILURE
-        }
-    }
+    service_core::process::edge("gp-bridge", run(flags)).await
 }
 
 async fn run(flags: Flags) -> Result<(), String> {
     let config = gp_bridge::config::Config::from_file(&flags.config)?;
-    let security = flags
-        .security
-        .as_deref()
-        .map(trust::Config::from_file)
-        .transpose()?;
     // The bridge listens on nothing: loopback is only what the check of a
     // development realm needs to be told.
-    let loopback = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
-    let (trust, _) = service_core::process::trust(
-        security.as_ref(),
+    let trust = service_core::process::edge_trust(
+        flags.security.as_deref(),
         flags.realm.as_deref(),
-        loopback,
+        std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
         false,
-        None,
     )?;
     let realm = flags
         .realm

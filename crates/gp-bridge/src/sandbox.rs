@@ -176,6 +176,29 @@ impl Sandbox {
         }
     }
 
+    /// Starts the sandbox serving `realm`'s server certificate, trusting
+    /// its CA for clients, and waits until it answers the certificate the
+    /// realm issues the bridge (returned with it, for the bridge to use).
+    pub async fn start_in_realm(
+        dir: &Path,
+        realm: &trust::Realm,
+    ) -> Result<(Sandbox, trust::realm::Issued), String> {
+        let (client_ca, certificate, key) = realm.tls_files();
+        let client = realm.service_certificate(crate::SUBSCRIBER)?;
+        let sandbox = Sandbox::start(
+            dir,
+            &Tls {
+                certificate,
+                key,
+                client_ca,
+            },
+            realm.ca_pem(),
+            (&client.certificate, &client.key),
+        )
+        .await?;
+        Ok((sandbox, client))
+    }
+
     /// `mailbox_id`'s client, presenting `client` (certificate and key).
     pub fn mailbox(&self, mailbox_id: &str, ca_pem: &str, client: (&str, &str)) -> Mailbox {
         let (authority, server_name) = crate::config::authority(&self.url).unwrap_or_default();

@@ -302,7 +302,12 @@ impl Memory {
         self.track_deadlines(source, event);
         self.track_councils(source, event);
         match event {
-            AnyEvent::Referral(event) => self.tell_referrer(source, event),
+            AnyEvent::Referral(event) => match event.as_ref() {
+                ReferralEvent::DomesticAbuseIncidentReported(reported) => {
+                    encompass(source, reported)
+                }
+                _ => self.tell_referrer(source, event),
+            },
             AnyEvent::Conference(ConferenceEvent::Scheduled(scheduled)) => {
                 self.invitees.insert(
                     scheduled.conference_id.clone(),
@@ -752,6 +757,79 @@ fn category(value: i32) -> String {
             .trim_start_matches("ABUSE_CATEGORY_")
             .to_owned(),
     }
+}
+
+/// Operation Encompass: the child's school (or, for a child educated at
+/// home, the council) told of a domestic abuse incident, with when it was
+/// due (the start of the next school day) and whether this was in time.
+fn encompass(
+    source: Record<'_>,
+    reported: &referral::DomesticAbuseIncidentReported,
+) -> Vec<NotificationRaised> {
+    let Some(told) = reported
+        .school
+        .clone()
+        .or_else(|| reported.local_authority.clone())
+    else {
+        return vec![];
+    };
+    let moment = |stamp: Option<&prost_types::Timestamp>| {
+        stamp
+            .and_then(|stamp| jiff::Timestamp::new(stamp.seconds, 0).ok())
+            .map(|moment| moment.to_string())
+            .unwrap_or_default()
+    };
+    let on_time = match (&reported.received_at, &reported.due_by) {
+        (Some(received), Some(due)) => received.seconds <= due.seconds,
+        _ => false,
+    };
+    let child = reported.child.clone().unwrap_or_default();
+    let name = format!("{} {}", child.given_name, child.family_name);
+    let (force, officer) = reported
+        .reported_by
+        .as_ref()
+        .map(|by| {
+            (
+                by.organisation.clone().unwrap_or_default(),
+                by.person.clone().unwrap_or_default(),
+            )
+        })
+        .unwrap_or_default();
+    let mut details = vec![
+        ("incident_id", reported.incident_id.clone()),
+        ("police_reference", reported.police_reference.clone()),
+        ("police_force", force.name.clone()),
+        ("police_force_ods_code", force.ods_code.clone()),
+        ("officer", officer.name.clone()),
+        ("officer_phone", officer.phone.clone()),
+        ("child_name", name.clone()),
+        ("date_of_birth", date(child.date_of_birth.as_ref())),
+        ("occurred_at", moment(reported.occurred_at.as_ref())),
+        ("location", reported.location.clone()),
+        ("child_present", reported.child_present.to_string()),
+        ("child_said", reported.child_said.clone()),
+        ("due_by", moment(reported.due_by.as_ref())),
+        ("on_time", on_time.to_string()),
+    ];
+    if reported.school.is_none() {
+        details.push(("educated_at_home", "true".to_owned()));
+    }
+    details.retain(|(_, value)| !value.is_empty());
+    vec![raised(
+        NotificationKind::DomesticAbuseIncident,
+        told,
+        child.nhs_number.clone(),
+        source,
+        format!(
+            "Operation Encompass: police attended a domestic abuse incident involving {name}; the designated safeguarding lead is to know before school starts{}",
+            if on_time {
+                ""
+            } else {
+                " (this notice is late)"
+            }
+        ),
+        &details,
+    )]
 }
 
 /// To the local authorities that own the child's plans: a non-silent

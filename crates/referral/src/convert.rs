@@ -79,6 +79,7 @@ pub fn to_domain(event: &ReferralEvent) -> Result<Option<Event>, String> {
             completed_on: date("completed_on", completed.completed_on.as_ref())?,
         },
         ReferralEvent::InformationShared(_)
+        | ReferralEvent::DomesticAbuseIncidentReported(_)
         | ReferralEvent::Quarantined(_)
         | ReferralEvent::RecordsRead(_)
         | ReferralEvent::AccessRefused(_) => return Ok(None),

@@ -113,6 +113,7 @@ impl Projection {
                 tracked.view.assessment_late_reason = completed.late_reason;
             }
             ReferralEvent::InformationShared(_)
+            | ReferralEvent::DomesticAbuseIncidentReported(_)
             | ReferralEvent::Quarantined(_)
             | ReferralEvent::RecordsRead(_)
             | ReferralEvent::AccessRefused(_) => {}
@@ -147,6 +148,7 @@ fn referral_of(event: &ReferralEvent) -> Option<&str> {
         ReferralEvent::Section47Concluded(e) => &e.referral_id,
         ReferralEvent::AssessmentCompleted(e) => &e.referral_id,
         ReferralEvent::InformationShared(_)
+        | ReferralEvent::DomesticAbuseIncidentReported(_)
         | ReferralEvent::Quarantined(_)
         | ReferralEvent::RecordsRead(_)
         | ReferralEvent::AccessRefused(_) => return None,

@@ -345,6 +345,7 @@ mod rpc {
     pub const GET: &str = "safeguard.referral.v1.ReferralIntake/GetReferral";
     pub const AWAITING: &str = "safeguard.referral.v1.ReferralIntake/ListAwaitingDecision";
     pub const SHARE: &str = "safeguard.referral.v1.ReferralIntake/ShareInformation";
+    pub const INCIDENT: &str = "safeguard.referral.v1.ReferralIntake/RecordDomesticAbuseIncident";
 }
 
 /// The child a referral is about, by NHS number (or their mother's, for
@@ -850,6 +851,99 @@ impl referral_intake_server::ReferralIntake for ReferralIntake {
             .await?;
         Ok(Response::new(wire::ShareInformationResponse {
             information_id,
+            token: Some(token),
+        }))
+    }
+
+    async fn record_domestic_abuse_incident(
+        &self,
+        request: Request<wire::RecordDomesticAbuseIncidentRequest>,
+    ) -> Result<Response<wire::RecordDomesticAbuseIncidentResponse>, Status> {
+        let (caller, request) = limits::checked(request)?;
+        audit::allow(&self.inner.log, rpc::INCIDENT, &caller, &Parties::default()).await?;
+        let reference = validate::required_text("police_reference", &request.police_reference)?;
+        let child = validate_child(request.child.as_ref(), self.inner.clock.today())?;
+        // The school is told the child's name and date of birth.
+        if child.given_name.is_empty() || child.family_name.is_empty() {
+            return Err(invalid(
+                "child.given_name",
+                "the child's given and family names are required: the school is told whom the incident is about",
+            ));
+        }
+        if child.date_of_birth.is_none() {
+            return Err(invalid(
+                "child.date_of_birth",
+                "is required: an unborn child has no school",
+            ));
+        }
+        let school = request
+            .school
+            .as_ref()
+            .map(|school| validate::organisation("school", Some(school)))
+            .transpose()?;
+        if let Some(school) = &school
+            && !matches!(
+                contract::common::v1::OrganisationKind::try_from(school.kind),
+                Ok(contract::common::v1::OrganisationKind::School
+                    | contract::common::v1::OrganisationKind::EarlyYears
+                    | contract::common::v1::OrganisationKind::Unspecified)
+            )
+        {
+            return Err(invalid("school.kind", "must be SCHOOL or EARLY_YEARS"));
+        }
+        let local_authority =
+            validate::organisation("local_authority", request.local_authority.as_ref())?;
+        let occurred_at = request
+            .occurred_at
+            .as_ref()
+            .ok_or_else(|| invalid("occurred_at", "is required"))
+            .and_then(|at| validate::timestamp_or_now("occurred_at", Some(at)))?;
+        let received_at = validate::timestamp_or_now("received_at", None)?;
+        if occurred_at.seconds > received_at.seconds + 300 {
+            return Err(invalid("occurred_at", "is in the future"));
+        }
+        let location = validate::required_text("location", &request.location)?;
+        let due_by = validate::next_school_day_start(&occurred_at, &self.inner.calendar);
+        let id = EventId::derived(
+            EventId::from_bytes([0; 16]),
+            &format!("incident:{}:{reference}", caller.organisation),
+            0,
+        );
+        let incident_id = id.to_string();
+        let told = school.clone().unwrap_or_else(|| local_authority.clone());
+        let reported = wire::DomesticAbuseIncidentReported {
+            incident_id: incident_id.clone(),
+            police_reference: reference,
+            reported_by: Some(wire::Referrer {
+                organisation: caller.to_wire().organisation,
+                person: request.officer,
+            }),
+            child: Some(child),
+            school,
+            local_authority: Some(local_authority),
+            occurred_at: Some(occurred_at),
+            location,
+            child_present: request.child_present,
+            child_said: request.child_said.trim().to_owned(),
+            due_by: Some(due_by),
+            received_at: Some(received_at),
+        };
+        let mut new = service_core::event::by_person(&reported, &caller);
+        new.event_id = id;
+        new.correlation_id = id.as_bytes().to_vec();
+        // A retry carries the same event id: answered from the first, whose
+        // due time and whom it told stand.
+        let token = self
+            .append_to(
+                &format!("incident-{incident_id}"),
+                ExpectedVersion::Any,
+                new,
+            )
+            .await?;
+        Ok(Response::new(wire::RecordDomesticAbuseIncidentResponse {
+            incident_id,
+            told: Some(told),
+            due_by: Some(due_by),
             token: Some(token),
         }))
     }

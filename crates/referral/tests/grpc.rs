@@ -19,6 +19,8 @@ struct App {
     client: ReferralIntakeClient<Authorised>,
     /// The council's MASH officer.
     mash: ReferralIntakeClient<Authorised>,
+    /// A police officer.
+    police: ReferralIntakeClient<Authorised>,
     stop: oneshot::Sender<()>,
     server: tokio::task::JoinHandle<()>,
     log: eventlog::EventLog,
@@ -85,6 +87,7 @@ async fn spawn(dir: &Path) -> App {
     App {
         client: client_as(&realm, &teacher(), &url),
         mash: client_as(&realm, &mash_officer(), &url),
+        police: client_as(&realm, &police_officer(), &url),
         stop,
         server,
         log,
@@ -126,6 +129,20 @@ fn teacher() -> CallerIdentity {
         display_name: "Test Teacher".into(),
         role: Role::DesignatedSafeguardingLead.into(),
         care_setting: CareSetting::Education.into(),
+    }
+}
+
+fn police_officer() -> CallerIdentity {
+    CallerIdentity {
+        organisation: Some(organisation(
+            "P99001",
+            "Test Constabulary",
+            OrganisationKind::Police,
+        )),
+        user_id: "pc-0001".into(),
+        display_name: "PC Test".into(),
+        role: Role::PoliceOfficer.into(),
+        care_setting: CareSetting::Other.into(),
     }
 }
 
@@ -539,5 +556,121 @@ async fn the_clock_starts_on_the_uk_date_summer_time_included() {
             "{key}: not overdue on its due day"
         );
     }
+    app.stop().await;
+}
+
+fn incident(reference: &str) -> RecordDomesticAbuseIncidentRequest {
+    RecordDomesticAbuseIncidentRequest {
+        police_reference: reference.into(),
+        child: Some(Child {
+            given_name: "Alex".into(),
+            family_name: "Testchild".into(),
+            date_of_birth: date(2019, 4, 2),
+            ..Child::default()
+        }),
+        school: Some(organisation(
+            "S999001",
+            "Northgate Primary School",
+            OrganisationKind::School,
+        )),
+        local_authority: Some(council()),
+        // Monday 30 November 2026, 22:15 UTC.
+        occurred_at: Some(prost_types::Timestamp {
+            seconds: 1_796_076_900,
+            nanos: 0,
+        }),
+        location: "the family home".into(),
+        child_present: true,
+        child_said: String::new(),
+        officer: None,
+    }
+}
+
+/// Operation Encompass: an incident is due at the school by the start of
+/// the next school day; a bad one is refused naming its field, a retry is
+/// the first, and only the police report one.
+#[tokio::test]
+async fn a_domestic_abuse_incident_is_due_by_the_next_school_day_and_recorded_once() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut app = spawn(dir.path()).await;
+    let head = app.log.head();
+    type Edit = dyn Fn(&mut RecordDomesticAbuseIncidentRequest);
+    let cases: Vec<(&str, &Edit, &str)> = vec![
+        (
+            "no reference",
+            &|r| r.police_reference = " ".into(),
+            "police_reference",
+        ),
+        (
+            "no date of birth",
+            &|r| r.child.as_mut().expect("child").date_of_birth = None,
+            "child.date_of_birth",
+        ),
+        (
+            "no family name",
+            &|r| r.child.as_mut().expect("child").family_name = String::new(),
+            "child.given_name",
+        ),
+        (
+            "in the future",
+            &|r| r.occurred_at.as_mut().expect("time").seconds = 4_000_000_000,
+            "occurred_at",
+        ),
+        ("no time", &|r| r.occurred_at = None, "occurred_at"),
+        ("nowhere", &|r| r.location = String::new(), "location"),
+        (
+            "a surgery is no school",
+            &|r| r.school.as_mut().expect("school").kind = OrganisationKind::GpPractice.into(),
+            "school.kind",
+        ),
+        (
+            "no council",
+            &|r| r.local_authority = None,
+            "local_authority",
+        ),
+    ];
+    for (name, edit, field) in cases {
+        let mut request = incident("MERLIN-9");
+        edit(&mut request);
+        let status = app
+            .police
+            .record_domestic_abuse_incident(request)
+            .await
+            .expect_err(name);
+        assert_eq!(status.code(), Code::InvalidArgument, "{name}: {status:?}");
+        assert!(status.message().starts_with(field), "{name}: {status:?}");
+    }
+    assert_eq!(app.log.head(), head, "nothing refused was written");
+
+    let first = app
+        .police
+        .record_domestic_abuse_incident(incident("MERLIN-9"))
+        .await
+        .expect("recorded")
+        .into_inner();
+    // Tuesday 1 December, 08:30 UK time (GMT).
+    assert_eq!(
+        first.due_by.as_ref().map(|d| d.seconds),
+        Some(1_796_113_800)
+    );
+    assert_eq!(
+        first.told.as_ref().map(|t| t.ods_code.as_str()),
+        Some("S999001")
+    );
+    let again = app
+        .police
+        .record_domestic_abuse_incident(incident("MERLIN-9"))
+        .await
+        .expect("the retry")
+        .into_inner();
+    assert_eq!(again.incident_id, first.incident_id);
+    assert_eq!(app.log.head(), head + 1, "recorded once");
+
+    let status = app
+        .client
+        .record_domestic_abuse_incident(incident("MERLIN-10"))
+        .await
+        .expect_err("a school does not report incidents");
+    assert_eq!(status.code(), Code::PermissionDenied);
     app.stop().await;
 }

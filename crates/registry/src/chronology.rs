@@ -232,6 +232,11 @@ impl Chronology {
                     ods(shared.local_authority.as_ref()),
                     Vec::new(),
                 ),
+                ReferralEvent::DomesticAbuseIncidentReported(reported) => (
+                    referral_child(reported.child.as_ref()),
+                    ods(reported.local_authority.as_ref()),
+                    Vec::new(),
+                ),
                 ReferralEvent::StrategyDiscussionHeld(held) => (
                     referral_child(held.child.as_ref()),
                     ods(held.local_authority.as_ref()),
@@ -551,6 +556,39 @@ fn describe_referral(event: &ReferralEvent) -> Option<(Option<ChildId>, String)>
                     "information shared by {from} (no referral): {}{}",
                     event.circumstances,
                     risk(event.police_risk_assessment.as_ref())
+                ),
+            ))
+        }
+        ReferralEvent::DomesticAbuseIncidentReported(event) => {
+            let from = event
+                .reported_by
+                .as_ref()?
+                .organisation
+                .as_ref()?
+                .name
+                .clone();
+            let told = event
+                .school
+                .as_ref()
+                .or(event.local_authority.as_ref())?
+                .name
+                .clone();
+            Some((
+                Some(referral_child(event.child.as_ref())?),
+                format!(
+                    "domestic abuse incident reported by {from} (Operation Encompass, {}): {}, child {}; {told} to know by {}",
+                    event.police_reference,
+                    event.location,
+                    if event.child_present {
+                        "present"
+                    } else {
+                        "not present"
+                    },
+                    event
+                        .due_by
+                        .as_ref()
+                        .map(|due| service_core::validate::date_of(due).to_string())
+                        .unwrap_or_default()
                 ),
             ))
         }

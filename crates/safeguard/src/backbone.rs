@@ -24,6 +24,9 @@ pub struct Config {
     /// Serve the FHIR edge (the CP-IS-compatible API) here, if anywhere:
     /// beside the services, speaking to the registry over its gRPC API.
     pub fhir: Option<SocketAddr>,
+    /// Serve the police intake (`POST /reports`) here, if anywhere: beside
+    /// the services, speaking to referral intake over its gRPC API.
+    pub police: Option<SocketAddr>,
     pub settings: Settings,
     /// Whom to trust and how to prove this backbone (`--security FILE`);
     /// without it, the development realm in the data directory.
@@ -51,6 +54,7 @@ impl Default for Config {
             nats: None,
             metrics: None,
             fhir: None,
+            police: None,
             settings: Settings::default(),
             security: None,
             clock: Clock::System,
@@ -94,6 +98,8 @@ pub struct Running {
     pub metrics: Option<SocketAddr>,
     /// Where the FHIR edge serves HTTPS, when asked for.
     pub fhir: Option<SocketAddr>,
+    /// Where the police intake serves HTTPS, when asked for.
+    pub police: Option<SocketAddr>,
     /// The development realm it runs in, when no security is configured:
     /// where the CLI finds the certificates and keys to act with.
     pub realm: Option<PathBuf>,
@@ -101,7 +107,7 @@ pub struct Running {
     pub realm_made: Option<String>,
     stop: Option<oneshot::Sender<()>>,
     server: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
-    fhir_edge: Option<tokio::task::JoinHandle<Result<(), String>>>,
+    edges: Vec<tokio::task::JoinHandle<Result<(), String>>>,
     logs: Vec<eventlog::EventLog>,
 }
 
@@ -119,7 +125,7 @@ impl Running {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        if let Some(edge) = self.fhir_edge.take() {
+        for edge in self.edges.drain(..) {
             edge.abort();
         }
         let served = self
@@ -289,37 +295,65 @@ async fn start_services(
                 let _ = stopped.await;
             }),
     );
-    let (fhir, fhir_edge) = match config.fhir {
+    let mut edges = Vec::new();
+    let fhir = match config.fhir {
         Some(wanted) => {
-            let listener = tokio::net::TcpListener::bind(wanted)
-                .await
-                .map_err(|error| Error::Listen {
-                    address: wanted,
-                    error,
-                })?;
-            let at = listener.local_addr().map_err(|error| Error::Listen {
-                address: wanted,
-                error,
-            })?;
+            let (listener, at) = bind(wanted).await?;
             let options = fhir::Options {
                 trust: trust.clone(),
                 registry_url: format!("https://{address}"),
                 base_url: format!("https://{at}"),
             };
-            let edge = tokio::spawn(fhir::serve(listener, options, std::future::pending()));
-            (Some(at), Some(edge))
+            edges.push(tokio::spawn(fhir::serve(
+                listener,
+                options,
+                std::future::pending(),
+            )));
+            Some(at)
         }
-        None => (None, None),
+        None => None,
+    };
+    let police = match config.police {
+        Some(wanted) => {
+            let (listener, at) = bind(wanted).await?;
+            let options = police::Options {
+                trust: trust.clone(),
+                referrals_url: format!("https://{address}"),
+            };
+            edges.push(tokio::spawn(police::serve(
+                listener,
+                options,
+                std::future::pending(),
+            )));
+            Some(at)
+        }
+        None => None,
     };
     Ok(Running {
         address,
         metrics,
         fhir,
-        fhir_edge,
+        police,
+        edges,
         realm,
         realm_made,
         stop: Some(stop),
         server,
         logs,
     })
+}
+
+/// An edge's listener on `wanted`, and where it ended up (port 0 picks one).
+async fn bind(wanted: SocketAddr) -> Result<(tokio::net::TcpListener, SocketAddr), Error> {
+    let listener = tokio::net::TcpListener::bind(wanted)
+        .await
+        .map_err(|error| Error::Listen {
+            address: wanted,
+            error,
+        })?;
+    let at = listener.local_addr().map_err(|error| Error::Listen {
+        address: wanted,
+        error,
+    })?;
+    Ok((listener, at))
 }

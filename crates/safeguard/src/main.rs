@@ -153,6 +153,10 @@ struct Up {
     /// department's system calls) at this address.
     #[arg(long, env = "SAFEGUARD_FHIR", default_value = "127.0.0.1:8443")]
     fhir: SocketAddr,
+    /// Serve the police intake (coming-to-notice reports, `POST /reports`)
+    /// at this address.
+    #[arg(long, env = "SAFEGUARD_POLICE", default_value = "127.0.0.1:8444")]
+    police: SocketAddr,
     /// Listen beyond loopback with the development realm (whose keys
     /// sit in the data directory) all the same. Never in production:
     /// give --security FILE instead.
@@ -307,6 +311,7 @@ async fn up(flags: Up) -> Result<(), String> {
         nats,
         metrics,
         fhir,
+        police,
         development_realm_on_network,
     } = flags;
     let mut config = Config {
@@ -333,6 +338,7 @@ async fn up(flags: Up) -> Result<(), String> {
         config.metrics = metrics;
     }
     config.fhir = Some(fhir);
+    config.police = Some(police);
     let running = backbone::start(&config)
         .await
         .map_err(|error| error.to_string())?;
@@ -362,6 +368,12 @@ async fn up(flags: Up) -> Result<(), String> {
     }
     if let Some(fhir) = running.fhir {
         println!("safeguard FHIR API (CP-IS compatible) on https://{fhir}");
+    }
+    if let Some(police) = running.police {
+        println!(
+            "safeguard police intake on https://{police}{}",
+            police::REPORTS
+        );
     }
     service_core::process::stopping().await;
     eprintln!("safeguard: stopping");

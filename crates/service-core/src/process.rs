@@ -93,6 +93,70 @@ pub fn logging() {
         .init();
 }
 
+/// An agency's edge binary (`fhir-edge`, `police-intake`, `gp-bridge`)
+/// from its flags parsed to the end: logging, then `run`; an error is
+/// printed as `<name>: <error>` and the process exits 1.
+pub async fn edge(name: &str, run: impl Future<Output = Result<(), String>>) -> ExitCode {
+    logging();
+    match run.await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("{name}: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The flags whom an HTTPS edge trusts and how it proves itself.
+#[derive(Debug, Clone, clap::Args)]
+pub struct EdgeFlags {
+    /// The security file: the server certificate, client CA bundles and
+    /// identity providers, as every service's.
+    #[arg(long, env = "SAFEGUARD_SECURITY", conflicts_with = "realm")]
+    pub security: Option<PathBuf>,
+    /// A development realm's directory, instead of --security.
+    #[arg(long, env = "SAFEGUARD_REALM")]
+    pub realm: Option<PathBuf>,
+    #[arg(long = "insecure-development-realm-on-network")]
+    pub on_network: bool,
+}
+
+/// Whom an edge trusts and how it proves itself (`--security FILE`, or a
+/// development realm `--realm DIR`, only read), for one that serves on
+/// `listen` (a development realm off loopback only if `on_network`).
+pub fn edge_trust(
+    security: Option<&Path>,
+    realm: Option<&Path>,
+    listen: SocketAddr,
+    on_network: bool,
+) -> Result<Trust, String> {
+    let security = security.map(trust::Config::from_file).transpose()?;
+    let (trust, made) = trust(security.as_ref(), realm, listen, on_network, None)?;
+    if let Some(made) = made {
+        tracing::warn!("{made}");
+    }
+    Ok(trust)
+}
+
+/// An edge's trust and its HTTPS listener on `listen`, with the address
+/// it ended up on.
+pub async fn edge_listener(
+    flags: &EdgeFlags,
+    listen: SocketAddr,
+) -> Result<(Trust, tokio::net::TcpListener, SocketAddr), String> {
+    let trust = edge_trust(
+        flags.security.as_deref(),
+        flags.realm.as_deref(),
+        listen,
+        flags.on_network,
+    )?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|error| format!("--listen {listen}: {error}"))?;
+    let address = listener.local_addr().map_err(|error| error.to_string())?;
+    Ok((trust, listener, address))
+}
+
 /// Reads the flags, and loads whom the process trusts and how it proves
 /// itself (`--security FILE`, or a development realm `--realm DIR`); on a
 /// bad flag, prints why and gives the exit code.

@@ -231,6 +231,51 @@ pub fn date_of(stamp: &prost_types::Timestamp) -> Date {
     .unwrap_or(utc)
 }
 
+/// When a school day starts: 08:30 UK time (Operation Encompass asks that
+/// schools know before it).
+pub const SCHOOL_DAY_STARTS: (i8, i8) = (8, 30);
+
+/// The first start of a school day (a working day, at
+/// [`SCHOOL_DAY_STARTS`] UK time) after `stamp`: when a school must know of
+/// a domestic abuse incident that happened then. Term dates are each
+/// school's and not known here: a holiday weekday counts as a school day,
+/// which only ever makes the notice earlier.
+pub fn next_school_day_start(
+    stamp: &prost_types::Timestamp,
+    calendar: &domain::calendar::Calendar,
+) -> prost_types::Timestamp {
+    let mut day = date_of(stamp);
+    for _ in 0..30 {
+        if calendar.is_working_day(day)
+            && let Some(start) = start_of_day_at(day, SCHOOL_DAY_STARTS)
+            && start.seconds > stamp.seconds
+        {
+            return start;
+        }
+        day = day.add_days(1);
+    }
+    prost_types::Timestamp {
+        seconds: stamp.seconds + 86_400,
+        nanos: 0,
+    }
+}
+
+/// `date` at `(hour, minute)` UK time.
+fn start_of_day_at(date: Date, (hour, minute): (i8, i8)) -> Option<prost_types::Timestamp> {
+    let london = LONDON.as_ref()?;
+    let civil = jiff::civil::date(
+        i16::try_from(date.year()).ok()?,
+        i8::try_from(date.month()).ok()?,
+        i8::try_from(date.day()).ok()?,
+    )
+    .at(hour, minute, 0, 0);
+    let zoned = civil.to_zoned(london.clone()).ok()?;
+    Some(prost_types::Timestamp {
+        seconds: zoned.timestamp().as_second(),
+        nanos: 0,
+    })
+}
+
 /// The UK's time zone, from the built-in database.
 static LONDON: std::sync::LazyLock<Option<jiff::tz::TimeZone>> =
     std::sync::LazyLock::new(|| jiff::tz::TimeZone::get("Europe/London").ok());
@@ -303,6 +348,34 @@ mod tests {
                 .message()
                 .starts_with("child_local_id.local_authority_ods_code: is E09000999")
         );
+    }
+
+    #[test]
+    fn a_school_is_due_to_know_by_the_next_school_day_start() {
+        let calendar = domain::calendar::Calendar::england_and_wales();
+        let at = |text: &str| {
+            let moment: jiff::Timestamp = text.parse().expect("a timestamp");
+            prost_types::Timestamp {
+                seconds: moment.as_second(),
+                nanos: 0,
+            }
+        };
+        let due = |text: &str| {
+            jiff::Timestamp::from_second(next_school_day_start(&at(text), &calendar).seconds)
+                .expect("a time")
+                .to_string()
+        };
+        // Monday night (winter, UTC): Tuesday 08:30.
+        assert_eq!(due("2026-11-30T22:15:00Z"), "2026-12-01T08:30:00Z");
+        // Before school on Tuesday: that morning.
+        assert_eq!(due("2026-12-01T03:00:00Z"), "2026-12-01T08:30:00Z");
+        // During Tuesday's school day: Wednesday's start.
+        assert_eq!(due("2026-12-01T10:00:00Z"), "2026-12-02T08:30:00Z");
+        // Friday evening: Monday; Christmas Eve: past the bank holidays.
+        assert_eq!(due("2026-12-04T19:00:00Z"), "2026-12-07T08:30:00Z");
+        assert_eq!(due("2026-12-24T19:00:00Z"), "2026-12-29T08:30:00Z");
+        // Summer time: 08:30 in London is 07:30 UTC.
+        assert_eq!(due("2026-06-15T21:00:00Z"), "2026-06-16T07:30:00Z");
     }
 
     #[test]

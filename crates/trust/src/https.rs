@@ -21,15 +21,43 @@ pub struct Answer {
 }
 
 /// One connection to a server.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Connection {
-    sender: SendRequest<Full<Bytes>>,
+    sender: Sender,
     host: String,
+}
+
+/// HTTP/1.1 sends one request at a time; HTTP/2 many at once, so its
+/// sender is shared by every clone of the connection.
+#[derive(Debug, Clone)]
+enum Sender {
+    Http1(Arc<tokio::sync::Mutex<SendRequest<Full<Bytes>>>>),
+    Http2(hyper::client::conn::http2::SendRequest<Full<Bytes>>),
+}
+
+/// Which HTTP a connection speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Version {
+    Http1,
+    /// HTTP/2, asked for by ALPN: one connection carries many requests at
+    /// once (clone the connection for each).
+    Http2,
 }
 
 /// Connects to `authority` (`host:port`), trusting `ca_pem` for the name
 /// `server_name`, presenting `identity` (certificate and key, PEM) if given.
 pub async fn connect(
+    authority: &str,
+    server_name: &str,
+    ca_pem: &str,
+    identity: Option<(&str, &str)>,
+) -> Result<Connection, String> {
+    connect_with(Version::Http1, authority, server_name, ca_pem, identity).await
+}
+
+/// The same, speaking `version`.
+pub async fn connect_with(
+    version: Version,
     authority: &str,
     server_name: &str,
     ca_pem: &str,
@@ -47,7 +75,7 @@ pub async fn connect(
     .with_safe_default_protocol_versions()
     .map_err(|error| error.to_string())?
     .with_root_certificates(roots);
-    let config = match identity {
+    let mut config = match identity {
         Some((certificate, key)) => {
             let chain = CertificateDer::pem_slice_iter(certificate.as_bytes())
                 .collect::<Result<Vec<_>, _>>()
@@ -59,6 +87,9 @@ pub async fn connect(
         }
         None => builder.with_no_client_auth(),
     };
+    if version == Version::Http2 {
+        config.alpn_protocols = vec![b"h2".to_vec()];
+    }
     let tcp = tokio::net::TcpStream::connect(authority)
         .await
         .map_err(|error| format!("{authority}: {error}"))?;
@@ -68,10 +99,25 @@ pub async fn connect(
         .connect(name, tcp)
         .await
         .map_err(|error| format!("{authority}: {error}"))?;
-    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
-        .await
-        .map_err(|error| error.to_string())?;
-    tokio::spawn(connection);
+    let sender = match version {
+        Version::Http1 => {
+            let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+                .await
+                .map_err(|error| error.to_string())?;
+            tokio::spawn(connection);
+            Sender::Http1(Arc::new(tokio::sync::Mutex::new(sender)))
+        }
+        Version::Http2 => {
+            let (sender, connection) = hyper::client::conn::http2::handshake(
+                hyper_util::rt::TokioExecutor::new(),
+                TokioIo::new(tls),
+            )
+            .await
+            .map_err(|error| error.to_string())?;
+            tokio::spawn(connection);
+            Sender::Http2(sender)
+        }
+    };
     Ok(Connection {
         sender,
         host: server_name.to_owned(),
@@ -93,25 +139,36 @@ impl Connection {
         headers: &[(&str, &str)],
         body: Bytes,
     ) -> Result<Answer, String> {
-        let mut request = http::Request::builder()
-            .method(method)
-            .uri(path)
-            .header(http::header::HOST, &self.host);
+        // HTTP/2 names the server in the URI (`:authority`), HTTP/1.1 in
+        // `Host`.
+        let mut request = match &self.sender {
+            Sender::Http1(_) => http::Request::builder()
+                .uri(path)
+                .header(http::header::HOST, &self.host),
+            Sender::Http2(_) => {
+                http::Request::builder().uri(format!("https://{}{path}", self.host))
+            }
+        }
+        .method(method);
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
         let request = request
             .body(Full::new(body))
             .map_err(|error| error.to_string())?;
-        self.sender
-            .ready()
-            .await
-            .map_err(|error| error.to_string())?;
-        let response = self
-            .sender
-            .send_request(request)
-            .await
-            .map_err(|error| error.to_string())?;
+        let response = match &self.sender {
+            Sender::Http1(sender) => {
+                let mut sender = sender.lock().await;
+                sender.ready().await.map_err(|error| error.to_string())?;
+                sender.send_request(request).await
+            }
+            Sender::Http2(sender) => {
+                let mut sender = sender.clone();
+                sender.ready().await.map_err(|error| error.to_string())?;
+                sender.send_request(request).await
+            }
+        }
+        .map_err(|error| error.to_string())?;
         let (parts, body) = response.into_parts();
         let body = body
             .collect()
@@ -188,9 +245,11 @@ where
                         Ok(answer(http::Request::from_parts(parts, body), leaf).await)
                     }
                 });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(tls), service)
-                .await;
+            // HTTP/1.1, or HTTP/2 when the client asked for it (ALPN).
+            let _ =
+                hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
+                    .serve_connection(TokioIo::new(tls), service)
+                    .await;
         });
     }
 }

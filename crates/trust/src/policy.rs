@@ -151,6 +151,11 @@ pub const RULES: &[Rule] = &[
         "a professional shares what they know without referring (the public refers)",
     ),
     people(
+        "safeguard.referral.v1.ReferralIntake/RecordDomesticAbuseIncident",
+        &[grant(POLICE, Relation::Anyone)],
+        "Operation Encompass: the police report a domestic abuse incident, and the school is told",
+    ),
+    people(
         "safeguard.referral.v1.ReferralIntake/RecordDecision",
         OWNER,
         "the front door (MASH) of the council referred to decides",
