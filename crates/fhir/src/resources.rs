@@ -27,15 +27,11 @@ fn category(plan_type: wire::PlanType) -> (&'static str, &'static str) {
 }
 
 fn date(value: Option<&Date>) -> Option<String> {
-    value.map(|d| format!("{:04}-{:02}-{:02}", d.year, d.month, d.day))
+    value.map(service_core::validate::iso_date)
 }
 
 fn instant(value: Option<&prost_types::Timestamp>) -> String {
-    let at = value.cloned().unwrap_or_default();
-    // RFC 3339 in UTC, as FHIR's instant wants it.
-    jiff::Timestamp::new(at.seconds, at.nanos)
-        .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
-        .to_string()
+    service_core::validate::instant(&value.cloned().unwrap_or_default())
 }
 
 /// One plan as a CareTeam: what it is (category), for whom (subject),

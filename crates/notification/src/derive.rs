@@ -90,9 +90,7 @@ fn referral_child(child: Option<&referral::Child>) -> Option<NhsNumber> {
 }
 
 fn date(value: Option<&contract::common::v1::Date>) -> String {
-    value.map_or_else(String::new, |d| {
-        format!("{:04}-{:02}-{:02}", d.year, d.month, d.day)
-    })
+    value.map_or_else(String::new, service_core::validate::iso_date)
 }
 
 /// Organisations, each once.
@@ -774,10 +772,7 @@ fn encompass(
         return vec![];
     };
     let moment = |stamp: Option<&prost_types::Timestamp>| {
-        stamp
-            .and_then(|stamp| jiff::Timestamp::new(stamp.seconds, 0).ok())
-            .map(|moment| moment.to_string())
-            .unwrap_or_default()
+        stamp.map_or_else(String::new, service_core::validate::instant)
     };
     let on_time = match (&reported.received_at, &reported.due_by) {
         (Some(received), Some(due)) => received.seconds <= due.seconds,

@@ -145,10 +145,7 @@ fn respond(status: StatusCode, body: &Value) -> http::Response<Full<Bytes>> {
 }
 
 fn timestamp(stamp: Option<&prost_types::Timestamp>) -> String {
-    stamp
-        .and_then(|stamp| jiff::Timestamp::new(stamp.seconds, 0).ok())
-        .map(|moment| moment.to_string())
-        .unwrap_or_default()
+    stamp.map_or_else(String::new, service_core::validate::instant)
 }
 
 impl Intake {
@@ -266,7 +263,7 @@ impl Intake {
                     "force_reference": report.force_reference,
                     "recorded_as": "referral",
                     "referral_id": submitted.referral_id,
-                    "decision_due": submitted.decision_due.map(|d| format!("{:04}-{:02}-{:02}", d.year, d.month, d.day)),
+                    "decision_due": submitted.decision_due.as_ref().map(service_core::validate::iso_date),
                     "token": submitted.token.as_ref().map(service_core::consistency::show),
                 })
             }

@@ -72,10 +72,7 @@ fn referral_child(child: Option<&referral::Child>) -> Option<ChildId> {
 }
 
 fn date(value: Option<&contract::common::v1::Date>) -> String {
-    value.map_or_else(
-        || "no date".to_owned(),
-        |d| format!("{:04}-{:02}-{:02}", d.year, d.month, d.day),
-    )
+    value.map_or_else(|| "no date".to_owned(), service_core::validate::iso_date)
 }
 
 /// A police risk assessment, as a chronology line ends: its rating and

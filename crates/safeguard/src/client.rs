@@ -144,10 +144,7 @@ pub fn to_json<M: Message + Name>(message: &M) -> Result<String, String> {
 }
 
 pub fn show_date(date: Option<&contract::common::v1::Date>) -> String {
-    date.map_or_else(
-        || "-".into(),
-        |d| format!("{:04}-{:02}-{:02}", d.year, d.month, d.day),
-    )
+    date.map_or_else(|| "-".into(), service_core::validate::iso_date)
 }
 
 /// Calls any RPC of the contract by name with a JSON request, and returns

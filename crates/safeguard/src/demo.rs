@@ -582,10 +582,8 @@ pub async fn run_against(agencies: &Agencies, quiet: bool, today: Date) -> Resul
 }
 
 fn show(date: &Option<WireDate>) -> String {
-    date.map_or_else(
-        || "?".into(),
-        |d| format!("{:04}-{:02}-{:02}", d.year, d.month, d.day),
-    )
+    date.as_ref()
+        .map_or_else(|| "?".into(), service_core::validate::iso_date)
 }
 
 fn weekday_on_or_before(date: Date) -> Date {

@@ -231,6 +231,20 @@ pub fn date_of(stamp: &prost_types::Timestamp) -> Date {
     .unwrap_or(utc)
 }
 
+/// A contract date as ISO 8601 (`2026-11-30`), as every answer, line and
+/// document shows one.
+pub fn iso_date(date: &wire::Date) -> String {
+    format!("{:04}-{:02}-{:02}", date.year, date.month, date.day)
+}
+
+/// A moment as RFC 3339 in UTC (`2026-11-30T22:15:00Z`), as FHIR's instant
+/// and every JSON answer shows one.
+pub fn instant(stamp: &prost_types::Timestamp) -> String {
+    jiff::Timestamp::new(stamp.seconds, stamp.nanos)
+        .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+        .to_string()
+}
+
 /// When a school day starts: 08:30 UK time (Operation Encompass asks that
 /// schools know before it).
 pub const SCHOOL_DAY_STARTS: (i8, i8) = (8, 30);
