@@ -509,7 +509,9 @@ async fn a_bridge_killed_mid_delivery_loses_nothing_and_sends_nothing_twice() {
             "nothing delivered:\n{}",
             bridge.log()
         );
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        // Each look is a new TLS connection: not so often that the
+        // machine runs short of ports for the other tests.
+        tokio::time::sleep(Duration::from_millis(20)).await;
     };
     assert!(
         delivered_before_kill < CHILDREN,

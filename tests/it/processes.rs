@@ -74,12 +74,9 @@ pub fn binaries() -> &'static Path {
     })
 }
 
+/// A port free now for a service to listen on, and again after a restart.
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("address")
-        .port()
+    natsd::free_port().expect("a free port")
 }
 
 struct Service {

@@ -206,7 +206,29 @@ pub fn binary() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("nats-server"))
 }
 
-fn free_port() -> std::io::Result<u16> {
+/// A loopback port free now for a server to listen on, and again when it
+/// is restarted there. Taken below the kernel's ephemeral range: a port
+/// from that range (what binding port 0 gives) can be taken meanwhile by
+/// any outgoing connection of a busy machine, and a server stopped and
+/// started again would find its port gone.
+pub fn free_port() -> std::io::Result<u16> {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let lowest_ephemeral: u32 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32_768);
+    let (low, high) = (10_000_u32, lowest_ephemeral.max(10_100));
+    // Each process starts at a place of its own in the range.
+    let start = std::process::id().wrapping_mul(7_919) % (high - low);
+    for _ in 0..(high - low) {
+        let offset = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = u16::try_from(low + (start + offset) % (high - low))
+            .map_err(|error| std::io::Error::other(error.to_string()))?;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
