@@ -482,6 +482,13 @@ async fn the_registry_refuses_bad_input_precisely() {
     )
     .await;
     t.case(
+        "lookup: a view the contract does not have",
+        a_and_e.lookup_child(lookup(&|l| l.view = 99)),
+        Code::InvalidArgument,
+        "view",
+    )
+    .await;
+    t.case(
         "chronology: for an emergency department",
         a_and_e.child_chronology(registry_wire::ChildChronologyRequest {
             local_id: None,

@@ -387,3 +387,49 @@ async fn an_emergency_department_searches_over_fhir_as_it_would_the_national_ser
         "{told:#?}"
     );
 }
+
+/// The edge's connection to the registry outlives the registry: a search
+/// while it is away (killed) is refused 503 with the national code, never
+/// answered "no plan", and the first search once it is back is answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_search_while_the_registry_is_away_is_unavailable_and_answered_once_it_is_back() {
+    let mut deployment = crate::processes::Deployment::start().await;
+    let realm = deployment.realm();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a port");
+    let address = listener.local_addr().expect("an address");
+    tokio::spawn(fhir::serve(
+        listener,
+        fhir::Options {
+            trust: trust::Trust::load(&realm.config()).expect("trust"),
+            registry_url: deployment.url("plan-registry"),
+            base_url: format!("https://{address}"),
+        },
+        std::future::pending(),
+    ));
+    let token = token_of(&realm, &nurse());
+    let search = format!("{NHS_SEARCH}{}", domain::NhsNumber::test_number(41));
+    let search = || get(address, &realm, Some("RXX01"), Some(&token), &search, &[]);
+
+    let before = search().await;
+    assert_eq!((before.status, &before.body["total"]), (200, &0.into()));
+
+    deployment.kill("plan-registry");
+    let away = search().await;
+    assert_eq!(
+        (away.status, issue_code(&away)),
+        (503, "SERVICE_UNAVAILABLE"),
+        "{}",
+        away.body
+    );
+
+    deployment.restart("plan-registry").await;
+    let back = search().await;
+    assert_eq!(
+        (back.status, &back.body["total"]),
+        (200, &0.into()),
+        "{}",
+        back.body
+    );
+}

@@ -59,6 +59,29 @@ async fn an_emergency_department_sees_the_plan_and_whom_to_call_and_the_lookup_i
         .into_inner();
     assert!(before.plans.is_empty());
 
+    // Asked for the plans alone, the answer leaves the accesses out; the
+    // lookup is recorded all the same.
+    let plans_only = backbone
+        .as_(&nurse())
+        .registry
+        .lookup_child(registry_wire::LookupChildRequest {
+            nhs_number: child(),
+            purpose: "unscheduled care attendance".into(),
+            view: registry_wire::LookupView::Plans.into(),
+            ..registry_wire::LookupChildRequest::default()
+        })
+        .await
+        .expect("plans only")
+        .into_inner();
+    assert_eq!(plans_only.plans.len(), 1);
+    assert!(plans_only.recent_accesses.is_empty());
+    let seen = lookup(&mut backbone, nurse(), false, plans_only.token).await;
+    assert_eq!(
+        seen.recent_accesses.len(),
+        5,
+        "the nurse's, the officer's, the lead's, the plans-only and this"
+    );
+
     let chronology = backbone
         .registry
         .child_chronology(registry_wire::ChildChronologyRequest {

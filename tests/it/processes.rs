@@ -177,6 +177,11 @@ impl Deployment {
             .expect("a NATS user")
     }
 
+    /// The development realm every service of the deployment runs in.
+    pub fn realm(&self) -> trust::Realm {
+        trust::Realm::open(&self.realm).expect("the realm")
+    }
+
     /// A plain NATS client signed in as the realm's NATS user `name`.
     pub async fn nats_client(&self, name: &str) -> async_nats::Client {
         bus::connect_nats(&self.nats.url(), Some(&self.nats_credentials(name)))

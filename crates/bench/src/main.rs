@@ -17,8 +17,9 @@ const USAGE: &str = "usage: safeguard-bench log|lookup|bus|gp [--quick]
   log      append throughput and latency, replay speed and size on disk of
            the event log, beside bare sled doing the same work
   lookup   plan lookups over gRPC by 64 clients against a registry of
-           100,000 children, beside a no-op RPC on the same server; the
-           registry's rebuild speed and memory
+           100,000 children, beside a no-op RPC on the same server and the
+           same searches through the FHIR edge; the registry's rebuild
+           speed and memory
   bus      events relayed through a real nats-server beside plain
            JetStream publishes, a restarted consumer catching up, and a
            conference outcome's plan reaching a partner's NATS subscription

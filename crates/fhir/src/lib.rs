@@ -23,7 +23,7 @@ use contract::registry::v1::plan_registry_client::PlanRegistryClient;
 use http_body_util::Full;
 use hyper::body::Bytes;
 use tokio::net::TcpListener;
-use tonic::transport::Channel;
+use trust::channel::Http2Channel;
 
 /// What the edge needs: how to prove who calls, and where the registry is.
 #[derive(Debug, Clone)]
@@ -49,41 +49,33 @@ impl std::fmt::Debug for Edge {
     }
 }
 
-/// Connections to the registry, used in turn: one HTTP/2 connection's
-/// TLS and framing is one task's work, and searches arrive on many.
-const REGISTRY_CONNECTIONS: usize = 4;
-
 struct Inner {
-    registry: Vec<PlanRegistryClient<Channel>>,
-    next: std::sync::atomic::AtomicUsize,
+    /// One connection to the registry carries every search at once: a busy
+    /// HTTP/2 connection coalesces their frames into fewer TLS records and
+    /// system calls (`safeguard-bench lookup`: 0.81 of gRPC's rate on one,
+    /// 0.72 on four).
+    registry: PlanRegistryClient<Http2Channel>,
     authenticate: trust::layer::Authenticate,
     base_url: String,
 }
 
 impl Edge {
     pub fn new(options: &Options) -> Result<Edge, String> {
-        let endpoint =
-            trust::client::endpoint(&options.registry_url, options.trust.service_client_tls())?;
-        let registry = (0..REGISTRY_CONNECTIONS)
-            .map(|_| PlanRegistryClient::new(endpoint.connect_lazy()))
-            .collect();
+        let registry = PlanRegistryClient::new(Http2Channel::new(
+            &options.registry_url,
+            options.trust.service_client_config(),
+        )?);
         Ok(Edge {
             inner: Arc::new(Inner {
                 registry,
-                next: std::sync::atomic::AtomicUsize::new(0),
                 authenticate: options.trust.authenticate(),
                 base_url: options.base_url.trim_end_matches('/').to_owned(),
             }),
         })
     }
 
-    /// The next connection to the registry.
-    fn registry(&self) -> PlanRegistryClient<Channel> {
-        let next = self
-            .inner
-            .next
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.inner.registry[next % self.inner.registry.len()].clone()
+    fn registry(&self) -> PlanRegistryClient<Http2Channel> {
+        self.inner.registry.clone()
     }
 
     async fn answer(

@@ -7,7 +7,7 @@ use contract::registry::v1 as wire;
 use http::{HeaderMap, StatusCode};
 use http_body_util::Full;
 use hyper::body::Bytes;
-use serde_json::Value;
+use serde::Serialize;
 use tonic::Code;
 
 use crate::Edge;
@@ -107,7 +107,7 @@ impl Refusal {
 
 fn fhir(
     status: StatusCode,
-    body: &Value,
+    body: &impl Serialize,
     token: Option<&ConsistencyToken>,
 ) -> http::Response<Full<Bytes>> {
     let mut response = http::Response::builder()
@@ -117,7 +117,9 @@ fn fhir(
         response = response.header(CONSISTENCY_TOKEN, service_core::consistency::show(token));
     }
     response
-        .body(Full::new(Bytes::from(body.to_string())))
+        .body(Full::new(Bytes::from(
+            serde_json::to_vec(body).unwrap_or_default(),
+        )))
         .unwrap_or_else(|_| http::Response::new(Full::new(Bytes::new())))
 }
 
@@ -210,46 +212,67 @@ async fn search(
         ),
     };
     let nhs_number = patient(request.uri().query().unwrap_or_default())?;
-    let mut lookup = tonic::Request::new(wire::LookupChildRequest {
-        nhs_number: Some(NhsNumber {
-            value: nhs_number.clone(),
-        }),
-        purpose: PURPOSE.into(),
-        silent,
-        min_token,
-        ..wire::LookupChildRequest::default()
-    });
-    let metadata = lookup.metadata_mut();
-    if let Some(authorization) = authorization.and_then(|value| value.parse().ok()) {
-        metadata.insert(trust::layer::AUTHORIZATION, authorization);
+    // The caller's own token goes on with the lookup, as it came (a shared
+    // buffer, not a copy), with the trace it continues.
+    let mut metadata = HeaderMap::with_capacity(2);
+    if let Some(authorization) = headers.get(http::header::AUTHORIZATION) {
+        metadata.insert(http::header::AUTHORIZATION, authorization.clone());
     }
-    if let Ok(traceparent) = traceparent.parse() {
+    if let Ok(traceparent) = http::HeaderValue::try_from(traceparent) {
         metadata.insert("traceparent", traceparent);
     }
+    let lookup = tonic::Request::from_parts(
+        tonic::metadata::MetadataMap::from_headers(metadata),
+        tonic::Extensions::default(),
+        wire::LookupChildRequest {
+            nhs_number: Some(NhsNumber {
+                value: nhs_number.clone(),
+            }),
+            purpose: PURPOSE.into(),
+            silent,
+            min_token,
+            // A CareTeam search shows the plans alone: the accesses are not
+            // sent for it (the lookup is audited and notified the same).
+            view: match searched {
+                Searched::CareTeam => wire::LookupView::Plans,
+                Searched::AuditEvent => wire::LookupView::Full,
+            }
+            .into(),
+            ..wire::LookupChildRequest::default()
+        },
+    );
     let answer = edge
         .registry()
         .lookup_child(lookup)
         .await
         .map_err(|status| Refusal::of(&status))?
         .into_inner();
-    let entries = match searched {
-        Searched::CareTeam => answer
-            .plans
-            .iter()
-            .map(|plan| resources::care_team(&edge.inner.base_url, plan, &nhs_number))
-            .collect(),
-        Searched::AuditEvent => answer
-            .recent_accesses
-            .iter()
-            .enumerate()
-            .map(|(index, access)| resources::audit_event(access, &nhs_number, index))
-            .collect(),
+    let bundle = match searched {
+        Searched::CareTeam => fhir(
+            StatusCode::OK,
+            &resources::searchset(
+                answer
+                    .plans
+                    .iter()
+                    .map(|plan| resources::care_team(&edge.inner.base_url, plan, &nhs_number))
+                    .collect(),
+            ),
+            answer.token.as_ref(),
+        ),
+        Searched::AuditEvent => fhir(
+            StatusCode::OK,
+            &resources::searchset(
+                answer
+                    .recent_accesses
+                    .iter()
+                    .enumerate()
+                    .map(|(index, access)| resources::audit_event(access, &nhs_number, index))
+                    .collect(),
+            ),
+            answer.token.as_ref(),
+        ),
     };
-    Ok(fhir(
-        StatusCode::OK,
-        &resources::searchset(entries),
-        answer.token.as_ref(),
-    ))
+    Ok(bundle)
 }
 
 /// `IsUnscheduledAccessEvent`: absent or `true`, the owning council is

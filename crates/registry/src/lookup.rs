@@ -58,6 +58,7 @@ impl PlanRegistry {
         request: wire::LookupChildRequest,
     ) -> Result<wire::LookupChildResponse, Status> {
         let setting = validate::optional_enum::<CareSetting>("care_setting", request.care_setting)?;
+        let view = validate::optional_enum::<wire::LookupView>("view", request.view)?;
         let caller = caller.in_setting(setting);
         audit::allow(&self.inner.log, rpc::LOOKUP, &caller, &Parties::default()).await?;
         self.inner.lookup_rate.take(&caller)?;
@@ -136,7 +137,12 @@ impl PlanRegistry {
         if let Some(refusal) = refusal {
             return Err(refusal);
         }
-        let recent_accesses = self.read()?.accesses_of(&child);
+        let recent_accesses = match view {
+            wire::LookupView::Plans => Vec::new(),
+            wire::LookupView::Unspecified | wire::LookupView::Full => {
+                self.read()?.accesses_of(&child)
+            }
+        };
         let recent_accesses = recent_accesses
             .into_iter()
             .map(|mut access| {

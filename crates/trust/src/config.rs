@@ -156,6 +156,7 @@ pub struct Trust {
     config: Config,
     server: ServerTlsConfig,
     client: ClientTlsConfig,
+    service_client: Arc<rustls::ClientConfig>,
     verifier: Arc<Verifier>,
     event_signer: Result<Arc<EventSigner>, String>,
     event_keys: EventKeys,
@@ -184,7 +185,7 @@ impl Trust {
             Identity::from_pem(read(&config.server_certificate)?, read(&config.server_key)?);
         let client_ca = bundle(&config.client_ca)?;
         let server = ServerTlsConfig::new()
-            .identity(server_identity.clone())
+            .identity(server_identity)
             .client_ca_root(Certificate::from_pem(&client_ca))
             // A caller without a certificate is answered UNAUTHENTICATED by
             // the authentication layer, which says why, rather than cut off
@@ -195,21 +196,27 @@ impl Trust {
         let service_key = config.service_key.as_ref().unwrap_or(&config.server_key);
         let event_signer = EventSigner::from_file(service_key).map(Arc::new);
         let event_keys = EventKeys::from_certificates(&config.event_signers)?;
-        let service_identity = match (&config.service_certificate, &config.service_key) {
-            (Some(certificate), Some(key)) => Identity::from_pem(read(certificate)?, read(key)?),
-            (None, None) => server_identity,
-            _ => {
-                return Err("service_certificate and service_key: give both or neither".into());
-            }
-        };
+        let (service_certificate, service_key) =
+            match (&config.service_certificate, &config.service_key) {
+                (Some(certificate), Some(key)) => (read(certificate)?, read(key)?),
+                (None, None) => (read(&config.server_certificate)?, read(&config.server_key)?),
+                _ => {
+                    return Err("service_certificate and service_key: give both or neither".into());
+                }
+            };
         let server_ca = if config.server_ca.is_empty() {
             client_ca
         } else {
             bundle(&config.server_ca)?
         };
+        let service_client = crate::https::client_config(
+            crate::https::Version::Http2,
+            &server_ca,
+            Some((&service_certificate, &service_key)),
+        )?;
         let client = ClientTlsConfig::new()
             .ca_certificate(Certificate::from_pem(server_ca))
-            .identity(service_identity)
+            .identity(Identity::from_pem(service_certificate, service_key))
             .timeout(HANDSHAKE);
         let verifier = Verifier::new(
             &config.issuers,
@@ -220,6 +227,7 @@ impl Trust {
             config: config.clone(),
             server,
             client,
+            service_client,
             verifier: Arc::new(verifier),
             event_signer,
             event_keys,
@@ -336,6 +344,11 @@ impl Trust {
     /// presenting its service certificate.
     pub fn service_client_tls(&self) -> ClientTlsConfig {
         self.client.clone()
+    }
+
+    /// The same TLS as rustls has it, for an [`crate::channel::Http2Channel`].
+    pub fn service_client_config(&self) -> Arc<rustls::ClientConfig> {
+        self.service_client.clone()
     }
 
     /// The layer every gRPC server runs requests through first.

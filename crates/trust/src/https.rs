@@ -63,6 +63,40 @@ pub async fn connect_with(
     ca_pem: &str,
     identity: Option<(&str, &str)>,
 ) -> Result<Connection, String> {
+    let config = client_config(version, ca_pem, identity)?;
+    let tls = connect_tls(&config, authority, server_name).await?;
+    let sender = match version {
+        Version::Http1 => {
+            let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+                .await
+                .map_err(|error| error.to_string())?;
+            tokio::spawn(connection);
+            Sender::Http1(Arc::new(tokio::sync::Mutex::new(sender)))
+        }
+        Version::Http2 => {
+            let (sender, connection) = hyper::client::conn::http2::handshake(
+                hyper_util::rt::TokioExecutor::new(),
+                TokioIo::new(tls),
+            )
+            .await
+            .map_err(|error| error.to_string())?;
+            tokio::spawn(connection);
+            Sender::Http2(sender)
+        }
+    };
+    Ok(Connection {
+        sender,
+        host: server_name.to_owned(),
+    })
+}
+
+/// TLS for calling a server: trusting `ca_pem`, presenting `identity`
+/// (certificate and key, PEM) if given, asking for `version` by ALPN.
+pub fn client_config(
+    version: Version,
+    ca_pem: &str,
+    identity: Option<(&str, &str)>,
+) -> Result<Arc<rustls::ClientConfig>, String> {
     let mut roots = rustls::RootCertStore::empty();
     for certificate in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
         roots
@@ -90,38 +124,30 @@ pub async fn connect_with(
     if version == Version::Http2 {
         config.alpn_protocols = vec![b"h2".to_vec()];
     }
-    let tcp = tokio::net::TcpStream::connect(authority)
-        .await
-        .map_err(|error| format!("{authority}: {error}"))?;
-    let _ = tcp.set_nodelay(true);
+    Ok(Arc::new(config))
+}
+
+/// A TCP connection to `authority` (`host:port`) with TLS on it, the
+/// server proven to be `server_name`.
+pub async fn connect_tls(
+    config: &Arc<rustls::ClientConfig>,
+    authority: &str,
+    server_name: &str,
+) -> Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>, String> {
     let name = ServerName::try_from(server_name.to_owned()).map_err(|error| error.to_string())?;
-    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
-        .connect(name, tcp)
-        .await
-        .map_err(|error| format!("{authority}: {error}"))?;
-    let sender = match version {
-        Version::Http1 => {
-            let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
-                .await
-                .map_err(|error| error.to_string())?;
-            tokio::spawn(connection);
-            Sender::Http1(Arc::new(tokio::sync::Mutex::new(sender)))
-        }
-        Version::Http2 => {
-            let (sender, connection) = hyper::client::conn::http2::handshake(
-                hyper_util::rt::TokioExecutor::new(),
-                TokioIo::new(tls),
-            )
+    let connecting = async {
+        let tcp = tokio::net::TcpStream::connect(authority)
             .await
-            .map_err(|error| error.to_string())?;
-            tokio::spawn(connection);
-            Sender::Http2(sender)
-        }
+            .map_err(|error| format!("{authority}: {error}"))?;
+        let _ = tcp.set_nodelay(true);
+        tokio_rustls::TlsConnector::from(config.clone())
+            .connect(name, tcp)
+            .await
+            .map_err(|error| format!("{authority}: {error}"))
     };
-    Ok(Connection {
-        sender,
-        host: server_name.to_owned(),
-    })
+    tokio::time::timeout(HANDSHAKE, connecting)
+        .await
+        .map_err(|_| format!("{authority}: no TLS handshake within {HANDSHAKE:?}"))?
 }
 
 impl Connection {

@@ -4,6 +4,7 @@
 //! alone; and, in `policy`, the one table of what each may do.
 
 pub mod caller;
+pub mod channel;
 pub mod client;
 pub mod config;
 pub mod https;

@@ -41,6 +41,7 @@ impl Lookup {
             as_of: optional_date("--as-of", self.as_of.as_ref())?,
             min_token: token("--after", self.after.as_ref())?,
             care_setting: self.common.identity.care_setting()?.into(),
+            view: wire::LookupView::Full.into(),
         };
         let response = PlanRegistryClient::new(self.common.channel().await?)
             .lookup_child(request)
