@@ -96,8 +96,10 @@ struct Reference<'a> {
     display: Option<&'a str>,
 }
 
+/// FHIR JSON has no nulls: an absent date is left out.
 #[derive(Debug, Serialize)]
 struct Period {
+    #[serde(skip_serializing_if = "Option::is_none")]
     start: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     end: Option<String>,
