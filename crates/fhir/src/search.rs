@@ -247,32 +247,35 @@ async fn search(
         .await
         .map_err(|status| Refusal::of(&status))?
         .into_inner();
-    let bundle = match searched {
-        Searched::CareTeam => fhir(
-            StatusCode::OK,
-            &resources::searchset(
-                answer
-                    .plans
-                    .iter()
-                    .map(|plan| resources::care_team(&edge.inner.base_url, plan, &nhs_number))
-                    .collect(),
-            ),
-            answer.token.as_ref(),
+    let token = answer.token.as_ref();
+    Ok(match searched {
+        Searched::CareTeam => found(
+            answer
+                .plans
+                .iter()
+                .map(|plan| resources::care_team(&edge.inner.base_url, plan, &nhs_number))
+                .collect(),
+            token,
         ),
-        Searched::AuditEvent => fhir(
-            StatusCode::OK,
-            &resources::searchset(
-                answer
-                    .recent_accesses
-                    .iter()
-                    .enumerate()
-                    .map(|(index, access)| resources::audit_event(access, &nhs_number, index))
-                    .collect(),
-            ),
-            answer.token.as_ref(),
+        Searched::AuditEvent => found(
+            answer
+                .recent_accesses
+                .iter()
+                .enumerate()
+                .map(|(index, access)| resources::audit_event(access, &nhs_number, index))
+                .collect(),
+            token,
         ),
-    };
-    Ok(bundle)
+    })
+}
+
+/// A search's answer: its entries as a `searchset` Bundle, with the token
+/// of what the lookup wrote.
+fn found<R: Serialize>(
+    entries: Vec<resources::Entry<R>>,
+    token: Option<&ConsistencyToken>,
+) -> http::Response<Full<Bytes>> {
+    fhir(StatusCode::OK, &resources::searchset(entries), token)
 }
 
 /// `IsUnscheduledAccessEvent`: absent or `true`, the owning council is

@@ -14,7 +14,6 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use hyper::client::conn::http2::SendRequest;
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use tonic::Status;
 use tonic::body::Body;
 
@@ -80,11 +79,9 @@ impl Http2Channel {
         let tls = https::connect_tls(&self.inner.config, authority.as_str(), authority.host())
             .await
             .map_err(Status::unavailable)?;
-        let (sender, connection) =
-            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
-                .await
-                .map_err(|error| Status::unavailable(format!("{authority}: {error}")))?;
-        tokio::spawn(connection);
+        let sender = https::http2(tls)
+            .await
+            .map_err(|error| Status::unavailable(format!("{authority}: {error}")))?;
         *self.held() = Some(sender.clone());
         Ok(sender)
     }

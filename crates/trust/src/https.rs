@@ -73,16 +73,7 @@ pub async fn connect_with(
             tokio::spawn(connection);
             Sender::Http1(Arc::new(tokio::sync::Mutex::new(sender)))
         }
-        Version::Http2 => {
-            let (sender, connection) = hyper::client::conn::http2::handshake(
-                hyper_util::rt::TokioExecutor::new(),
-                TokioIo::new(tls),
-            )
-            .await
-            .map_err(|error| error.to_string())?;
-            tokio::spawn(connection);
-            Sender::Http2(sender)
-        }
+        Version::Http2 => Sender::Http2(http2(tls).await?),
     };
     Ok(Connection {
         sender,
@@ -148,6 +139,26 @@ pub async fn connect_tls(
     tokio::time::timeout(HANDSHAKE, connecting)
         .await
         .map_err(|_| format!("{authority}: no TLS handshake within {HANDSHAKE:?}"))?
+}
+
+/// HTTP/2 on a TLS connection: the sender of requests, its connection
+/// driven by a task of its own until the peer or every sender is gone.
+pub async fn http2<B>(
+    tls: tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
+) -> Result<hyper::client::conn::http2::SendRequest<B>, String>
+where
+    B: hyper::body::Body + Unpin + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let (sender, connection) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        TokioIo::new(tls),
+    )
+    .await
+    .map_err(|error| error.to_string())?;
+    tokio::spawn(connection);
+    Ok(sender)
 }
 
 impl Connection {
