@@ -404,6 +404,7 @@ async fn a_search_while_the_registry_is_away_is_unavailable_and_answered_once_it
         fhir::Options {
             trust: trust::Trust::load(&realm.config()).expect("trust"),
             registry_url: deployment.url("plan-registry"),
+            registry_pipe: None,
             base_url: format!("https://{address}"),
         },
         std::future::pending(),

@@ -509,7 +509,7 @@ async fn replica_reads(
     let server = tokio::spawn(
         service_core::process::server(&trust, &Default::default(), None)?
             .add_service(replica.into_server())
-            .serve_with_incoming(service_core::process::incoming(listener)),
+            .serve_with_incoming(service_core::connection::incoming(listener, None)),
     );
 
     let agencies =

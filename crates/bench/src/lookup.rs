@@ -325,51 +325,72 @@ pub async fn run(scale: Scale) -> Result<(), Error> {
         lookup(channel, n, children, wire::LookupView::Full)
     })
     .await?;
-    // The same question through the FHIR edge: the same clients on as many
-    // connections (HTTPS, HTTP/2) with the same certificate and token.
+    // The same question through the FHIR edge, with the same certificate
+    // and token: as a hospital's integration engine calls a FHIR API
+    // (HTTP/1.1, a keep-alive connection for each client at work), and
+    // over HTTP/2 on as many connections as the gRPC clients.
     let fhir_address = fhir_address.ok_or("the registry process named no FHIR address")?;
     let issued = realm.organisation_certificate(&domain::OdsCode::parse("RXX01")?)?;
     let bearer = format!(
         "Bearer {}",
         realm.token(&nurse_person(), Duration::from_secs(3600))?
     );
-    let mut connections = Vec::new();
-    for _ in 0..CONNECTIONS {
-        connections.push(
-            trust::https::connect_with(
-                trust::https::Version::Http2,
-                &fhir_address.to_string(),
-                "localhost",
-                realm.ca_pem(),
-                Some((&issued.certificate, &issued.key)),
-            )
-            .await?,
-        );
-    }
+    let connect = |version, count| {
+        let (address, ca) = (fhir_address.to_string(), realm.ca_pem());
+        let identity = (issued.certificate.clone(), issued.key.clone());
+        async move {
+            let mut connections = Vec::new();
+            for _ in 0..count {
+                connections.push(
+                    trust::https::connect_with(
+                        version,
+                        &address,
+                        "localhost",
+                        ca,
+                        Some((&identity.0, &identity.1)),
+                    )
+                    .await?,
+                );
+            }
+            Ok::<_, String>(connections)
+        }
+    };
+    let http1 = connect(trust::https::Version::Http1, CLIENTS).await?;
+    let http2 = connect(trust::https::Version::Http2, CONNECTIONS).await?;
     // Against gRPC lookups asking for what a CareTeam search shows (the
     // plans), taking turns with the searches so that a machine growing
-    // busier or quieter, or the log's own background work, weighs on both
-    // alike.
+    // busier or quieter, or the log's own background work, weighs on
+    // each alike.
     let turn = Scale {
         measure_for: scale.measure_for / 2,
         ..scale
     };
     let (mut plan_lookups, mut grpc_time) = (0, Duration::ZERO);
     let (mut searches, mut fhir_time) = (0, Duration::ZERO);
+    let (mut http2_searches, mut http2_time) = (0, Duration::ZERO);
     for _ in 0..scale.rounds {
         let started = Instant::now();
         let ask = move |channel, n| lookup(channel, n, children, wire::LookupView::Plans);
         plan_lookups += drive(&channels, turn, ask).await?.1.len();
         grpc_time += started.elapsed();
         let started = Instant::now();
-        searches += search_fhir(&connections, &bearer, turn).await?;
+        searches += search_fhir(&http1, &bearer, turn).await?;
         fhir_time += started.elapsed();
+        let started = Instant::now();
+        http2_searches += search_fhir(&http2, &bearer, turn).await?;
+        http2_time += started.elapsed();
     }
     let plan_lookups = per_second(plan_lookups, grpc_time);
     let fhir_lookups = per_second(searches, fhir_time);
+    let http2_lookups = per_second(http2_searches, http2_time);
     figure("lookup_plans_only_per_s", plan_lookups);
     figure("fhir_lookup_per_s", fhir_lookups);
     figure("fhir_vs_grpc_lookup_ratio", fhir_lookups / plan_lookups);
+    figure("fhir_http2_lookup_per_s", http2_lookups);
+    figure(
+        "fhir_http2_vs_grpc_lookup_ratio",
+        http2_lookups / plan_lookups,
+    );
     figure("lookup_per_s", lookups);
     figure("lookup_p99_ms", percentile_ms(&mut latencies, 99.0));
     figure("noop_grpc_per_s", noop);
@@ -434,14 +455,17 @@ pub async fn serve(data: PathBuf, realm: PathBuf) -> Result<(), Error> {
     let (_health, health_service) = tonic_health::server::health_reporter();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     // The FHIR edge beside it, in the same process, as `safeguard up` runs
-    // it: each search one lookup over the registry's gRPC API.
+    // it: each search one lookup over the registry's gRPC API, through an
+    // in-memory pipe (TLS and HTTP/2 on it as on TCP).
     let edge = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let (pipe, piped) = trust::pipe::pair();
     let edge_address = edge.local_addr()?;
     tokio::spawn(fhir::serve(
         edge,
         fhir::Options {
             trust: trust.clone(),
             registry_url: format!("https://{}", listener.local_addr()?),
+            registry_pipe: Some(pipe),
             base_url: format!("https://{edge_address}"),
         },
         std::future::pending(),
@@ -453,7 +477,7 @@ pub async fn serve(data: PathBuf, realm: PathBuf) -> Result<(), Error> {
         service_core::process::server(&trust, &Default::default(), None)?
             .add_service(health_service)
             .add_service(registry.into_server())
-            .serve_with_incoming(service_core::process::incoming(listener)),
+            .serve_with_incoming(service_core::connection::incoming(listener, Some(piped))),
     );
     let mut stdin = tokio::io::stdin();
     let mut sink = Vec::new();

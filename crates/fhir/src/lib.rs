@@ -31,6 +31,9 @@ pub struct Options {
     pub trust: trust::Trust,
     /// The registry's gRPC address (a primary or a read replica).
     pub registry_url: String,
+    /// The registry in this same process (`safeguard up`), reached through
+    /// a pipe rather than TCP; `registry_url` still names its certificate.
+    pub registry_pipe: Option<trust::pipe::Connector>,
     /// This API's own base URL, for the `fullUrl` of each entry.
     pub base_url: String,
 }
@@ -64,6 +67,7 @@ impl Edge {
         let registry = PlanRegistryClient::new(Http2Channel::new(
             &options.registry_url,
             options.trust.service_client_config(),
+            options.registry_pipe.clone(),
         )?);
         Ok(Edge {
             inner: Arc::new(Inner {

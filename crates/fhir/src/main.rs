@@ -41,6 +41,7 @@ async fn run(flags: Flags) -> Result<(), String> {
     let options = fhir::Options {
         trust,
         registry_url: flags.registry,
+        registry_pipe: None,
         base_url: flags
             .base_url
             .unwrap_or_else(|| format!("https://{address}")),

@@ -113,14 +113,30 @@ fn fhir(
     let mut response = http::Response::builder()
         .status(status)
         .header(http::header::CONTENT_TYPE, "application/fhir+json");
-    if let Some(token) = token {
-        response = response.header(CONSISTENCY_TOKEN, service_core::consistency::show(token));
+    if let Some(token) =
+        token.and_then(|token| never_indexed(service_core::consistency::show(token)))
+    {
+        response = response.header(CONSISTENCY_TOKEN, token);
+    }
+    // A searchset of a plan or two, or of the recent accesses, in one
+    // allocation rather than a growing one.
+    let mut json = Vec::with_capacity(4096);
+    if serde_json::to_writer(&mut json, body).is_err() {
+        json.clear();
     }
     response
-        .body(Full::new(Bytes::from(
-            serde_json::to_vec(body).unwrap_or_default(),
-        )))
+        .body(Full::new(Bytes::from(json)))
         .unwrap_or_else(|_| http::Response::new(Full::new(Bytes::new())))
+}
+
+/// A header value that is new on every message (a trace, a token of what
+/// was written), marked for HTTP/2 never to add it to the connection's
+/// header table: it would only push out the ones that repeat, and each
+/// later message would compare itself against every copy.
+fn never_indexed(value: String) -> Option<http::HeaderValue> {
+    let mut value = http::HeaderValue::try_from(value).ok()?;
+    value.set_sensitive(true);
+    Some(value)
 }
 
 /// The resource searched for.
@@ -218,7 +234,7 @@ async fn search(
     if let Some(authorization) = headers.get(http::header::AUTHORIZATION) {
         metadata.insert(http::header::AUTHORIZATION, authorization.clone());
     }
-    if let Ok(traceparent) = http::HeaderValue::try_from(traceparent) {
+    if let Some(traceparent) = never_indexed(traceparent) {
         metadata.insert("traceparent", traceparent);
     }
     let lookup = tonic::Request::from_parts(

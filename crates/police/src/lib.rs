@@ -28,7 +28,7 @@ use hyper::body::Bytes;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tonic::Code;
-use tonic::transport::Channel;
+use trust::channel::Http2Channel;
 
 use crate::report::{Kind, Problem, Report};
 
@@ -41,11 +41,15 @@ pub struct Options {
     pub trust: trust::Trust,
     /// Referral intake's gRPC address (or the one-process backbone's).
     pub referrals_url: String,
+    /// Referral intake in this same process (`safeguard up`), reached
+    /// through a pipe rather than TCP; `referrals_url` still names its
+    /// certificate.
+    pub referrals_pipe: Option<trust::pipe::Connector>,
 }
 
 #[derive(Clone)]
 struct Intake {
-    referrals: ReferralIntakeClient<Channel>,
+    referrals: ReferralIntakeClient<Http2Channel>,
     authenticate: Arc<trust::layer::Authenticate>,
 }
 
@@ -55,10 +59,12 @@ pub async fn serve(
     options: Options,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), String> {
-    let endpoint =
-        trust::client::endpoint(&options.referrals_url, options.trust.service_client_tls())?;
     let intake = Intake {
-        referrals: ReferralIntakeClient::new(endpoint.connect_lazy()),
+        referrals: ReferralIntakeClient::new(Http2Channel::new(
+            &options.referrals_url,
+            options.trust.service_client_config(),
+            options.referrals_pipe.clone(),
+        )?),
         authenticate: Arc::new(options.trust.authenticate()),
     };
     trust::https::serve(

@@ -47,6 +47,7 @@ async fn run(flags: Flags) -> Result<(), String> {
         police::Options {
             trust,
             referrals_url: flags.referrals,
+            referrals_pipe: None,
         },
         async {
             let _ = tokio::signal::ctrl_c().await;

@@ -77,9 +77,12 @@ async fn spawn(dir: &Path) -> App {
         service_core::process::server(&trust, &Default::default(), None)
             .expect("TLS")
             .add_service(service.into_server())
-            .serve_with_incoming_shutdown(service_core::process::incoming(listener), async {
-                let _ = stopped.await;
-            })
+            .serve_with_incoming_shutdown(
+                service_core::connection::incoming(listener, None),
+                async {
+                    let _ = stopped.await;
+                },
+            )
             .await
             .expect("serve");
     });

@@ -279,6 +279,10 @@ async fn start_services(
         ),
         ("/".to_owned(), registry.log().clone()),
     ]);
+    // The edges in this process reach the services through in-memory
+    // pipes: the same TLS, HTTP/2 and gRPC as over TCP, without the
+    // kernel's network stack twice per message.
+    let (pipe, piped) = trust::pipe::pair();
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(
         service_core::process::server(&trust, &config.settings, Some(refusals))
@@ -291,9 +295,12 @@ async fn start_services(
             .add_service(conferences.into_server())
             .add_service(registry.into_server())
             .add_service(notifications.into_server())
-            .serve_with_incoming_shutdown(service_core::process::incoming(listener), async {
-                let _ = stopped.await;
-            }),
+            .serve_with_incoming_shutdown(
+                service_core::connection::incoming(listener, Some(piped)),
+                async {
+                    let _ = stopped.await;
+                },
+            ),
     );
     let mut edges = Vec::new();
     let fhir = match config.fhir {
@@ -302,6 +309,7 @@ async fn start_services(
             let options = fhir::Options {
                 trust: trust.clone(),
                 registry_url: format!("https://{address}"),
+                registry_pipe: Some(pipe.clone()),
                 base_url: format!("https://{at}"),
             };
             edges.push(tokio::spawn(fhir::serve(
@@ -319,6 +327,7 @@ async fn start_services(
             let options = police::Options {
                 trust: trust.clone(),
                 referrals_url: format!("https://{address}"),
+                referrals_pipe: Some(pipe.clone()),
             };
             edges.push(tokio::spawn(police::serve(
                 listener,

@@ -178,7 +178,7 @@ mod tests {
         tokio::spawn(
             tonic::transport::Server::builder()
                 .add_service(service)
-                .serve_with_incoming(crate::process::incoming(listener)),
+                .serve_with_incoming(crate::connection::incoming(listener, None)),
         );
         let health = Health::default();
         tokio::spawn(health.clone().report(reporter, "safeguard.test.v1.Test"));

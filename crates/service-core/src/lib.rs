@@ -13,6 +13,7 @@ pub mod audit;
 pub mod checkpoint;
 pub mod clock;
 pub mod codes;
+pub mod connection;
 pub mod consistency;
 pub mod event;
 pub mod follow;

@@ -531,14 +531,6 @@ pub fn failed(name: &str, error: impl std::fmt::Display) -> ExitCode {
     ExitCode::FAILURE
 }
 
-/// The connections `listener` accepts, ready to serve gRPC on. Nagle's
-/// algorithm is off, as `serve_with_shutdown` has it: with it on, a response
-/// written in more than one piece waits for the client's delayed ACK, and
-/// every lookup took 40 ms however idle the server.
-pub fn incoming(listener: tokio::net::TcpListener) -> tonic::transport::server::TcpIncoming {
-    tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true))
-}
-
 #[cfg(test)]
 mod tests {
     #[test]

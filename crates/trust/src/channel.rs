@@ -4,6 +4,9 @@
 //! (one more hand-over between threads per call), which an edge answering
 //! thousands of searches a second paid for on every one.
 //!
+//! In one process (`safeguard up`) the connection is an in-memory pipe to
+//! the service (`trust::pipe`), the same TLS and HTTP/2 on it.
+//!
 //! A generated client is built on it as on a `Channel`
 //! (`PlanRegistryClient::new(channel)`). A call made while the connection
 //! is down fails `UNAVAILABLE`, and the next one connects again.
@@ -17,7 +20,7 @@ use hyper::client::conn::http2::SendRequest;
 use tonic::Status;
 use tonic::body::Body;
 
-use crate::https;
+use crate::{https, pipe};
 
 /// One HTTP/2 connection to a service, connected on first use; cheap to
 /// clone, every clone sharing it.
@@ -30,6 +33,8 @@ struct Inner {
     config: Arc<rustls::ClientConfig>,
     /// `host:port`, and the host the server's certificate must name.
     authority: http::uri::Authority,
+    /// The way to a service in this same process, instead of TCP.
+    pipe: Option<pipe::Connector>,
     /// The live connection, if there is one.
     sender: Mutex<Option<SendRequest<Body>>>,
     /// Held while connecting, so that calls arriving together make one
@@ -47,8 +52,15 @@ impl std::fmt::Debug for Http2Channel {
 
 impl Http2Channel {
     /// A channel to `url` (`https://host:port`, or a bare `host:port`),
-    /// with `config` (see `Trust::service_client_config`).
-    pub fn new(url: &str, config: Arc<rustls::ClientConfig>) -> Result<Http2Channel, String> {
+    /// with `config` (see `Trust::service_client_config`). With `pipe`,
+    /// the service runs in this same process and each connection is made
+    /// through the pipe rather than TCP; `url` still names the server its
+    /// certificate must prove.
+    pub fn new(
+        url: &str,
+        config: Arc<rustls::ClientConfig>,
+        pipe: Option<pipe::Connector>,
+    ) -> Result<Http2Channel, String> {
         let url = crate::client::https(url);
         let uri: http::Uri = url.parse().map_err(|error| format!("{url}: {error}"))?;
         let authority = uri
@@ -60,6 +72,7 @@ impl Http2Channel {
             inner: Arc::new(Inner {
                 config,
                 authority,
+                pipe,
                 sender: Mutex::new(None),
                 connecting: tokio::sync::Mutex::new(()),
             }),
@@ -76,12 +89,26 @@ impl Http2Channel {
             return Ok(sender);
         }
         let authority = &self.inner.authority;
-        let tls = https::connect_tls(&self.inner.config, authority.as_str(), authority.host())
-            .await
-            .map_err(Status::unavailable)?;
-        let sender = https::http2(tls)
-            .await
-            .map_err(|error| Status::unavailable(format!("{authority}: {error}")))?;
+        let unavailable = |error: String| Status::unavailable(format!("{authority}: {error}"));
+        let sender = match &self.inner.pipe {
+            None => {
+                let tls =
+                    https::connect_tls(&self.inner.config, authority.as_str(), authority.host())
+                        .await
+                        .map_err(Status::unavailable)?;
+                https::http2(tls).await
+            }
+            Some(pipe) => {
+                let io = pipe
+                    .connect()
+                    .map_err(|error| unavailable(error.to_string()))?;
+                let tls = https::handshake(&self.inner.config, io, authority.host())
+                    .await
+                    .map_err(unavailable)?;
+                https::http2(tls).await
+            }
+        }
+        .map_err(unavailable)?;
         *self.held() = Some(sender.clone());
         Ok(sender)
     }

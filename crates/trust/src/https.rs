@@ -125,14 +125,12 @@ pub async fn connect_tls(
     authority: &str,
     server_name: &str,
 ) -> Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>, String> {
-    let name = ServerName::try_from(server_name.to_owned()).map_err(|error| error.to_string())?;
     let connecting = async {
         let tcp = tokio::net::TcpStream::connect(authority)
             .await
             .map_err(|error| format!("{authority}: {error}"))?;
         let _ = tcp.set_nodelay(true);
-        tokio_rustls::TlsConnector::from(config.clone())
-            .connect(name, tcp)
+        handshake(config, tcp, server_name)
             .await
             .map_err(|error| format!("{authority}: {error}"))
     };
@@ -141,12 +139,31 @@ pub async fn connect_tls(
         .map_err(|_| format!("{authority}: no TLS handshake within {HANDSHAKE:?}"))?
 }
 
+/// TLS on a connection already made, the server proven to be
+/// `server_name`.
+pub async fn handshake<IO>(
+    config: &Arc<rustls::ClientConfig>,
+    io: IO,
+    server_name: &str,
+) -> Result<tokio_rustls::client::TlsStream<IO>, String>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let name = ServerName::try_from(server_name.to_owned()).map_err(|error| error.to_string())?;
+    let connecting = tokio_rustls::TlsConnector::from(config.clone()).connect(name, io);
+    tokio::time::timeout(HANDSHAKE, connecting)
+        .await
+        .map_err(|_| format!("no TLS handshake within {HANDSHAKE:?}"))?
+        .map_err(|error| error.to_string())
+}
+
 /// HTTP/2 on a TLS connection: the sender of requests, its connection
 /// driven by a task of its own until the peer or every sender is gone.
-pub async fn http2<B>(
-    tls: tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
+pub async fn http2<IO, B>(
+    tls: tokio_rustls::client::TlsStream<IO>,
 ) -> Result<hyper::client::conn::http2::SendRequest<B>, String>
 where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     B: hyper::body::Body + Unpin + Send + 'static,
     B::Data: Send,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,

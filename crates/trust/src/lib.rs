@@ -10,6 +10,7 @@ pub mod config;
 pub mod https;
 pub mod layer;
 pub mod names;
+pub mod pipe;
 pub mod policy;
 pub mod realm;
 pub mod signing;
