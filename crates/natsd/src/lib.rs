@@ -161,7 +161,7 @@ impl NatsServer {
             {
                 return Err(format!("nats-server exited ({status}): {}", self.log()).into());
             }
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+            if greets(self.port) {
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -183,6 +183,19 @@ impl Drop for NatsServer {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Whether a nats-server answers on `port`: it greets every connection
+/// with its `INFO` line at once. A connection merely accepted could be
+/// another process's listener, or a server about to exit.
+fn greets(port: u16) -> bool {
+    use std::io::Read;
+    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+    let mut greeting = [0_u8; 5];
+    stream.read_exact(&mut greeting).is_ok() && &greeting == b"INFO "
 }
 
 /// The `nats-server` to run: `$NATS_SERVER`; else `nats-server` on the
