@@ -125,18 +125,14 @@ pub async fn connect_tls(
     authority: &str,
     server_name: &str,
 ) -> Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>, String> {
-    let connecting = async {
-        let tcp = tokio::net::TcpStream::connect(authority)
-            .await
-            .map_err(|error| format!("{authority}: {error}"))?;
-        let _ = tcp.set_nodelay(true);
-        handshake(config, tcp, server_name)
-            .await
-            .map_err(|error| format!("{authority}: {error}"))
-    };
-    tokio::time::timeout(HANDSHAKE, connecting)
+    let tcp = tokio::time::timeout(HANDSHAKE, tokio::net::TcpStream::connect(authority))
         .await
-        .map_err(|_| format!("{authority}: no TLS handshake within {HANDSHAKE:?}"))?
+        .map_err(|_| format!("{authority}: no connection within {HANDSHAKE:?}"))?
+        .map_err(|error| format!("{authority}: {error}"))?;
+    let _ = tcp.set_nodelay(true);
+    handshake(config, tcp, server_name)
+        .await
+        .map_err(|error| format!("{authority}: {error}"))
 }
 
 /// TLS on a connection already made, the server proven to be
